@@ -1,0 +1,26 @@
+# The two commands a newcomer needs:
+#   make run    build and run gatehouse on conf/gatehouse.toml in front of the demo origin
+#   make test   formatting, lints, every test, and `check` on every shipped config
+# Everything builds in the release profile, once.
+
+.PHONY: run test deps fmt lint check-configs
+
+run:
+	scripts/run-demo.sh
+
+test: deps fmt lint
+	cargo test --release
+	$(MAKE) check-configs
+
+deps:
+	scripts/install-deps.sh
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --release --all-targets -- -D warnings
+
+check-configs:
+	cargo build --release --bin gatehouse
+	@for f in conf/*.toml; do target/release/gatehouse check -c "$$f" || exit 1; done

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building gatehouse needs on Debian/Ubuntu: a C compiler and cmake (pingora's
+# zlib-ng, ring and zstd build C code). Uses apt when run as root; otherwise says what to run.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+for extra in "$@"; do
+  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+done
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "gatehouse needs a Rust toolchain (cargo): see https://rustup.rs" >&2
+  exit 1
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "gatehouse needs these packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,95 @@
+//! The configuration file as the operator writes it: serde structs that mirror the TOML.
+//!
+//! Nothing here is trusted or typed beyond what TOML gives: addresses, durations and host
+//! patterns stay strings so that `validate` can check all of them and report every error at
+//! once, each with its key path. Unknown keys are collected by `serde_ignored` (see
+//! `config::load`) rather than `deny_unknown_fields`, which would stop at the first one.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+    #[serde(default)]
+    pub listeners: Vec<ListenerSection>,
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolSection>,
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerSection {
+    pub threads: Option<usize>,
+    pub pid_file: Option<String>,
+    pub upgrade_socket: Option<String>,
+    pub state_dir: Option<String>,
+    pub grace_period: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TimeoutsSection {
+    pub connect: Option<String>,
+    pub upstream_read: Option<String>,
+    pub upstream_write: Option<String>,
+    pub client_idle: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListenerSection {
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PoolSection {
+    pub balance: Option<String>,
+    pub hash_key: Option<String>,
+    pub retries: Option<u32>,
+    pub health: Option<HealthSection>,
+    #[serde(default)]
+    pub servers: Vec<ServerEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HealthSection {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub expect_status: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerEntry {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub weight: Option<u32>,
+    pub backup: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RouteSection {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub path_prefix: Option<String>,
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdminSection {
+    pub address: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+}

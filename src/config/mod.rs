@@ -1,0 +1,146 @@
+//! Configuration: the typed, validated values the rest of gatehouse runs on.
+//!
+//! Two layers, as in River: `file` mirrors the TOML an operator writes; `validate` turns it into
+//! the `Config` below (socket addresses, durations, resolved pool references), collecting every
+//! error with its key path and line. The request path only ever sees `Config`.
+
+mod error;
+mod file;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, KeyPath};
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub timeouts: Timeouts,
+    pub listeners: Vec<Listener>,
+    pub pools: Vec<PoolConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub admin: AdminConfig,
+    /// Warnings found while validating (the config is usable).
+    pub warnings: Vec<ConfigError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub state_dir: PathBuf,
+    pub pid_file: PathBuf,
+    pub upgrade_socket: PathBuf,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub upstream_read: Duration,
+    pub upstream_write: Duration,
+    pub client_idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub balance: Balance,
+    pub retries: u32,
+    pub health: Option<HealthConfig>,
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    Hash(HashKey),
+}
+
+/// What a consistent-hash pool hashes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    Path,
+    Uri,
+    ClientIp,
+    Header(http::HeaderName),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub path: String,
+    pub host: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub expect_status: RangeInclusive<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    pub weight: u32,
+    pub backup: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: String,
+    /// Index into `Config::pools`.
+    pub pool: usize,
+}
+
+/// A host a route answers for, lower-cased, without port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    Exact(String),
+    /// `*.example.com`, kept as `.example.com`.
+    Wildcard(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+    pub token: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates a file; every problem is reported at once.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source: path.display().to_string(),
+            errors: vec![ConfigError {
+                path: KeyPath::root(),
+                line: None,
+                message: format!("cannot read file: {e}"),
+                warning: false,
+            }],
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Validates TOML text; `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+        validate::from_toml(text, source)
+    }
+
+    pub fn pool_index(&self, name: &str) -> Option<usize> {
+        self.pools.iter().position(|p| p.name == name)
+    }
+}

@@ -1,0 +1,582 @@
+//! Turns the file layer into a typed `Config`, collecting every error with its key path.
+
+use super::error::{Collector, ConfigError, ConfigErrors, KeyPath, Locator, Seg};
+use super::file::{self, FileConfig};
+use super::*;
+use std::collections::HashSet;
+
+const DEFAULT_STATE_DIR: &str = "/var/lib/gatehouse";
+const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+
+pub(super) fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+    let locator = Locator::new(text);
+    let mut c = Collector::default();
+    let mut unknown = Vec::new();
+    let parsed: Result<FileConfig, _> = {
+        let de = toml::Deserializer::new(text);
+        let mut on_unknown = |p: serde_ignored::Path| unknown.push(ignored_path(&p));
+        let de = serde_ignored::Deserializer::new(de, &mut on_unknown);
+        serde_path_to_error::deserialize(de)
+    };
+    for path in &unknown {
+        c.error(path, "unknown key");
+    }
+    let config = match parsed {
+        Ok(file) => Some(validate(file, &mut c)),
+        Err(e) => {
+            let path = error_path(e.path());
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| locator.line_at(s.start));
+            c.errors.push(ConfigError {
+                path,
+                line,
+                message: inner.message().trim().to_string(),
+                warning: false,
+            });
+            None
+        }
+    };
+    for e in &mut c.errors {
+        if e.line.is_none() {
+            e.line = locator.line_of(&e.path);
+        }
+    }
+    c.errors.sort_by_key(|e| e.line.unwrap_or(0));
+    match config {
+        Some(mut config) if !c.has_errors() => {
+            config.warnings = c.errors;
+            Ok(config)
+        }
+        _ => Err(ConfigErrors {
+            source: source.to_string(),
+            errors: c.errors,
+        }),
+    }
+}
+
+fn ignored_path(p: &serde_ignored::Path) -> KeyPath {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => KeyPath::root(),
+        P::Seq { parent, index } => ignored_path(parent).index(*index),
+        P::Map { parent, key } => ignored_path(parent).key(key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+fn error_path(p: &serde_path_to_error::Path) -> KeyPath {
+    use serde_path_to_error::Segment as S;
+    let mut segs = Vec::new();
+    for s in p.iter() {
+        match s {
+            S::Seq { index } => segs.push(Seg::Index(*index)),
+            S::Map { key } => segs.push(Seg::Key(key.clone())),
+            S::Enum { variant } => segs.push(Seg::Key(variant.clone())),
+            S::Unknown => {}
+        }
+    }
+    KeyPath(segs)
+}
+
+fn validate(f: FileConfig, c: &mut Collector) -> Config {
+    let root = KeyPath::root();
+    let server = server_settings(f.server, &root.key("server"), c);
+    let timeouts = timeouts(f.timeouts, &root.key("timeouts"), c);
+    let listeners = listeners(f.listeners, &root.key("listeners"), c);
+    let pools = pools(f.pools, &root.key("pools"), c);
+    let routes = routes(f.routes, &pools, &root.key("routes"), c);
+    let admin = admin(f.admin, &root.key("admin"), c);
+    for pool in &pools {
+        let pi = pools.iter().position(|p| p.name == pool.name);
+        if !routes.iter().any(|r| Some(r.pool) == pi) {
+            c.warn(
+                &root.key("pools").key(&pool.name),
+                "no route sends traffic to this pool",
+            );
+        }
+    }
+    Config {
+        server,
+        timeouts,
+        listeners,
+        pools,
+        routes,
+        admin,
+        warnings: Vec::new(),
+    }
+}
+
+/// Parses `"2s"`, `"500ms"`, `"1m 30s"`; reports and falls back to `default` when invalid.
+fn duration(v: Option<String>, default: &str, path: &KeyPath, c: &mut Collector) -> Duration {
+    let fallback = humantime::parse_duration(default).unwrap_or_default();
+    let Some(s) = v else { return fallback };
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) => d,
+        Err(_) => {
+            c.error(
+                path,
+                format!("not a duration: {s:?} (write e.g. \"500ms\", \"2s\", \"1m\")"),
+            );
+            fallback
+        }
+    }
+}
+
+fn socket_addr(v: &str, path: &KeyPath, c: &mut Collector) -> Option<SocketAddr> {
+    match v.trim().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.error(
+                path,
+                format!("not a socket address: {v:?} (write IP:PORT, e.g. \"10.0.0.1:80\" or \"[::1]:80\")"),
+            );
+            None
+        }
+    }
+}
+
+fn placeholder_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn server_settings(s: file::ServerSection, p: &KeyPath, c: &mut Collector) -> ServerSettings {
+    let threads = match s.threads {
+        Some(0) => {
+            c.error(&p.key("threads"), "must be at least 1");
+            1
+        }
+        Some(n) if n > 256 => {
+            c.error(&p.key("threads"), format!("{n} is more than 256"));
+            256
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let state_dir = PathBuf::from(s.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()));
+    let pid_file = s
+        .pid_file
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir.join("gatehouse.pid"));
+    let upgrade_socket = s
+        .upgrade_socket
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir.join("upgrade.sock"));
+    ServerSettings {
+        threads,
+        state_dir,
+        pid_file,
+        upgrade_socket,
+        grace_period: duration(s.grace_period, "5s", &p.key("grace_period"), c),
+        shutdown_timeout: duration(s.shutdown_timeout, "5s", &p.key("shutdown_timeout"), c),
+    }
+}
+
+fn timeouts(t: file::TimeoutsSection, p: &KeyPath, c: &mut Collector) -> Timeouts {
+    let mut nonzero = |v, default, key: &str| {
+        let d = duration(v, default, &p.key(key), c);
+        if d.is_zero() {
+            c.error(&p.key(key), "must be greater than zero");
+        }
+        d
+    };
+    Timeouts {
+        connect: nonzero(t.connect, "3s", "connect"),
+        upstream_read: nonzero(t.upstream_read, "60s", "upstream_read"),
+        upstream_write: nonzero(t.upstream_write, "60s", "upstream_write"),
+        client_idle: nonzero(t.client_idle, "60s", "client_idle"),
+    }
+}
+
+fn listeners(list: Vec<file::ListenerSection>, p: &KeyPath, c: &mut Collector) -> Vec<Listener> {
+    if list.is_empty() {
+        c.error(p, "at least one [[listeners]] entry is needed");
+    }
+    let mut seen_addr = HashSet::new();
+    let mut seen_name = HashSet::new();
+    let mut out = Vec::new();
+    for (i, l) in list.into_iter().enumerate() {
+        let lp = p.index(i);
+        let Some(addr_s) = l.address else {
+            c.error(
+                &lp.key("address"),
+                "missing (e.g. address = \"0.0.0.0:80\")",
+            );
+            continue;
+        };
+        let Some(address) = socket_addr(&addr_s, &lp.key("address"), c) else {
+            continue;
+        };
+        if !seen_addr.insert(address) {
+            c.error(
+                &lp.key("address"),
+                format!("{address} is used by another listener"),
+            );
+        }
+        let name = l.name.unwrap_or_else(|| address.to_string());
+        if !seen_name.insert(name.clone()) {
+            c.error(&lp.key("name"), format!("duplicate listener name {name:?}"));
+        }
+        out.push(Listener { name, address });
+    }
+    out
+}
+
+fn pools(
+    map: std::collections::BTreeMap<String, file::PoolSection>,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Vec<PoolConfig> {
+    if map.is_empty() {
+        c.error(p, "at least one pool is needed (e.g. [pools.web])");
+    }
+    map.into_iter()
+        .map(|(name, pool)| {
+            let pp = p.key(&name);
+            if !valid_name(&name) {
+                c.error(&pp, "pool names use letters, digits, '-', '_' and '.'");
+            }
+            pool_config(name, pool, &pp, c)
+        })
+        .collect()
+}
+
+fn pool_config(name: String, f: file::PoolSection, p: &KeyPath, c: &mut Collector) -> PoolConfig {
+    let hash_key = f
+        .hash_key
+        .as_deref()
+        .map(|k| hash_key(k, &p.key("hash_key"), c));
+    let balance = match f.balance.as_deref().unwrap_or("round_robin") {
+        "round_robin" => Balance::RoundRobin,
+        "least_conn" => Balance::LeastConn,
+        "hash" => match hash_key.clone() {
+            Some(Some(k)) => Balance::Hash(k),
+            Some(None) => Balance::Hash(HashKey::Path),
+            None => {
+                c.error(
+                    &p.key("hash_key"),
+                    "missing: balance = \"hash\" needs hash_key (\"path\", \"uri\", \"client_ip\" or \"header:NAME\")",
+                );
+                Balance::Hash(HashKey::Path)
+            }
+        },
+        other => {
+            c.error(
+                &p.key("balance"),
+                format!(
+                    "unknown balance {other:?}: use \"round_robin\", \"least_conn\" or \"hash\""
+                ),
+            );
+            Balance::RoundRobin
+        }
+    };
+    if hash_key.is_some() && !matches!(balance, Balance::Hash(_)) && f.balance.is_some() {
+        c.error(
+            &p.key("hash_key"),
+            "only used with balance = \"hash\": drop hash_key or set balance = \"hash\"",
+        );
+    }
+    let retries = f.retries.unwrap_or(1);
+    if retries > 10 {
+        c.error(&p.key("retries"), format!("{retries} is more than 10"));
+    }
+    let health = health(f.health, &p.key("health"), c);
+    let servers = servers(f.servers, &p.key("servers"), c);
+    PoolConfig {
+        name,
+        balance,
+        retries,
+        health,
+        servers,
+    }
+}
+
+fn hash_key(k: &str, p: &KeyPath, c: &mut Collector) -> Option<HashKey> {
+    let key = match k {
+        "path" => HashKey::Path,
+        "uri" => HashKey::Uri,
+        "client_ip" => HashKey::ClientIp,
+        _ => match k.strip_prefix("header:").map(http::HeaderName::try_from) {
+            Some(Ok(h)) => HashKey::Header(h),
+            Some(Err(_)) => {
+                c.error(p, format!("not a header name: {k:?}"));
+                return None;
+            }
+            None => {
+                c.error(
+                    p,
+                    format!("unknown hash key {k:?}: use \"path\", \"uri\", \"client_ip\" or \"header:NAME\""),
+                );
+                return None;
+            }
+        },
+    };
+    Some(key)
+}
+
+fn health(h: Option<file::HealthSection>, p: &KeyPath, c: &mut Collector) -> Option<HealthConfig> {
+    let h = h.unwrap_or_default();
+    if h.enabled == Some(false) {
+        return None;
+    }
+    let path = h.path.unwrap_or_else(|| "/".into());
+    if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        c.error(
+            &p.key("path"),
+            format!("not a request path: {path:?} (must start with '/', no spaces)"),
+        );
+    }
+    let interval = duration(h.interval, "2s", &p.key("interval"), c);
+    let timeout = duration(h.timeout, "1s", &p.key("timeout"), c);
+    if interval.is_zero() {
+        c.error(&p.key("interval"), "must be greater than zero");
+    }
+    if timeout.is_zero() || timeout > interval {
+        c.error(
+            &p.key("timeout"),
+            "must be greater than zero and at most the interval",
+        );
+    }
+    let rise = h.rise.unwrap_or(2);
+    let fall = h.fall.unwrap_or(3);
+    for (key, v) in [("rise", rise), ("fall", fall)] {
+        if v == 0 || v > 100 {
+            c.error(&p.key(key), format!("{v} is not between 1 and 100"));
+        }
+    }
+    let expect = h.expect_status.unwrap_or_else(|| "200-399".into());
+    let expect_status = status_range(&expect).unwrap_or_else(|| {
+        c.error(
+            &p.key("expect_status"),
+            format!("not a status or range: {expect:?} (write e.g. \"200\" or \"200-399\")"),
+        );
+        200..=399
+    });
+    Some(HealthConfig {
+        path,
+        host: h.host.unwrap_or_default(),
+        interval,
+        timeout,
+        rise,
+        fall,
+        expect_status,
+    })
+}
+
+fn status_range(s: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some(lo..=hi)
+}
+
+fn servers(list: Vec<file::ServerEntry>, p: &KeyPath, c: &mut Collector) -> Vec<ServerConfig> {
+    if list.is_empty() {
+        c.error(
+            p,
+            "a pool needs at least one server ([[pools.NAME.servers]])",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    let mut out = Vec::new();
+    for (i, s) in list.into_iter().enumerate() {
+        let sp = p.index(i);
+        let address = match &s.address {
+            Some(a) => socket_addr(a, &sp.key("address"), c),
+            None => {
+                c.error(
+                    &sp.key("address"),
+                    "missing (e.g. address = \"10.0.0.1:80\")",
+                );
+                None
+            }
+        };
+        if let Some(a) = address {
+            if !addrs.insert(a) {
+                c.error(
+                    &sp.key("address"),
+                    format!("{a} is listed twice in this pool"),
+                );
+            }
+        }
+        let name = s
+            .name
+            .or_else(|| s.address.clone())
+            .unwrap_or_else(|| format!("server{i}"));
+        if !valid_name(&name.replace([':', '[', ']'], "")) {
+            c.error(
+                &sp.key("name"),
+                format!("{name:?}: use letters, digits, '-', '_' and '.'"),
+            );
+        }
+        if !names.insert(name.clone()) {
+            c.error(
+                &sp.key("name"),
+                format!("duplicate server name {name:?} in this pool"),
+            );
+        }
+        let weight = s.weight.unwrap_or(1);
+        if !(1..=256).contains(&weight) {
+            c.error(
+                &sp.key("weight"),
+                format!(
+                    "{weight} is not between 1 and 256 (to stop traffic, put the server in maint)"
+                ),
+            );
+        }
+        out.push(ServerConfig {
+            name,
+            address: address.unwrap_or_else(placeholder_addr),
+            weight: weight.clamp(1, 256),
+            backup: s.backup.unwrap_or(false),
+        });
+    }
+    if !out.is_empty() && out.iter().all(|s| s.backup) {
+        c.error(
+            p,
+            "every server is a backup: at least one must be a primary",
+        );
+    }
+    out
+}
+
+fn routes(
+    list: Vec<file::RouteSection>,
+    pools: &[PoolConfig],
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Vec<RouteConfig> {
+    if list.is_empty() {
+        c.error(p, "at least one [[routes]] entry is needed");
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, r) in list.into_iter().enumerate() {
+        let rp = p.index(i);
+        let name = r.name.unwrap_or_else(|| format!("route{i}"));
+        let path_prefix = r.path_prefix.unwrap_or_else(|| "/".into());
+        if !path_prefix.starts_with('/') {
+            c.error(
+                &rp.key("path_prefix"),
+                format!("{path_prefix:?} must start with '/'"),
+            );
+        }
+        let mut hosts = Vec::new();
+        for (j, h) in r.hosts.iter().enumerate() {
+            match host_pattern(h) {
+                Some(pat) => {
+                    if !seen.insert((Some(pat.clone()), path_prefix.clone())) {
+                        c.error(&rp.key("hosts").index(j), format!("{h:?} with path_prefix {path_prefix:?} is already routed by an earlier route"));
+                    }
+                    hosts.push(pat)
+                }
+                None => c.error(
+                    &rp.key("hosts").index(j),
+                    format!("not a host name: {h:?} (write \"example.com\" or \"*.example.com\", no port)"),
+                ),
+            }
+        }
+        if r.hosts.is_empty() && !seen.insert((None, path_prefix.clone())) {
+            c.error(
+                &rp.key("path_prefix"),
+                format!("a route for any host with path_prefix {path_prefix:?} already exists"),
+            );
+        }
+        let pool = match r.pool {
+            None => {
+                c.error(
+                    &rp.key("pool"),
+                    "missing: name the pool this route sends to",
+                );
+                0
+            }
+            Some(name) => match pools.iter().position(|pl| pl.name == name) {
+                Some(ix) => ix,
+                None => {
+                    let known: Vec<_> = pools.iter().map(|p| p.name.as_str()).collect();
+                    c.error(
+                        &rp.key("pool"),
+                        format!("unknown pool {name:?} (pools are: {})", known.join(", ")),
+                    );
+                    0
+                }
+            },
+        };
+        out.push(RouteConfig {
+            name,
+            hosts,
+            path_prefix,
+            pool,
+        });
+    }
+    out
+}
+
+fn host_pattern(h: &str) -> Option<HostPattern> {
+    let h = h.trim().to_ascii_lowercase();
+    let (wild, name) = match h.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, h.as_str()),
+    };
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !ok {
+        return None;
+    }
+    Some(if wild {
+        HostPattern::Wildcard(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_string())
+    })
+}
+
+fn admin(a: file::AdminSection, p: &KeyPath, c: &mut Collector) -> AdminConfig {
+    let address = socket_addr(
+        a.address.as_deref().unwrap_or(DEFAULT_ADMIN),
+        &p.key("address"),
+        c,
+    )
+    .unwrap_or_else(placeholder_addr);
+    let token = match (a.token, a.token_file) {
+        (Some(_), Some(_)) => {
+            c.error(&p.key("token_file"), "set token or token_file, not both");
+            None
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(f)) => match std::fs::read_to_string(&f) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(_) => {
+                c.error(&p.key("token_file"), format!("{f}: file is empty"));
+                None
+            }
+            Err(e) => {
+                c.error(&p.key("token_file"), format!("{f}: {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    if matches!(&token, Some(t) if t.len() < 16) {
+        c.error(&p.key("token"), "too short: use at least 16 characters");
+    }
+    if !address.ip().is_loopback() && token.is_none() {
+        c.error(
+            &p.key("address"),
+            format!("{address} is not a loopback address: set token or token_file, or bind to 127.0.0.1"),
+        );
+    }
+    AdminConfig { address, token }
+}

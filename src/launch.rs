@@ -1,0 +1,159 @@
+//! Builds pingora's `Server` from a validated `Config` and runs it: in the foreground for
+//! `gatehouse run`, or on a thread with a handle (`Gatehouse`) that tests and embedders stop on
+//! drop.
+
+use crate::balance::HealthService;
+use crate::config::Config;
+use crate::proxy::Proxy;
+use crate::runtime::Shared;
+use async_trait::async_trait;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// pingora's own cap on attempts per request; each pool's `retries` is enforced below it.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Prepares the state directory and checks that every listener address can be bound, so an
+/// operator gets "listeners[0].address: ..." rather than a panic deep in pingora.
+pub fn preflight(config: &Config, upgrade: bool) -> Result<(), String> {
+    let dir = &config.server.state_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("server.state_dir: cannot create {}: {e}", dir.display()))?;
+    if upgrade {
+        return Ok(()); // the old process holds the sockets and hands them over
+    }
+    for (i, l) in config.listeners.iter().enumerate() {
+        std::net::TcpListener::bind(l.address).map_err(|e| {
+            format!(
+                "listeners[{i}].address: cannot listen on {}: {e}",
+                l.address
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Builds the pingora server with gatehouse's services: the proxy on every listener and the
+/// health checker.
+pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Server {
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        pid_file: config.server.pid_file.display().to_string(),
+        upgrade_sock: config.server.upgrade_socket.display().to_string(),
+        grace_period_seconds: Some(ceil_secs(config.server.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(ceil_secs(config.server.shutdown_timeout)),
+        max_retries: MAX_ATTEMPTS,
+        ..ServerConf::default()
+    };
+    conf.daemon = false;
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        "gatehouse proxy",
+    );
+    for l in &config.listeners {
+        proxy.add_tcp(&l.address.to_string());
+    }
+    server.add_service(proxy);
+    server.add_service(background_service(
+        "gatehouse health checks",
+        HealthService::new(shared),
+    ));
+    server
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Runs gatehouse in the foreground until SIGTERM (graceful), SIGINT (fast) or SIGQUIT
+/// (hand-off to an upgrading process).
+pub fn run_foreground(config: Config, upgrade: bool) -> Result<(), String> {
+    preflight(&config, upgrade)?;
+    let pid_file = config.server.pid_file.clone();
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!("cannot write pid file {}: {e}", pid_file.display());
+    }
+    let shared = Shared::new(config);
+    let server = build_server(&shared.current().config, shared.clone(), upgrade);
+    tracing::info!(
+        listeners = ?shared.current().config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(),
+        "gatehouse starting"
+    );
+    server.run(RunArgs::default());
+    Ok(())
+}
+
+/// A running gatehouse on its own thread; dropping it stops the server.
+pub struct Gatehouse {
+    pub shared: Arc<Shared>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct StopOnSignal(tokio::sync::watch::Receiver<bool>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+impl Gatehouse {
+    /// Starts gatehouse on a thread and returns once its listeners accept connections.
+    pub fn start(config: Config) -> Result<Gatehouse, String> {
+        preflight(&config, false)?;
+        let listeners: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+        let shared = Shared::new(config);
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("gatehouse".into())
+            .spawn(move || {
+                let config = for_thread.current().config.clone();
+                let server = build_server(&config, for_thread, false);
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(StopOnSignal(rx)),
+                });
+            })
+            .map_err(|e| format!("cannot start server thread: {e}"))?;
+        let gh = Gatehouse {
+            shared,
+            stop,
+            thread: Some(thread),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for addr in listeners {
+            while std::net::TcpStream::connect(addr).is_err() {
+                if std::time::Instant::now() > deadline {
+                    return Err(format!("gatehouse did not start listening on {addr}"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(gh)
+    }
+}
+
+impl Drop for Gatehouse {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! gatehouse: one binary doing the work of an edge tier's three daemons: TLS termination,
+//! caching, read-only mode, load balancing with health checks, an admin API and per-request
+//! timing logs, on pingora.
+//!
+//! `main` parses the command line; everything else lives here so that tests boot the real
+//! server (`Gatehouse::start`) on ephemeral ports.
+
+pub mod balance;
+pub mod config;
+pub mod launch;
+pub mod proxy;
+pub mod respond;
+pub mod routing;
+pub mod runtime;
+pub mod telemetry;
+
+pub use config::Config;
+pub use launch::Gatehouse;

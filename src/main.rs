@@ -1,0 +1,55 @@
+//! Entry point: command line → load and validate → run; every error becomes a message on
+//! stderr and exit status 1.
+
+mod cli;
+
+use clap::Parser;
+use gatehouse::config::Config;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("{}: {w}", config.display());
+                }
+                let servers: usize = c.pools.iter().map(|p| p.servers.len()).sum();
+                println!(
+                    "{}: ok: {} listener(s), {} pool(s) with {} server(s), {} route(s)",
+                    config.display(),
+                    c.listeners.len(),
+                    c.pools.len(),
+                    servers,
+                    c.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Run { config, upgrade } => {
+            gatehouse::telemetry::init();
+            let c = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for w in &c.warnings {
+                tracing::warn!("{}: {w}", config.display());
+            }
+            match gatehouse::launch::run_foreground(c, upgrade) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gatehouse: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The one `ProxyHttp` implementation: each hook is a short call into the module that owns the
+//! concern.
+//!
+//! ```text
+//!  client ──► early_request_filter   client idle timeout
+//!         ──► request_filter         routing: host/path → route → pool   (404 if none)
+//!         ──► upstream_peer          balance: pick a usable server, count it in flight
+//!         │     └─ fail_to_connect   mark it tried; retry on another server (connect only)
+//!         ──► upstream_request_filter X-Forwarded-For/-Proto/-Host
+//!         ◄── response from the server, streamed back
+//!         ──► fail_to_proxy          502 / 503 / 504 with a short body
+//!         ──► logging                (always runs)
+//! ```
+//!
+//! The context holds the config generation loaded when the request began, so every hook of
+//! one request sees the same config, and the in-flight guard of the chosen server.
+
+use crate::balance::InflightGuard;
+use crate::config::HashKey;
+use crate::respond::{self, LocalAnswer};
+use crate::runtime::{Runtime, Shared};
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
+
+/// Raised by `upstream_peer` when the pool has no usable server (marked upstream so that a
+/// stale cached copy may be served in its place).
+const NO_USABLE_SERVER: ErrorType = ErrorType::Custom("no usable server");
+/// Raised when every usable server was tried and none could be connected to.
+const ALL_SERVERS_FAILED: ErrorType = ErrorType::Custom("no server answered");
+
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Proxy { shared }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    pub rt: Arc<Runtime>,
+    pub route: Option<usize>,
+    pub pool: Option<usize>,
+    pub server: Option<usize>,
+    /// Servers this request failed to connect to; never chosen again for it.
+    pub tried: Vec<usize>,
+    pub attempts: u32,
+    guard: Option<InflightGuard>,
+}
+
+/// The host a request names: URI authority first (absolute-form, HTTP/2), then Host.
+pub fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            rt: self.shared.current(),
+            route: None,
+            pool: None,
+            server: None,
+            tried: Vec::new(),
+            attempts: 0,
+            guard: None,
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        session.set_keepalive(Some(ctx.rt.config.timeouts.client_idle.as_secs().max(1)));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        let route = ctx.rt.router.route(request_host(req), req.uri.path());
+        let Some(route) = route else {
+            respond::send(session, respond::NO_ROUTE, true).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route);
+        ctx.pool = Some(ctx.rt.config.routes[route].pool);
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        // A retry releases the previous attempt's in-flight slot before choosing again.
+        ctx.guard = None;
+        let rt = ctx.rt.clone();
+        let pool = &rt.pools[ctx.pool.unwrap_or(0)];
+        let ip_octets;
+        let req = session.req_header();
+        let key: Option<&[u8]> = match pool.hash_key() {
+            None => None,
+            Some(HashKey::Path) => Some(req.uri.path().as_bytes()),
+            Some(HashKey::Uri) => Some(
+                req.uri
+                    .path_and_query()
+                    .map_or(b"/".as_slice(), |pq| pq.as_str().as_bytes()),
+            ),
+            Some(HashKey::Header(h)) => req.headers.get(h).map(|v| v.as_bytes()),
+            Some(HashKey::ClientIp) => {
+                ip_octets = client_ip(session).map(|ip| match ip {
+                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                    std::net::IpAddr::V6(v6) => v6.octets(),
+                });
+                ip_octets.as_ref().map(|o| o.as_slice())
+            }
+        };
+        let Some(ix) = pool.select(key, &ctx.tried) else {
+            let etype = if ctx.tried.is_empty() {
+                NO_USABLE_SERVER
+            } else {
+                ALL_SERVERS_FAILED
+            };
+            return Err(Error::explain(etype, format!("pool {}", pool.config.name)).into_up());
+        };
+        let server = &pool.servers[ix];
+        ctx.server = Some(ix);
+        ctx.attempts += 1;
+        ctx.guard = Some(InflightGuard::new(&server.state));
+        let t = &rt.config.timeouts;
+        let mut peer = HttpPeer::new(server.config.address, false, String::new());
+        peer.options.connection_timeout = Some(t.connect);
+        peer.options.read_timeout = Some(t.upstream_read);
+        peer.options.write_timeout = Some(t.upstream_write);
+        peer.options.idle_timeout = Some(t.client_idle);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.guard = None;
+        let pool = &ctx.rt.pools[ctx.pool.unwrap_or(0)];
+        if let Some(ix) = ctx.server {
+            pool.servers[ix].state.note_connect_failure();
+            ctx.tried.push(ix);
+        }
+        // Nothing reached the server: safe to try another, for any method.
+        e.set_retry(ctx.attempts <= pool.config.retries);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        ctx.guard = None;
+        // pingora's policy: retry only idempotent requests, and only when a reused upstream
+        // connection turned out dead (bytes may have reached the server otherwise).
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(ip) = client_ip(session) {
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header("X-Forwarded-For", xff)?;
+        }
+        upstream.insert_header("X-Forwarded-Proto", "http")?;
+        if let Some(host) = request_host(session.req_header()) {
+            let host = host.to_string();
+            upstream.insert_header("X-Forwarded-Host", host)?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        let answer = error_answer(e);
+        let code = match answer {
+            Some(a) => {
+                if let Err(err) = respond::send(session, a, false).await {
+                    tracing::debug!("could not send error answer: {err}");
+                }
+                a.status
+            }
+            None => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// What the client is told for a failed request; None when the client is gone.
+fn error_answer(e: &Error) -> Option<LocalAnswer> {
+    use ErrorType::*;
+    let etype = e.etype();
+    if *etype == NO_USABLE_SERVER {
+        return Some(respond::NO_SERVER);
+    }
+    if *etype == ALL_SERVERS_FAILED {
+        return Some(respond::BAD_GATEWAY);
+    }
+    match (e.esource(), etype) {
+        (_, HTTPStatus(code)) => Some(match *code {
+            400..=499 => respond::BAD_REQUEST,
+            504 => respond::GATEWAY_TIMEOUT,
+            503 => respond::NO_SERVER,
+            _ => respond::BAD_GATEWAY,
+        }),
+        (ErrorSource::Upstream, ConnectTimedout | ReadTimedout | WriteTimedout) => {
+            Some(respond::GATEWAY_TIMEOUT)
+        }
+        (ErrorSource::Upstream, _) => Some(respond::BAD_GATEWAY),
+        (ErrorSource::Downstream, WriteError | ReadError | ConnectionClosed) => None,
+        (ErrorSource::Downstream, _) => Some(respond::BAD_REQUEST),
+        _ => Some(respond::INTERNAL),
+    }
+}

@@ -1,0 +1,147 @@
+//! Test harness: ephemeral ports, in-process origins, and gatehouse booted from the library on
+//! a thread (stopped when the handle drops).
+#![allow(dead_code)]
+
+pub mod origin;
+
+pub use origin::{Mode, Origin};
+
+use gatehouse::{Config, Gatehouse};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now (bound then released).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A fresh directory for one gatehouse's state.
+pub fn state_dir() -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "gatehouse-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running gatehouse and the address of its listener.
+pub struct Proxy {
+    pub gh: Gatehouse,
+    pub addr: SocketAddr,
+}
+
+impl Proxy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Waits until every server of every pool with a health check is up (or `timeout`).
+    pub async fn wait_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rt = self.gh.shared.current();
+            let all_up = rt
+                .pools
+                .iter()
+                .all(|p| p.servers.iter().all(|s| s.state.is_healthy()));
+            if all_up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "servers not healthy within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn server_healthy(&self, pool: &str, server: &str) -> bool {
+        let rt = self.gh.shared.current();
+        let p = rt.pools.iter().find(|p| p.config.name == pool).unwrap();
+        let s = p.servers.iter().find(|s| s.config.name == server).unwrap();
+        s.state.is_healthy()
+    }
+
+    pub fn in_flight(&self, pool: &str, server: &str) -> u64 {
+        let rt = self.gh.shared.current();
+        let p = rt.pools.iter().find(|p| p.config.name == pool).unwrap();
+        let s = p.servers.iter().find(|s| s.config.name == server).unwrap();
+        s.state.inflight()
+    }
+}
+
+/// Boots gatehouse with `body` (pools, routes, timeouts...) plus a listener on a free port.
+pub async fn boot(body: &str) -> Proxy {
+    let addr = free_port();
+    let toml = format!(
+        "[server]\nthreads = 2\nstate_dir = {:?}\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n\
+         [[listeners]]\naddress = \"{addr}\"\n\n{body}",
+        state_dir().display().to_string()
+    );
+    let config = Config::from_toml(&toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    gatehouse::telemetry::init_with_default("warn");
+    let gh = tokio::task::spawn_blocking(move || Gatehouse::start(config))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("gatehouse did not start: {e}"));
+    Proxy { gh, addr }
+}
+
+/// `[[pools.NAME.servers]]` entries for origins, named after them.
+pub fn servers(pool: &str, origins: &[&Origin]) -> String {
+    origins
+        .iter()
+        .map(|o| {
+            format!(
+                "[[pools.{pool}.servers]]\nname = \"{}\"\naddress = \"{}\"\n",
+                o.name, o.addr
+            )
+        })
+        .collect()
+}
+
+/// A pool without health checks: its servers take traffic at once.
+pub fn unchecked_pool(pool: &str, origins: &[&Origin]) -> String {
+    format!(
+        "[pools.{pool}.health]\nenabled = false\n{}",
+        servers(pool, origins)
+    )
+}
+
+/// A fast health check section for tests.
+pub fn fast_health(pool: &str, rise: u32, fall: u32) -> String {
+    format!(
+        "[pools.{pool}.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = {rise}\nfall = {fall}\n"
+    )
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// GET `url`: status and body.
+pub async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = c.get(url).send().await.expect("request failed");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
+/// GET with a Host header.
+pub async fn get_host(c: &reqwest::Client, url: &str, host: &str) -> (u16, String) {
+    let r = c
+        .get(url)
+        .header("Host", host)
+        .send()
+        .await
+        .expect("request failed");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}

@@ -1,0 +1,100 @@
+//! The binary's command line: `check` on shipped configs and on broken ones.
+
+use std::process::Command;
+
+fn gatehouse() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+#[test]
+fn every_shipped_config_passes_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = gatehouse()
+                .arg("check")
+                .arg("-c")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("ok:"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}
+
+#[test]
+fn a_bad_config_prints_every_error_with_key_and_line() {
+    let path = crate::common::state_dir().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[listeners]]\naddress = \"0.0.0.0:8080\"\n\
+         [timeouts]\nconnect = \"soon\"\n\
+         [pools.web]\nbalance = \"fastest\"\n\
+         [[pools.web.servers]]\nname = \"a\"\naddress = \"10.0.0.300:80\"\nwieght = 2\n\
+         [[routes]]\npool = \"api\"\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "line 4: timeouts.connect: not a duration: \"soon\"",
+        "line 6: pools.web.balance: unknown balance \"fastest\"",
+        "line 9: pools.web.servers[0].address: not a socket address: \"10.0.0.300:80\"",
+        "line 10: pools.web.servers[0].wieght: unknown key",
+        "line 12: routes[0].pool: unknown pool \"api\" (pools are: web)",
+        "5 errors",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_type_error_names_its_key_and_line() {
+    let path = crate::common::state_dir().join("type.toml");
+    std::fs::write(&path, "[server]\nthreads = \"two\"\n").unwrap();
+    let out = gatehouse()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: server.threads: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = gatehouse()
+        .args(["check", "-c", "/nonexistent/gatehouse.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
+}
+
+#[test]
+fn version_is_printed() {
+    let out = gatehouse().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("gatehouse "));
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: real origins on ephemeral ports, gatehouse booted from the library, real
+//! HTTP over loopback. One module per concern; one binary so the suite links once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod balancing;
+mod cli;
+mod errors;
+mod health;
+mod proxying;
+mod routing;
