@@ -63,7 +63,16 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         "gatehouse proxy",
     );
     for l in &config.listeners {
-        proxy.add_tcp(&l.address.to_string());
+        let addr = l.address.to_string();
+        match (&l.tls, shared.tls.get(&l.name)) {
+            (Some(t), Some(resolver)) => {
+                match crate::tls::listener_settings(resolver.clone(), t.h2) {
+                    Ok(settings) => proxy.add_tls_with_settings(&addr, None, settings),
+                    Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
+                }
+            }
+            _ => proxy.add_tcp(&addr),
+        }
     }
     server.add_service(proxy);
     server.add_service(background_service(

@@ -13,6 +13,7 @@ pub mod respond;
 pub mod routing;
 pub mod runtime;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use launch::Gatehouse;

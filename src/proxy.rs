@@ -45,6 +45,10 @@ impl Proxy {
 /// Per-request state.
 pub struct Ctx {
     pub rt: Arc<Runtime>,
+    /// Index of the listener the request arrived on.
+    pub listener: Option<usize>,
+    /// Whether the client connection is TLS.
+    pub https: bool,
     pub route: Option<usize>,
     pub pool: Option<usize>,
     pub server: Option<usize>,
@@ -69,6 +73,8 @@ impl ProxyHttp for Proxy {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             rt: self.shared.current(),
+            listener: None,
+            https: false,
             route: None,
             pool: None,
             server: None,
@@ -80,10 +86,26 @@ impl ProxyHttp for Proxy {
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         session.set_keepalive(Some(ctx.rt.config.timeouts.client_idle.as_secs().max(1)));
+        ctx.listener = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .and_then(|a| ctx.rt.listener_for(*a));
+        ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let rt = ctx.rt.clone();
+        let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
+        if listener.is_some_and(|l| l.redirect_to_https) {
+            let req = session.req_header();
+            // ACME http-01 challenges must stay reachable over plain HTTP.
+            if !req.uri.path().starts_with("/.well-known/acme-challenge/") {
+                let location = https_location(req, rt.config.https_port());
+                respond::redirect(session, &location).await?;
+                return Ok(true);
+            }
+        }
         let req = session.req_header();
         let route = ctx.rt.router.route(request_host(req), req.uri.path());
         let Some(route) = route else {
@@ -183,7 +205,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(ip) = client_ip(session) {
             let xff = match upstream
@@ -196,10 +218,32 @@ impl ProxyHttp for Proxy {
             };
             upstream.insert_header("X-Forwarded-For", xff)?;
         }
-        upstream.insert_header("X-Forwarded-Proto", "http")?;
+        upstream.insert_header(
+            "X-Forwarded-Proto",
+            if ctx.https { "https" } else { "http" },
+        )?;
         if let Some(host) = request_host(session.req_header()) {
             let host = host.to_string();
+            // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs a Host header.
+            if !upstream.headers.contains_key(http::header::HOST) {
+                upstream.insert_header(http::header::HOST, host.as_str())?;
+            }
             upstream.insert_header("X-Forwarded-Host", host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut pingora::http::ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(hsts) = ctx
+            .listener
+            .and_then(|i| ctx.rt.config.listeners[i].hsts.as_ref())
+        {
+            resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
         }
         Ok(())
     }
@@ -220,6 +264,17 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// `https://host[:port]/path?query` for a plain-HTTP request.
+fn https_location(req: &RequestHeader, https_port: Option<u16>) -> String {
+    let host = crate::routing::host_without_port(request_host(req).unwrap_or("localhost"));
+    let port = match https_port {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("https://{host}{port}{pq}")
 }
 
 fn client_ip(session: &Session) -> Option<std::net::IpAddr> {

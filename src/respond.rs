@@ -57,3 +57,17 @@ pub async fn send(
         .await?;
     Ok(())
 }
+
+/// A 301 to `location` (plain HTTP to HTTPS).
+pub async fn redirect(session: &mut Session, location: &str) -> pingora::Result<()> {
+    const BODY: &str = "301 Moved Permanently\n";
+    let mut resp = ResponseHeader::build(301, Some(4))?;
+    resp.insert_header("Location", location)?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Content-Length", BODY.len())?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(BODY.as_bytes())), true)
+        .await?;
+    Ok(())
+}

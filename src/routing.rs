@@ -79,14 +79,18 @@ fn by_prefix(entries: &[Entry], path: &str) -> Option<usize> {
         .map(|e| e.route)
 }
 
-/// Strips the port and a trailing dot; lower-cases only when needed (no allocation otherwise).
-fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
-    let host = if host.starts_with('[') {
-        // IPv6 literal: keep up to the closing bracket.
+/// `host` without its `:port` (IPv6 literals keep their brackets).
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
         host.find(']').map_or(host, |end| &host[..=end])
     } else {
         host.rsplit_once(':').map_or(host, |(h, _port)| h)
-    };
+    }
+}
+
+/// Strips the port and a trailing dot; lower-cases only when needed (no allocation otherwise).
+fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = host_without_port(host);
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         std::borrow::Cow::Owned(host.to_ascii_lowercase())

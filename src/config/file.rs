@@ -46,6 +46,25 @@ pub struct TimeoutsSection {
 pub struct ListenerSection {
     pub name: Option<String>,
     pub address: Option<String>,
+    pub tls: Option<TlsSection>,
+    pub redirect_to_https: Option<bool>,
+    pub hsts: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TlsSection {
+    #[serde(default)]
+    pub certificates: Vec<CertEntry>,
+    pub strict_sni: Option<bool>,
+    pub h2: Option<bool>,
+    pub expiry_warning_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CertEntry {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub default: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

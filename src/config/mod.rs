@@ -10,9 +10,11 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath};
 
+use crate::tls::LoadedCert;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A whole validated configuration.
@@ -50,6 +52,20 @@ pub struct Timeouts {
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
+    pub tls: Option<TlsListener>,
+    /// Plain listeners only: answer every request with a 301 to https.
+    pub redirect_to_https: bool,
+    /// TLS listeners only: the Strict-Transport-Security value sent on every response.
+    pub hsts: Option<http::HeaderValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// Checked certificates, in file order.
+    pub certificates: Vec<Arc<LoadedCert>>,
+    /// Index of the certificate for clients with no or unknown SNI; None = strict SNI.
+    pub default: Option<usize>,
+    pub h2: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,15 +148,26 @@ impl Config {
                 warning: false,
             }],
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        // Relative paths in the file are relative to the file's own directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        validate::from_toml(&text, &path.display().to_string(), base)
     }
 
-    /// Validates TOML text; `source` names it in errors.
+    /// Validates TOML text; `source` names it in errors; relative paths are taken from the
+    /// working directory.
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
-        validate::from_toml(text, source)
+        validate::from_toml(text, source, Path::new(""))
     }
 
     pub fn pool_index(&self, name: &str) -> Option<usize> {
         self.pools.iter().position(|p| p.name == name)
+    }
+
+    /// The port https redirects point to: the first TLS listener's.
+    pub fn https_port(&self) -> Option<u16> {
+        self.listeners
+            .iter()
+            .find(|l| l.tls.is_some())
+            .map(|l| l.address.port())
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 const DEFAULT_STATE_DIR: &str = "/var/lib/gatehouse";
 const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 
-pub(super) fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn from_toml(text: &str, source: &str, base: &Path) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
     let mut c = Collector::default();
     let mut unknown = Vec::new();
@@ -22,7 +22,10 @@ pub(super) fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors
         c.error(path, "unknown key");
     }
     let config = match parsed {
-        Ok(file) => Some(validate(file, &mut c)),
+        Ok(mut file) => {
+            resolve_paths(&mut file, base);
+            Some(validate(file, &mut c))
+        }
         Err(e) => {
             let path = error_path(e.path());
             let inner = e.into_inner();
@@ -51,6 +54,30 @@ pub(super) fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors
             source: source.to_string(),
             errors: c.errors,
         }),
+    }
+}
+
+/// Makes every relative file path in the file relative to `base` (the file's directory).
+fn resolve_paths(f: &mut FileConfig, base: &Path) {
+    if base.as_os_str().is_empty() {
+        return;
+    }
+    let fix = |p: &mut Option<String>| {
+        if let Some(s) = p.as_mut() {
+            if Path::new(s.as_str()).is_relative() {
+                *s = base.join(s.as_str()).display().to_string();
+            }
+        }
+    };
+    fix(&mut f.server.state_dir);
+    fix(&mut f.server.pid_file);
+    fix(&mut f.server.upgrade_socket);
+    fix(&mut f.admin.token_file);
+    for l in &mut f.listeners {
+        for cert in l.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
+            fix(&mut cert.cert);
+            fix(&mut cert.key);
+        }
     }
 }
 
@@ -225,9 +252,108 @@ fn listeners(list: Vec<file::ListenerSection>, p: &KeyPath, c: &mut Collector) -
         if !seen_name.insert(name.clone()) {
             c.error(&lp.key("name"), format!("duplicate listener name {name:?}"));
         }
-        out.push(Listener { name, address });
+        let tls = l.tls.map(|t| tls_listener(t, &lp.key("tls"), c));
+        let redirect_to_https = l.redirect_to_https.unwrap_or(false);
+        if redirect_to_https && tls.is_some() {
+            c.error(
+                &lp.key("redirect_to_https"),
+                "only for plain-HTTP listeners: this one has tls",
+            );
+        }
+        let hsts = l.hsts.and_then(|v| {
+            if tls.is_none() {
+                c.error(&lp.key("hsts"), "only sent over HTTPS: set it on a listener with tls");
+            }
+            match http::HeaderValue::from_str(&v) {
+                Ok(h) if v.contains("max-age=") => Some(h),
+                _ => {
+                    c.error(&lp.key("hsts"), format!("not a Strict-Transport-Security value: {v:?} (e.g. \"max-age=31536000; includeSubDomains\")"));
+                    None
+                }
+            }
+        });
+        out.push(Listener {
+            name,
+            address,
+            tls,
+            redirect_to_https,
+            hsts,
+        });
+    }
+    if out.iter().any(|l| l.redirect_to_https) && !out.iter().any(|l| l.tls.is_some()) {
+        c.error(p, "redirect_to_https is set but no listener has tls");
     }
     out
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn tls_listener(t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsListener {
+    let warn_days = t.expiry_warning_days.unwrap_or(14);
+    if t.certificates.is_empty() {
+        c.error(
+            &p.key("certificates"),
+            "a TLS listener needs at least one [[listeners.tls.certificates]] (cert and key)",
+        );
+    }
+    let now = now_unix();
+    let mut certificates = Vec::new();
+    let mut default = None;
+    for (i, entry) in t.certificates.into_iter().enumerate() {
+        let cp = p.key("certificates").index(i);
+        let (Some(cert), Some(key)) = (&entry.cert, &entry.key) else {
+            if entry.cert.is_none() {
+                c.error(&cp.key("cert"), "missing: the certificate chain PEM file");
+            }
+            if entry.key.is_none() {
+                c.error(&cp.key("key"), "missing: the private key PEM file");
+            }
+            continue;
+        };
+        match crate::tls::load_cert(cert, key, warn_days, now) {
+            Ok((loaded, problems)) => {
+                for (k, w) in problems.warnings {
+                    c.warn(&cp.key(k), w);
+                }
+                if entry.default == Some(true) {
+                    if default.is_some() {
+                        c.error(
+                            &cp.key("default"),
+                            "only one certificate can be the default",
+                        );
+                    }
+                    default = Some(certificates.len());
+                }
+                certificates.push(Arc::new(loaded));
+            }
+            Err(problems) => {
+                for (k, e) in problems.errors {
+                    c.error(&cp.key(k), e);
+                }
+            }
+        }
+    }
+    let strict = t.strict_sni.unwrap_or(false);
+    if strict && default.is_some() {
+        c.error(
+            &p.key("strict_sni"),
+            "strict SNI has no default certificate: drop `default = true` or strict_sni",
+        );
+    }
+    let default = if strict {
+        None
+    } else {
+        Some(default.unwrap_or(0))
+    };
+    TlsListener {
+        certificates,
+        default,
+        h2: t.h2.unwrap_or(true),
+    }
 }
 
 fn pools(

@@ -2,6 +2,7 @@
 //! a thread (stopped when the handle drops).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod origin;
 
 pub use origin::{Mode, Origin};
@@ -75,21 +76,35 @@ impl Proxy {
     }
 }
 
+/// The `[server]` section tests use: a fresh state directory, quick shutdown.
+pub fn server_section() -> String {
+    format!(
+        "[server]\nthreads = 2\nstate_dir = {:?}\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n",
+        state_dir().display().to_string()
+    )
+}
+
 /// Boots gatehouse with `body` (pools, routes, timeouts...) plus a listener on a free port.
 pub async fn boot(body: &str) -> Proxy {
     let addr = free_port();
     let toml = format!(
-        "[server]\nthreads = 2\nstate_dir = {:?}\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n\
-         [[listeners]]\naddress = \"{addr}\"\n\n{body}",
-        state_dir().display().to_string()
+        "{}[[listeners]]\naddress = \"{addr}\"\n\n{body}",
+        server_section()
     );
-    let config = Config::from_toml(&toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    Proxy {
+        gh: boot_config(Config::from_toml(&toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}")))
+            .await,
+        addr,
+    }
+}
+
+/// Boots gatehouse on a whole validated config.
+pub async fn boot_config(config: Config) -> Gatehouse {
     gatehouse::telemetry::init_with_default("warn");
-    let gh = tokio::task::spawn_blocking(move || Gatehouse::start(config))
+    tokio::task::spawn_blocking(move || Gatehouse::start(config))
         .await
         .unwrap()
-        .unwrap_or_else(|e| panic!("gatehouse did not start: {e}"));
-    Proxy { gh, addr }
+        .unwrap_or_else(|e| panic!("gatehouse did not start: {e}"))
 }
 
 /// `[[pools.NAME.servers]]` entries for origins, named after them.

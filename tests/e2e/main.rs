@@ -10,3 +10,4 @@ mod errors;
 mod health;
 mod proxying;
 mod routing;
+mod tls;

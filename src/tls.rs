@@ -1,0 +1,286 @@
+//! TLS termination: loading and checking certificates (never a panic on a bad file), choosing
+//! one by SNI, and swapping the set on reload without a restart.
+//!
+//! Certificates are loaded during config validation, so `gatehouse check` reports a missing file,
+//! a key that does not match, an expired certificate or one without names, with its key path.
+//! Each TLS listener owns an `SniResolver` whose `CertSet` sits behind an `ArcSwap`: new
+//! handshakes see a swapped set at once, open connections keep the certificate they got.
+
+use arc_swap::ArcSwap;
+use pingora::tls::sign::CertifiedKey;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One certificate chain with its key, checked.
+pub struct LoadedCert {
+    pub cert_path: String,
+    pub key_path: String,
+    /// DNS names from the leaf's SAN, lower-cased; `*.example.com` kept as written.
+    pub names: Vec<String>,
+    /// Expiry of the leaf, seconds since the Unix epoch.
+    pub not_after: i64,
+    pub key: Arc<CertifiedKey>,
+}
+
+impl fmt::Debug for LoadedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedCert")
+            .field("cert_path", &self.cert_path)
+            .field("names", &self.names)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+/// Problems with one certificate/key pair: `errors` refuse it, `warnings` do not.
+#[derive(Debug, Default)]
+pub struct CertProblems {
+    pub errors: Vec<(&'static str, String)>,
+    pub warnings: Vec<(&'static str, String)>,
+}
+
+/// Loads `cert_path` (full chain, leaf first) and `key_path` and checks them: parsable, key
+/// matches the leaf, not expired, has DNS names. Warns when it expires within `warn_days`.
+pub fn load_cert(
+    cert_path: &str,
+    key_path: &str,
+    warn_days: u32,
+    now: i64,
+) -> Result<(LoadedCert, CertProblems), CertProblems> {
+    let mut p = CertProblems::default();
+    let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(cert_path) {
+        Ok(iter) => match iter.collect::<Result<Vec<_>, _>>() {
+            Ok(chain) if !chain.is_empty() => chain,
+            Ok(_) => {
+                p.errors.push((
+                    "cert",
+                    format!("{cert_path}: no PEM certificate in the file"),
+                ));
+                Vec::new()
+            }
+            Err(e) => {
+                p.errors.push((
+                    "cert",
+                    format!("{cert_path}: not a PEM certificate file: {e}"),
+                ));
+                Vec::new()
+            }
+        },
+        Err(e) => {
+            p.errors
+                .push(("cert", format!("{cert_path}: {}", pem_error(e))));
+            Vec::new()
+        }
+    };
+    let key = match PrivateKeyDer::from_pem_file(key_path) {
+        Ok(der) => match rustls::crypto::ring::sign::any_supported_type(&der) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                p.errors
+                    .push(("key", format!("{key_path}: unsupported private key: {e}")));
+                None
+            }
+        },
+        Err(e) => {
+            p.errors
+                .push(("key", format!("{key_path}: {}", pem_error(e))));
+            None
+        }
+    };
+    let mut names = Vec::new();
+    let mut not_after = 0;
+    if let Some(leaf) = chain.first() {
+        match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+            Ok((_, cert)) => {
+                not_after = cert.validity().not_after.timestamp();
+                if let Ok(Some(san)) = cert.subject_alternative_name() {
+                    for n in &san.value.general_names {
+                        if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                            names.push(d.to_ascii_lowercase());
+                        }
+                    }
+                }
+                if names.is_empty() {
+                    p.errors.push((
+                        "cert",
+                        format!("{cert_path}: the certificate has no DNS names in subjectAltName"),
+                    ));
+                }
+                if not_after <= now {
+                    p.errors.push((
+                        "cert",
+                        format!(
+                            "{cert_path}: the certificate expired on {}",
+                            cert.validity().not_after
+                        ),
+                    ));
+                } else if not_after - now < i64::from(warn_days) * 86_400 {
+                    p.warnings.push((
+                        "cert",
+                        format!(
+                            "{cert_path}: the certificate expires in {} days ({})",
+                            (not_after - now) / 86_400,
+                            cert.validity().not_after
+                        ),
+                    ));
+                }
+            }
+            Err(e) => p.errors.push((
+                "cert",
+                format!("{cert_path}: not an X.509 certificate: {e}"),
+            )),
+        }
+    }
+    let (Some(key), false) = (key, chain.is_empty()) else {
+        return Err(p);
+    };
+    let certified = CertifiedKey::new(chain, key);
+    if certified.keys_match().is_err() {
+        p.errors.push((
+            "key",
+            format!(
+                "{key_path}: this private key does not belong to the certificate in {cert_path}"
+            ),
+        ));
+    }
+    if !p.errors.is_empty() {
+        return Err(p);
+    }
+    Ok((
+        LoadedCert {
+            cert_path: cert_path.to_string(),
+            key_path: key_path.to_string(),
+            names,
+            not_after,
+            key: Arc::new(certified),
+        },
+        p,
+    ))
+}
+
+fn pem_error(e: rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            "no PEM item of the expected kind in the file".into()
+        }
+        other => format!("bad PEM: {other:?}"),
+    }
+}
+
+/// The certificates of one listener, indexed by name.
+#[derive(Default)]
+pub struct CertSet {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `*.example.com` stored as `.example.com`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    /// For clients with no or an unknown SNI; None with strict SNI.
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl CertSet {
+    /// `default` is the index in `certs` of the default certificate, None for strict SNI.
+    pub fn new(certs: &[Arc<LoadedCert>], default: Option<usize>) -> CertSet {
+        let mut set = CertSet {
+            default: default.and_then(|i| certs.get(i)).map(|c| c.key.clone()),
+            ..CertSet::default()
+        };
+        for c in certs {
+            for name in &c.names {
+                let map = match name.strip_prefix('*') {
+                    Some(suffix) => set.wildcard.entry(suffix.to_string()),
+                    None => set.exact.entry(name.clone()),
+                };
+                // The first certificate listed for a name wins.
+                map.or_insert_with(|| c.key.clone());
+            }
+        }
+        set
+    }
+
+    /// Exact name, then a one-label wildcard (RFC 6125: `*.example.com` covers
+    /// `a.example.com`, not `a.b.example.com`), then the default.
+    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(sni) = sni {
+            let sni = sni.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(k) = self.exact.get(&sni) {
+                return Some(k.clone());
+            }
+            if let Some(k) = sni.find('.').and_then(|dot| self.wildcard.get(&sni[dot..])) {
+                return Some(k.clone());
+            }
+        }
+        self.default.clone()
+    }
+}
+
+/// rustls asks this for a certificate on every handshake.
+pub struct SniResolver {
+    set: ArcSwap<CertSet>,
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl SniResolver {
+    pub fn new(set: CertSet) -> Arc<Self> {
+        Arc::new(SniResolver {
+            set: ArcSwap::from_pointee(set),
+        })
+    }
+
+    /// Replaces the certificates for new handshakes; open connections are unaffected.
+    pub fn swap(&self, set: CertSet) {
+        self.set.store(Arc::new(set));
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.set.load().pick(hello.server_name())
+    }
+}
+
+/// What the handshake told us, kept with the connection for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    pub sni: Option<String>,
+}
+
+/// Records the SNI of each handshake into the connection's TLS digest.
+pub struct HandshakeFacts;
+
+#[async_trait::async_trait]
+impl pingora::listeners::TlsAccept for HandshakeFacts {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &pingora::protocols::tls::TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(Arc::new(TlsFacts {
+            sni: tls.server_name().map(str::to_string),
+        }))
+    }
+}
+
+/// pingora's TLS settings for a listener: our resolver, ALPN h2+http/1.1 or http/1.1 only.
+pub fn listener_settings(
+    resolver: Arc<SniResolver>,
+    h2: bool,
+) -> pingora::Result<pingora::listeners::tls::TlsSettings> {
+    let mut settings =
+        pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(HandshakeFacts))?;
+    settings.set_cert_resolver(resolver);
+    if h2 {
+        settings.enable_h2();
+    } else {
+        settings.set_alpn(pingora::protocols::ALPN::H1);
+    }
+    Ok(settings)
+}

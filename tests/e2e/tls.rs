@@ -1,0 +1,416 @@
+//! TLS termination: certificates by SNI, strict SNI, ALPN h2/http1.1, old protocol versions
+//! refused, certificate swap on reload, `check` on certificate problems, redirect and HSTS.
+
+use crate::common::certs::{cert_entries, Ca, Leaf};
+use crate::common::*;
+use gatehouse::Config;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Accepts any certificate: these tests look at *which* certificate was served.
+#[derive(Debug)]
+struct AcceptAny;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Handshakes with `sni` (None: an IP name, so no SNI is sent) and offers `alpn`.
+async fn handshake(addr: SocketAddr, sni: Option<&str>, alpn: &[&[u8]]) -> std::io::Result<Tls> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = match sni {
+        Some(n) => ServerName::try_from(n.to_string()).unwrap(),
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+fn served(tls: &Tls) -> CertificateDer<'static> {
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+/// A one-pool config with one TLS listener; `tls_extra` goes into `[listeners.tls]`.
+fn tls_config(
+    addr: SocketAddr,
+    origin: &Origin,
+    leaves: &[&Leaf],
+    tls_extra: &str,
+    listener_extra: &str,
+) -> String {
+    format!(
+        "{}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}[[routes]]\npool = \"web\"\n",
+        server_section(),
+        cert_entries(leaves),
+        unchecked_pool("web", &[origin]),
+    )
+}
+
+async fn boot_tls(toml: &str) -> gatehouse::Gatehouse {
+    boot_config(Config::from_toml(toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_matches_the_sni() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let b = ca.issue(&dir, "b", &["b.test", "www.b.test"]);
+    let w = ca.issue(&dir, "w", &["*.w.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a, &b, &w], "", "")).await;
+    let h1: &[&[u8]] = &[b"http/1.1"];
+    for (sni, want) in [
+        (Some("a.test"), &a),
+        (Some("B.TEST"), &b),
+        (Some("www.b.test"), &b),
+        (Some("x.w.test"), &w),
+        (Some("deep.x.w.test"), &a), // a wildcard covers one label only: default
+        (Some("unknown.test"), &a),
+        (None, &a),
+    ] {
+        let tls = handshake(addr, sni, h1).await.unwrap();
+        assert!(served(&tls) == want.der, "wrong certificate for {sni:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_sni_refuses_unknown_and_missing_names() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], "strict_sni = true", "")).await;
+    let h1: &[&[u8]] = &[b"http/1.1"];
+    assert!(handshake(addr, Some("a.test"), h1).await.is_ok());
+    assert!(handshake(addr, Some("unknown.test"), h1).await.is_err());
+    assert!(handshake(addr, None, h1).await.is_err());
+}
+
+fn https_client(ca: &Ca, addr: SocketAddr, http1_only: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
+        .resolve("a.test", addr)
+        .timeout(std::time::Duration::from_secs(10));
+    if http1_only {
+        b = b.http1_only();
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_by_alpn_and_http11_over_tls_both_work() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], "", "")).await;
+    let url = format!("https://a.test:{}/page?x=1", addr.port());
+
+    let tls = handshake(addr, Some("a.test"), &[b"h2", b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+    let r = https_client(&ca, addr, false)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "o");
+    let r = https_client(&ca, addr, true)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.status(), 200);
+
+    let seen = o.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.path, "/page");
+        assert_eq!(s.headers["x-forwarded-proto"], "https");
+        assert_eq!(
+            s.headers["host"],
+            format!("a.test:{}", addr.port()),
+            "HTTP/2 :authority becomes Host"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_can_be_switched_off() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], "h2 = false", "")).await;
+    let tls = handshake(addr, Some("a.test"), &[b"h2", b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let r = https_client(&ca, addr, false)
+        .get(format!("https://a.test:{}/", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+}
+
+/// A minimal ClientHello offering only `version` (0x0301 = TLS 1.0, 0x0302 = TLS 1.1).
+fn legacy_client_hello(version: u16) -> Vec<u8> {
+    let [v0, v1] = version.to_be_bytes();
+    let mut body = vec![v0, v1];
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 4, 0x00, 0x2f, 0xc0, 0x13]); // two CBC suites of that era
+    body.extend_from_slice(&[1, 0]); // compression: null
+    let mut hs = vec![1, 0, 0, body.len() as u8];
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01, 0, hs.len() as u8];
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_0_and_1_1_client_hellos_are_refused() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], "", "")).await;
+    for version in [0x0301u16, 0x0302] {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(&legacy_client_hello(version)).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("the server should answer or close")
+            .unwrap_or(0);
+        // An alert (0x15) or a closed connection; never a ServerHello (0x16).
+        assert!(
+            n == 0 || buf[0] == 0x15,
+            "version {version:#x}: got {:?}",
+            &buf[..n]
+        );
+    }
+    // A modern client still gets through on the same listener.
+    assert!(handshake(addr, Some("a.test"), &[b"http/1.1"])
+        .await
+        .is_ok());
+}
+
+async fn get_on(tls: &mut Tls, host: &str) -> String {
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.ends_with(b"o") {
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn write_config(path: &Path, toml: &str) {
+    std::fs::write(path, toml).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_swap_reaches_new_handshakes_and_a_bad_one_is_refused() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let old = ca.issue(&dir, "old", &["a.test"]);
+    let new = ca.issue(&dir, "new", &["a.test"]);
+    let other = ca.issue(&dir, "other", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let path = dir.join("gatehouse.toml");
+    write_config(&path, &tls_config(addr, &o, &[&old], "", ""));
+    let gh = boot_config(Config::load(&path).unwrap()).await;
+    let h1: &[&[u8]] = &[b"http/1.1"];
+
+    let mut open = handshake(addr, Some("a.test"), h1).await.unwrap();
+    assert!(served(&open) == old.der);
+    assert!(get_on(&mut open, "a.test")
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    write_config(&path, &tls_config(addr, &o, &[&new], "", ""));
+    gh.shared.reload_from(&path).expect("a valid swap");
+    assert!(served(&handshake(addr, Some("a.test"), h1).await.unwrap()) == new.der);
+    // The connection opened before the swap keeps working.
+    assert!(get_on(&mut open, "a.test")
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    // The new certificate with another certificate's key: refused, `new` stays.
+    let bad = Leaf {
+        cert: other.cert.clone(),
+        key: new.key.clone(),
+        der: other.der.clone(),
+    };
+    write_config(&path, &tls_config(addr, &o, &[&bad], "", ""));
+    let errors = gh.shared.reload_from(&path).unwrap_err().to_string();
+    assert!(
+        errors.contains("listeners[0].tls.certificates[0].key"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("does not belong to the certificate"),
+        "{errors}"
+    );
+    assert!(served(&handshake(addr, Some("a.test"), h1).await.unwrap()) == new.der);
+}
+
+#[test]
+fn check_lists_every_certificate_problem_at_once() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let good = ca.issue(&dir, "good", &["a.test"]);
+    let expired = ca.issue_with(&dir, "expired", &["b.test"], -400, 30);
+    let nameless = ca.issue(&dir, "nameless", &[]);
+    let soon = ca.issue_with(&dir, "soon", &["c.test"], -80, 85);
+    let entry = |cert: &Path, key: &Path| {
+        format!(
+            "[[listeners.tls.certificates]]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    };
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:8443\"\n[listeners.tls]\n{}{}{}{}{}\
+         [pools.web.health]\nenabled = false\n[[pools.web.servers]]\naddress = \"127.0.0.1:8001\"\n[[routes]]\npool = \"web\"\n",
+        entry(&dir.join("missing.pem"), &good.key),
+        entry(&good.cert, &expired.key),
+        entry(&expired.cert, &expired.key),
+        entry(&nameless.cert, &nameless.key),
+        entry(&soon.cert, &soon.key),
+    );
+    let path = dir.join("certs.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "listeners[0].tls.certificates[0].cert: ",
+        "missing.pem: cannot read",
+        "listeners[0].tls.certificates[1].key: ",
+        "does not belong to the certificate",
+        "listeners[0].tls.certificates[2].cert: ",
+        "expired on",
+        "listeners[0].tls.certificates[3].cert: ",
+        "no DNS names",
+        "warning: listeners[0].tls.certificates[4].cert: ",
+        "the certificate expires in ",
+        "4 errors",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_redirects_to_https_and_https_sends_hsts() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let (plain, tls) = (free_port(), free_port());
+    let toml = format!(
+        "{}[[listeners]]\naddress = \"{plain}\"\nredirect_to_https = true\n\
+         [[listeners]]\naddress = \"{tls}\"\nhsts = \"max-age=31536000\"\n[listeners.tls]\n{}\n{}[[routes]]\npool = \"web\"\n",
+        server_section(),
+        cert_entries(&[&a]),
+        unchecked_pool("web", &[&o]),
+    );
+    let _gh = boot_tls(&toml).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("http://{plain}/shop/cart?id=7"))
+        .header("Host", "a.test:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://a.test:{}/shop/cart?id=7", tls.port())
+    );
+    assert!(
+        r.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+    assert_eq!(o.hits(), 0);
+    // ACME challenges stay on plain HTTP.
+    let r = c
+        .get(format!("http://{plain}/.well-known/acme-challenge/tok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = https_client(&ca, tls, false)
+        .get(format!("https://a.test:{}/", tls.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+}
