@@ -1,7 +1,9 @@
-//! The command line: `gatehouse run|check -c FILE`, `gatehouse --version`.
+//! The command line: `gatehouse run|check|ctl`, `gatehouse --version`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+
+const DEFAULT_CONFIG: &str = "/etc/gatehouse/gatehouse.toml";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,11 +21,7 @@ pub enum Command {
     /// Run gatehouse in the foreground.
     Run {
         /// Configuration file.
-        #[arg(
-            short = 'c',
-            long = "config",
-            default_value = "/etc/gatehouse/gatehouse.toml"
-        )]
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Take over the listening sockets of a running gatehouse (binary upgrade).
         #[arg(long)]
@@ -31,11 +29,47 @@ pub enum Command {
     },
     /// Validate a configuration file, print every problem, exit 1 if it is invalid.
     Check {
-        #[arg(
-            short = 'c',
-            long = "config",
-            default_value = "/etc/gatehouse/gatehouse.toml"
-        )]
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Call the admin API: status, drain, maint, ready.
+    Ctl {
+        /// Configuration file to take the admin address and token from.
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Admin API address (overrides the config file).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// Admin token (overrides the config file; also GATEHOUSE_TOKEN).
+        #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Every pool and server with state, health and in-flight requests.
+    Status,
+    /// Stop new requests to a server; with --wait, return once its in-flight requests are done.
+    Drain {
+        pool: String,
+        server: String,
+        /// Wait up to this long for in-flight requests (e.g. 30s); exit 1 if some remain.
+        #[arg(long)]
+        wait: Option<String>,
+    },
+    /// Take a server out entirely (no traffic, no health checks).
+    Maint {
+        pool: String,
+        server: String,
+        #[arg(long)]
+        wait: Option<String>,
+    },
+    /// Put a server back; it takes traffic once its health check passes.
+    Ready { pool: String, server: String },
 }

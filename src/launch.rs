@@ -75,6 +75,15 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         }
     }
     server.add_service(proxy);
+    if config.admin.enabled {
+        let mut admin = pingora::services::listening::Service::new(
+            "gatehouse admin".to_string(),
+            crate::admin::AdminApp::new(shared.clone()),
+        );
+        admin.add_tcp(&config.admin.address.to_string());
+        admin.threads = Some(1);
+        server.add_service(admin);
+    }
     server.add_service(background_service(
         "gatehouse health checks",
         HealthService::new(shared),

@@ -5,13 +5,16 @@
 //! `main` parses the command line; everything else lives here so that tests boot the real
 //! server (`Gatehouse::start`) on ephemeral ports.
 
+pub mod admin;
 pub mod balance;
 pub mod config;
+pub mod ctl;
 pub mod launch;
 pub mod proxy;
 pub mod respond;
 pub mod routing;
 pub mod runtime;
+pub mod statefile;
 pub mod telemetry;
 pub mod tls;
 

@@ -31,6 +31,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        cli::Command::Ctl {
+            config,
+            admin,
+            token,
+            json,
+            action,
+        } => ctl(&config, admin, token, json, action),
         cli::Command::Run { config, upgrade } => {
             gatehouse::telemetry::init();
             let c = match Config::load(&config) {
@@ -50,6 +57,90 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn ctl(
+    config: &std::path::Path,
+    admin: Option<std::net::SocketAddr>,
+    token: Option<String>,
+    json: bool,
+    action: cli::CtlAction,
+) -> ExitCode {
+    use gatehouse::ctl::{call, print_server_row, print_status, Target};
+    let from_file = || Config::load(config).ok().map(|c| c.admin);
+    let (address, token) = match (admin, from_file()) {
+        (Some(a), file) => (a, token.or_else(|| file.and_then(|f| f.token))),
+        (None, Some(f)) => (f.address, token.or(f.token)),
+        (None, None) => {
+            eprintln!(
+                "gatehouse ctl: cannot read the admin address from {}: pass --admin ADDR",
+                config.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = Target { address, token };
+    let (method, path, wait) = match &action {
+        cli::CtlAction::Status => ("GET", "/api/pools".to_string(), None),
+        cli::CtlAction::Drain { pool, server, wait }
+        | cli::CtlAction::Maint { pool, server, wait } => {
+            let verb = if matches!(action, cli::CtlAction::Drain { .. }) {
+                "drain"
+            } else {
+                "maint"
+            };
+            let q = wait
+                .as_ref()
+                .map(|w| format!("?wait={w}"))
+                .unwrap_or_default();
+            (
+                "POST",
+                format!("/api/pools/{pool}/servers/{server}/{verb}{q}"),
+                wait.clone(),
+            )
+        }
+        cli::CtlAction::Ready { pool, server } => (
+            "POST",
+            format!("/api/pools/{pool}/servers/{server}/ready"),
+            None,
+        ),
+    };
+    let timeout = wait
+        .and_then(|w: String| humantime::parse_duration(&w).ok())
+        .unwrap_or_default();
+    match call(&target, method, &path, timeout) {
+        Ok(answer) => {
+            let ok = (200..300).contains(&answer.status);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer.body).unwrap_or_default()
+                );
+            } else if !ok {
+                eprintln!(
+                    "gatehouse ctl: {} ({})",
+                    answer.body["error"].as_str().unwrap_or("request failed"),
+                    answer.status
+                );
+            } else if matches!(action, cli::CtlAction::Status) {
+                print_status(&answer.body);
+            } else {
+                print_server_row(&answer.body);
+                if let Some(ms) = answer.body["waited_ms"].as_u64() {
+                    println!("drained after {ms} ms");
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("gatehouse ctl: {e}");
+            ExitCode::FAILURE
         }
     }
 }

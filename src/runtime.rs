@@ -43,6 +43,8 @@ pub struct Shared {
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
     pub tls: HashMap<String, std::sync::Arc<SniResolver>>,
+    /// Serializes writes of the state file (admin calls only, never held across an await).
+    state_file: std::sync::Mutex<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -59,13 +61,17 @@ impl Shared {
                 ))
             })
             .collect();
+        let state_file = config.server.state_dir.join("state.json");
         let runtime = build(config, &registry, 0);
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
             generations: AtomicU64::new(0),
             tls,
-        })
+            state_file: std::sync::Mutex::new(state_file),
+        });
+        shared.restore_state();
+        shared
     }
 
     /// The config generation in force now.
@@ -77,6 +83,8 @@ impl Shared {
     /// TLS listeners get the new certificates for their next handshakes.
     pub fn apply(&self, config: Config) {
         self.swap_certificates(&config);
+        *self.state_file.lock().unwrap_or_else(|e| e.into_inner()) =
+            config.server.state_dir.join("state.json");
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let runtime = build(config, &self.registry, generation);
         self.registry.retain(&runtime.config);
@@ -85,6 +93,44 @@ impl Shared {
 }
 
 impl Shared {
+    /// Applies the state file's admin states to the servers that exist.
+    fn restore_state(&self) {
+        let path = self.state_path();
+        let saved = match crate::statefile::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("ignoring the state file: {e}");
+                return;
+            }
+        };
+        let rt = self.current();
+        for pool in &rt.pools {
+            for s in &pool.servers {
+                let key = format!("{}/{}", pool.config.name, s.config.name);
+                if let Some(state) = saved.servers.get(&key) {
+                    s.state.set_admin_state(*state);
+                    tracing::info!(server = %key, state = state.as_str(), "admin state restored");
+                }
+            }
+        }
+    }
+
+    pub fn state_path(&self) -> std::path::PathBuf {
+        self.state_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes the current runtime decisions to the state file.
+    pub fn persist_state(&self) -> Result<(), String> {
+        let path = self.state_file.lock().unwrap_or_else(|e| e.into_inner());
+        let state = crate::statefile::StateFile {
+            servers: self.registry.admin_states(),
+        };
+        crate::statefile::save(&path, &state)
+    }
+
     /// Gives each running TLS listener the certificate set `config` names for it.
     pub fn swap_certificates(&self, config: &Config) {
         for l in &config.listeners {
@@ -98,9 +144,55 @@ impl Shared {
     /// stays and every problem comes back.
     pub fn reload_from(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigErrors> {
         let config = Config::load(path)?;
+        let needs_upgrade = needs_new_sockets(&self.current().config, &config);
+        if !needs_upgrade.is_empty() {
+            return Err(crate::config::ConfigErrors {
+                source: path.display().to_string(),
+                errors: needs_upgrade,
+            });
+        }
         self.apply(config);
+        if let Err(e) = self.persist_state() {
+            tracing::error!("{e}");
+        }
         Ok(())
     }
+}
+
+/// Changes a reload cannot apply because they need sockets opened or closed: those take a
+/// binary upgrade (`run --upgrade`), never half of a reload.
+pub fn needs_new_sockets(old: &Config, new: &Config) -> Vec<crate::config::ConfigError> {
+    use crate::config::{ConfigError, KeyPath};
+    let mut out = Vec::new();
+    let mut push = |path: KeyPath, message: String| {
+        out.push(ConfigError {
+            path,
+            line: None,
+            message,
+            warning: false,
+        })
+    };
+    let shape = |c: &Config| -> Vec<(String, std::net::SocketAddr, bool)> {
+        c.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
+            .collect()
+    };
+    if shape(old) != shape(new) {
+        push(
+            KeyPath::root().key("listeners"),
+            "needs upgrade: listeners were added, removed or changed address or TLS; \
+             run a binary upgrade (gatehouse run --upgrade) to apply"
+                .into(),
+        );
+    }
+    if (old.admin.enabled, old.admin.address) != (new.admin.enabled, new.admin.address) {
+        push(
+            KeyPath::root().key("admin").key("address"),
+            "needs upgrade: the admin listener changed; run a binary upgrade to apply".into(),
+        );
+    }
+    out
 }
 
 fn build(config: Config, registry: &ServerRegistry, generation: u64) -> Runtime {

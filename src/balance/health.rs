@@ -101,11 +101,19 @@ async fn check_loop(key: CheckKey, hc: HealthConfig, state: Arc<ServerState>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if state.admin_state() == super::AdminState::Maint {
+            continue; // checks are paused in maint
+        }
         let result = match tokio::time::timeout(hc.timeout, checker.check(&backend)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", hc.timeout)),
         };
+        state.set_last_check(super::CheckResult {
+            ok: result.is_ok(),
+            at: std::time::SystemTime::now(),
+            detail: result.as_ref().err().cloned().unwrap_or_default(),
+        });
         match state.record_check(result.is_ok(), hc.rise, hc.fall) {
             Transition::Up => tracing::info!(
                 pool = %key.pool, server = %key.server, address = %key.address,

@@ -9,7 +9,7 @@ mod select;
 mod server;
 
 pub use health::HealthService;
-pub use server::{InflightGuard, ServerState, Transition};
+pub use server::{AdminState, CheckResult, InflightGuard, ServerState, Transition};
 
 use crate::config::{Balance, Config, HashKey, PoolConfig, ServerConfig};
 use select::Selector;
@@ -107,14 +107,30 @@ impl ServerRegistry {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         let key = (pool.to_string(), server.name.clone());
         match states.get(&key) {
-            // Same name, same address: the same server, keep what we know of it.
-            Some((addr, state)) if *addr == server.address => state.clone(),
-            _ => {
+            // Same name, same address, same checking: the same server, keep what we know.
+            Some((addr, state)) if *addr == server.address && state.is_checked() == checked => {
+                state.clone()
+            }
+            old => {
                 let state = Arc::new(ServerState::new(checked));
+                // The operator's word is kept by name, whatever else changed.
+                if let Some((_, old)) = old {
+                    state.set_admin_state(old.admin_state());
+                }
                 states.insert(key, (server.address, state.clone()));
                 state
             }
         }
+    }
+
+    /// Every server's admin state that is not `ready`, as "pool/server" → state.
+    pub fn admin_states(&self) -> std::collections::BTreeMap<String, AdminState> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states
+            .iter()
+            .filter(|(_, (_, s))| s.admin_state() != AdminState::Ready)
+            .map(|((pool, name), (_, s))| (format!("{pool}/{name}"), s.admin_state()))
+            .collect()
     }
 
     /// Forgets servers no config lists any more.

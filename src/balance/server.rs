@@ -1,11 +1,75 @@
 //! One backend server's live state: health, in-flight count, totals. Shared by every config
 //! generation that still lists the server (keyed by pool + server name), all atomics.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use arc_swap::ArcSwapOption;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The operator's say over a server (HAProxy's semantics), apart from its health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminState {
+    /// Normal.
+    Ready,
+    /// No new requests; in-flight ones finish; health checks go on.
+    Drain,
+    /// No traffic at all; health checks paused.
+    Maint,
+}
+
+impl AdminState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdminState> {
+        match s {
+            "ready" => Some(AdminState::Ready),
+            "drain" => Some(AdminState::Drain),
+            "maint" => Some(AdminState::Maint),
+            _ => None,
+        }
+    }
+
+    fn from_u8(v: u8) -> AdminState {
+        match v {
+            1 => AdminState::Drain,
+            2 => AdminState::Maint,
+            _ => AdminState::Ready,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            AdminState::Ready => 0,
+            AdminState::Drain => 1,
+            AdminState::Maint => 2,
+        }
+    }
+}
+
+/// The last health check of a server.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub ok: bool,
+    pub at: SystemTime,
+    /// Empty when it passed; why it failed otherwise.
+    pub detail: String,
+}
 
 #[derive(Debug, Default)]
 pub struct ServerState {
+    /// Whether the pool health-checks this server (otherwise it is always healthy).
+    checked: bool,
+    admin: AtomicU8,
+    /// Woken when the in-flight count reaches 0 while the server is not ready.
+    drained: tokio::sync::Notify,
+    last_check: ArcSwapOption<CheckResult>,
     healthy: AtomicBool,
     /// Set once a health check has passed: until then a new server gets no traffic.
     ever_up: AtomicBool,
@@ -28,18 +92,75 @@ pub enum Transition {
 impl ServerState {
     /// A server whose pool has no health check is usable from the start.
     pub fn new(checked: bool) -> Self {
-        let s = ServerState::default();
+        let s = ServerState {
+            checked,
+            ..ServerState::default()
+        };
         s.healthy.store(!checked, Relaxed);
         s
+    }
+
+    pub fn is_checked(&self) -> bool {
+        self.checked
     }
 
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Relaxed)
     }
 
-    /// Whether new requests may be sent here.
+    /// Whether health checks have ever passed (false: a new server still waiting for its first).
+    pub fn ever_up(&self) -> bool {
+        self.ever_up.load(Relaxed)
+    }
+
+    /// Whether new requests may be sent here: healthy and ready.
     pub fn is_usable(&self) -> bool {
-        self.is_healthy()
+        self.is_healthy() && self.admin.load(Relaxed) == 0
+    }
+
+    pub fn admin_state(&self) -> AdminState {
+        AdminState::from_u8(self.admin.load(Relaxed))
+    }
+
+    /// Sets the admin state; returns the previous one. Leaving maint puts a checked server
+    /// back behind its health check: it takes traffic again only once a check passes.
+    pub fn set_admin_state(&self, state: AdminState) -> AdminState {
+        let prev = AdminState::from_u8(self.admin.swap(state.to_u8(), Relaxed));
+        if prev == AdminState::Maint && state != AdminState::Maint && self.checked {
+            self.healthy.store(false, Relaxed);
+            self.ever_up.store(false, Relaxed);
+            self.ok_streak.store(0, Relaxed);
+            self.fail_streak.store(0, Relaxed);
+        }
+        if state != AdminState::Ready {
+            self.drained.notify_waiters();
+        }
+        prev
+    }
+
+    /// Waits until no request is in flight here, or `timeout`; Err carries the count left.
+    pub async fn wait_drained(&self, timeout: std::time::Duration) -> Result<(), u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inflight() == 0 {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let left = self.inflight();
+                return if left == 0 { Ok(()) } else { Err(left) };
+            }
+        }
+    }
+
+    pub fn last_check(&self) -> Option<Arc<CheckResult>> {
+        self.last_check.load_full()
+    }
+
+    pub fn set_last_check(&self, result: CheckResult) {
+        self.last_check.store(Some(Arc::new(result)));
     }
 
     pub fn inflight(&self) -> u64 {
@@ -101,7 +222,11 @@ impl InflightGuard {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Relaxed);
+        let before = self.0.inflight.fetch_sub(1, Relaxed);
+        // Only a draining (or maint) server has anyone waiting: keep Notify off the hot path.
+        if before == 1 && self.0.admin.load(Relaxed) != 0 {
+            self.0.drained.notify_waiters();
+        }
     }
 }
 
@@ -119,6 +244,19 @@ mod tests {
         assert_eq!(s.record_check(true, 3, 2), Transition::None);
         assert_eq!(s.record_check(true, 3, 2), Transition::None);
         assert_eq!(s.record_check(true, 3, 2), Transition::Up);
+    }
+
+    #[test]
+    fn leaving_maint_waits_for_a_passing_check() {
+        let s = ServerState::new(true);
+        s.record_check(true, 2, 2);
+        assert!(s.is_usable());
+        s.set_admin_state(AdminState::Maint);
+        assert!(!s.is_usable());
+        s.set_admin_state(AdminState::Ready);
+        assert!(!s.is_usable(), "not before a check passes");
+        assert_eq!(s.record_check(true, 2, 2), Transition::Up);
+        assert!(s.is_usable());
     }
 
     #[test]

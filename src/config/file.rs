@@ -108,6 +108,7 @@ pub struct RouteSection {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AdminSection {
+    pub enabled: Option<bool>,
     pub address: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<String>,

@@ -132,6 +132,7 @@ pub enum HostPattern {
 
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
+    pub enabled: bool,
     pub address: SocketAddr,
     pub token: Option<String>,
 }

@@ -704,5 +704,9 @@ fn admin(a: file::AdminSection, p: &KeyPath, c: &mut Collector) -> AdminConfig {
             format!("{address} is not a loopback address: set token or token_file, or bind to 127.0.0.1"),
         );
     }
-    AdminConfig { address, token }
+    AdminConfig {
+        enabled: a.enabled.unwrap_or(true),
+        address,
+        token,
+    }
 }

@@ -68,6 +68,16 @@ impl Proxy {
         s.state.is_healthy()
     }
 
+    /// Calls the admin API: status and JSON body.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        admin_call(&self.gh, method, path, token).await
+    }
+
     pub fn in_flight(&self, pool: &str, server: &str) -> u64 {
         let rt = self.gh.shared.current();
         let p = rt.pools.iter().find(|p| p.config.name == pool).unwrap();
@@ -76,11 +86,21 @@ impl Proxy {
     }
 }
 
-/// The `[server]` section tests use: a fresh state directory, quick shutdown.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// The `[server]` and `[admin]` sections tests use: a fresh state directory, quick shutdown,
+/// the admin API on a free port with `TOKEN`.
 pub fn server_section() -> String {
+    server_section_in(&state_dir())
+}
+
+/// Like `server_section`, with a given state directory (to restart on the same state).
+pub fn server_section_in(dir: &std::path::Path) -> String {
     format!(
-        "[server]\nthreads = 2\nstate_dir = {:?}\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n",
-        state_dir().display().to_string()
+        "[server]\nthreads = 2\nstate_dir = {:?}\ngrace_period = \"0s\"\nshutdown_timeout = \"1s\"\n\n\
+         [admin]\naddress = \"{}\"\ntoken = \"{TOKEN}\"\n\n",
+        dir.display().to_string(),
+        free_port()
     )
 }
 
@@ -159,4 +179,21 @@ pub async fn get_host(c: &reqwest::Client, url: &str, host: &str) -> (u16, Strin
         .expect("request failed");
     let status = r.status().as_u16();
     (status, r.text().await.unwrap_or_default())
+}
+
+/// Calls the admin API of `gh`: status and JSON body.
+pub async fn admin_call(
+    gh: &Gatehouse,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let addr = gh.shared.current().config.admin.address;
+    let mut req = client().request(method.parse().unwrap(), format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("admin request failed");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }

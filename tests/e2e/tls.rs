@@ -83,9 +83,27 @@ fn tls_config(
     tls_extra: &str,
     listener_extra: &str,
 ) -> String {
+    tls_config_in(
+        &server_section(),
+        addr,
+        origin,
+        leaves,
+        tls_extra,
+        listener_extra,
+    )
+}
+
+/// `tls_config` with a given `[server]`/`[admin]` section (reloads must keep the admin address).
+fn tls_config_in(
+    section: &str,
+    addr: SocketAddr,
+    origin: &Origin,
+    leaves: &[&Leaf],
+    tls_extra: &str,
+    listener_extra: &str,
+) -> String {
     format!(
-        "{}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}[[routes]]\npool = \"web\"\n",
-        server_section(),
+        "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}[[routes]]\npool = \"web\"\n",
         cert_entries(leaves),
         unchecked_pool("web", &[origin]),
     )
@@ -278,7 +296,8 @@ async fn a_certificate_swap_reaches_new_handshakes_and_a_bad_one_is_refused() {
     let o = Origin::start("o").await;
     let addr = free_port();
     let path = dir.join("gatehouse.toml");
-    write_config(&path, &tls_config(addr, &o, &[&old], "", ""));
+    let section = server_section();
+    write_config(&path, &tls_config_in(&section, addr, &o, &[&old], "", ""));
     let gh = boot_config(Config::load(&path).unwrap()).await;
     let h1: &[&[u8]] = &[b"http/1.1"];
 
@@ -288,7 +307,7 @@ async fn a_certificate_swap_reaches_new_handshakes_and_a_bad_one_is_refused() {
         .await
         .starts_with("HTTP/1.1 200"));
 
-    write_config(&path, &tls_config(addr, &o, &[&new], "", ""));
+    write_config(&path, &tls_config_in(&section, addr, &o, &[&new], "", ""));
     gh.shared.reload_from(&path).expect("a valid swap");
     assert!(served(&handshake(addr, Some("a.test"), h1).await.unwrap()) == new.der);
     // The connection opened before the swap keeps working.
@@ -302,7 +321,7 @@ async fn a_certificate_swap_reaches_new_handshakes_and_a_bad_one_is_refused() {
         key: new.key.clone(),
         der: other.der.clone(),
     };
-    write_config(&path, &tls_config(addr, &o, &[&bad], "", ""));
+    write_config(&path, &tls_config_in(&section, addr, &o, &[&bad], "", ""));
     let errors = gh.shared.reload_from(&path).unwrap_err().to_string();
     assert!(
         errors.contains("listeners[0].tls.certificates[0].key"),

@@ -1,0 +1,186 @@
+//! Admin API handlers: plain functions of the running state and the request's parts.
+
+use super::Reply;
+use crate::balance::{AdminState, Pool, Server};
+use crate::runtime::{Runtime, Shared};
+use http::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The longest `?wait=` a drain may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+pub fn pools(rt: &Runtime) -> Reply {
+    Reply::ok(json!({ "pools": rt.pools.iter().map(pool_json).collect::<Vec<_>>() }))
+}
+
+pub fn pool(rt: &Runtime, name: &str) -> Reply {
+    match find_pool(rt, name) {
+        Ok(p) => Reply::ok(pool_json(p)),
+        Err(r) => r,
+    }
+}
+
+pub fn server(rt: &Runtime, pool: &str, server: &str) -> Reply {
+    match find_server(rt, pool, server) {
+        Ok((p, s)) => Reply::ok(server_json(p, s)),
+        Err(r) => r,
+    }
+}
+
+/// `drain`, `maint` or `ready`; a drain may wait (`?wait=30s`) for in-flight requests.
+pub async fn server_action(
+    shared: &Shared,
+    rt: &Runtime,
+    pool: &str,
+    server: &str,
+    action: &str,
+    query: &str,
+) -> Reply {
+    let Some(state) = AdminState::parse(action) else {
+        return Reply::error(
+            StatusCode::NOT_FOUND,
+            format!("unknown action {action:?}: use drain, maint or ready"),
+        );
+    };
+    let wait = match query_param(query, "wait").map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) if d <= MAX_WAIT => Some(d),
+        Some(_) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "wait must be a duration up to 10m, e.g. wait=30s",
+            )
+        }
+    };
+    if wait.is_some() && state == AdminState::Ready {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            "wait applies to drain and maint only",
+        );
+    }
+    let (p, s) = match find_server(rt, pool, server) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let previous = s.state.set_admin_state(state);
+    tracing::info!(
+        pool = %p.config.name, server = %s.config.name,
+        from = previous.as_str(), to = state.as_str(), "admin state changed"
+    );
+    let mut body = server_json(p, s);
+    let obj = body.as_object_mut().expect("server json is an object");
+    obj.insert("previous_state".into(), json!(previous.as_str()));
+    if let Err(e) = shared.persist_state() {
+        tracing::error!("{e}");
+        obj.insert("persisted".into(), json!(false));
+        obj.insert(
+            "warning".into(),
+            json!(format!("{e}: the change holds until restart")),
+        );
+    }
+    if let Some(wait) = wait {
+        let started = Instant::now();
+        match s.state.wait_drained(wait).await {
+            Ok(()) => {
+                obj.insert("drained".into(), json!(true));
+                obj.insert(
+                    "waited_ms".into(),
+                    json!(started.elapsed().as_millis() as u64),
+                );
+                obj.insert("in_flight".into(), json!(s.state.inflight()));
+            }
+            Err(left) => {
+                return Reply::error_with(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{left} request(s) still in flight after {}",
+                        humantime::format_duration(wait)
+                    ),
+                    json!({ "in_flight": left, "state": state.as_str(), "drained": false }),
+                );
+            }
+        }
+    }
+    Reply::ok(body)
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn find_pool<'a>(rt: &'a Runtime, name: &str) -> Result<&'a Pool, Reply> {
+    rt.pools
+        .iter()
+        .find(|p| p.config.name == name)
+        .ok_or_else(|| {
+            Reply::error_with(
+                StatusCode::NOT_FOUND,
+                format!("unknown pool {name:?}"),
+                json!({ "pools": rt.pools.iter().map(|p| &p.config.name).collect::<Vec<_>>() }),
+            )
+        })
+}
+
+fn find_server<'a>(
+    rt: &'a Runtime,
+    pool: &str,
+    name: &str,
+) -> Result<(&'a Pool, &'a Server), Reply> {
+    let p = find_pool(rt, pool)?;
+    match p.servers.iter().find(|s| s.config.name == name) {
+        Some(s) => Ok((p, s)),
+        None => Err(Reply::error_with(
+            StatusCode::NOT_FOUND,
+            format!("unknown server {name:?} in pool {pool:?}"),
+            json!({ "servers": p.servers.iter().map(|s| &s.config.name).collect::<Vec<_>>() }),
+        )),
+    }
+}
+
+fn pool_json(p: &Pool) -> Value {
+    json!({
+        "name": p.config.name,
+        "balance": format!("{:?}", p.config.balance).to_lowercase(),
+        "servers": p.servers.iter().map(|s| server_json(p, s)).collect::<Vec<_>>(),
+    })
+}
+
+fn server_json(p: &Pool, s: &Server) -> Value {
+    let st = &s.state;
+    let health = if !st.is_checked() {
+        "unchecked"
+    } else if st.is_healthy() {
+        "up"
+    } else if st.ever_up() {
+        "down"
+    } else {
+        "pending"
+    };
+    let last_check = st.last_check().map(|c| {
+        json!({
+            "ok": c.ok,
+            "ago_ms": SystemTime::now().duration_since(c.at).map_or(0, |d| d.as_millis() as u64),
+            "detail": c.detail,
+        })
+    });
+    json!({
+        "pool": p.config.name,
+        "name": s.config.name,
+        "address": s.config.address.to_string(),
+        "weight": s.config.weight,
+        "backup": s.config.backup,
+        "state": st.admin_state().as_str(),
+        "health": health,
+        "usable": st.is_usable(),
+        "in_flight": st.inflight(),
+        "requests": st.requests(),
+        "connect_failures": st.connect_failures(),
+        "check_failures": st.check_failures(),
+        "last_check": last_check,
+    })
+}

@@ -1,0 +1,140 @@
+//! The admin HTTP API, on its own listener (loopback by default): JSON in and out, a bearer
+//! token for every state-changing call (and for every call on a non-loopback address).
+//!
+//! ```text
+//! GET  /api/pools                                   every pool and server
+//! GET  /api/pools/{pool}                            one pool
+//! GET  /api/pools/{pool}/servers/{server}           one server
+//! POST /api/pools/{pool}/servers/{server}/drain     [?wait=30s] answer once nothing is in flight
+//! POST /api/pools/{pool}/servers/{server}/maint
+//! POST /api/pools/{pool}/servers/{server}/ready
+//! ```
+//! Handlers are plain functions of (shared state, request parts) in `handlers`, so the HTTP
+//! layer here only parses, authenticates and serializes.
+
+mod handlers;
+
+use crate::runtime::Shared;
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// An answer of the API: status and JSON body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body,
+        }
+    }
+
+    pub fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: json!({ "error": message.into() }),
+        }
+    }
+
+    /// An error with more fields (e.g. the names that do exist).
+    pub fn error_with(status: StatusCode, message: impl Into<String>, extra: Value) -> Reply {
+        let mut body = json!({ "error": message.into() });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        Reply { status, body }
+    }
+}
+
+/// The pingora app serving the API.
+pub struct AdminApp {
+    shared: Arc<Shared>,
+}
+
+impl AdminApp {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        AdminApp { shared }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let reply = self.handle(session).await;
+        let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
+        body.push(b'\n');
+        Response::builder()
+            .status(reply.status)
+            .header("Content-Type", "application/json")
+            .header("Content-Length", body.len())
+            .header("Cache-Control", "no-store")
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+impl AdminApp {
+    async fn handle(&self, session: &mut ServerSession) -> Reply {
+        let rt = self.shared.current();
+        let admin = &rt.config.admin;
+        let req = session.req_header();
+        let method = req.method.clone();
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().unwrap_or("").to_string();
+        let writes = method != Method::GET && method != Method::HEAD;
+        if writes || !admin.address.ip().is_loopback() {
+            if let Err(reply) = authorize(admin.token.as_deref(), session) {
+                return reply;
+            }
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["api", "pools"]) => handlers::pools(&rt),
+            (&Method::GET, ["api", "pools", pool]) => handlers::pool(&rt, pool),
+            (&Method::GET, ["api", "pools", pool, "servers", server]) => {
+                handlers::server(&rt, pool, server)
+            }
+            (&Method::POST, ["api", "pools", pool, "servers", server, action]) => {
+                handlers::server_action(&self.shared, &rt, pool, server, action, &query).await
+            }
+            (_, ["api", "pools", ..]) => Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}"),
+            ),
+            _ => Reply::error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>`.
+fn authorize(token: Option<&str>, session: &ServerSession) -> Result<(), Reply> {
+    let Some(token) = token else {
+        return Err(Reply::error(
+            StatusCode::FORBIDDEN,
+            "no admin token is configured: set admin.token or admin.token_file to allow changes",
+        ));
+    };
+    let given = session
+        .get_header(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.trim().as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(Reply::error(StatusCode::UNAUTHORIZED, "wrong token")),
+        None => Err(Reply::error(
+            StatusCode::UNAUTHORIZED,
+            "missing token: send Authorization: Bearer <admin token>",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
