@@ -2,12 +2,16 @@
 //! concern.
 //!
 //! ```text
-//!  client ──► early_request_filter   client idle timeout
-//!         ──► request_filter         routing: host/path → route → pool   (404 if none)
+//!  client ──► early_request_filter   client idle timeout; which listener, TLS or not
+//!         ──► request_filter         https redirect; routing: host/path → route → pool (404);
+//!                                    cache policy for the request (enable or pass)
+//!         ──► [cache] key, lookup    HIT/STALE answered from the cache; misses coalesce
+//!             (cache_key_callback, cache_vary_filter, should_serve_stale)
 //!         ──► upstream_peer          balance: pick a usable server, count it in flight
 //!         │     └─ fail_to_connect   mark it tried; retry on another server (connect only)
 //!         ──► upstream_request_filter X-Forwarded-For/-Proto/-Host
-//!         ◄── response from the server, streamed back
+//!         ◄── response from the server, streamed back; response_cache_filter decides storing
+//!         ──► response_filter        X-Cache, HSTS
 //!         ──► fail_to_proxy          502 / 503 / 504 with a short body
 //!         ──► logging                (always runs)
 //! ```
@@ -16,11 +20,14 @@
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
 use crate::balance::InflightGuard;
+use crate::cache;
 use crate::config::HashKey;
 use crate::respond::{self, LocalAnswer};
 use crate::runtime::{Runtime, Shared};
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -55,7 +62,16 @@ pub struct Ctx {
     /// Servers this request failed to connect to; never chosen again for it.
     pub tried: Vec<usize>,
     pub attempts: u32,
+    /// The route has caching: the response reports an X-Cache status.
+    pub cache_attempted: bool,
     guard: Option<InflightGuard>,
+}
+
+impl Ctx {
+    /// The caching rules of the request's route, when it has any.
+    fn cache_rules(&self) -> Option<&crate::config::RouteCache> {
+        self.rt.config.routes[self.route?].cache.as_ref()
+    }
 }
 
 /// The host a request names: URI authority first (absolute-form, HTTP/2), then Host.
@@ -80,6 +96,7 @@ impl ProxyHttp for Proxy {
             server: None,
             tried: Vec::new(),
             attempts: 0,
+            cache_attempted: false,
             guard: None,
         }
     }
@@ -113,8 +130,70 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         };
         ctx.route = Some(route);
-        ctx.pool = Some(ctx.rt.config.routes[route].pool);
+        ctx.pool = Some(rt.config.routes[route].pool);
+        if let (true, Some(rules)) = (rt.cache.config.enabled, &rt.config.routes[route].cache) {
+            ctx.cache_attempted = true;
+            if cache::policy::request(session.req_header_mut(), rules).is_ok() {
+                rt.cache.enable(&mut session.cache);
+            }
+        }
         Ok(false)
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let rules = ctx
+            .cache_rules()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "cache without rules"))?;
+        let req = session.req_header();
+        let host = request_host(req).unwrap_or("");
+        Ok(cache::Cache::key(ctx.https, host, &req.uri, rules))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        cache::key::variance(meta, req)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        let Some(rules) = ctx.cache_rules() else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let verdict = cache::policy::response(resp, rules, ctx.rt.cache.config.max_object_size);
+        if matches!(verdict, RespCacheable::Cacheable(_))
+            && !ctx.rt.cache.admit(session.cache.cache_key(), rules)
+        {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "min-uses",
+            )));
+        }
+        Ok(verdict)
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        match error {
+            // Grace: the stored object's stale-while-revalidate window is checked by pingora.
+            None => true,
+            // Stale-if-error: the server failed (5xx, connect failure, timeout) or the pool has
+            // no usable server at all.
+            Some(e) => match e.etype() {
+                ErrorType::HTTPStatus(code) => *code >= 500,
+                _ => *e.esource() == ErrorSource::Upstream,
+            },
+        }
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -235,10 +314,16 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx.cache_attempted {
+            if let Some(name) = &ctx.rt.cache.config.status_header {
+                let status = cache::Status::from_phase(session.cache.phase());
+                resp.insert_header(name.clone(), status.as_str())?;
+            }
+        }
         if let Some(hsts) = ctx
             .listener
             .and_then(|i| ctx.rt.config.listeners[i].hsts.as_ref())
@@ -246,6 +331,10 @@ impl ProxyHttp for Proxy {
             resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
         }
         Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        self.account(session, ctx);
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
@@ -275,6 +364,19 @@ fn https_location(req: &RequestHeader, https_port: Option<u16>) -> String {
     };
     let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
     format!("https://{host}{port}{pq}")
+}
+
+impl Proxy {
+    /// Per-request bookkeeping once the response is done (or failed).
+    fn account(&self, session: &Session, ctx: &Ctx) {
+        // The background refresh of a stale object is not a client request.
+        if ctx.cache_attempted && session.subrequest_ctx.is_none() {
+            let status = cache::Status::from_phase(session.cache.phase());
+            ctx.rt
+                .cache
+                .record(status, session.cache.lock_duration().is_some());
+        }
+    }
 }
 
 fn client_ip(session: &Session) -> Option<std::net::IpAddr> {

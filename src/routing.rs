@@ -115,6 +115,7 @@ mod tests {
                 .collect(),
             path_prefix: prefix.to_string(),
             pool: 0,
+            cache: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! state that outlives a config (server states in the `ServerRegistry`).
 
 use crate::balance::{build_pools, Pool, ServerRegistry};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::routing::Router;
 use crate::tls::{CertSet, SniResolver};
@@ -17,6 +18,8 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub router: Router,
     pub pools: Vec<Pool>,
+    /// The cache; the same one across reloads while the `[cache]` section is unchanged.
+    pub cache: &'static Cache,
     /// Increases with every swap; lets background services notice a new config.
     pub generation: u64,
     /// Listener index by the exact local address a connection arrived on.
@@ -62,7 +65,8 @@ impl Shared {
             })
             .collect();
         let state_file = config.server.state_dir.join("state.json");
-        let runtime = build(config, &registry, 0);
+        let cache = Cache::new(&config.cache);
+        let runtime = build(config, &registry, cache, 0);
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
@@ -86,7 +90,16 @@ impl Shared {
         *self.state_file.lock().unwrap_or_else(|e| e.into_inner()) =
             config.server.state_dir.join("state.json");
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let runtime = build(config, &self.registry, generation);
+        let old = self.current().cache;
+        let cache = if old.config == config.cache {
+            old
+        } else {
+            // A resized cache is a new cache: free the old one's objects (the small structure
+            // itself stays, as pingora holds storage as &'static).
+            old.storage.entries.invalidate_all();
+            Cache::new(&config.cache)
+        };
+        let runtime = build(config, &self.registry, cache, generation);
         self.registry.retain(&runtime.config);
         self.runtime.store(Arc::new(runtime));
     }
@@ -195,7 +208,12 @@ pub fn needs_new_sockets(old: &Config, new: &Config) -> Vec<crate::config::Confi
     out
 }
 
-fn build(config: Config, registry: &ServerRegistry, generation: u64) -> Runtime {
+fn build(
+    config: Config,
+    registry: &ServerRegistry,
+    cache: &'static Cache,
+    generation: u64,
+) -> Runtime {
     let mut listener_by_addr = HashMap::new();
     let mut listener_by_port = HashMap::new();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -210,6 +228,7 @@ fn build(config: Config, registry: &ServerRegistry, generation: u64) -> Runtime 
         router: Router::new(&config.routes),
         pools: build_pools(&config, registry),
         config: Arc::new(config),
+        cache,
         generation,
     }
 }

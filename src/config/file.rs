@@ -22,6 +22,43 @@ pub struct FileConfig {
     pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub cache: CacheSection,
+}
+
+/// A size: a number of bytes, or a string with a k/m/g suffix (powers of 1024).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CacheSection {
+    pub enabled: Option<bool>,
+    pub max_size: Option<Size>,
+    pub max_object_size: Option<Size>,
+    pub lock_timeout: Option<String>,
+    pub status_header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RouteCacheSection {
+    pub enabled: Option<bool>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub override_ttl: Option<String>,
+    pub grace: Option<String>,
+    pub stale_if_error: Option<String>,
+    pub keep: Option<String>,
+    pub min_uses: Option<u32>,
+    pub min_uses_window: Option<String>,
+    pub ignore_query: Option<bool>,
+    #[serde(default)]
+    pub ignore_params: Vec<String>,
+    #[serde(default)]
+    pub ignore_cookies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +141,7 @@ pub struct RouteSection {
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
     pub pool: Option<String>,
+    pub cache: Option<RouteCacheSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

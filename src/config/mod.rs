@@ -26,6 +26,7 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
     pub admin: AdminConfig,
+    pub cache: CacheConfig,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -120,6 +121,45 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Index into `Config::pools`.
     pub pool: usize,
+    /// None: responses on this route are never cached.
+    pub cache: Option<RouteCache>,
+}
+
+/// The shared cache: one per process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// Hard cap on stored bytes (headers + bodies).
+    pub max_size: u64,
+    /// Larger responses stream through uncached.
+    pub max_object_size: u64,
+    /// How long concurrent misses wait for the one fetching.
+    pub lock_timeout: Duration,
+    /// The response header telling HIT/MISS/...; None: not sent.
+    pub status_header: Option<http::HeaderName>,
+}
+
+/// A route's caching rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteCache {
+    /// TTL of responses without freshness information (0: not cached).
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    /// Ignores the response's freshness information and uses this TTL.
+    pub override_ttl: Option<Duration>,
+    /// Stale-while-revalidate window.
+    pub grace: Duration,
+    /// How long past freshness a stale copy may stand in for a failing server.
+    pub stale_if_error: Duration,
+    /// Kept further for revalidation with If-None-Match / If-Modified-Since.
+    pub keep: Duration,
+    /// An object is stored only from its N-th request within `min_uses_window`.
+    pub min_uses: u32,
+    pub min_uses_window: Duration,
+    pub ignore_query: bool,
+    pub ignore_params: Vec<String>,
+    /// Cookies that do not make a request personal: removed, and the request stays cacheable.
+    pub ignore_cookies: Vec<String>,
 }
 
 /// A host a route answers for, lower-cased, without port.

@@ -115,6 +115,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let pools = pools(f.pools, &root.key("pools"), c);
     let routes = routes(f.routes, &pools, &root.key("routes"), c);
     let admin = admin(f.admin, &root.key("admin"), c);
+    let cache = cache(f.cache, &root.key("cache"), c);
     for pool in &pools {
         let pi = pools.iter().position(|p| p.name == pool.name);
         if !routes.iter().any(|r| Some(r.pool) == pi) {
@@ -131,8 +132,106 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         pools,
         routes,
         admin,
+        cache,
         warnings: Vec::new(),
     }
+}
+
+/// Parses a size: bytes, or "512k", "256m", "1g" (powers of 1024, optional "b"/"ib").
+fn size(v: Option<file::Size>, default: u64, p: &KeyPath, c: &mut Collector) -> u64 {
+    let text = match v {
+        None => return default,
+        Some(file::Size::Bytes(n)) => return n,
+        Some(file::Size::Text(t)) => t,
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_start = lower
+        .find(|ch: char| !ch.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(unit_start);
+    let mult = match unit.trim().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if mult > 0 => n.saturating_mul(mult),
+        _ => {
+            c.error(
+                p,
+                format!("not a size: {text:?} (write bytes, or e.g. \"512k\", \"256m\", \"1g\")"),
+            );
+            default
+        }
+    }
+}
+
+fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> CacheConfig {
+    let max_size = size(f.max_size, 256 << 20, &p.key("max_size"), c);
+    let max_object_size = size(f.max_object_size, 8 << 20, &p.key("max_object_size"), c);
+    if max_object_size > max_size {
+        c.error(&p.key("max_object_size"), "larger than max_size");
+    }
+    let status_header = match f.status_header.as_deref() {
+        None => Some(http::HeaderName::from_static("x-cache")),
+        Some("") => None,
+        Some(h) => match http::HeaderName::try_from(h) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                c.error(&p.key("status_header"), format!("not a header name: {h:?}"));
+                None
+            }
+        },
+    };
+    CacheConfig {
+        enabled: f.enabled.unwrap_or(true),
+        max_size,
+        max_object_size,
+        lock_timeout: duration(f.lock_timeout, "5s", &p.key("lock_timeout"), c),
+        status_header,
+    }
+}
+
+fn route_cache(
+    f: Option<file::RouteCacheSection>,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Option<RouteCache> {
+    let f = f.unwrap_or_default();
+    if f.enabled == Some(false) {
+        return None;
+    }
+    let max_ttl = duration(f.max_ttl, "1d", &p.key("max_ttl"), c);
+    let override_ttl = f
+        .override_ttl
+        .map(|v| duration(Some(v), "0s", &p.key("override_ttl"), c));
+    let min_uses = f.min_uses.unwrap_or(1);
+    if min_uses == 0 {
+        c.error(&p.key("min_uses"), "must be at least 1");
+    }
+    for (i, name) in f.ignore_cookies.iter().enumerate() {
+        if name.is_empty() || name.bytes().any(|b| b <= b' ' || b"=;,".contains(&b)) {
+            c.error(
+                &p.key("ignore_cookies").index(i),
+                format!("not a cookie name: {name:?}"),
+            );
+        }
+    }
+    Some(RouteCache {
+        default_ttl: duration(f.default_ttl, "0s", &p.key("default_ttl"), c),
+        max_ttl,
+        override_ttl,
+        grace: duration(f.grace, "10s", &p.key("grace"), c),
+        stale_if_error: duration(f.stale_if_error, "1m", &p.key("stale_if_error"), c),
+        keep: duration(f.keep, "1m", &p.key("keep"), c),
+        min_uses: min_uses.max(1),
+        min_uses_window: duration(f.min_uses_window, "10m", &p.key("min_uses_window"), c),
+        ignore_query: f.ignore_query.unwrap_or(false),
+        ignore_params: f.ignore_params,
+        ignore_cookies: f.ignore_cookies,
+    })
 }
 
 /// Parses `"2s"`, `"500ms"`, `"1m 30s"`; reports and falls back to `default` when invalid.
@@ -636,11 +735,13 @@ fn routes(
                 }
             },
         };
+        let cache = route_cache(r.cache, &rp.key("cache"), c);
         out.push(RouteConfig {
             name,
             hosts,
             path_prefix,
             pool,
+            cache,
         });
     }
     out

@@ -41,6 +41,13 @@ struct State {
     in_flight: AtomicUsize,
     mode: Mutex<Option<Mode>>,
     seen: Mutex<Vec<Seen>>,
+    /// Extra response headers on every answer.
+    headers: Mutex<Vec<(String, String)>>,
+    /// Answer 304 to a matching If-None-Match (the ETag is taken from `headers`).
+    not_modified: AtomicUsize,
+    /// Body: name, then ":" and the Host header, padded to `body_size` bytes when set.
+    echo_host: std::sync::atomic::AtomicBool,
+    body_size: AtomicUsize,
 }
 
 pub struct Origin {
@@ -135,6 +142,29 @@ impl Origin {
         self.state.seen.lock().unwrap().clone()
     }
 
+    /// Extra headers sent with every response (e.g. Cache-Control).
+    pub fn set_headers(&self, headers: &[(&str, &str)]) {
+        *self.state.headers.lock().unwrap() = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Bodies say which Host the origin saw: "name:host".
+    pub fn echo_host(&self) {
+        self.state.echo_host.store(true, SeqCst);
+    }
+
+    /// Bodies padded with '.' to exactly `n` bytes.
+    pub fn set_body_size(&self, n: usize) {
+        self.state.body_size.store(n, SeqCst);
+    }
+
+    /// 304 answers given to conditional requests.
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(SeqCst)
+    }
+
     pub fn reset(&self) {
         self.state.hits.store(0, SeqCst);
         self.state.seen.lock().unwrap().clear();
@@ -185,20 +215,56 @@ async fn handle(
         headers: req.headers().clone(),
     });
     state.in_flight.fetch_add(1, SeqCst);
+    let extra = state.headers.lock().unwrap().clone();
+    let etag = extra
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.clone());
+    let conditional = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| Some(v) == etag.as_deref());
+    let mut body = name.clone();
+    if state.echo_host.load(SeqCst) {
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        body = format!("{name}:{host}");
+    }
+    let size = state.body_size.load(SeqCst);
+    if size > body.len() {
+        body.push_str(&".".repeat(size - body.len()));
+    }
     let _ = req.into_body().collect().await;
-    let resp = match mode {
-        Mode::Ok => reply(200, &name, &name),
-        Mode::Status(s) => reply(s, &name, &name),
+    let status = match mode {
+        Mode::Ok => 200,
+        Mode::Status(s) => s,
         Mode::Delay(d) => {
             tokio::time::sleep(d).await;
-            reply(200, &name, &name)
+            200
         }
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            reply(200, &name, &name)
+            200
         }
     };
     state.in_flight.fetch_sub(1, SeqCst);
+    let (status, body) = if conditional && status == 200 {
+        state.not_modified.fetch_add(1, SeqCst);
+        (304, String::new())
+    } else {
+        (status, body)
+    };
+    let mut resp = reply(status, &name, &body);
+    for (k, v) in extra {
+        resp.headers_mut().append(
+            http::HeaderName::try_from(k).unwrap(),
+            http::HeaderValue::try_from(v).unwrap(),
+        );
+    }
     Ok(resp)
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod balancing;
+mod cache;
 mod cli;
 mod errors;
 mod health;

@@ -1,0 +1,228 @@
+//! The Varnish-style cache of anonymous responses: pingora-cache's state machine (lock for
+//! coalescing, predictor for hit-for-miss, stale handling) over our moka storage.
+//!
+//! - `policy`: what is cacheable and for how long;
+//! - `key`: the cache key and Vary variants;
+//! - `store`: the moka storage;
+//! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
+//!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
+
+pub mod key;
+pub mod policy;
+pub mod store;
+
+use crate::config::{CacheConfig, RouteCache};
+use moka::sync::Cache as Moka;
+use pingora::cache::key::CacheHashKey;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::predictor::Predictor;
+use pingora::cache::{CacheKey, CacheOptionOverrides, CachePhase};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{KeyOrigin, MokaStorage};
+
+/// Cache counters, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub expired: AtomicU64,
+    pub revalidated: AtomicU64,
+    pub passes: AtomicU64,
+    /// Requests that waited on another request's fetch of the same object.
+    pub coalesced: AtomicU64,
+    pub evictions: AtomicU64,
+    /// Responses that streamed through uncached because of max_object_size.
+    pub too_large: AtomicU64,
+}
+
+/// The status a response reports in `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Hit,
+    Miss,
+    Stale,
+    Pass,
+    Expired,
+    Revalidated,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Hit => "HIT",
+            Status::Miss => "MISS",
+            Status::Stale => "STALE",
+            Status::Pass => "PASS",
+            Status::Expired => "EXPIRED",
+            Status::Revalidated => "REVALIDATED",
+        }
+    }
+
+    pub fn from_phase(phase: CachePhase) -> Status {
+        match phase {
+            CachePhase::Hit => Status::Hit,
+            CachePhase::Miss => Status::Miss,
+            CachePhase::Stale | CachePhase::StaleUpdating => Status::Stale,
+            CachePhase::Expired => Status::Expired,
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => Status::Revalidated,
+            _ => Status::Pass,
+        }
+    }
+}
+
+/// How often one key was asked for recently, for `min_uses`.
+struct Uses {
+    count: AtomicU32,
+    window: Duration,
+}
+
+struct UsesWindow;
+
+impl moka::Expiry<u128, Arc<Uses>> for UsesWindow {
+    fn expire_after_create(
+        &self,
+        _: &u128,
+        v: &Arc<Uses>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(v.window)
+    }
+}
+
+/// The process-wide cache. Lives for the whole process (pingora wants `&'static`).
+pub struct Cache {
+    pub config: CacheConfig,
+    pub storage: &'static MokaStorage,
+    lock: &'static CacheKeyLockImpl,
+    predictor: &'static Predictor<16>,
+    uses: Moka<u128, Arc<Uses>>,
+    pub counters: Arc<Counters>,
+}
+
+impl Cache {
+    pub fn new(config: &CacheConfig) -> &'static Cache {
+        let counters = Arc::new(Counters::default());
+        let storage = Box::leak(Box::new(MokaStorage::new(
+            config.max_size,
+            usize::try_from(config.max_object_size).unwrap_or(usize::MAX),
+            counters.clone(),
+        )));
+        let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(config.lock_timeout));
+        Box::leak(Box::new(Cache {
+            config: config.clone(),
+            storage,
+            lock,
+            predictor: Box::leak(Box::new(Predictor::new(4096, None))),
+            uses: Moka::builder()
+                .max_capacity(1_000_000)
+                .expire_after(UsesWindow)
+                .build(),
+            counters,
+        }))
+    }
+
+    /// Turns the cache on for this request.
+    pub fn enable(&'static self, cache: &mut pingora::cache::HttpCache) {
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.config.lock_timeout);
+        cache.enable(
+            self.storage,
+            None,
+            Some(self.predictor),
+            Some(self.lock),
+            Some(overrides),
+        );
+    }
+
+    /// Counts one request for `key`; true once it has been asked for `min_uses` times within
+    /// the window (Vinted's "store after the third hit").
+    pub fn admit(&self, key: &CacheKey, rules: &RouteCache) -> bool {
+        if rules.min_uses <= 1 {
+            return true;
+        }
+        let id = u128::from_be_bytes(key.primary_bin());
+        let uses = self.uses.get_with(id, || {
+            Arc::new(Uses {
+                count: AtomicU32::new(0),
+                window: rules.min_uses_window,
+            })
+        });
+        uses.count.fetch_add(1, Relaxed) + 1 >= rules.min_uses
+    }
+
+    /// Builds the cache key of a request, with what bans and the storage need to know.
+    pub fn key(https: bool, host: &str, uri: &http::Uri, rules: &RouteCache) -> CacheKey {
+        let host = key::host(host);
+        let primary = key::primary(https, &host, uri, rules);
+        let mut k = CacheKey::new(primary, "");
+        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        k.extensions.insert(KeyOrigin {
+            host: host.into(),
+            path: path_and_query.into(),
+        });
+        k.extensions.insert(store::Retention(
+            rules.grace.max(rules.stale_if_error) + rules.keep,
+        ));
+        k
+    }
+
+    /// Counts a finished request by how the cache served it.
+    pub fn record(&self, status: Status, waited_on_lock: bool) {
+        let c = &self.counters;
+        let counter = match status {
+            Status::Hit => &c.hits,
+            Status::Miss => &c.misses,
+            Status::Stale => &c.stale,
+            Status::Pass => &c.passes,
+            Status::Expired => &c.expired,
+            Status::Revalidated => &c.revalidated,
+        };
+        counter.fetch_add(1, Relaxed);
+        if waited_on_lock {
+            c.coalesced.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Removes every stored variant of one URL (`host` as requested, `path_and_query` as
+    /// stored), whatever its scheme. Returns how many objects went.
+    pub fn purge(&self, host: &str, path_and_query: &str) -> usize {
+        let host = key::host(host);
+        self.remove_where(|o| *o.host == *host && *o.path == *path_and_query)
+    }
+
+    /// Removes every object of `host` (any host when None) whose path starts with `prefix`.
+    pub fn ban_prefix(&self, host: Option<&str>, prefix: &str) -> usize {
+        let host = host.map(key::host);
+        self.remove_where(|o| {
+            host.as_deref().is_none_or(|h| *o.host == *h) && o.path.starts_with(prefix)
+        })
+    }
+
+    /// Removes every object of `host` (any host when None) whose path and query match `re`.
+    pub fn ban_regex(&self, host: Option<&str>, re: &regex::Regex) -> usize {
+        let host = host.map(key::host);
+        self.remove_where(|o| host.as_deref().is_none_or(|h| *o.host == *h) && re.is_match(&o.path))
+    }
+
+    fn remove_where(&self, matches: impl Fn(&KeyOrigin) -> bool) -> usize {
+        let doomed: Vec<_> = self
+            .storage
+            .entries
+            .iter()
+            .filter(|(_, e)| e.origin.as_ref().is_some_and(&matches))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &doomed {
+            self.storage.entries.invalidate(k);
+        }
+        doomed.len()
+    }
+
+    /// Stored bytes and objects.
+    pub fn usage(&self) -> (u64, u64) {
+        self.storage.usage()
+    }
+}

@@ -1,0 +1,284 @@
+//! Cache storage on moka, for pingora-cache's state machine: one entry per variant (keyed by
+//! the combined primary+variance hash), weighed in bytes (headers + body) against `max_size`,
+//! each kept until its own end of life (fresh + grace/stale-if-error + keep), so stale objects
+//! remain for grace, stale-if-error and 304 revalidation.
+
+use super::Counters;
+use bytes::{Bytes, BytesMut};
+use moka::sync::Cache as Moka;
+use pingora::cache::key::{CacheHashKey, CacheKey, HashBinary};
+use pingora::cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
+    PurgeType, Storage,
+};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::CacheMeta;
+use pingora::Result;
+use std::any::Any;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Fixed bookkeeping cost counted per object on top of its headers and body.
+const ENTRY_OVERHEAD: usize = 128;
+
+/// Where an object came from, for bans: set on the cache key when it is built.
+#[derive(Debug, Clone)]
+pub struct KeyOrigin {
+    pub host: Arc<str>,
+    pub path: Arc<str>,
+}
+
+/// One stored variant.
+pub struct Entry {
+    meta_internal: Vec<u8>,
+    meta_header: Vec<u8>,
+    body: Bytes,
+    pub primary: HashBinary,
+    pub origin: Option<KeyOrigin>,
+    /// When the storage may forget it.
+    pub end_of_life: SystemTime,
+}
+
+impl Entry {
+    fn weight(&self) -> u32 {
+        let n =
+            self.meta_internal.len() + self.meta_header.len() + self.body.len() + ENTRY_OVERHEAD;
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// How long past freshness an object is kept (grace, stale-if-error, keep): set per route and
+/// carried to the storage in the cache key's extensions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention(pub Duration);
+
+struct Lifetime;
+
+impl moka::Expiry<HashBinary, Arc<Entry>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _: &HashBinary,
+        e: &Arc<Entry>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(
+            e.end_of_life
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &HashBinary,
+        e: &Arc<Entry>,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(
+            e.end_of_life
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+pub struct MokaStorage {
+    pub entries: Moka<HashBinary, Arc<Entry>>,
+    max_object_size: usize,
+    counters: Arc<Counters>,
+}
+
+impl MokaStorage {
+    pub fn new(max_size: u64, max_object_size: usize, counters: Arc<Counters>) -> Self {
+        let evictions = counters.clone();
+        let entries = Moka::builder()
+            .max_capacity(max_size)
+            .weigher(|_, e: &Arc<Entry>| e.weight())
+            .expire_after(Lifetime)
+            .support_invalidation_closures()
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evictions.evictions.fetch_add(1, Relaxed);
+                }
+            })
+            .build();
+        MokaStorage {
+            entries,
+            max_object_size,
+            counters,
+        }
+    }
+
+    /// Stored bytes and objects, after moka has applied pending evictions.
+    pub fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.weighted_size(), self.entries.entry_count())
+    }
+
+    fn end_of_life(meta: &CacheMeta, key: &CacheKey) -> SystemTime {
+        let retention = key
+            .extensions
+            .get::<Retention>()
+            .copied()
+            .unwrap_or_default();
+        meta.fresh_until() + retention.0
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for MokaStorage {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(entry) = self.entries.get(&key.combined_bin()) else {
+            return Ok(None);
+        };
+        let meta = CacheMeta::deserialize(&entry.meta_internal, &entry.meta_header)?;
+        let hit = Hit {
+            body: Some(entry.body.clone()),
+        };
+        Ok(Some((meta, Box::new(hit))))
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        let (meta_internal, meta_header) = meta.serialize()?;
+        Ok(Box::new(Miss {
+            storage: self,
+            key: key.combined_bin(),
+            primary: key.primary_bin(),
+            origin: key.extensions.get::<KeyOrigin>().cloned(),
+            end_of_life: Self::end_of_life(meta, key),
+            meta_internal,
+            meta_header,
+            body: BytesMut::new(),
+            too_large: false,
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let key = match target {
+            PurgeTarget::Active(k) => k.combined_bin(),
+            PurgeTarget::Exact(k) => k.key().combined_bin(),
+        };
+        Ok(match self.entries.remove(&key) {
+            Some(_) => PurgeOutcome::Purged(None),
+            None => PurgeOutcome::NotFound,
+        })
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
+        let id = key.combined_bin();
+        let Some(old) = self.entries.get(&id) else {
+            return Ok(false);
+        };
+        let (meta_internal, meta_header) = meta.serialize()?;
+        let updated = Entry {
+            meta_internal,
+            meta_header,
+            body: old.body.clone(),
+            primary: old.primary,
+            origin: old.origin.clone(),
+            end_of_life: Self::end_of_life(meta, key),
+        };
+        self.entries.insert(id, Arc::new(updated));
+        Ok(true)
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+struct Hit {
+    body: Option<Bytes>,
+}
+
+#[async_trait::async_trait]
+impl HandleHit for Hit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        Ok(self.body.take())
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+struct Miss {
+    storage: &'static MokaStorage,
+    key: HashBinary,
+    primary: HashBinary,
+    origin: Option<KeyOrigin>,
+    end_of_life: SystemTime,
+    meta_internal: Vec<u8>,
+    meta_header: Vec<u8>,
+    body: BytesMut,
+    /// Past max_object_size: the response streams on to the client, nothing is stored.
+    too_large: bool,
+}
+
+#[async_trait::async_trait]
+impl HandleMiss for Miss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        if self.too_large {
+            return Ok(());
+        }
+        if self.body.len() + data.len() > self.storage.max_object_size {
+            self.too_large = true;
+            self.body = BytesMut::new();
+            self.storage.counters.too_large.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        if self.too_large {
+            return Ok(MissFinishType::Created(0));
+        }
+        let entry = Entry {
+            meta_internal: self.meta_internal,
+            meta_header: self.meta_header,
+            body: self.body.freeze(),
+            primary: self.primary,
+            origin: self.origin,
+            end_of_life: self.end_of_life,
+        };
+        let size = entry.weight() as usize;
+        self.storage.entries.insert(self.key, Arc::new(entry));
+        Ok(MissFinishType::Created(size))
+    }
+}
