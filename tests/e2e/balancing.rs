@@ -49,8 +49,9 @@ async fn least_conn_prefers_the_idle_server() {
     let c = client();
     // Park slow requests on a: keep sending until one is in flight there.
     let mut parked = Vec::new();
-    for _ in 0..10 {
-        let (c, url) = (c.clone(), gh.url("/"));
+    for i in 0..10 {
+        // Distinct URLs: requests for one URL would queue behind its cache lock.
+        let (c, url) = (c.clone(), gh.url(&format!("/slow{i}")));
         parked.push(tokio::spawn(async move {
             c.get(url).send().await.map(|r| r.status().as_u16())
         }));
@@ -65,8 +66,8 @@ async fn least_conn_prefers_the_idle_server() {
         "one slow request should be parked on a"
     );
     let before = (a.hits(), b.hits());
-    for _ in 0..20 {
-        assert_eq!(get(&c, &gh.url("/")).await, (200, "b".into()));
+    for i in 0..20 {
+        assert_eq!(get(&c, &gh.url(&format!("/fast{i}"))).await, (200, "b".into()));
     }
     assert_eq!((a.hits(), b.hits()), (before.0, before.1 + 20));
     for p in parked {
