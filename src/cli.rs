@@ -72,4 +72,15 @@ pub enum CtlAction {
     },
     /// Put a server back; it takes traffic once its health check passes.
     Ready { pool: String, server: String },
+    /// Read-only mode: `on` or `off`, or `status`.
+    Readonly {
+        #[arg(value_parser = ["on", "off", "status"])]
+        switch: String,
+        /// Why (shown by the admin status).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Turn itself off after this long (e.g. 2h).
+        #[arg(long = "for")]
+        duration: Option<String>,
+    },
 }

@@ -27,6 +27,7 @@ pub fn call(
     target: &Target,
     method: &str,
     path: &str,
+    body: Option<&Value>,
     timeout: Duration,
 ) -> Result<Answer, String> {
     let addr = target.address;
@@ -40,8 +41,10 @@ pub fn call(
         .as_deref()
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream
         .write_all(req.as_bytes())

@@ -12,6 +12,7 @@ pub mod config;
 pub mod ctl;
 pub mod launch;
 pub mod proxy;
+pub mod readonly;
 pub mod respond;
 pub mod routing;
 pub mod runtime;

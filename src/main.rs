@@ -82,8 +82,24 @@ fn ctl(
         }
     };
     let target = Target { address, token };
+    let mut body = None;
     let (method, path, wait) = match &action {
         cli::CtlAction::Status => ("GET", "/api/pools".to_string(), None),
+        cli::CtlAction::Readonly { switch, .. } if switch == "status" => {
+            ("GET", "/api/readonly".to_string(), None)
+        }
+        cli::CtlAction::Readonly {
+            switch,
+            reason,
+            duration,
+        } => {
+            body = Some(serde_json::json!({
+                "enabled": switch == "on",
+                "reason": reason,
+                "for": duration,
+            }));
+            ("POST", "/api/readonly".to_string(), None)
+        }
         cli::CtlAction::Drain { pool, server, wait }
         | cli::CtlAction::Maint { pool, server, wait } => {
             let verb = if matches!(action, cli::CtlAction::Drain { .. }) {
@@ -110,7 +126,7 @@ fn ctl(
     let timeout = wait
         .and_then(|w: String| humantime::parse_duration(&w).ok())
         .unwrap_or_default();
-    match call(&target, method, &path, timeout) {
+    match call(&target, method, &path, body.as_ref(), timeout) {
         Ok(answer) => {
             let ok = (200..300).contains(&answer.status);
             if json {
@@ -126,6 +142,24 @@ fn ctl(
                 );
             } else if matches!(action, cli::CtlAction::Status) {
                 print_status(&answer.body);
+            } else if matches!(action, cli::CtlAction::Readonly { .. }) {
+                let b = &answer.body;
+                println!(
+                    "read-only: {}{}{}",
+                    if b["active"].as_bool() == Some(true) {
+                        "ON"
+                    } else {
+                        "off"
+                    },
+                    b["reason"]
+                        .as_str()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default(),
+                    b["until"]
+                        .as_u64()
+                        .map(|u| format!(", until unix time {u}"))
+                        .unwrap_or_default(),
+                );
             } else {
                 print_server_row(&answer.body);
                 if let Some(ms) = answer.body["waited_ms"].as_u64() {

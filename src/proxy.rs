@@ -22,6 +22,7 @@
 use crate::balance::InflightGuard;
 use crate::cache;
 use crate::config::HashKey;
+use crate::readonly;
 use crate::respond::{self, LocalAnswer};
 use crate::runtime::{Runtime, Shared};
 use async_trait::async_trait;
@@ -31,6 +32,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Raised by `upstream_peer` when the pool has no usable server (marked upstream so that a
@@ -64,6 +66,10 @@ pub struct Ctx {
     pub attempts: u32,
     /// The route has caching: the response reports an X-Cache status.
     pub cache_attempted: bool,
+    /// Read-only mode applied to this request.
+    pub readonly: bool,
+    /// This request was a write refused by read-only mode.
+    pub readonly_refused: bool,
     guard: Option<InflightGuard>,
 }
 
@@ -97,6 +103,8 @@ impl ProxyHttp for Proxy {
             tried: Vec::new(),
             attempts: 0,
             cache_attempted: false,
+            readonly: false,
+            readonly_refused: false,
             guard: None,
         }
     }
@@ -131,6 +139,23 @@ impl ProxyHttp for Proxy {
         };
         ctx.route = Some(route);
         ctx.pool = Some(rt.config.routes[route].pool);
+        let ro_state = self.shared.readonly.load();
+        if readonly::applies(&ro_state, rt.config.routes[route].readonly) {
+            ctx.readonly = true;
+            let ro = &rt.config.readonly;
+            let req = session.req_header();
+            if readonly::refuses(&req.method, req.uri.path(), ro) {
+                ctx.readonly_refused = true;
+                self.shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
+                readonly::refuse(session, ro, &ro_state).await?;
+                return Ok(true);
+            }
+            if ro.strip_cookies {
+                session
+                    .req_header_mut()
+                    .remove_header(&http::header::COOKIE);
+            }
+        }
         if let (true, Some(rules)) = (rt.cache.config.enabled, &rt.config.routes[route].cache) {
             ctx.cache_attempted = true;
             if cache::policy::request(session.req_header_mut(), rules).is_ok() {
@@ -167,7 +192,13 @@ impl ProxyHttp for Proxy {
         let Some(rules) = ctx.cache_rules() else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
-        let verdict = cache::policy::response(resp, rules, ctx.rt.cache.config.max_object_size);
+        let floor = if ctx.readonly {
+            ctx.rt.config.readonly.ttl_floor
+        } else {
+            std::time::Duration::ZERO
+        };
+        let verdict =
+            cache::policy::response(resp, rules, ctx.rt.cache.config.max_object_size, floor);
         if matches!(verdict, RespCacheable::Cacheable(_))
             && !ctx.rt.cache.admit(session.cache.cache_key(), rules)
         {
@@ -312,12 +343,28 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Logged-out read-only: responses become anonymous before the cache sees them.
+        if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
+            resp.remove_header(&http::header::SET_COOKIE);
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
+            resp.remove_header(&http::header::SET_COOKIE);
+        }
         if ctx.cache_attempted {
             if let Some(name) = &ctx.rt.cache.config.status_header {
                 let status = cache::Status::from_phase(session.cache.phase());

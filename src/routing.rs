@@ -116,6 +116,7 @@ mod tests {
             path_prefix: prefix.to_string(),
             pool: 0,
             cache: None,
+            readonly: crate::config::RouteReadonly::Inherit,
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Shared {
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
     pub tls: HashMap<String, std::sync::Arc<SniResolver>>,
+    /// Read-only mode as switched at runtime.
+    pub readonly: ArcSwap<crate::readonly::ReadonlyState>,
+    /// Refused writes, for metrics.
+    pub readonly_refused: AtomicU64,
     /// Serializes writes of the state file (admin calls only, never held across an await).
     state_file: std::sync::Mutex<std::path::PathBuf>,
 }
@@ -66,12 +70,19 @@ impl Shared {
             .collect();
         let state_file = config.server.state_dir.join("state.json");
         let cache = Cache::new(&config.cache);
+        let readonly = crate::readonly::ReadonlyState {
+            enabled: config.readonly.enabled,
+            since: crate::readonly::unix_now(),
+            ..Default::default()
+        };
         let runtime = build(config, &registry, cache, 0);
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
             generations: AtomicU64::new(0),
             tls,
+            readonly: ArcSwap::from_pointee(readonly),
+            readonly_refused: AtomicU64::new(0),
             state_file: std::sync::Mutex::new(state_file),
         });
         shared.restore_state();
@@ -116,6 +127,10 @@ impl Shared {
                 return;
             }
         };
+        if let Some(ro) = saved.readonly {
+            tracing::info!(enabled = ro.enabled, reason = ?ro.reason, "read-only mode restored");
+            self.readonly.store(Arc::new(ro));
+        }
         let rt = self.current();
         for pool in &rt.pools {
             for s in &pool.servers {
@@ -140,8 +155,16 @@ impl Shared {
         let path = self.state_file.lock().unwrap_or_else(|e| e.into_inner());
         let state = crate::statefile::StateFile {
             servers: self.registry.admin_states(),
+            readonly: Some((**self.readonly.load()).clone()),
         };
         crate::statefile::save(&path, &state)
+    }
+
+    /// Switches read-only mode and writes the state file.
+    pub fn set_readonly(&self, state: crate::readonly::ReadonlyState) -> Result<(), String> {
+        tracing::warn!(enabled = state.enabled, reason = ?state.reason, until = ?state.until, "read-only mode switched");
+        self.readonly.store(Arc::new(state));
+        self.persist_state()
     }
 
     /// Gives each running TLS listener the certificate set `config` names for it.

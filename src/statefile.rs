@@ -13,6 +13,9 @@ pub struct StateFile {
     /// "pool/server" → state, for servers that are not `ready`.
     #[serde(default)]
     pub servers: BTreeMap<String, AdminState>,
+    /// Read-only mode as last switched (None: never switched; the config decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly: Option<crate::readonly::ReadonlyState>,
 }
 
 /// Reads the state file; a missing file is an empty state.

@@ -184,3 +184,59 @@ fn server_json(p: &Pool, s: &Server) -> Value {
         "last_check": last_check,
     })
 }
+
+fn readonly_json(shared: &Shared) -> Value {
+    let state = shared.readonly.load();
+    json!({
+        "enabled": state.enabled,
+        "active": state.is_active(),
+        "reason": state.reason,
+        "since": state.since,
+        "until": state.until,
+        "refused_writes": shared.readonly_refused.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+pub fn readonly(shared: &Shared) -> Reply {
+    Reply::ok(readonly_json(shared))
+}
+
+/// `{"enabled": bool, "reason": "...", "for": "2h"}`
+pub fn set_readonly(shared: &Shared, body: &[u8]) -> Reply {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Switch {
+        enabled: bool,
+        reason: Option<String>,
+        #[serde(rename = "for")]
+        duration: Option<String>,
+    }
+    let switch: Switch = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        Err(e) => return Reply::error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expected {{\"enabled\": true|false, \"reason\": \"...\", \"for\": \"2h\"}}: {e}"
+            ),
+        ),
+    };
+    let duration = match switch.duration.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) if !d.is_zero() => Some(d),
+        Some(_) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "for must be a duration such as \"2h\"",
+            )
+        }
+    };
+    let state = crate::readonly::ReadonlyState::switched(switch.enabled, switch.reason, duration);
+    let persisted = shared.set_readonly(state);
+    let mut body = readonly_json(shared);
+    if let Err(e) = persisted {
+        tracing::error!("{e}");
+        body["persisted"] = json!(false);
+        body["warning"] = json!(format!("{e}: the change holds until restart"));
+    }
+    Reply::ok(body)
+}

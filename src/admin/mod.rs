@@ -8,6 +8,8 @@
 //! POST /api/pools/{pool}/servers/{server}/drain     [?wait=30s] answer once nothing is in flight
 //! POST /api/pools/{pool}/servers/{server}/maint
 //! POST /api/pools/{pool}/servers/{server}/ready
+//! GET  /api/readonly                                read-only mode: on/off, since, why, until
+//! POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
 //! ```
 //! Handlers are plain functions of (shared state, request parts) in `handlers`, so the HTTP
 //! layer here only parses, authenticates and serializes.
@@ -104,11 +106,47 @@ impl AdminApp {
             (&Method::POST, ["api", "pools", pool, "servers", server, action]) => {
                 handlers::server_action(&self.shared, &rt, pool, server, action, &query).await
             }
+            (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
+            (&Method::POST, ["api", "readonly"]) => match read_body(session).await {
+                Ok(body) => handlers::set_readonly(&self.shared, &body),
+                Err(reply) => reply,
+            },
+            (_, ["api", "readonly"]) => Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}"),
+            ),
             (_, ["api", "pools", ..]) => Reply::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed on {path}"),
             ),
             _ => Reply::error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
+        }
+    }
+}
+
+/// The largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Err(Reply::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body over 64 KiB",
+                    ));
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read body: {e}"),
+                ))
+            }
         }
     }
 }

@@ -69,7 +69,13 @@ const fn reason(r: &'static str) -> NoCacheReason {
 }
 
 /// Decides whether a response is stored, and for how long.
-pub fn response(resp: &ResponseHeader, rules: &RouteCache, max_object_size: u64) -> RespCacheable {
+/// `ttl_floor` raises every TTL (read-only mode's "cache everything aggressively").
+pub fn response(
+    resp: &ResponseHeader,
+    rules: &RouteCache,
+    max_object_size: u64,
+    ttl_floor: Duration,
+) -> RespCacheable {
     use RespCacheable::Uncacheable;
     if !cacheable_status(resp.status.as_u16()) {
         return Uncacheable(reason("status"));
@@ -110,7 +116,8 @@ pub fn response(resp: &ResponseHeader, rules: &RouteCache, max_object_size: u64)
             })
             .unwrap_or(rules.default_ttl),
     }
-    .min(rules.max_ttl);
+    .min(rules.max_ttl)
+    .max(ttl_floor);
     if ttl.is_zero() {
         return Uncacheable(reason("no-ttl"));
     }
@@ -169,7 +176,8 @@ mod tests {
             ttl(response(
                 &resp(&[("cache-control", "max-age=60, s-maxage=120")]),
                 &r,
-                1 << 20
+                1 << 20,
+                Duration::ZERO,
             )),
             Some(120)
         );
@@ -177,7 +185,8 @@ mod tests {
             ttl(response(
                 &resp(&[("cache-control", "max-age=60")]),
                 &r,
-                1 << 20
+                1 << 20,
+                Duration::ZERO,
             )),
             Some(60)
         );
@@ -185,18 +194,22 @@ mod tests {
             ttl(response(
                 &resp(&[("cache-control", "max-age=99999")]),
                 &r,
-                1 << 20
+                1 << 20,
+                Duration::ZERO,
             )),
             Some(3600)
         );
         assert_eq!(
-            ttl(response(&resp(&[]), &r, 1 << 20)),
+            ttl(response(&resp(&[]), &r, 1 << 20, Duration::ZERO)),
             None,
             "default_ttl 0: not cached"
         );
         let mut r2 = rules();
         r2.default_ttl = Duration::from_secs(30);
-        assert_eq!(ttl(response(&resp(&[]), &r2, 1 << 20)), Some(30));
+        assert_eq!(
+            ttl(response(&resp(&[]), &r2, 1 << 20, Duration::ZERO)),
+            Some(30)
+        );
         for bad in [
             ("cache-control", "private, max-age=60"),
             ("cache-control", "no-store"),
@@ -206,7 +219,11 @@ mod tests {
         ] {
             let mut h = vec![("cache-control", "max-age=60")];
             h.push(bad);
-            assert_eq!(ttl(response(&resp(&h), &r, 1 << 20)), None, "{bad:?}");
+            assert_eq!(
+                ttl(response(&resp(&h), &r, 1 << 20, Duration::ZERO)),
+                None,
+                "{bad:?}"
+            );
         }
     }
 

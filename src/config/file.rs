@@ -24,6 +24,20 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub cache: CacheSection,
+    #[serde(default)]
+    pub readonly: ReadonlySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadonlySection {
+    pub enabled: Option<bool>,
+    pub retry_after: Option<String>,
+    pub message: Option<String>,
+    pub page: Option<String>,
+    #[serde(default)]
+    pub allow_paths: Vec<String>,
+    pub strip_cookies: Option<bool>,
+    pub ttl_floor: Option<String>,
 }
 
 /// A size: a number of bytes, or a string with a k/m/g suffix (powers of 1024).
@@ -142,6 +156,7 @@ pub struct RouteSection {
     pub path_prefix: Option<String>,
     pub pool: Option<String>,
     pub cache: Option<RouteCacheSection>,
+    pub readonly: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,6 +27,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub admin: AdminConfig,
     pub cache: CacheConfig,
+    pub readonly: ReadonlyConfig,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -123,6 +124,35 @@ pub struct RouteConfig {
     pub pool: usize,
     /// None: responses on this route are never cached.
     pub cache: Option<RouteCache>,
+    pub readonly: RouteReadonly,
+}
+
+/// How a route meets read-only mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteReadonly {
+    /// Follows the global switch.
+    Inherit,
+    /// Always read-only.
+    Always,
+    /// Never read-only (e.g. a login or health endpoint).
+    Never,
+}
+
+/// Read-only mode settings.
+#[derive(Debug, Clone)]
+pub struct ReadonlyConfig {
+    /// The mode at first start (the state file wins afterwards).
+    pub enabled: bool,
+    pub retry_after: Duration,
+    pub message: String,
+    /// The HTML body of refused writes.
+    pub page: bytes::Bytes,
+    /// Path prefixes whose writes still pass.
+    pub allow_paths: Vec<String>,
+    /// "Logged-out" sub-mode: drop Cookie from requests and Set-Cookie from responses.
+    pub strip_cookies: bool,
+    /// While read-only, responses are cached at least this long.
+    pub ttl_floor: Duration,
 }
 
 /// The shared cache: one per process.

@@ -73,6 +73,7 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
     fix(&mut f.server.pid_file);
     fix(&mut f.server.upgrade_socket);
     fix(&mut f.admin.token_file);
+    fix(&mut f.readonly.page);
     for l in &mut f.listeners {
         for cert in l.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
             fix(&mut cert.cert);
@@ -116,6 +117,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let routes = routes(f.routes, &pools, &root.key("routes"), c);
     let admin = admin(f.admin, &root.key("admin"), c);
     let cache = cache(f.cache, &root.key("cache"), c);
+    let readonly = readonly(f.readonly, &root.key("readonly"), c);
     for pool in &pools {
         let pi = pools.iter().position(|p| p.name == pool.name);
         if !routes.iter().any(|r| Some(r.pool) == pi) {
@@ -133,7 +135,42 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         routes,
         admin,
         cache,
+        readonly,
         warnings: Vec::new(),
+    }
+}
+
+fn readonly(f: file::ReadonlySection, p: &KeyPath, c: &mut Collector) -> ReadonlyConfig {
+    let message = f.message.unwrap_or_else(|| {
+        "This site is read-only for maintenance. Reading works; please try changes again later."
+            .into()
+    });
+    let page = match &f.page {
+        None => crate::readonly::default_page(&message),
+        Some(path) => match std::fs::read(path) {
+            Ok(b) => bytes::Bytes::from(b),
+            Err(e) => {
+                c.error(&p.key("page"), format!("{path}: {e}"));
+                bytes::Bytes::new()
+            }
+        },
+    };
+    for (i, a) in f.allow_paths.iter().enumerate() {
+        if !a.starts_with('/') {
+            c.error(
+                &p.key("allow_paths").index(i),
+                format!("{a:?} must start with '/'"),
+            );
+        }
+    }
+    ReadonlyConfig {
+        enabled: f.enabled.unwrap_or(false),
+        retry_after: duration(f.retry_after, "2m", &p.key("retry_after"), c),
+        message,
+        page,
+        allow_paths: f.allow_paths,
+        strip_cookies: f.strip_cookies.unwrap_or(false),
+        ttl_floor: duration(f.ttl_floor, "0s", &p.key("ttl_floor"), c),
     }
 }
 
@@ -736,12 +773,25 @@ fn routes(
             },
         };
         let cache = route_cache(r.cache, &rp.key("cache"), c);
+        let readonly = match r.readonly.as_deref() {
+            None | Some("inherit") => RouteReadonly::Inherit,
+            Some("always") => RouteReadonly::Always,
+            Some("never") => RouteReadonly::Never,
+            Some(other) => {
+                c.error(
+                    &rp.key("readonly"),
+                    format!("{other:?}: use \"inherit\", \"always\" or \"never\""),
+                );
+                RouteReadonly::Inherit
+            }
+        };
         out.push(RouteConfig {
             name,
             hosts,
             path_prefix,
             pool,
             cache,
+            readonly,
         });
     }
     out

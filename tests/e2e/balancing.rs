@@ -67,7 +67,10 @@ async fn least_conn_prefers_the_idle_server() {
     );
     let before = (a.hits(), b.hits());
     for i in 0..20 {
-        assert_eq!(get(&c, &gh.url(&format!("/fast{i}"))).await, (200, "b".into()));
+        assert_eq!(
+            get(&c, &gh.url(&format!("/fast{i}"))).await,
+            (200, "b".into())
+        );
     }
     assert_eq!((a.hits(), b.hits()), (before.0, before.1 + 20));
     for p in parked {

@@ -11,5 +11,6 @@ mod cli;
 mod errors;
 mod health;
 mod proxying;
+mod readonly;
 mod routing;
 mod tls;

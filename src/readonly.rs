@@ -1,0 +1,129 @@
+//! Read-only mode: while it is on, writes (any method but GET, HEAD and OPTIONS) get a 503
+//! with `Retry-After` without reaching a server or having their body read; reads go on. In the
+//! "logged-out" sub-mode, requests lose their cookies and responses their `Set-Cookie`, so every
+//! visitor is anonymous and served from the cache.
+//!
+//! The switch is runtime state beside the config (`Shared::readonly`, an `ArcSwap`): the config
+//! sets the default at first start, the admin API flips it (with a reason and an optional
+//! expiry), and the state file carries it across reloads and restarts.
+
+use crate::config::{ReadonlyConfig, RouteReadonly};
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The mode as switched at runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadonlyState {
+    pub enabled: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Unix seconds when it was last switched.
+    #[serde(default)]
+    pub since: u64,
+    /// Unix seconds when it turns itself off.
+    #[serde(default)]
+    pub until: Option<u64>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ReadonlyState {
+    pub fn switched(enabled: bool, reason: Option<String>, duration: Option<Duration>) -> Self {
+        let now = unix_now();
+        ReadonlyState {
+            enabled,
+            reason,
+            since: now,
+            until: duration.filter(|_| enabled).map(|d| now + d.as_secs()),
+        }
+    }
+
+    /// On, and not past its expiry.
+    pub fn is_active(&self) -> bool {
+        self.enabled && self.until.is_none_or(|u| unix_now() < u)
+    }
+}
+
+/// Whether a request meets read-only mode on its route.
+pub fn applies(state: &ReadonlyState, route: RouteReadonly) -> bool {
+    match route {
+        RouteReadonly::Always => true,
+        RouteReadonly::Never => false,
+        RouteReadonly::Inherit => state.is_active(),
+    }
+}
+
+/// True for a request read-only mode refuses: a write, not on an allowed path.
+pub fn refuses(method: &http::Method, path: &str, config: &ReadonlyConfig) -> bool {
+    let write = !matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    write
+        && !config
+            .allow_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+}
+
+/// Whether the client prefers JSON to HTML (by its Accept header).
+fn wants_json(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            let json = a.find("application/json");
+            let html = a.find("text/html");
+            json.is_some() && (html.is_none() || json < html)
+        })
+}
+
+/// The 503 for a refused write. The connection closes after it: an upload's body is never read.
+pub async fn refuse(
+    session: &mut Session,
+    config: &ReadonlyConfig,
+    state: &ReadonlyState,
+) -> pingora::Result<()> {
+    let (content_type, body) = if wants_json(session) {
+        let body = serde_json::json!({
+            "error": "read-only",
+            "message": config.message,
+            "reason": state.reason,
+            "retry_after": config.retry_after.as_secs(),
+        });
+        ("application/json", Bytes::from(body.to_string() + "\n"))
+    } else {
+        ("text/html; charset=utf-8", config.page.clone())
+    };
+    let mut resp = ResponseHeader::build(503, Some(6))?;
+    resp.insert_header("Retry-After", config.retry_after.as_secs())?;
+    resp.insert_header("X-Gatehouse-Readonly", "1")?;
+    resp.insert_header("Content-Type", content_type)?;
+    resp.insert_header("Content-Length", body.len())?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    resp.insert_header("Connection", "close")?;
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The default page for refused writes.
+pub fn default_page(message: &str) -> Bytes {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Bytes::from(format!(
+        "<!doctype html>\n<meta charset=utf-8>\n<title>Read-only</title>\n<h1>Read-only for now</h1>\n<p>{escaped}</p>\n"
+    ))
+}
