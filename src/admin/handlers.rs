@@ -213,12 +213,14 @@ pub fn set_readonly(shared: &Shared, body: &[u8]) -> Reply {
     }
     let switch: Switch = match serde_json::from_slice(body) {
         Ok(s) => s,
-        Err(e) => return Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!(
+        Err(e) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!(
                 "expected {{\"enabled\": true|false, \"reason\": \"...\", \"for\": \"2h\"}}: {e}"
             ),
-        ),
+            )
+        }
     };
     let duration = match switch.duration.as_deref().map(humantime::parse_duration) {
         None => None,

@@ -305,7 +305,7 @@ async fn the_lanyrd_migration_under_load() {
     }
     assert_eq!(failed_reads.load(SeqCst), 0, "no read failed");
     assert!(reads.load(SeqCst) > 100);
-    let writes = writes.lock().unwrap();
+    let writes = writes.lock().unwrap().clone();
     for p in 0..3 {
         let statuses: Vec<u16> = writes
             .iter()
