@@ -7,8 +7,11 @@ missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Extra needs as COMMAND or COMMAND:PACKAGE (e.g. rsyslogd:rsyslog).
 for extra in "$@"; do
-  command -v "$extra" >/dev/null 2>&1 || missing+=("$extra")
+  cmd=${extra%%:*}
+  pkg=${extra#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -84,6 +84,12 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         admin.threads = Some(1);
         server.add_service(admin);
     }
+    if shared.access_log.is_active() {
+        server.add_service(background_service(
+            "gatehouse access log",
+            crate::accesslog::AccessLogService(shared.clone()),
+        ));
+    }
     server.add_service(background_service(
         "gatehouse health checks",
         HealthService::new(shared),

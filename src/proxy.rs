@@ -34,6 +34,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Raised by `upstream_peer` when the pool has no usable server (marked upstream so that a
 /// stale cached copy may be served in its place).
@@ -70,6 +71,18 @@ pub struct Ctx {
     pub readonly: bool,
     /// This request was a write refused by read-only mode.
     pub readonly_refused: bool,
+    /// Gatehouse answered by itself (404, redirect, read-only 503).
+    pub local_answer: bool,
+    pub request_id: Option<http::HeaderValue>,
+    /// Timers for the access log (see `accesslog::Record`).
+    pub started: Instant,
+    pub t_first_peer: Option<Instant>,
+    pub t_last_peer: Option<Instant>,
+    pub t_connected: Option<Instant>,
+    pub connect_ms: Option<f64>,
+    pub response_ms: Option<f64>,
+    /// Server response headers captured for the access log.
+    pub captured: Vec<(http::HeaderName, String)>,
     guard: Option<InflightGuard>,
 }
 
@@ -105,6 +118,15 @@ impl ProxyHttp for Proxy {
             cache_attempted: false,
             readonly: false,
             readonly_refused: false,
+            local_answer: false,
+            request_id: None,
+            started: Instant::now(),
+            t_first_peer: None,
+            t_last_peer: None,
+            t_connected: None,
+            connect_ms: None,
+            response_ms: None,
+            captured: Vec::new(),
             guard: None,
         }
     }
@@ -121,12 +143,19 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = ctx.rt.clone();
+        let id_header = &rt.config.access_log.request_id_header;
+        let id = crate::accesslog::request_id(session.req_header().headers.get(id_header));
+        session
+            .req_header_mut()
+            .insert_header(id_header.clone(), id.clone())?;
+        ctx.request_id = Some(id);
         let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
         if listener.is_some_and(|l| l.redirect_to_https) {
             let req = session.req_header();
             // ACME http-01 challenges must stay reachable over plain HTTP.
             if !req.uri.path().starts_with("/.well-known/acme-challenge/") {
                 let location = https_location(req, rt.config.https_port());
+                ctx.local_answer = true;
                 respond::redirect(session, &location).await?;
                 return Ok(true);
             }
@@ -134,6 +163,7 @@ impl ProxyHttp for Proxy {
         let req = session.req_header();
         let route = ctx.rt.router.route(request_host(req), req.uri.path());
         let Some(route) = route else {
+            ctx.local_answer = true;
             respond::send(session, respond::NO_ROUTE, true).await?;
             return Ok(true);
         };
@@ -146,6 +176,7 @@ impl ProxyHttp for Proxy {
             let req = session.req_header();
             if readonly::refuses(&req.method, req.uri.path(), ro) {
                 ctx.readonly_refused = true;
+                ctx.local_answer = true;
                 self.shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
                 readonly::refuse(session, ro, &ro_state).await?;
                 return Ok(true);
@@ -260,6 +291,9 @@ impl ProxyHttp for Proxy {
             return Err(Error::explain(etype, format!("pool {}", pool.config.name)).into_up());
         };
         let server = &pool.servers[ix];
+        let now = Instant::now();
+        ctx.t_first_peer.get_or_insert(now);
+        ctx.t_last_peer = Some(now);
         ctx.server = Some(ix);
         ctx.attempts += 1;
         ctx.guard = Some(InflightGuard::new(&server.state));
@@ -343,12 +377,45 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let now = Instant::now();
+        ctx.t_connected = Some(now);
+        ctx.connect_ms = Some(if reused {
+            0.0
+        } else {
+            ctx.t_last_peer.map_or(0.0, |t| ms_since(t, now))
+        });
+        Ok(())
+    }
+
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let now = Instant::now();
+        if ctx.response_ms.is_none() {
+            ctx.response_ms = ctx.t_connected.map(|t| ms_since(t, now));
+        }
+        let log = &ctx.rt.config.access_log;
+        for name in &log.capture_response_headers {
+            if let Some(v) = resp.headers.get(name) {
+                ctx.captured.push((
+                    name.clone(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                ));
+            }
+        }
         // Logged-out read-only: responses become anonymous before the cache sees them.
         if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
             resp.remove_header(&http::header::SET_COOKIE);
@@ -365,6 +432,12 @@ impl ProxyHttp for Proxy {
         if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
             resp.remove_header(&http::header::SET_COOKIE);
         }
+        let log = &ctx.rt.config.access_log;
+        if log.strip_captured_response_headers {
+            for name in &log.capture_response_headers {
+                resp.remove_header(name);
+            }
+        }
         if ctx.cache_attempted {
             if let Some(name) = &ctx.rt.cache.config.status_header {
                 let status = cache::Status::from_phase(session.cache.phase());
@@ -380,8 +453,12 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         self.account(session, ctx);
+        if self.shared.access_log.is_active() && session.subrequest_ctx.is_none() {
+            let record = crate::accesslog::collect::record(session, e, ctx);
+            self.shared.access_log.push(record);
+        }
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
@@ -400,6 +477,10 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+fn ms_since(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
 }
 
 /// `https://host[:port]/path?query` for a plain-HTTP request.
@@ -431,6 +512,28 @@ fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+/// The access log's termination state for a failed request.
+pub fn termination(e: &Error) -> &'static str {
+    use ErrorType::*;
+    let etype = e.etype();
+    if *etype == NO_USABLE_SERVER {
+        return "no_server";
+    }
+    if *etype == ALL_SERVERS_FAILED {
+        return "connect_error";
+    }
+    match (e.esource(), etype) {
+        (ErrorSource::Downstream, _) => "client_abort",
+        (
+            ErrorSource::Upstream,
+            ConnectTimedout | ConnectRefused | ConnectError | ConnectNoRoute,
+        ) => "connect_error",
+        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => "server_timeout",
+        (ErrorSource::Upstream, _) | (_, HTTPStatus(_)) => "server_error",
+        _ => "internal_error",
+    }
 }
 
 /// What the client is told for a failed request; None when the client is gone.

@@ -46,6 +46,8 @@ pub struct Shared {
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
     pub tls: HashMap<String, std::sync::Arc<SniResolver>>,
+    /// The per-request timing log (targets fixed for the life of the process).
+    pub access_log: crate::accesslog::AccessLog,
     /// Read-only mode as switched at runtime.
     pub readonly: ArcSwap<crate::readonly::ReadonlyState>,
     /// Refused writes, for metrics.
@@ -70,6 +72,7 @@ impl Shared {
             .collect();
         let state_file = config.server.state_dir.join("state.json");
         let cache = Cache::new(&config.cache);
+        let access_log = crate::accesslog::AccessLog::new(&config.access_log);
         let readonly = crate::readonly::ReadonlyState {
             enabled: config.readonly.enabled,
             since: crate::readonly::unix_now(),
@@ -81,6 +84,7 @@ impl Shared {
             registry,
             generations: AtomicU64::new(0),
             tls,
+            access_log,
             readonly: ArcSwap::from_pointee(readonly),
             readonly_refused: AtomicU64::new(0),
             state_file: std::sync::Mutex::new(state_file),
@@ -220,6 +224,12 @@ pub fn needs_new_sockets(old: &Config, new: &Config) -> Vec<crate::config::Confi
             "needs upgrade: listeners were added, removed or changed address or TLS; \
              run a binary upgrade (gatehouse run --upgrade) to apply"
                 .into(),
+        );
+    }
+    if old.access_log.targets != new.access_log.targets {
+        push(
+            KeyPath::root().key("access_log").key("targets"),
+            "needs upgrade: access log targets changed; run a binary upgrade to apply".into(),
         );
     }
     if (old.admin.enabled, old.admin.address) != (new.admin.enabled, new.admin.address) {

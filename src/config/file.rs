@@ -26,6 +26,35 @@ pub struct FileConfig {
     pub cache: CacheSection,
     #[serde(default)]
     pub readonly: ReadonlySection,
+    #[serde(default)]
+    pub access_log: AccessLogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessLogSection {
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub capture_request_headers: Vec<String>,
+    #[serde(default)]
+    pub capture_response_headers: Vec<String>,
+    pub strip_captured_response_headers: Option<bool>,
+    pub request_id_header: Option<String>,
+    pub queue_size: Option<usize>,
+    #[serde(default)]
+    pub targets: Vec<LogTargetSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogTargetSection {
+    pub name: Option<String>,
+    pub transport: Option<String>,
+    pub address: Option<String>,
+    pub path: Option<String>,
+    pub format: Option<String>,
+    pub facility: Option<String>,
+    pub tag: Option<String>,
+    pub hostname: Option<String>,
+    pub sample: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -28,6 +28,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub cache: CacheConfig,
     pub readonly: ReadonlyConfig,
+    pub access_log: AccessLogConfig,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -125,6 +126,50 @@ pub struct RouteConfig {
     /// None: responses on this route are never cached.
     pub cache: Option<RouteCache>,
     pub readonly: RouteReadonly,
+}
+
+/// The per-request timing log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogConfig {
+    pub enabled: bool,
+    pub capture_request_headers: Vec<http::HeaderName>,
+    pub capture_response_headers: Vec<http::HeaderName>,
+    /// Remove captured server headers (e.g. X-Runtime) from what the client gets.
+    pub strip_captured_response_headers: bool,
+    /// Accepted from clients (or generated), passed to servers, logged.
+    pub request_id_header: http::HeaderName,
+    /// Records waiting per target before new ones are dropped.
+    pub queue_size: usize,
+    pub targets: Vec<LogTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogTarget {
+    pub name: String,
+    pub transport: LogTransport,
+    pub format: LogFormat,
+    /// Syslog facility number (local0 = 16).
+    pub facility: u8,
+    pub tag: String,
+    pub hostname: String,
+    /// Fraction of records sent, 0 < sample <= 1.
+    pub sample: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTransport {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Rfc5424,
+    Rfc3164,
+    Json,
 }
 
 /// How a route meets read-only mode.

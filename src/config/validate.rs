@@ -74,6 +74,9 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
     fix(&mut f.server.upgrade_socket);
     fix(&mut f.admin.token_file);
     fix(&mut f.readonly.page);
+    for t in &mut f.access_log.targets {
+        fix(&mut t.path);
+    }
     for l in &mut f.listeners {
         for cert in l.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
             fix(&mut cert.cert);
@@ -118,6 +121,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let admin = admin(f.admin, &root.key("admin"), c);
     let cache = cache(f.cache, &root.key("cache"), c);
     let readonly = readonly(f.readonly, &root.key("readonly"), c);
+    let access_log = access_log(f.access_log, &root.key("access_log"), c);
     for pool in &pools {
         let pi = pools.iter().position(|p| p.name == pool.name);
         if !routes.iter().any(|r| Some(r.pool) == pi) {
@@ -136,7 +140,129 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         admin,
         cache,
         readonly,
+        access_log,
         warnings: Vec::new(),
+    }
+}
+
+fn header_names(list: &[String], p: &KeyPath, c: &mut Collector) -> Vec<http::HeaderName> {
+    let mut out = Vec::new();
+    for (i, h) in list.iter().enumerate() {
+        match http::HeaderName::try_from(h.as_str()) {
+            Ok(n) => out.push(n),
+            Err(_) => c.error(&p.index(i), format!("not a header name: {h:?}")),
+        }
+    }
+    out
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn access_log(f: file::AccessLogSection, p: &KeyPath, c: &mut Collector) -> AccessLogConfig {
+    let request_id_header = f.request_id_header.unwrap_or_else(|| "X-Request-Id".into());
+    let request_id_header =
+        http::HeaderName::try_from(request_id_header.as_str()).unwrap_or_else(|_| {
+            c.error(
+                &p.key("request_id_header"),
+                format!("not a header name: {request_id_header:?}"),
+            );
+            http::HeaderName::from_static("x-request-id")
+        });
+    let mut targets = Vec::new();
+    for (i, t) in f.targets.into_iter().enumerate() {
+        let tp = p.key("targets").index(i);
+        let name = t.name.unwrap_or_else(|| format!("target{i}"));
+        let need_addr = |c: &mut Collector| match &t.address {
+            Some(a) => socket_addr(a, &tp.key("address"), c),
+            None => {
+                c.error(&tp.key("address"), "missing: IP:PORT of the receiver");
+                None
+            }
+        };
+        let need_path = |c: &mut Collector| match &t.path {
+            Some(path) => Some(PathBuf::from(path)),
+            None => {
+                c.error(&tp.key("path"), "missing: the socket or file path");
+                None
+            }
+        };
+        let transport = match t.transport.as_deref().unwrap_or("udp") {
+            "udp" => need_addr(c).map(LogTransport::Udp),
+            "tcp" => need_addr(c).map(LogTransport::Tcp),
+            "unix" => need_path(c).map(LogTransport::Unix),
+            "file" => need_path(c).map(LogTransport::File),
+            "stdout" => Some(LogTransport::Stdout),
+            other => {
+                c.error(&tp.key("transport"), format!("unknown transport {other:?}: use \"udp\", \"tcp\", \"unix\", \"file\" or \"stdout\""));
+                None
+            }
+        };
+        let format = match t.format.as_deref().unwrap_or("rfc5424") {
+            "rfc5424" => LogFormat::Rfc5424,
+            "rfc3164" => LogFormat::Rfc3164,
+            "json" => LogFormat::Json,
+            other => {
+                c.error(
+                    &tp.key("format"),
+                    format!("unknown format {other:?}: use \"rfc5424\", \"rfc3164\" or \"json\""),
+                );
+                LogFormat::Rfc5424
+            }
+        };
+        let facility_name = t.facility.unwrap_or_else(|| "local0".into());
+        let facility = match FACILITIES.iter().position(|f| *f == facility_name) {
+            Some(n) => n as u8,
+            None => {
+                c.error(
+                    &tp.key("facility"),
+                    format!("unknown facility {facility_name:?} (e.g. \"local0\")"),
+                );
+                16
+            }
+        };
+        let sample = t.sample.unwrap_or(1.0);
+        if !(sample > 0.0 && sample <= 1.0) {
+            c.error(&tp.key("sample"), format!("{sample} is not in (0, 1]"));
+        }
+        let Some(transport) = transport else { continue };
+        targets.push(LogTarget {
+            name,
+            transport,
+            format,
+            facility,
+            tag: t.tag.unwrap_or_else(|| "gatehouse".into()),
+            hostname: t.hostname.unwrap_or_else(system_hostname),
+            sample: sample.clamp(f64::MIN_POSITIVE, 1.0),
+        });
+    }
+    AccessLogConfig {
+        enabled: f.enabled.unwrap_or(true),
+        capture_request_headers: header_names(
+            &f.capture_request_headers,
+            &p.key("capture_request_headers"),
+            c,
+        ),
+        capture_response_headers: header_names(
+            &f.capture_response_headers,
+            &p.key("capture_response_headers"),
+            c,
+        ),
+        strip_captured_response_headers: f.strip_captured_response_headers.unwrap_or(false),
+        request_id_header,
+        queue_size: f.queue_size.unwrap_or(10_000).clamp(1, 1_000_000),
+        targets,
     }
 }
 

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accesslog;
 mod admin;
 mod balancing;
 mod cache;
