@@ -66,7 +66,11 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         let addr = l.address.to_string();
         match (&l.tls, shared.tls.get(&l.name)) {
             (Some(t), Some(resolver)) => {
-                match crate::tls::listener_settings(resolver.clone(), t.h2) {
+                match crate::tls::listener_settings(
+                    resolver.clone(),
+                    t.h2,
+                    &shared.metrics.tls_handshakes,
+                ) {
                     Ok(settings) => proxy.add_tls_with_settings(&addr, None, settings),
                     Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
                 }

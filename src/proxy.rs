@@ -495,15 +495,33 @@ fn https_location(req: &RequestHeader, https_port: Option<u16>) -> String {
 }
 
 impl Proxy {
-    /// Per-request bookkeeping once the response is done (or failed).
+    /// Per-request bookkeeping once the response is done (or failed): cache counters and
+    /// metrics, all pre-resolved atomics.
     fn account(&self, session: &Session, ctx: &Ctx) {
         // The background refresh of a stale object is not a client request.
-        if ctx.cache_attempted && session.subrequest_ctx.is_none() {
-            let status = cache::Status::from_phase(session.cache.phase());
+        if session.subrequest_ctx.is_some() {
+            return;
+        }
+        let cache_status = ctx
+            .cache_attempted
+            .then(|| cache::Status::from_phase(session.cache.phase()));
+        if let Some(status) = cache_status {
             ctx.rt
                 .cache
                 .record(status, session.cache.lock_duration().is_some());
         }
+        let metrics = &ctx.rt.route_metrics;
+        let route = ctx
+            .route
+            .unwrap_or(metrics.len() - 1)
+            .min(metrics.len() - 1);
+        metrics[route].observe(
+            ctx.server,
+            session.response_written().map_or(0, |r| r.status.as_u16()),
+            cache_status,
+            ctx.started.elapsed().as_secs_f64(),
+            ctx.response_ms.map(|ms| ms / 1000.0),
+        );
     }
 }
 

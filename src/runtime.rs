@@ -20,6 +20,10 @@ pub struct Runtime {
     pub pools: Vec<Pool>,
     /// The cache; the same one across reloads while the `[cache]` section is unchanged.
     pub cache: &'static Cache,
+    /// Per-request metric handles of this config (last: requests with no route).
+    pub route_metrics: Vec<crate::metrics::RouteMetrics>,
+    /// When this config was loaded (Unix seconds).
+    pub loaded_at: u64,
     /// Increases with every swap; lets background services notice a new config.
     pub generation: u64,
     /// Listener index by the exact local address a connection arrived on.
@@ -46,6 +50,9 @@ pub struct Shared {
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
     pub tls: HashMap<String, std::sync::Arc<SniResolver>>,
+    pub metrics: crate::metrics::Metrics,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
     /// The per-request timing log (targets fixed for the life of the process).
     pub access_log: crate::accesslog::AccessLog,
     /// Read-only mode as switched at runtime.
@@ -73,18 +80,22 @@ impl Shared {
         let state_file = config.server.state_dir.join("state.json");
         let cache = Cache::new(&config.cache);
         let access_log = crate::accesslog::AccessLog::new(&config.access_log);
+        let metrics = crate::metrics::Metrics::new();
         let readonly = crate::readonly::ReadonlyState {
             enabled: config.readonly.enabled,
             since: crate::readonly::unix_now(),
             ..Default::default()
         };
-        let runtime = build(config, &registry, cache, 0);
+        let runtime = build(config, &registry, cache, &metrics, 0);
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
             generations: AtomicU64::new(0),
             tls,
             access_log,
+            metrics,
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
             readonly: ArcSwap::from_pointee(readonly),
             readonly_refused: AtomicU64::new(0),
             state_file: std::sync::Mutex::new(state_file),
@@ -114,7 +125,7 @@ impl Shared {
             old.storage.entries.invalidate_all();
             Cache::new(&config.cache)
         };
-        let runtime = build(config, &self.registry, cache, generation);
+        let runtime = build(config, &self.registry, cache, &self.metrics, generation);
         self.registry.retain(&runtime.config);
         self.runtime.store(Arc::new(runtime));
     }
@@ -183,6 +194,21 @@ impl Shared {
     /// Reads, validates and applies a config file: all or nothing. On error the running config
     /// stays and every problem comes back.
     pub fn reload_from(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigErrors> {
+        let result = self.try_reload(path);
+        match &result {
+            Ok(()) => {
+                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(file = %path.display(), "config reloaded");
+            }
+            Err(errors) => {
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("config reload refused, the running config stays:\n{errors}");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self, path: &std::path::Path) -> Result<(), crate::config::ConfigErrors> {
         let config = Config::load(path)?;
         let needs_upgrade = needs_new_sockets(&self.current().config, &config);
         if !needs_upgrade.is_empty() {
@@ -245,6 +271,7 @@ fn build(
     config: Config,
     registry: &ServerRegistry,
     cache: &'static Cache,
+    metrics: &crate::metrics::Metrics,
     generation: u64,
 ) -> Runtime {
     let mut listener_by_addr = HashMap::new();
@@ -260,6 +287,8 @@ fn build(
         listener_by_port,
         router: Router::new(&config.routes),
         pools: build_pools(&config, registry),
+        route_metrics: metrics.routes(&config),
+        loaded_at: crate::readonly::unix_now(),
         config: Arc::new(config),
         cache,
         generation,

@@ -254,8 +254,12 @@ pub struct TlsFacts {
     pub sni: Option<String>,
 }
 
-/// Records the SNI of each handshake into the connection's TLS digest.
-pub struct HandshakeFacts;
+/// Records the SNI of each handshake into the connection's TLS digest, and counts handshakes
+/// by protocol version.
+pub struct HandshakeFacts {
+    tls12: prometheus::IntCounter,
+    tls13: prometheus::IntCounter,
+}
 
 #[async_trait::async_trait]
 impl pingora::listeners::TlsAccept for HandshakeFacts {
@@ -263,6 +267,11 @@ impl pingora::listeners::TlsAccept for HandshakeFacts {
         &self,
         tls: &pingora::protocols::tls::TlsRef,
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        match tls.version() {
+            Some(v) if v.contains("1_3") || v.contains("1.3") => self.tls13.inc(),
+            Some(_) => self.tls12.inc(),
+            None => {}
+        }
         Some(Arc::new(TlsFacts {
             sni: tls.server_name().map(str::to_string),
         }))
@@ -273,9 +282,13 @@ impl pingora::listeners::TlsAccept for HandshakeFacts {
 pub fn listener_settings(
     resolver: Arc<SniResolver>,
     h2: bool,
+    handshakes: &prometheus::IntCounterVec,
 ) -> pingora::Result<pingora::listeners::tls::TlsSettings> {
-    let mut settings =
-        pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(HandshakeFacts))?;
+    let facts = HandshakeFacts {
+        tls12: handshakes.with_label_values(&["TLSv1.2"]),
+        tls13: handshakes.with_label_values(&["TLSv1.3"]),
+    };
+    let mut settings = pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(facts))?;
     settings.set_cert_resolver(resolver);
     if h2 {
         settings.enable_h2();

@@ -242,3 +242,36 @@ pub fn set_readonly(shared: &Shared, body: &[u8]) -> Reply {
     }
     Reply::ok(body)
 }
+
+pub fn config(rt: &Runtime) -> Reply {
+    let c = &rt.config;
+    Reply::ok(json!({
+        "checksum": c.source.checksum,
+        "file": c.source.path.as_ref().map(|p| p.display().to_string()),
+        "loaded_at": rt.loaded_at,
+        "generation": rt.generation,
+        "warnings": c.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+    }))
+}
+
+pub fn cache(rt: &Runtime) -> Reply {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &rt.cache.counters;
+    let (bytes, objects) = rt.cache.usage();
+    let hits = c.hits.load(Relaxed) + c.stale.load(Relaxed);
+    let lookups =
+        hits + c.misses.load(Relaxed) + c.expired.load(Relaxed) + c.revalidated.load(Relaxed);
+    Reply::ok(json!({
+        "enabled": rt.cache.config.enabled,
+        "stored_bytes": bytes,
+        "objects": objects,
+        "max_size": rt.cache.config.max_size,
+        "hits": c.hits.load(Relaxed),
+        "misses": c.misses.load(Relaxed),
+        "stale": c.stale.load(Relaxed),
+        "passes": c.passes.load(Relaxed),
+        "coalesced": c.coalesced.load(Relaxed),
+        "evictions": c.evictions.load(Relaxed),
+        "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+    }))
+}

@@ -8,6 +8,10 @@
 //! POST /api/pools/{pool}/servers/{server}/drain     [?wait=30s] answer once nothing is in flight
 //! POST /api/pools/{pool}/servers/{server}/maint
 //! POST /api/pools/{pool}/servers/{server}/ready
+//! GET  /api/config                                  checksum, load time and file of the config
+//! GET  /api/cache                                   cache counters and size
+//! GET  /metrics                                     Prometheus text format
+//! GET  /                                            the status page
 //! GET  /api/readonly                                read-only mode: on/off, since, why, until
 //! POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
 //! ```
@@ -15,6 +19,7 @@
 //! layer here only parses, authenticates and serializes.
 
 mod handlers;
+mod status_page;
 
 use crate::runtime::Shared;
 use async_trait::async_trait;
@@ -69,6 +74,32 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path();
+        if session.req_header().method == Method::GET && (path == "/metrics" || path == "/") {
+            let rt = self.shared.current();
+            if rt.config.admin.address.ip().is_loopback()
+                || authorize(rt.config.admin.token.as_deref(), session).is_ok()
+            {
+                let (body, content_type) = if path == "/metrics" {
+                    (
+                        self.shared.metrics.render(&self.shared).into_bytes(),
+                        "text/plain; version=0.0.4",
+                    )
+                } else {
+                    (
+                        status_page::PAGE.as_bytes().to_vec(),
+                        "text/html; charset=utf-8",
+                    )
+                };
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("Content-Type", content_type)
+                    .header("Content-Length", body.len())
+                    .header("Cache-Control", "no-store")
+                    .body(body)
+                    .unwrap_or_default();
+            }
+        }
         let reply = self.handle(session).await;
         let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
         body.push(b'\n');
@@ -107,6 +138,8 @@ impl AdminApp {
                 handlers::server_action(&self.shared, &rt, pool, server, action, &query).await
             }
             (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
+            (&Method::GET, ["api", "config"]) => handlers::config(&rt),
+            (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
             (&Method::POST, ["api", "readonly"]) => match read_body(session).await {
                 Ok(body) => handlers::set_readonly(&self.shared, &body),
                 Err(reply) => reply,

@@ -29,6 +29,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub readonly: ReadonlyConfig,
     pub access_log: AccessLogConfig,
+    pub source: ConfigSource,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -126,6 +127,14 @@ pub struct RouteConfig {
     /// None: responses on this route are never cached.
     pub cache: Option<RouteCache>,
     pub readonly: RouteReadonly,
+}
+
+/// Where a config came from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub path: Option<PathBuf>,
+    /// A checksum of the file's text (hex), to tell which config is running.
+    pub checksum: String,
 }
 
 /// The per-request timing log.
@@ -266,7 +275,9 @@ impl Config {
         })?;
         // Relative paths in the file are relative to the file's own directory.
         let base = path.parent().unwrap_or(Path::new("."));
-        validate::from_toml(&text, &path.display().to_string(), base)
+        let mut config = validate::from_toml(&text, &path.display().to_string(), base)?;
+        config.source.path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Validates TOML text; `source` names it in errors; relative paths are taken from the

@@ -48,6 +48,7 @@ pub(super) fn from_toml(text: &str, source: &str, base: &Path) -> Result<Config,
     match config {
         Some(mut config) if !c.has_errors() => {
             config.warnings = c.errors;
+            config.source.checksum = checksum(text);
             Ok(config)
         }
         _ => Err(ConfigErrors {
@@ -83,6 +84,14 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
             fix(&mut cert.key);
         }
     }
+}
+
+/// FNV-1a 64 of the file text: stable across runs and machines, enough to tell configs apart.
+fn checksum(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 fn ignored_path(p: &serde_ignored::Path) -> KeyPath {
@@ -141,6 +150,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         cache,
         readonly,
         access_log,
+        source: ConfigSource::default(),
         warnings: Vec::new(),
     }
 }

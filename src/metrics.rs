@@ -1,0 +1,287 @@
+//! Prometheus metrics (`GET /metrics` on the admin listener).
+//!
+//! Per-request counters and histograms are resolved once per config generation
+//! (`RouteMetrics`: one handle per route × server × status class), so a request only does
+//! atomic increments: no label lookup, no lock, no allocation. Everything else (server states,
+//! cache, access log, read-only, reloads) is read from its own atomics when Prometheus scrapes.
+
+use crate::config::Config;
+use crate::runtime::{Runtime, Shared};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Status classes: index 0 for "no response", then 1xx..5xx.
+const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+/// X-Cache statuses, in `cache::Status` order.
+const CACHE: [&str; 6] = ["HIT", "MISS", "STALE", "PASS", "EXPIRED", "REVALIDATED"];
+const NO_ROUTE: &str = "-";
+
+/// Per-route handles, resolved at config load.
+pub struct RouteMetrics {
+    /// [server index (last: no server)][status class]
+    requests: Vec<[IntCounter; 6]>,
+    cache: [IntCounter; 6],
+    duration: Histogram,
+    ttfb: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one finished request: all atomics.
+    pub fn observe(
+        &self,
+        server: Option<usize>,
+        status: u16,
+        cache: Option<crate::cache::Status>,
+        total_s: f64,
+        ttfb_s: Option<f64>,
+    ) {
+        let row = server.map_or(self.requests.len() - 1, |s| s.min(self.requests.len() - 1));
+        let class = usize::from(status / 100).min(5);
+        self.requests[row][class].inc();
+        if let Some(c) = cache {
+            self.cache[c as usize].inc();
+        }
+        self.duration.observe(total_s);
+        if let Some(t) = ttfb_s {
+            self.ttfb.observe(t);
+        }
+    }
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    requests: IntCounterVec,
+    cache_requests: IntCounterVec,
+    duration: HistogramVec,
+    ttfb: HistogramVec,
+    server_state: IntGaugeVec,
+    server_up: IntGaugeVec,
+    server_in_flight: IntGaugeVec,
+    server_requests: IntCounterVec,
+    server_check_failures: IntCounterVec,
+    server_connect_failures: IntCounterVec,
+    cache_events: IntCounterVec,
+    cache_bytes: IntGauge,
+    cache_objects: IntGauge,
+    pub tls_handshakes: IntCounterVec,
+    cert_expiry: GaugeVec,
+    readonly_mode: IntGauge,
+    readonly_refused: IntCounter,
+    log_records: IntCounterVec,
+    reloads: IntCounterVec,
+    config_loaded: Gauge,
+    worker_threads: IntGauge,
+    in_flight: IntGauge,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(v.clone())).expect("unique metric");
+    v
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(v.clone())).expect("unique metric");
+    v
+}
+
+fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = vec![
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let v = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric");
+    r.register(Box::new(v.clone())).expect("unique metric");
+    v
+}
+
+fn single<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
+    r.register(Box::new(m.clone())).expect("unique metric");
+    m
+}
+
+/// Raises a counter to `value` (the source of truth is an atomic of ours).
+fn sync(c: &IntCounter, value: u64) {
+    let cur = c.get();
+    if value > cur {
+        c.inc_by(value - cur);
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        {
+            let _ = r.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ));
+        }
+        Metrics {
+            requests: counter_vec(&r, "gatehouse_requests_total", "Requests by route, pool, server and status class.", &["route", "pool", "server", "code"]),
+            cache_requests: counter_vec(&r, "gatehouse_cache_requests_total", "Requests on caching routes by cache status.", &["route", "status"]),
+            duration: histogram_vec(&r, "gatehouse_request_duration_seconds", "Total active time of requests.", &["route"]),
+            ttfb: histogram_vec(&r, "gatehouse_upstream_response_seconds", "Time from connected to the server's response headers.", &["route"]),
+            server_state: gauge_vec(&r, "gatehouse_server_state", "1 for the server's admin state (ready, drain, maint).", &["pool", "server", "state"]),
+            server_up: gauge_vec(&r, "gatehouse_server_up", "1 if the server passes its health check.", &["pool", "server"]),
+            server_in_flight: gauge_vec(&r, "gatehouse_server_in_flight", "Requests in flight on the server.", &["pool", "server"]),
+            server_requests: counter_vec(&r, "gatehouse_server_requests_total", "Requests sent to the server (attempts).", &["pool", "server"]),
+            server_check_failures: counter_vec(&r, "gatehouse_server_check_failures_total", "Failed health checks.", &["pool", "server"]),
+            server_connect_failures: counter_vec(&r, "gatehouse_server_connect_failures_total", "Failed connection attempts.", &["pool", "server"]),
+            cache_events: counter_vec(&r, "gatehouse_cache_events_total", "Cache events: hit, miss, stale, pass, expired, revalidated, coalesced, eviction, too_large.", &["event"]),
+            cache_bytes: single(&r, IntGauge::new("gatehouse_cache_stored_bytes", "Bytes stored in the cache (headers and bodies).").expect("valid")),
+            cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
+            tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),
+            cert_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_certificate_expiry_timestamp_seconds", "Expiry of each certificate (Unix time)."), &["listener", "cert"]).expect("valid")),
+            readonly_mode: single(&r, IntGauge::new("gatehouse_readonly_mode", "1 while read-only mode is on.").expect("valid")),
+            readonly_refused: single(&r, IntCounter::new("gatehouse_readonly_refused_total", "Writes refused by read-only mode.").expect("valid")),
+            log_records: counter_vec(&r, "gatehouse_access_log_records_total", "Access log records by target and outcome (sent, dropped).", &["target", "outcome"]),
+            reloads: counter_vec(&r, "gatehouse_reloads_total", "Config reloads by result.", &["result"]),
+            config_loaded: single(&r, Gauge::new("gatehouse_config_load_timestamp_seconds", "When the running config was loaded (Unix time).").expect("valid")),
+            worker_threads: single(&r, IntGauge::new("gatehouse_worker_threads", "Worker threads of the proxy.").expect("valid")),
+            in_flight: single(&r, IntGauge::new("gatehouse_requests_in_flight", "Requests in flight to servers.").expect("valid")),
+            registry: r,
+        }
+    }
+
+    /// Resolves the per-request handles of a config (the last entry: requests with no route).
+    pub fn routes(&self, config: &Config) -> Vec<RouteMetrics> {
+        let mut out: Vec<RouteMetrics> = config
+            .routes
+            .iter()
+            .map(|route| {
+                let pool = &config.pools[route.pool];
+                let mut servers: Vec<&str> = pool.servers.iter().map(|s| s.name.as_str()).collect();
+                servers.push("-");
+                self.route(&route.name, &pool.name, &servers)
+            })
+            .collect();
+        out.push(self.route(NO_ROUTE, "-", &["-"]));
+        out
+    }
+
+    fn route(&self, route: &str, pool: &str, servers: &[&str]) -> RouteMetrics {
+        RouteMetrics {
+            requests: servers
+                .iter()
+                .map(|s| CLASSES.map(|c| self.requests.with_label_values(&[route, pool, s, c])))
+                .collect(),
+            cache: CACHE.map(|c| self.cache_requests.with_label_values(&[route, c])),
+            duration: self.duration.with_label_values(&[route]),
+            ttfb: self.ttfb.with_label_values(&[route]),
+        }
+    }
+
+    /// The text exposition, after reading every scrape-time value.
+    pub fn render(&self, shared: &Shared) -> String {
+        let rt = shared.current();
+        self.scrape_servers(&rt);
+        self.scrape_cache(&rt);
+        for l in &rt.config.listeners {
+            for c in l.tls.iter().flat_map(|t| &t.certificates) {
+                self.cert_expiry
+                    .with_label_values(&[&l.name, &c.cert_path])
+                    .set(c.not_after as f64);
+            }
+        }
+        self.readonly_mode
+            .set(i64::from(shared.readonly.load().is_active()));
+        sync(
+            &self.readonly_refused,
+            shared.readonly_refused.load(Relaxed),
+        );
+        for (name, stats) in shared.access_log.stats() {
+            sync(
+                &self.log_records.with_label_values(&[name, "sent"]),
+                stats.sent.load(Relaxed),
+            );
+            sync(
+                &self.log_records.with_label_values(&[name, "dropped"]),
+                stats.dropped.load(Relaxed),
+            );
+        }
+        sync(
+            &self.reloads.with_label_values(&["success"]),
+            shared.reloads_ok.load(Relaxed),
+        );
+        sync(
+            &self.reloads.with_label_values(&["failure"]),
+            shared.reloads_failed.load(Relaxed),
+        );
+        self.config_loaded.set(rt.loaded_at as f64);
+        self.worker_threads.set(rt.config.server.threads as i64);
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn scrape_servers(&self, rt: &Runtime) {
+        let mut total_in_flight = 0;
+        for pool in &rt.pools {
+            for s in &pool.servers {
+                let labels = [pool.config.name.as_str(), s.config.name.as_str()];
+                let st = &s.state;
+                let state = st.admin_state().as_str();
+                for name in ["ready", "drain", "maint"] {
+                    self.server_state
+                        .with_label_values(&[labels[0], labels[1], name])
+                        .set(i64::from(name == state));
+                }
+                self.server_up
+                    .with_label_values(&labels)
+                    .set(i64::from(st.is_healthy()));
+                let inflight = st.inflight();
+                total_in_flight += inflight;
+                self.server_in_flight
+                    .with_label_values(&labels)
+                    .set(inflight as i64);
+                sync(
+                    &self.server_requests.with_label_values(&labels),
+                    st.requests(),
+                );
+                sync(
+                    &self.server_check_failures.with_label_values(&labels),
+                    st.check_failures(),
+                );
+                sync(
+                    &self.server_connect_failures.with_label_values(&labels),
+                    st.connect_failures(),
+                );
+            }
+        }
+        self.in_flight.set(total_in_flight as i64);
+    }
+
+    fn scrape_cache(&self, rt: &Runtime) {
+        let c = &rt.cache.counters;
+        for (event, value) in [
+            ("hit", &c.hits),
+            ("miss", &c.misses),
+            ("stale", &c.stale),
+            ("pass", &c.passes),
+            ("expired", &c.expired),
+            ("revalidated", &c.revalidated),
+            ("coalesced", &c.coalesced),
+            ("eviction", &c.evictions),
+            ("too_large", &c.too_large),
+        ] {
+            sync(
+                &self.cache_events.with_label_values(&[event]),
+                value.load(Relaxed),
+            );
+        }
+        let (bytes, objects) = rt.cache.usage();
+        self.cache_bytes.set(bytes as i64);
+        self.cache_objects.set(objects as i64);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,178 @@
+//! Prometheus metrics: exact values after a scripted set of requests, checked with a text
+//! parser (and `promtool check metrics` where installed).
+
+use crate::common::*;
+use std::collections::HashMap;
+
+/// `name{labels}` → value, from the Prometheus text format.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        out.insert(series.to_string(), value.parse().expect("a number"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_have_the_exact_expected_values() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    a.set_headers(&[("cache-control", "max-age=60")]);
+    b.set_headers(&[("cache-control", "max-age=60")]);
+    let body = format!(
+        "[readonly]\nallow_paths = []\n{}[[routes]]\nname = \"site\"\npool = \"web\"\n\
+         [[routes]]\nname = \"ro\"\nhosts = [\"ro.test\"]\npool = \"web\"\nreadonly = \"always\"\n",
+        unchecked_pool("web", &[&a, &b])
+    );
+    let gh = boot(&body).await;
+    let c = client();
+    // 4 distinct pages (misses, 2 per server), then each again (hits), 2 refused writes,
+    // 1 request with no route... every request has a route here, so: one 404 via host below.
+    for round in 0..2 {
+        for i in 0..4 {
+            assert_eq!(
+                get(&c, &gh.url(&format!("/p{i}"))).await.0,
+                200,
+                "round {round}"
+            );
+        }
+    }
+    for _ in 0..2 {
+        let r = c
+            .post(gh.url("/w"))
+            .header("host", "ro.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+    }
+    gh.admin("POST", "/api/pools/web/servers/b/drain", Some(TOKEN))
+        .await;
+
+    let addr = gh.gh.shared.current().config.admin.address;
+    let text = c
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = parse(&text);
+    let v = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no series {k}\n{text}"));
+    assert_eq!(
+        v(r#"gatehouse_requests_total{code="2xx",pool="web",route="site",server="a"}"#),
+        2.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_requests_total{code="2xx",pool="web",route="site",server="b"}"#),
+        2.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_requests_total{code="2xx",pool="web",route="site",server="-"}"#),
+        4.0,
+        "hits have no server"
+    );
+    assert_eq!(
+        v(r#"gatehouse_requests_total{code="5xx",pool="web",route="ro",server="-"}"#),
+        2.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_cache_requests_total{route="site",status="HIT"}"#),
+        4.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_cache_requests_total{route="site",status="MISS"}"#),
+        4.0
+    );
+    assert_eq!(v(r#"gatehouse_cache_events_total{event="hit"}"#), 4.0);
+    assert_eq!(v(r#"gatehouse_cache_events_total{event="miss"}"#), 4.0);
+    assert_eq!(v("gatehouse_cache_objects"), 4.0);
+    assert!(v("gatehouse_cache_stored_bytes") > 0.0);
+    assert_eq!(
+        v(r#"gatehouse_request_duration_seconds_count{route="site"}"#),
+        8.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_upstream_response_seconds_count{route="site"}"#),
+        4.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_server_state{pool="web",server="b",state="drain"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_server_state{pool="web",server="a",state="ready"}"#),
+        1.0
+    );
+    assert_eq!(v(r#"gatehouse_server_up{pool="web",server="a"}"#), 1.0);
+    assert_eq!(
+        v(r#"gatehouse_server_in_flight{pool="web",server="a"}"#),
+        0.0
+    );
+    assert_eq!(
+        v(r#"gatehouse_server_requests_total{pool="web",server="a"}"#),
+        2.0
+    );
+    assert_eq!(v("gatehouse_readonly_refused_total"), 2.0);
+    assert_eq!(v("gatehouse_readonly_mode"), 0.0);
+    assert_eq!(v("gatehouse_worker_threads"), 2.0);
+    assert!(v("gatehouse_config_load_timestamp_seconds") > 1.7e9);
+
+    for promtool in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
+        if std::path::Path::new(promtool).exists() {
+            let mut child = std::process::Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+    }
+    eprintln!("promtool not installed: checked with the built-in parser only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_and_config_endpoint_answer() {
+    let a = Origin::start("a").await;
+    let gh = boot(&format!(
+        "{}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", &[&a])
+    ))
+    .await;
+    let addr = gh.gh.shared.current().config.admin.address;
+    let page = client()
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>gatehouse status</title>"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+    let (status, config) = gh.admin("GET", "/api/config", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(config["checksum"].as_str().unwrap().len(), 16);
+}
