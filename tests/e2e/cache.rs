@@ -26,7 +26,10 @@ async fn fetch(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Got 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let r = req.send().await.unwrap();
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
     Got {
         status: r.status().as_u16(),
         x_cache: r
@@ -56,7 +59,10 @@ async fn a_miss_then_a_hit_with_age() {
     );
     assert!(second.age.is_some(), "a hit carries Age");
     assert_eq!(o.hits(), 1);
-    let counters = &gh.gh.shared.current().cache.counters;
+    // Counted when pingora finishes the request, just after the client has its answer.
+    let rt = gh.gh.shared.current();
+    let counters = &rt.cache.counters;
+    wait_until(|| counters.hits.load(Relaxed) == 1).await;
     assert_eq!(
         (counters.hits.load(Relaxed), counters.misses.load(Relaxed)),
         (1, 1)

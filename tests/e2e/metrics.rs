@@ -53,14 +53,26 @@ async fn counters_have_the_exact_expected_values() {
         .await;
 
     let addr = gh.gh.shared.current().config.admin.address;
-    let text = c
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Requests are counted when pingora finishes them, just after the client has its answer.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = c
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let done = parse(&text);
+        let count = |k: &str| done.get(k).copied().unwrap_or(0.0);
+        if count(r#"gatehouse_request_duration_seconds_count{route="site"}"#) == 8.0
+            && count(r#"gatehouse_request_duration_seconds_count{route="ro"}"#) == 2.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let m = parse(&text);
     let v = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no series {k}\n{text}"));
     assert_eq!(
