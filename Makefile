@@ -3,7 +3,10 @@
 #   make test   formatting, lints, every test, and `check` on every shipped config
 # Everything builds in the release profile, once.
 
-.PHONY: run test deps fmt lint check-configs
+.PHONY: run test deps fmt lint check-configs deb
+
+deb:
+	packaging/build-deb.sh
 
 run:
 	scripts/run-demo.sh
@@ -11,6 +14,7 @@ run:
 test: deps fmt lint
 	cargo test --release
 	$(MAKE) check-configs
+	packaging/check-deb.sh
 
 deps:
 	scripts/install-deps.sh

@@ -72,6 +72,8 @@ pub enum CtlAction {
     },
     /// Put a server back; it takes traffic once its health check passes.
     Ready { pool: String, server: String },
+    /// Reload the config file (all or nothing; the errors are printed on refusal).
+    Reload,
     /// Read-only mode: `on` or `off`, or `status`.
     Readonly {
         #[arg(value_parser = ["on", "off", "status"])]

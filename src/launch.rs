@@ -106,21 +106,72 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 /// Runs gatehouse in the foreground until SIGTERM (graceful), SIGINT (fast) or SIGQUIT
-/// (hand-off to an upgrading process).
-pub fn run_foreground(config: Config, upgrade: bool) -> Result<(), String> {
+/// (hand-off to an upgrading process). SIGHUP reloads `config_path`.
+pub fn run_foreground(
+    config: Config,
+    config_path: &std::path::Path,
+    upgrade: bool,
+) -> Result<(), String> {
     preflight(&config, upgrade)?;
     let pid_file = config.server.pid_file.clone();
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         tracing::warn!("cannot write pid file {}: {e}", pid_file.display());
     }
     let shared = Shared::new(config);
+    crate::signals::reload_on_sighup(shared.clone(), config_path.to_path_buf());
     let server = build_server(&shared.current().config, shared.clone(), upgrade);
+    let listeners: Vec<SocketAddr> = shared
+        .current()
+        .config
+        .listeners
+        .iter()
+        .map(|l| l.address)
+        .collect();
+    std::thread::spawn(move || {
+        // systemd readiness: once every listener accepts connections.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let ready = listeners.iter().all(|a| loop {
+            if std::net::TcpStream::connect(a).is_ok() {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        });
+        if ready {
+            crate::signals::notify("READY=1");
+        }
+    });
     tracing::info!(
         listeners = ?shared.current().config.listeners.iter().map(|l| l.address).collect::<Vec<_>>(),
         "gatehouse starting"
     );
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(UnixSignals(shared)),
+    });
     Ok(())
+}
+
+/// pingora's signals (SIGTERM graceful, SIGINT fast, SIGQUIT upgrade hand-off), plus: on a
+/// graceful stop or hand-off, responses start closing their connections at once. pingora drops
+/// idle kept-alive connections when it finally shuts down; by then their clients have already
+/// been told to reconnect, so no request is caught sending on a connection being dropped.
+struct UnixSignals(Arc<Shared>);
+
+#[async_trait]
+impl ShutdownSignalWatch for UnixSignals {
+    async fn recv(&self) -> ShutdownSignal {
+        let signal = pingora::server::UnixShutdownSignalWatch.recv().await;
+        if !matches!(signal, ShutdownSignal::FastShutdown) {
+            self.0
+                .closing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::signals::notify("STOPPING=1");
+        }
+        tracing::info!(?signal, "stopping");
+        signal
+    }
 }
 
 /// A running gatehouse on its own thread; dropping it stops the server.

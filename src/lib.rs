@@ -18,6 +18,7 @@ pub mod readonly;
 pub mod respond;
 pub mod routing;
 pub mod runtime;
+pub mod signals;
 pub mod statefile;
 pub mod telemetry;
 pub mod tls;

@@ -39,6 +39,11 @@ fn main() -> ExitCode {
             action,
         } => ctl(&config, admin, token, json, action),
         cli::Command::Run { config, upgrade } => {
+            // First of all: SIGHUP must never kill the process (pingora leaves it default).
+            if let Err(e) = gatehouse::signals::install_sighup() {
+                eprintln!("gatehouse: {e}");
+                return ExitCode::FAILURE;
+            }
             gatehouse::telemetry::init();
             let c = match Config::load(&config) {
                 Ok(c) => c,
@@ -50,7 +55,7 @@ fn main() -> ExitCode {
             for w in &c.warnings {
                 tracing::warn!("{}: {w}", config.display());
             }
-            match gatehouse::launch::run_foreground(c, upgrade) {
+            match gatehouse::launch::run_foreground(c, &config, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("gatehouse: {e}");
@@ -85,6 +90,7 @@ fn ctl(
     let mut body = None;
     let (method, path, wait) = match &action {
         cli::CtlAction::Status => ("GET", "/api/pools".to_string(), None),
+        cli::CtlAction::Reload => ("POST", "/api/reload".to_string(), None),
         cli::CtlAction::Readonly { switch, .. } if switch == "status" => {
             ("GET", "/api/readonly".to_string(), None)
         }
@@ -139,6 +145,15 @@ fn ctl(
                     "gatehouse ctl: {} ({})",
                     answer.body["error"].as_str().unwrap_or("request failed"),
                     answer.status
+                );
+                for e in answer.body["errors"].as_array().into_iter().flatten() {
+                    eprintln!("  {}", e.as_str().unwrap_or_default());
+                }
+            } else if matches!(action, cli::CtlAction::Reload) {
+                println!(
+                    "reloaded {} (checksum {})",
+                    answer.body["file"].as_str().unwrap_or("-"),
+                    answer.body["checksum"].as_str().unwrap_or("-")
                 );
             } else if matches!(action, cli::CtlAction::Status) {
                 print_status(&answer.body);

@@ -132,7 +132,11 @@ impl ProxyHttp for Proxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        session.set_keepalive(Some(ctx.rt.config.timeouts.client_idle.as_secs().max(1)));
+        if self.shared.closing.load(Ordering::Relaxed) {
+            session.set_keepalive(None);
+        } else {
+            session.set_keepalive(Some(ctx.rt.config.timeouts.client_idle.as_secs().max(1)));
+        }
         ctx.listener = session
             .server_addr()
             .and_then(|a| a.as_inet())

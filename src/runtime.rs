@@ -51,6 +51,10 @@ pub struct Shared {
     /// the process; their certificates are swapped on reload).
     pub tls: HashMap<String, std::sync::Arc<SniResolver>>,
     pub metrics: crate::metrics::Metrics,
+    /// Set when a graceful stop or upgrade hand-off begins: every response from then on closes
+    /// its connection, so kept-alive clients move to fresh connections (which the new process
+    /// accepts) before pingora drops idle ones.
+    pub closing: std::sync::atomic::AtomicBool,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     /// The per-request timing log (targets fixed for the life of the process).
@@ -94,6 +98,7 @@ impl Shared {
             tls,
             access_log,
             metrics,
+            closing: std::sync::atomic::AtomicBool::new(false),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             readonly: ArcSwap::from_pointee(readonly),

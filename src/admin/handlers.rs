@@ -275,3 +275,37 @@ pub fn cache(rt: &Runtime) -> Reply {
         "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
     }))
 }
+
+/// Reloads the running config's file: all or nothing; the errors come back on refusal.
+pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
+    let Some(path) = rt.config.source.path.clone() else {
+        return Reply::error(
+            StatusCode::CONFLICT,
+            "the running config was not read from a file",
+        );
+    };
+    match shared.reload_from(&path) {
+        Ok(()) => {
+            let now = shared.current();
+            Reply::ok(json!({
+                "reloaded": true,
+                "file": path.display().to_string(),
+                "checksum": now.config.source.checksum,
+                "generation": now.generation,
+                "warnings": now.config.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            }))
+        }
+        Err(errors) => Reply::error_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "reload refused, the running config stays: {} problem(s)",
+                errors.errors.len()
+            ),
+            json!({
+                "reloaded": false,
+                "errors": errors.errors.iter().filter(|e| !e.warning).map(|e| e.to_string()).collect::<Vec<_>>(),
+                "needs_upgrade": errors.errors.iter().any(|e| e.message.starts_with("needs upgrade")),
+            }),
+        ),
+    }
+}

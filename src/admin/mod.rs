@@ -8,6 +8,7 @@
 //! POST /api/pools/{pool}/servers/{server}/drain     [?wait=30s] answer once nothing is in flight
 //! POST /api/pools/{pool}/servers/{server}/maint
 //! POST /api/pools/{pool}/servers/{server}/ready
+//! POST /api/reload                                  reload the config file (all or nothing)
 //! GET  /api/config                                  checksum, load time and file of the config
 //! GET  /api/cache                                   cache counters and size
 //! GET  /metrics                                     Prometheus text format
@@ -139,6 +140,7 @@ impl AdminApp {
             }
             (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
             (&Method::GET, ["api", "config"]) => handlers::config(&rt),
+            (&Method::POST, ["api", "reload"]) => handlers::reload(&self.shared, &rt),
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
             (&Method::POST, ["api", "readonly"]) => match read_body(session).await {
                 Ok(body) => handlers::set_readonly(&self.shared, &body),

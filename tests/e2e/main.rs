@@ -14,6 +14,7 @@ mod health;
 mod metrics;
 mod proxying;
 mod readonly;
+mod reload;
 mod routing;
 mod status_page;
 mod tls;

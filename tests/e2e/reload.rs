@@ -1,0 +1,402 @@
+//! Config reload (admin API, SIGHUP) all or nothing, under load; what survives a reload; and
+//! the binary upgrade hand-off under load.
+
+use crate::balancing::wait_until;
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A config file whose pool is `servers` (no health checks), on fixed listener/admin ports.
+struct ConfigFile {
+    path: PathBuf,
+    section: String,
+    listen: std::net::SocketAddr,
+}
+
+impl ConfigFile {
+    fn new() -> ConfigFile {
+        let dir = state_dir();
+        ConfigFile {
+            path: dir.join("gatehouse.toml"),
+            section: server_section_in(&dir),
+            listen: free_port(),
+        }
+    }
+
+    fn write(&self, body: &str) {
+        std::fs::write(
+            &self.path,
+            format!(
+                "{}[[listeners]]\naddress = \"{}\"\n{body}",
+                self.section, self.listen
+            ),
+        )
+        .unwrap();
+    }
+
+    fn admin(&self) -> std::net::SocketAddr {
+        gatehouse::Config::load(&self.path).unwrap().admin.address
+    }
+}
+
+fn pool_of(origins: &[&Origin], extra: &str) -> String {
+    format!(
+        "{}{extra}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", origins)
+    )
+}
+
+/// A bounded load loop: `workers` clients sending GETs until stopped; counts ok and failed.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr, workers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks = (0..workers)
+            .map(|w| {
+                let (stop, ok, failed, c) = (stop.clone(), ok.clone(), failed.clone(), client());
+                tokio::spawn(async move {
+                    let mut i = 0;
+                    while !stop.load(SeqCst) && i < 100_000 {
+                        i += 1;
+                        match c.get(format!("http://{addr}/load/{w}/{i}")).send().await {
+                            Ok(r) if r.status() == 200 => ok.fetch_add(1, SeqCst),
+                            other => {
+                                eprintln!(
+                                    "failed request at {:?}: {:?}",
+                                    std::time::SystemTime::now(),
+                                    other.map(|r| r.status())
+                                );
+                                failed.fetch_add(1, SeqCst)
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            tasks,
+        }
+    }
+
+    async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, SeqCst);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        (self.ok.load(SeqCst), self.failed.load(SeqCst))
+    }
+}
+
+async fn reload_via_api(admin: std::net::SocketAddr) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(format!("http://{admin}/api/reload"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_reloads_under_load_fail_no_request() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let cf = ConfigFile::new();
+    cf.write(&pool_of(&[&a], ""));
+    let gh = boot_config(gatehouse::Config::load(&cf.path).unwrap()).await;
+    let load = Load::start(cf.listen, 4);
+    for i in 0..60 {
+        let target = if i % 2 == 0 { &b } else { &a };
+        cf.write(&pool_of(&[target], ""));
+        if i % 2 == 0 {
+            assert_eq!(reload_via_api(cf.admin()).await.0, 200);
+        } else {
+            gh.shared.reload_from(&cf.path).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (ok, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{failed} of {} failed", ok + failed);
+    assert!(
+        a.hits() > 0 && b.hits() > 0,
+        "traffic moved: a {} b {}",
+        a.hits(),
+        b.hits()
+    );
+    assert_eq!(a.hits() + b.hits(), ok);
+    assert_eq!(gh.shared.reloads_ok.load(SeqCst), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_reload_changes_nothing_and_answers_with_the_errors() {
+    let a = Origin::start("a").await;
+    let cf = ConfigFile::new();
+    let good = pool_of(&[&a], "");
+    cf.write(&good);
+    let gh = boot_config(gatehouse::Config::load(&cf.path).unwrap()).await;
+    let checksum = gh.shared.current().config.source.checksum.clone();
+    let admin = cf.admin();
+    let load = Load::start(cf.listen, 2);
+    let bad_cert = format!(
+        "{good}[[listeners]]\naddress = \"{}\"\n[listeners.tls]\n[[listeners.tls.certificates]]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.key\"\n",
+        free_port()
+    );
+    for (bad, expect) in [
+        ("[[routes]\npool = ", "TOML"),
+        (
+            &*format!("{good}[pools.web]\nretires = 2\n"),
+            "pools.web.retires: unknown key",
+        ),
+        (&*bad_cert, "/nonexistent.pem"),
+        (
+            &*good.replace("pool = \"web\"", "pool = \"nope\""),
+            "unknown pool \"nope\"",
+        ),
+    ] {
+        cf.write(bad);
+        let (status, body) = reload_via_api(admin).await;
+        assert_eq!(status, 422, "{body}");
+        let errors: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str())
+            .collect();
+        let errors = errors.join("\n");
+        assert!(
+            expect == "TOML" || errors.contains(expect),
+            "{expect}: {errors}"
+        );
+        assert!(!body["errors"].as_array().unwrap().is_empty());
+        assert_eq!(
+            gh.shared.current().config.source.checksum,
+            checksum,
+            "the running config stays"
+        );
+    }
+    let (ok, failed) = load.finish().await;
+    assert_eq!(failed, 0);
+    assert!(ok > 0);
+    assert_eq!(gh.shared.reloads_failed.load(SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_and_drain_state_survive_a_reload_and_a_removed_server_is_forgotten() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    a.set_headers(&[("cache-control", "max-age=60")]);
+    b.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&pool_of(&[&a, &b], ""));
+    let gh = boot_config(gatehouse::Config::load(&cf.path).unwrap()).await;
+    let c = client();
+    let url = format!("http://{}/cached", cf.listen);
+    c.get(&url).send().await.unwrap();
+    assert_eq!(
+        admin_call(&gh, "POST", "/api/pools/web/servers/b/drain", Some(TOKEN))
+            .await
+            .0,
+        200
+    );
+    cf.write(&pool_of(&[&a, &b], "[pools.web]\nretries = 2\n"));
+    gh.shared.reload_from(&cf.path).unwrap();
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        r.headers()["x-cache"],
+        "HIT",
+        "the cache survived the reload"
+    );
+    let (_, s) = admin_call(&gh, "GET", "/api/pools/web/servers/b", None).await;
+    assert_eq!(s["state"], "drain");
+    // b leaves the config: its state goes; when it comes back it starts afresh.
+    cf.write(&pool_of(&[&a], ""));
+    gh.shared.reload_from(&cf.path).unwrap();
+    cf.write(&pool_of(&[&a, &b], ""));
+    gh.shared.reload_from(&cf.path).unwrap();
+    let (_, s) = admin_call(&gh, "GET", "/api/pools/web/servers/b", None).await;
+    assert_eq!(s["state"], "ready");
+}
+
+fn spawn_gatehouse(config: &Path, upgrade: bool, log: &Path) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.args(["run", "-c"]).arg(config);
+    if upgrade {
+        cmd.arg("--upgrade");
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn wait_listening(addr: std::net::SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{addr} never listened");
+}
+
+struct Reap(std::process::Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_is_survived_right_after_start() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let cf = ConfigFile::new();
+    cf.write(&pool_of(&[&a], ""));
+    let log = cf.path.with_extension("log");
+    let child = spawn_gatehouse(&cf.path, false, &log);
+    // SIGHUP as soon as the process catches it (its first act), long before it is up: it
+    // must not die. /proc/PID/status lists caught signals in SigCgt (SIGHUP is bit 0).
+    let status = format!("/proc/{}/status", child.id());
+    for _ in 0..400 {
+        let caught = std::fs::read_to_string(&status).ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("SigCgt:"))?;
+            u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
+        });
+        if caught.is_some_and(|mask| mask & 1 == 1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let early = tokio::net::TcpStream::connect(cf.listen).await.is_err();
+    for _ in 0..3 {
+        signal(&child, "-HUP");
+    }
+    assert!(early, "the SIGHUPs came before gatehouse was listening");
+    let mut child = Reap(child);
+    wait_listening(cf.listen).await;
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "survived: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let c = client();
+    let url = format!("http://{}/x", cf.listen);
+    assert_eq!(c.get(&url).send().await.unwrap().text().await.unwrap(), "a");
+    cf.write(&pool_of(&[&b], ""));
+    signal(&child.0, "-HUP");
+    let mut moved = false;
+    for i in 0..100 {
+        if c.get(format!("{url}{i}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            == "b"
+        {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(moved, "SIGHUP reloaded the config");
+    assert!(child.0.try_wait().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_under_load_fails_no_request_and_keeps_the_drain() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let mut cf = ConfigFile::new();
+    // In-flight and kept-alive connections of the old process get a grace period: requests on
+    // them are answered (with Connection: close) while new connections go to the new process.
+    cf.section = cf
+        .section
+        .replace("grace_period = \"0s\"", "grace_period = \"2s\"");
+    cf.write(&pool_of(&[&a, &b], ""));
+    let old = Reap(spawn_gatehouse(
+        &cf.path,
+        false,
+        &cf.path.with_extension("old.log"),
+    ));
+    wait_listening(cf.listen).await;
+    let admin = cf.admin();
+    wait_listening(admin).await;
+    let r = client()
+        .post(format!("http://{admin}/api/pools/web/servers/b/drain"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let load = Load::start(cf.listen, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let new = Reap(spawn_gatehouse(
+        &cf.path,
+        true,
+        &cf.path.with_extension("new.log"),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    eprintln!("SIGQUIT at {:?}", std::time::SystemTime::now());
+    signal(&old.0, "-QUIT");
+    // The old process hands its sockets over, finishes in-flight requests and exits.
+    let mut old = old;
+    let mut exited = false;
+    for _ in 0..200 {
+        if old.0.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited, "the old process exited");
+    eprintln!("old exited by {:?}", std::time::SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, failed) = load.finish().await;
+    let logs = format!(
+        "old: {}\nnew: {}",
+        std::fs::read_to_string(cf.path.with_extension("old.log")).unwrap_or_default(),
+        std::fs::read_to_string(cf.path.with_extension("new.log")).unwrap_or_default()
+    );
+    assert_eq!(failed, 0, "{failed} of {} failed\n{logs}", ok + failed);
+    assert!(ok > 100, "{ok}");
+    let (status, s) = {
+        let r = client()
+            .get(format!("http://{admin}/api/pools/web/servers/b"))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(
+        s["state"], "drain",
+        "the new process restored the drain from the state file"
+    );
+    assert_eq!(
+        b.hits(),
+        0,
+        "the drained server got nothing, before or after"
+    );
+    wait_until(|| a.in_flight() == 0).await;
+    drop(new);
+}
