@@ -62,6 +62,13 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         Proxy::new(shared.clone()),
         "gatehouse proxy",
     );
+    let mut options = pingora::apps::HttpServerOptions::default();
+    // pingora counts reuses after the first request; nginx's keepalive_requests counts requests.
+    options.keepalive_request_limit = Some(config.limits.keepalive_requests.saturating_sub(1));
+    proxy
+        .app_logic_mut()
+        .expect("a fresh proxy service")
+        .server_options = Some(options);
     for l in &config.listeners {
         let addr = l.address.to_string();
         match (&l.tls, shared.tls.get(&l.name)) {

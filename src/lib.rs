@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod ctl;
 pub mod launch;
+pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod readonly;

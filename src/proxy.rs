@@ -71,8 +71,12 @@ pub struct Ctx {
     pub readonly: bool,
     /// This request was a write refused by read-only mode.
     pub readonly_refused: bool,
-    /// Gatehouse answered by itself (404, redirect, read-only 503).
+    /// Gatehouse answered by itself (404, redirect, read-only 503, limits).
     pub local_answer: bool,
+    /// Why gatehouse refused the request, for the log.
+    pub refused: Option<&'static str>,
+    /// Request body bytes seen, against `limits.max_body_size`.
+    pub body_bytes: u64,
     pub request_id: Option<http::HeaderValue>,
     /// Timers for the access log (see `accesslog::Record`).
     pub started: Instant,
@@ -119,6 +123,8 @@ impl ProxyHttp for Proxy {
             readonly: false,
             readonly_refused: false,
             local_answer: false,
+            refused: None,
+            body_bytes: 0,
             request_id: None,
             started: Instant::now(),
             t_first_peer: None,
@@ -147,6 +153,16 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = ctx.rt.clone();
+        if let Some((answer, reason)) =
+            crate::limits::check(session.req_header(), &rt.config.limits)
+        {
+            ctx.local_answer = true;
+            ctx.refused = Some(reason);
+            tracing::debug!(reason, "request refused");
+            // Close after answering: the body (if any) is never read.
+            respond::send(session, answer, false).await?;
+            return Ok(true);
+        }
         let id_header = &rt.config.access_log.request_id_header;
         let id = crate::accesslog::request_id(session.req_header().headers.get(id_header));
         session
@@ -349,12 +365,42 @@ impl ProxyHttp for Proxy {
         e
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let max = ctx.rt.config.limits.max_body_size;
+        if let Some(b) = body {
+            ctx.body_bytes += b.len() as u64;
+            if max > 0 && ctx.body_bytes > max {
+                ctx.refused = Some("request body too large");
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body too large",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if ctx
+            .route
+            .is_some_and(|r| !ctx.rt.config.routes[r].allow_upgrade)
+            && upstream.headers.contains_key(http::header::UPGRADE)
+        {
+            // Not allowed on this route: proxied as a plain request (nginx's default).
+            upstream.remove_header(&http::header::UPGRADE);
+            upstream.remove_header(&http::header::CONNECTION);
+        }
         if let Some(ip) = client_ip(session) {
             let xff = match upstream
                 .headers
@@ -570,6 +616,7 @@ fn error_answer(e: &Error) -> Option<LocalAnswer> {
     }
     match (e.esource(), etype) {
         (_, HTTPStatus(code)) => Some(match *code {
+            413 => respond::BODY_TOO_LARGE,
             400..=499 => respond::BAD_REQUEST,
             504 => respond::GATEWAY_TIMEOUT,
             503 => respond::NO_SERVER,

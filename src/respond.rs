@@ -32,6 +32,22 @@ pub const BAD_REQUEST: LocalAnswer = LocalAnswer {
     status: 400,
     body: "400 Bad Request\n",
 };
+pub const HEADERS_TOO_LARGE: LocalAnswer = LocalAnswer {
+    status: 431,
+    body: "431 Request Header Fields Too Large\n",
+};
+pub const URI_TOO_LONG: LocalAnswer = LocalAnswer {
+    status: 414,
+    body: "414 URI Too Long\n",
+};
+pub const BODY_TOO_LARGE: LocalAnswer = LocalAnswer {
+    status: 413,
+    body: "413 Content Too Large\n",
+};
+pub const MISSING_HOST: LocalAnswer = LocalAnswer {
+    status: 400,
+    body: "400 Bad Request: HTTP/1.1 request without Host\n",
+};
 pub const INTERNAL: LocalAnswer = LocalAnswer {
     status: 500,
     body: "500 Internal Server Error\n",

@@ -117,6 +117,7 @@ mod tests {
             pool: 0,
             cache: None,
             readonly: crate::config::RouteReadonly::Inherit,
+            allow_upgrade: false,
         }
     }
 

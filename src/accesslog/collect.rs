@@ -107,7 +107,10 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         t_total_ms: ms(ctx.started, now),
         retries: ctx.attempts.saturating_sub(1),
         termination,
-        error: e.map(|e| e.etype().as_str().to_string()),
+        error: ctx
+            .refused
+            .map(str::to_string)
+            .or_else(|| e.map(|e| e.etype().as_str().to_string())),
         request_headers,
         response_headers: ctx.captured.clone(),
     }

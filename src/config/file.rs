@@ -28,6 +28,17 @@ pub struct FileConfig {
     pub readonly: ReadonlySection,
     #[serde(default)]
     pub access_log: AccessLogSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitsSection {
+    pub max_header_bytes: Option<Size>,
+    pub max_headers: Option<usize>,
+    pub max_uri_length: Option<Size>,
+    pub max_body_size: Option<Size>,
+    pub keepalive_requests: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +197,7 @@ pub struct RouteSection {
     pub pool: Option<String>,
     pub cache: Option<RouteCacheSection>,
     pub readonly: Option<String>,
+    pub allow_upgrade: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

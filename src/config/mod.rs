@@ -30,6 +30,7 @@ pub struct Config {
     pub readonly: ReadonlyConfig,
     pub access_log: AccessLogConfig,
     pub source: ConfigSource,
+    pub limits: Limits,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -127,6 +128,24 @@ pub struct RouteConfig {
     /// None: responses on this route are never cached.
     pub cache: Option<RouteCache>,
     pub readonly: RouteReadonly,
+    /// Whether `Upgrade` requests (e.g. WebSocket) pass to servers; otherwise the Upgrade is
+    /// removed and the request proxied as a plain one (nginx's default).
+    pub allow_upgrade: bool,
+}
+
+/// Limits on what a client may send; each answered with its own status and logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Total size of the request headers (names and values): 431 above.
+    pub max_header_bytes: usize,
+    /// Number of request headers: 431 above (pingora itself refuses more than 256 with 400).
+    pub max_headers: usize,
+    /// Request target length: 414 above.
+    pub max_uri_length: usize,
+    /// Request body: 413 above (0 = no limit).
+    pub max_body_size: u64,
+    /// Requests served on one client connection before it is closed.
+    pub keepalive_requests: u32,
 }
 
 /// Where a config came from.

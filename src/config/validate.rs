@@ -131,6 +131,35 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let cache = cache(f.cache, &root.key("cache"), c);
     let readonly = readonly(f.readonly, &root.key("readonly"), c);
     let access_log = access_log(f.access_log, &root.key("access_log"), c);
+    let lp = root.key("limits");
+    let limits = Limits {
+        max_header_bytes: size(
+            f.limits.max_header_bytes,
+            32 << 10,
+            &lp.key("max_header_bytes"),
+            c,
+        ) as usize,
+        max_headers: f.limits.max_headers.unwrap_or(100),
+        max_uri_length: size(
+            f.limits.max_uri_length,
+            8 << 10,
+            &lp.key("max_uri_length"),
+            c,
+        ) as usize,
+        max_body_size: size(
+            f.limits.max_body_size,
+            100 << 20,
+            &lp.key("max_body_size"),
+            c,
+        ),
+        keepalive_requests: f.limits.keepalive_requests.unwrap_or(1000),
+    };
+    if limits.max_headers == 0 || limits.max_headers > 256 {
+        c.error(&lp.key("max_headers"), "must be between 1 and 256");
+    }
+    if limits.keepalive_requests == 0 {
+        c.error(&lp.key("keepalive_requests"), "must be at least 1");
+    }
     for pool in &pools {
         let pi = pools.iter().position(|p| p.name == pool.name);
         if !routes.iter().any(|r| Some(r.pool) == pi) {
@@ -150,6 +179,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         cache,
         readonly,
         access_log,
+        limits,
         source: ConfigSource::default(),
         warnings: Vec::new(),
     }
@@ -343,7 +373,13 @@ fn size(v: Option<file::Size>, default: u64, p: &KeyPath, c: &mut Collector) -> 
 
 fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> CacheConfig {
     let max_size = size(f.max_size, 256 << 20, &p.key("max_size"), c);
-    let max_object_size = size(f.max_object_size, 8 << 20, &p.key("max_object_size"), c);
+    // Unset, it follows a small max_size down rather than contradicting it.
+    let max_object_size = size(
+        f.max_object_size,
+        (8 << 20).min(max_size),
+        &p.key("max_object_size"),
+        c,
+    );
     if max_object_size > max_size {
         c.error(&p.key("max_object_size"), "larger than max_size");
     }
@@ -928,6 +964,7 @@ fn routes(
             pool,
             cache,
             readonly,
+            allow_upgrade: r.allow_upgrade.unwrap_or(false),
         });
     }
     out
