@@ -81,3 +81,22 @@ pub fn cert_entries(leaves: &[&Leaf]) -> String {
         })
         .collect()
 }
+
+/// An HTTPS client trusting `ca`, resolving each of `names` to `addr`.
+pub fn https_client(
+    ca: &Ca,
+    names: &[&str],
+    addr: std::net::SocketAddr,
+    http1_only: bool,
+) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
+        .timeout(std::time::Duration::from_secs(10));
+    for n in names {
+        b = b.resolve(n, addr);
+    }
+    if http1_only {
+        b = b.http1_only();
+    }
+    b.build().unwrap()
+}

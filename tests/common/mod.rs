@@ -197,3 +197,39 @@ pub async fn admin_call(
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// A child process killed and reaped when dropped.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `gatehouse ctl` against an admin address with the test token.
+pub fn ctl(admin: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "ctl",
+            "-c",
+            "/nonexistent.toml",
+            "--admin",
+            admin,
+            "--token",
+            TOKEN,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `gatehouse check -c path`.
+pub fn check(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap()
+}

@@ -374,15 +374,8 @@ async fn end_to_end_through_a_real_rsyslog() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _ = child.try_wait();
-    let _guard = Kill(child);
+    let _guard = Reap(child);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let o = Origin::start("o").await;
     let body = format!(
@@ -428,11 +421,7 @@ async fn tls_facts_are_logged() {
         unchecked_pool("web", &[&o])
     );
     let _gh = boot_config(gatehouse::Config::from_toml(&toml, "t").unwrap()).await;
-    let c = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
-        .resolve("a.test", addr)
-        .build()
-        .unwrap();
+    let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
     let r = c
         .get(format!("https://a.test:{}/t", addr.port()))
         .send()

@@ -248,19 +248,7 @@ async fn admin_state_survives_a_reload_and_a_restart() {
 
 fn ctl(gh: &Proxy, args: &[&str]) -> (i32, String, String) {
     let admin = gh.gh.shared.current().config.admin.address.to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "ctl",
-            "-c",
-            "/nonexistent.toml",
-            "--admin",
-            &admin,
-            "--token",
-            TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = crate::common::ctl(&admin, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -189,12 +189,7 @@ async fn virtual_hosts_never_share_an_object_over_http2() {
         unchecked_pool("web", &[&o])
     );
     let _gh = boot_config(gatehouse::Config::from_toml(&toml, "t").unwrap()).await;
-    let c = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
-        .resolve("a.test", addr)
-        .resolve("b.test", addr)
-        .build()
-        .unwrap();
+    let c = crate::common::certs::https_client(&ca, &["a.test", "b.test"], addr, false);
     for _ in 0..2 {
         for host in ["a.test", "b.test"] {
             let r = c

@@ -1,5 +1,6 @@
 //! The binary's command line: `check` on shipped configs and on broken ones.
 
+use crate::common::check;
 use std::process::Command;
 
 fn gatehouse() -> Command {
@@ -13,12 +14,7 @@ fn every_shipped_config_passes_check() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = gatehouse()
-                .arg("check")
-                .arg("-c")
-                .arg(&path)
-                .output()
-                .unwrap();
+            let out = check(&path);
             assert!(
                 out.status.success(),
                 "{}: {}",
@@ -44,12 +40,7 @@ fn a_bad_config_prints_every_error_with_key_and_line() {
          [[routes]]\npool = \"api\"\n",
     )
     .unwrap();
-    let out = gatehouse()
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check(&path);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -68,12 +59,7 @@ fn a_bad_config_prints_every_error_with_key_and_line() {
 fn a_type_error_names_its_key_and_line() {
     let path = crate::common::state_dir().join("type.toml");
     std::fs::write(&path, "[server]\nthreads = \"two\"\n").unwrap();
-    let out = gatehouse()
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check(&path);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -84,10 +70,7 @@ fn a_type_error_names_its_key_and_line() {
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
-    let out = gatehouse()
-        .args(["check", "-c", "/nonexistent/gatehouse.toml"])
-        .output()
-        .unwrap();
+    let out = check(std::path::Path::new("/nonexistent/gatehouse.toml"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
 }

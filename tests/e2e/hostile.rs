@@ -456,14 +456,7 @@ async fn memory_stays_flat_under_cache_churn() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = Kill(child);
+    let child = Reap(child);
     let pid = child.0.id();
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(listen).await.is_ok() {

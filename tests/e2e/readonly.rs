@@ -198,20 +198,10 @@ async fn the_switch_works_from_the_api_and_ctl_persists_and_expires() {
     // ctl turns it off, then on for one second: it expires by itself.
     let admin = gh.shared.current().config.admin.address.to_string();
     let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args([
-                "ctl",
-                "-c",
-                "/nonexistent.toml",
-                "--admin",
-                &admin,
-                "--token",
-                TOKEN,
-                "readonly",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
+        let args: Vec<&str> = std::iter::once("readonly")
+            .chain(args.iter().copied())
+            .collect();
+        let out = crate::common::ctl(&admin, &args);
         assert!(
             out.status.success(),
             "{}",

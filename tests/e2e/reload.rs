@@ -258,14 +258,6 @@ async fn wait_listening(addr: std::net::SocketAddr) {
     panic!("{addr} never listened");
 }
 
-struct Reap(std::process::Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_is_survived_right_after_start() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);

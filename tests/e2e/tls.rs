@@ -151,14 +151,7 @@ async fn strict_sni_refuses_unknown_and_missing_names() {
 }
 
 fn https_client(ca: &Ca, addr: SocketAddr, http1_only: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
-        .resolve("a.test", addr)
-        .timeout(std::time::Duration::from_secs(10));
-    if http1_only {
-        b = b.http1_only();
-    }
-    b.build().unwrap()
+    crate::common::certs::https_client(ca, &["a.test"], addr, http1_only)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,11 +352,7 @@ fn check_lists_every_certificate_problem_at_once() {
     );
     let path = dir.join("certs.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check(&path);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for expected in [
