@@ -9,7 +9,6 @@
 
 use crate::config::{ReadonlyConfig, RouteReadonly};
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -104,17 +103,17 @@ pub async fn refuse(
     } else {
         ("text/html; charset=utf-8", config.page.clone())
     };
-    let mut resp = ResponseHeader::build(503, Some(6))?;
-    resp.insert_header("Retry-After", config.retry_after.as_secs())?;
-    resp.insert_header("X-Gatehouse-Readonly", "1")?;
-    resp.insert_header("Content-Type", content_type)?;
-    resp.insert_header("Content-Length", body.len())?;
-    resp.insert_header("Cache-Control", "no-store")?;
-    resp.insert_header("Connection", "close")?;
-    session.set_keepalive(None);
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    let extra = [
+        (
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(config.retry_after.as_secs()),
+        ),
+        (
+            http::HeaderName::from_static("x-gatehouse-readonly"),
+            http::HeaderValue::from_static("1"),
+        ),
+    ];
+    crate::respond::write(session, 503, &extra, content_type, body, false).await
 }
 
 /// The default page for refused writes.

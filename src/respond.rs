@@ -53,37 +53,62 @@ pub const INTERNAL: LocalAnswer = LocalAnswer {
     body: "500 Internal Server Error\n",
 };
 
+/// Writes a whole local response: `status`, `extra` headers, a body, and whether the
+/// connection stays open after it (closing it means an unread request body is never read).
+pub async fn write(
+    session: &mut Session,
+    status: u16,
+    extra: &[(http::HeaderName, http::HeaderValue)],
+    content_type: &'static str,
+    body: Bytes,
+    keepalive: bool,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (k, v) in extra {
+        resp.insert_header(k.clone(), v.clone())?;
+    }
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    if !keepalive {
+        session.set_keepalive(None);
+        resp.insert_header(http::header::CONNECTION, "close")?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
 /// Writes `answer` to the client. `keepalive = false` closes the connection after it.
 pub async fn send(
     session: &mut Session,
     answer: LocalAnswer,
     keepalive: bool,
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(answer.status, Some(4))?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", answer.body.len())?;
-    resp.insert_header("Cache-Control", "no-store")?;
-    if !keepalive {
-        session.set_keepalive(None);
-        resp.insert_header("Connection", "close")?;
-    }
-    session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(answer.body.as_bytes())), true)
-        .await?;
-    Ok(())
+    let body = Bytes::from_static(answer.body.as_bytes());
+    write(
+        session,
+        answer.status,
+        &[],
+        "text/plain; charset=utf-8",
+        body,
+        keepalive,
+    )
+    .await
 }
 
 /// A 301 to `location` (plain HTTP to HTTPS).
 pub async fn redirect(session: &mut Session, location: &str) -> pingora::Result<()> {
-    const BODY: &str = "301 Moved Permanently\n";
-    let mut resp = ResponseHeader::build(301, Some(4))?;
-    resp.insert_header("Location", location)?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", BODY.len())?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(BODY.as_bytes())), true)
-        .await?;
-    Ok(())
+    let location = http::HeaderValue::from_str(location)
+        .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad Location"))?;
+    let body = Bytes::from_static(b"301 Moved Permanently\n");
+    write(
+        session,
+        301,
+        &[(http::header::LOCATION, location)],
+        "text/plain; charset=utf-8",
+        body,
+        true,
+    )
+    .await
 }
