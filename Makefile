@@ -3,10 +3,13 @@
 #   make test   formatting, lints, every test, and `check` on every shipped config
 # Everything builds in the release profile, once.
 
-.PHONY: run test deps fmt lint check-configs deb
+.PHONY: run test deps fmt lint check-configs deb bench
 
 deb:
 	packaging/build-deb.sh
+
+bench:
+	bench/run.sh
 
 run:
 	scripts/run-demo.sh

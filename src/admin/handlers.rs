@@ -309,3 +309,65 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
         ),
     }
 }
+
+/// Purge one URL (all its variants) or ban by host and path prefix or regex.
+pub fn invalidate(rt: &Runtime, action: &str, body: &[u8]) -> Reply {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Target {
+        host: Option<String>,
+        path: Option<String>,
+        prefix: Option<String>,
+        regex: Option<String>,
+    }
+    let t: Target = match serde_json::from_slice(body) {
+        Ok(t) => t,
+        Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
+    };
+    let cache = rt.cache;
+    let removed =
+        match (action, &t) {
+            (
+                "purge",
+                Target {
+                    host: Some(h),
+                    path: Some(p),
+                    prefix: None,
+                    regex: None,
+                },
+            ) => cache.purge(h, p),
+            (
+                "ban",
+                Target {
+                    path: None,
+                    prefix: Some(p),
+                    regex: None,
+                    ..
+                },
+            ) => cache.ban_prefix(t.host.as_deref(), p),
+            (
+                "ban",
+                Target {
+                    path: None,
+                    prefix: None,
+                    regex: Some(r),
+                    ..
+                },
+            ) => match regex::Regex::new(r) {
+                Ok(re) => cache.ban_regex(t.host.as_deref(), &re),
+                Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad regex: {e}")),
+            },
+            ("purge", _) => {
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "purge takes {\"host\": \"...\", \"path\": \"/...\"}",
+                )
+            }
+            _ => return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "ban takes {\"host\": optional, and \"prefix\": \"/...\" or \"regex\": \"...\"}",
+            ),
+        };
+    tracing::info!(action, host = ?t.host, removed, "cache invalidation");
+    Reply::ok(json!({ "removed": removed }))
+}

@@ -11,6 +11,8 @@
 //! POST /api/reload                                  reload the config file (all or nothing)
 //! GET  /api/config                                  checksum, load time and file of the config
 //! GET  /api/cache                                   cache counters and size
+//! POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
+//! POST /api/cache/ban    {"host": "...", "prefix": "/img/"} or {"regex": "\\.css$"}
 //! GET  /metrics                                     Prometheus text format
 //! GET  /                                            the status page
 //! GET  /api/readonly                                read-only mode: on/off, since, why, until
@@ -142,6 +144,12 @@ impl AdminApp {
             (&Method::GET, ["api", "config"]) => handlers::config(&rt),
             (&Method::POST, ["api", "reload"]) => handlers::reload(&self.shared, &rt),
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
+            (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
+                match read_body(session).await {
+                    Ok(body) => handlers::invalidate(&rt, action, &body),
+                    Err(reply) => reply,
+                }
+            }
             (&Method::POST, ["api", "readonly"]) => match read_body(session).await {
                 Ok(body) => handlers::set_readonly(&self.shared, &body),
                 Err(reply) => reply,

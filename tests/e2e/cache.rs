@@ -453,3 +453,50 @@ async fn purge_removes_every_variant_and_bans_match_prefixes_and_regexes() {
         "HIT"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_and_ban_through_the_admin_api() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let gh = cached(&o, "", "").await;
+    let c = client();
+    for p in ["/a", "/img/1.png", "/img/2.png", "/x.css"] {
+        fetch(&c, &gh.url(p), &[]).await;
+    }
+    let admin = gh.gh.shared.current().config.admin.address;
+    let call = |action: &str, body: serde_json::Value| {
+        let c = c.clone();
+        let url = format!("http://{admin}/api/cache/{action}");
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let host = gh.addr.to_string();
+    assert_eq!(
+        call("purge", serde_json::json!({"host": host, "path": "/a"})).await,
+        (200, serde_json::json!({"removed": 1}))
+    );
+    assert_eq!(
+        call("ban", serde_json::json!({"host": host, "prefix": "/img/"}))
+            .await
+            .1["removed"],
+        2
+    );
+    assert_eq!(
+        call("ban", serde_json::json!({"regex": "\\.css$"})).await.1["removed"],
+        1
+    );
+    assert_eq!(call("ban", serde_json::json!({"regex": "("})).await.0, 400);
+    assert_eq!(gh.gh.shared.current().cache.usage().1, 0);
+    assert_eq!(fetch(&c, &gh.url("/a"), &[]).await.x_cache, "MISS");
+}
