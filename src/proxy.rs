@@ -262,7 +262,7 @@ impl ProxyHttp for Proxy {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _ctx: &mut Ctx,
         error: Option<&Error>,
     ) -> bool {
@@ -271,10 +271,18 @@ impl ProxyHttp for Proxy {
             None => true,
             // Stale-if-error: the server failed (5xx, connect failure, timeout) or the pool has
             // no usable server at all.
-            Some(e) => match e.etype() {
-                ErrorType::HTTPStatus(code) => *code >= 500,
-                _ => *e.esource() == ErrorSource::Upstream,
-            },
+            Some(e) => {
+                let serve = match e.etype() {
+                    ErrorType::HTTPStatus(code) => *code >= 500,
+                    _ => *e.esource() == ErrorSource::Upstream,
+                };
+                if serve {
+                    // pingora does not reuse the client connection after serving stale on an
+                    // error: say so in the response, or the client's next request on it is reset.
+                    session.set_keepalive(None);
+                }
+                serve
+            }
         }
     }
 
