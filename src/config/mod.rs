@@ -305,10 +305,6 @@ impl Config {
         validate::from_toml(text, source, Path::new(""))
     }
 
-    pub fn pool_index(&self, name: &str) -> Option<usize> {
-        self.pools.iter().position(|p| p.name == name)
-    }
-
     /// The port https redirects point to: the first TLS listener's.
     pub fn https_port(&self) -> Option<u16> {
         self.listeners
