@@ -57,18 +57,16 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone()),
-        "gatehouse proxy",
-    );
+    let mut http = pingora::proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
     let mut options = pingora::apps::HttpServerOptions::default();
     // pingora counts reuses after the first request; nginx's keepalive_requests counts requests.
     options.keepalive_request_limit = Some(config.limits.keepalive_requests.saturating_sub(1));
-    proxy
-        .app_logic_mut()
-        .expect("a fresh proxy service")
-        .server_options = Some(options);
+    http.server_options = Some(options);
+    let app = crate::conn::ClientApp {
+        proxy: Arc::new(http),
+        shared: shared.clone(),
+    };
+    let mut proxy = pingora::services::listening::Service::new("gatehouse proxy".to_string(), app);
     for l in &config.listeners {
         let addr = l.address.to_string();
         match (&l.tls, shared.tls.get(&l.name)) {

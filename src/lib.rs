@@ -10,6 +10,7 @@ pub mod admin;
 pub mod balance;
 pub mod cache;
 pub mod config;
+pub mod conn;
 pub mod ctl;
 pub mod launch;
 pub mod limits;

@@ -75,6 +75,9 @@ pub struct Metrics {
     config_loaded: Gauge,
     worker_threads: IntGauge,
     in_flight: IntGauge,
+    client_connections: IntGauge,
+    client_accepted: IntCounter,
+    client_refusals: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -144,6 +147,9 @@ impl Metrics {
             config_loaded: single(&r, Gauge::new("gatehouse_config_load_timestamp_seconds", "When the running config was loaded (Unix time).").expect("valid")),
             worker_threads: single(&r, IntGauge::new("gatehouse_worker_threads", "Worker threads of the proxy.").expect("valid")),
             in_flight: single(&r, IntGauge::new("gatehouse_requests_in_flight", "Requests in flight to servers.").expect("valid")),
+            client_connections: single(&r, IntGauge::new("gatehouse_client_connections", "Open client connections (after the TLS handshake).").expect("valid")),
+            client_accepted: single(&r, IntCounter::new("gatehouse_client_connections_total", "Client connections accepted (after the TLS handshake).").expect("valid")),
+            client_refusals: counter_vec(&r, "gatehouse_client_refusals_total", "Client connections refused or cut: max_connections, max_connections_per_client (503), header_timeout (408).", &["reason"]),
             registry: r,
         }
     }
@@ -212,6 +218,19 @@ impl Metrics {
             &self.reloads.with_label_values(&["failure"]),
             shared.reloads_failed.load(Relaxed),
         );
+        let conns = &shared.conns;
+        self.client_connections.set(conns.open() as i64);
+        sync(&self.client_accepted, conns.accepted.load(Relaxed));
+        for (reason, value) in [
+            ("max_connections", &conns.refused_total),
+            ("max_connections_per_client", &conns.refused_per_client),
+            ("header_timeout", &conns.header_timeouts),
+        ] {
+            sync(
+                &self.client_refusals.with_label_values(&[reason]),
+                value.load(Relaxed),
+            );
+        }
         self.config_loaded.set(rt.loaded_at as f64);
         self.worker_threads.set(rt.config.server.threads as i64);
         let mut out = Vec::new();

@@ -2,8 +2,10 @@
 //! concern.
 //!
 //! ```text
-//!  client ──► early_request_filter   client idle timeout; which listener, TLS or not
-//!         ──► request_filter         https redirect; routing: host/path → route → pool (404);
+//!  client ──► [conn::ClientApp]      connection counted against its limits; header deadline
+//!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
+//!         ──► request_filter         connection and request limits; https redirect;
+//!                                    routing: host/path → route → pool (404);
 //!                                    cache policy for the request (enable or pass)
 //!         ──► [cache] key, lookup    HIT/STALE answered from the cache; misses coalesce
 //!             (cache_key_callback, cache_vary_filter, should_serve_stale)
@@ -75,6 +77,8 @@ pub struct Ctx {
     pub local_answer: bool,
     /// Why gatehouse refused the request, for the log.
     pub refused: Option<&'static str>,
+    /// The client connection is over a connection limit (`conn`): the request gets 503.
+    pub conn_over_limit: Option<&'static str>,
     /// Request body bytes seen, against `limits.max_body_size`.
     pub body_bytes: u64,
     pub request_id: Option<http::HeaderValue>,
@@ -124,6 +128,7 @@ impl ProxyHttp for Proxy {
             readonly_refused: false,
             local_answer: false,
             refused: None,
+            conn_over_limit: None,
             body_bytes: 0,
             request_id: None,
             started: Instant::now(),
@@ -148,14 +153,20 @@ impl ProxyHttp for Proxy {
             .and_then(|a| a.as_inet())
             .and_then(|a| ctx.rt.listener_for(*a));
         ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if let Some(conn) = crate::conn::state_of(session) {
+            conn.headers_received();
+            ctx.conn_over_limit = conn.over_limit;
+        }
         Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = ctx.rt.clone();
-        if let Some((answer, reason)) =
-            crate::limits::check(session.req_header(), &rt.config.limits)
-        {
+        let refusal = match ctx.conn_over_limit {
+            Some(reason) => Some((respond::TOO_MANY_CONNECTIONS, reason)),
+            None => crate::limits::check(session.req_header(), &rt.config.limits),
+        };
+        if let Some((answer, reason)) = refusal {
             ctx.local_answer = true;
             ctx.refused = Some(reason);
             tracing::debug!(reason, "request refused");

@@ -48,6 +48,10 @@ pub const MISSING_HOST: LocalAnswer = LocalAnswer {
     status: 400,
     body: "400 Bad Request: HTTP/1.1 request without Host\n",
 };
+pub const TOO_MANY_CONNECTIONS: LocalAnswer = LocalAnswer {
+    status: 503,
+    body: "503 Service Unavailable: too many connections\n",
+};
 pub const INTERNAL: LocalAnswer = LocalAnswer {
     status: 500,
     body: "500 Internal Server Error\n",

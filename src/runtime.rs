@@ -63,6 +63,8 @@ pub struct Shared {
     pub readonly: ArcSwap<crate::readonly::ReadonlyState>,
     /// Refused writes, for metrics.
     pub readonly_refused: AtomicU64,
+    /// Open client connections and their refusals.
+    pub conns: std::sync::Arc<crate::conn::ConnTracker>,
     /// Serializes writes of the state file (admin calls only, never held across an await).
     state_file: std::sync::Mutex<std::path::PathBuf>,
 }
@@ -103,6 +105,7 @@ impl Shared {
             reloads_failed: AtomicU64::new(0),
             readonly: ArcSwap::from_pointee(readonly),
             readonly_refused: AtomicU64::new(0),
+            conns: Default::default(),
             state_file: std::sync::Mutex::new(state_file),
         });
         shared.restore_state();

@@ -39,6 +39,8 @@ pub struct LimitsSection {
     pub max_uri_length: Option<Size>,
     pub max_body_size: Option<Size>,
     pub keepalive_requests: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +133,7 @@ pub struct TimeoutsSection {
     pub upstream_read: Option<String>,
     pub upstream_write: Option<String>,
     pub client_idle: Option<String>,
+    pub client_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -51,6 +51,8 @@ pub struct Timeouts {
     pub upstream_read: Duration,
     pub upstream_write: Duration,
     pub client_idle: Duration,
+    /// From the first byte of a request to the end of its headers (slowloris): 408 after.
+    pub client_header: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +148,10 @@ pub struct Limits {
     pub max_body_size: u64,
     /// Requests served on one client connection before it is closed.
     pub keepalive_requests: u32,
+    /// Open client connections (all listeners): a request on a connection over it gets 503.
+    pub max_connections: usize,
+    /// Open client connections from one address (0 = no limit): 503 over it.
+    pub max_connections_per_client: usize,
 }
 
 /// Where a config came from.

@@ -153,7 +153,12 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
             c,
         ),
         keepalive_requests: f.limits.keepalive_requests.unwrap_or(1000),
+        max_connections: f.limits.max_connections.unwrap_or(10_000),
+        max_connections_per_client: f.limits.max_connections_per_client.unwrap_or(0),
     };
+    if limits.max_connections == 0 {
+        c.error(&lp.key("max_connections"), "must be at least 1");
+    }
     if limits.max_headers == 0 || limits.max_headers > 256 {
         c.error(&lp.key("max_headers"), "must be between 1 and 256");
     }
@@ -528,6 +533,7 @@ fn timeouts(t: file::TimeoutsSection, p: &KeyPath, c: &mut Collector) -> Timeout
         upstream_read: nonzero(t.upstream_read, "60s", "upstream_read"),
         upstream_write: nonzero(t.upstream_write, "60s", "upstream_write"),
         client_idle: nonzero(t.client_idle, "60s", "client_idle"),
+        client_header: nonzero(t.client_header, "10s", "client_header"),
     }
 }
 

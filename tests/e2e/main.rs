@@ -13,6 +13,7 @@ mod errors;
 mod fuzz;
 mod health;
 mod hostile;
+mod limits;
 mod metrics;
 mod proxying;
 mod readonly;

@@ -1,0 +1,299 @@
+//! Connection-level limits and client/server timeouts: slowloris (header deadline), client
+//! connections in total and per address, idle keep-alive connections, connect and upstream
+//! timeouts. Each refusal is checked on the wire, in the access log and in the metrics.
+
+use crate::common::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+/// A JSON-lines access log target on a UDP socket of the test's.
+async fn json_log() -> (UdpSocket, String) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let section = format!(
+        "[[access_log.targets]]\ntransport = \"udp\"\naddress = \"{}\"\nformat = \"json\"\n",
+        sock.local_addr().unwrap()
+    );
+    (sock, section)
+}
+
+async fn next_record(sock: &UdpSocket) -> serde_json::Value {
+    let mut buf = vec![0u8; 65536];
+    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
+        .await
+        .expect("a log record within 5 s")
+        .unwrap();
+    serde_json::from_slice(&buf[..n]).unwrap()
+}
+
+async fn metric(gh: &Proxy, line_start: &str) -> f64 {
+    let addr = gh.gh.shared.current().config.admin.address;
+    let text = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in metrics"))
+}
+
+/// Reads one response (headers and a Content-Length body) from a kept-alive connection.
+async fn read_response(tcp: &mut TcpStream) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return (!got.is_empty()).then(|| String::from_utf8_lossy(&got).into_owned());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return Some(text.into_owned());
+            }
+        }
+    }
+}
+
+/// A kept-alive connection from `source` (any 127.x address) that has done one request.
+async fn open_from(source: [u8; 4], to: SocketAddr) -> (TcpStream, String) {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((source, 0))).unwrap();
+    let mut tcp = sock.connect(to).await.unwrap();
+    tcp.write_all(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut tcp).await.unwrap_or_default();
+    (tcp, answer)
+}
+
+/// Waits (up to 3 s) for a gauge to reach `want`.
+async fn settle<F: std::future::Future<Output = f64>>(read: &impl Fn() -> F, want: f64) {
+    for _ in 0..150 {
+        if read().await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gauge never reached {want}");
+}
+
+fn status(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_headers_gets_408_and_others_are_served() {
+    let o = Origin::start("o").await;
+    let (log, targets) = json_log().await;
+    let gh = boot(&format!(
+        "[timeouts]\nclient_header = \"1s\"\n[access_log]\n{targets}{}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", &[&o])
+    ))
+    .await;
+    // Idle before the first byte is the idle timeout's business, not the header deadline's.
+    let mut patient = TcpStream::connect(gh.addr).await.unwrap();
+    // The slowloris: one header line every 200 ms, forever.
+    let mut slow = TcpStream::connect(gh.addr).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        for i in 0..50 {
+            let line = format!("X-Slow-{i}: 1\r\n");
+            if slow.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        (
+            String::from_utf8_lossy(&got).into_owned(),
+            started.elapsed(),
+        )
+    });
+    // Meanwhile other clients are served normally.
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(get(&c, &gh.url("/ok")).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (answer, cut_after) = trickle.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+    assert!(
+        cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(5),
+        "cut after {cut_after:?}"
+    );
+    assert!(
+        o.seen().iter().all(|s| !s.path.contains("slow")),
+        "the trickled request never reaches the origin"
+    );
+    // The patient connection waited 1.5 s+ before its first byte, and is still served.
+    patient
+        .write_all(b"GET /patient HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let late = read_response(&mut patient).await.unwrap_or_default();
+    assert_eq!(status(&late), 200, "{late}");
+    let mut timeouts = Vec::new();
+    for _ in 0..12 {
+        let r = next_record(&log).await;
+        if r["status"] == 408 {
+            timeouts.push(r);
+        }
+    }
+    assert_eq!(timeouts.len(), 1, "{timeouts:?}");
+    assert_eq!(timeouts[0]["error"], "request header timeout");
+    assert_eq!(timeouts[0]["termination"], "client_timeout");
+    assert_eq!(
+        metric(
+            &gh,
+            "gatehouse_client_refusals_total{reason=\"header_timeout\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_total_or_per_client_limit_get_503() {
+    let o = Origin::start("o").await;
+    let (log, targets) = json_log().await;
+    let gh = boot(&format!(
+        "[limits]\nmax_connections = 3\nmax_connections_per_client = 2\n[access_log]\n{targets}{}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", &[&o])
+    ))
+    .await;
+    let open = || metric(&gh, "gatehouse_client_connections ");
+    let (_a1, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(status(&r), 200, "{r}");
+    let (_a2, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(status(&r), 200, "{r}");
+    // A third from the same address: over the per-client limit.
+    let (_a3, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(status(&r), 503, "{r}");
+    assert!(r.contains("too many connections"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("connection: close"), "{r}");
+    drop(_a3);
+    // Another address still gets in, up to the total.
+    settle(&open, 2.0).await;
+    let (_b1, r) = open_from([127, 0, 0, 2], gh.addr).await;
+    assert_eq!(status(&r), 200, "{r}");
+    let (_b2, r) = open_from([127, 0, 0, 2], gh.addr).await;
+    assert_eq!(status(&r), 503, "over the total: {r}");
+    assert_eq!(o.seen().len(), 3, "refused requests never reach the origin");
+    let mut errors = Vec::new();
+    for _ in 0..5 {
+        let rec = next_record(&log).await;
+        errors.push((rec["status"].as_u64().unwrap(), rec["error"].clone()));
+    }
+    assert!(errors.contains(&(503, "too many connections from this client".into())));
+    assert!(errors.contains(&(503, "too many client connections".into())));
+    // Closing connections frees their places.
+    drop((_a1, _a2, _b1, _b2));
+    settle(&open, 0.0).await;
+    let (_c, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(
+        metric(
+            &gh,
+            "gatehouse_client_refusals_total{reason=\"max_connections_per_client\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &gh,
+            "gatehouse_client_refusals_total{reason=\"max_connections\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keepalive_connection_is_closed_after_client_idle() {
+    let o = Origin::start("o").await;
+    let gh = boot(&format!(
+        "[timeouts]\nclient_idle = \"1s\"\n{}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", &[&o])
+    ))
+    .await;
+    let (mut tcp, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(status(&r), 200);
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("closed by gatehouse within 5 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a response");
+    let idle = started.elapsed();
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
+        "{idle:?}"
+    );
+}
+
+/// A listening socket whose accept queue is full: connects to it hang (SYNs are dropped).
+fn blackhole() -> (std::net::TcpListener, Vec<std::net::TcpStream>, SocketAddr) {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let listener = sock.listen(1).unwrap().into_std().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_does_not_accept_is_a_504_after_the_connect_timeout() {
+    let (_listener, _fillers, dead) = blackhole();
+    let gh = boot(&format!(
+        "[timeouts]\nconnect = \"300ms\"\n[pools.web]\nretries = 0\n[pools.web.health]\nenabled = false\n\
+         [[pools.web.servers]]\nname = \"hole\"\naddress = \"{dead}\"\n[[routes]]\npool = \"web\"\n"
+    ))
+    .await;
+    let started = Instant::now();
+    let (code, text) = get(&client(), &gh.url("/")).await;
+    let took = started.elapsed();
+    assert_eq!(code, 504, "{text}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(gh.in_flight("web", "hole"), 0);
+}
