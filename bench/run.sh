@@ -1,42 +1,59 @@
 #!/usr/bin/env bash
 # Gatehouse against HAProxy, nginx and Varnish on loopback, per core.
 #
-#   bench/run.sh [SCENARIO ...]     scenarios: pass hit1k hit100k (default: all)
-#   REPS=3 DURATION=8 bench/run.sh
+#   bench/run.sh [SCENARIO ...]    default: all of
+#       pass hit1k hit100k tls handshake h2 zipf idle
+#   REPS=3 DURATION=6 WARMUP=1 CONNS=32 IDLE_CONNS=9000 ZIPF_KEYS=1000000 bench/run.sh
 #
 # For each scenario, targets run interleaved (A B C A B C ...), REPS times each. The proxy is
-# pinned to CPU 1, the origin (nginx, fixed files) and the load generator (wrk) to CPU 0. The
-# primary figure is the proxy's CPU microseconds per request (user+sys of its processes from
-# /proc, before and after, over requests completed), also as a ratio to the origin's CPU per
-# request in the same run. Hypervisor steal time is recorded per run. Results go to stdout and
-# bench/results/<date>-<host>.md (medians and spread over REPS).
+# pinned to CPU 1, the origin (nginx, fixed files) and the load generator (wrk, h2load) to
+# CPU 0. The primary figure is the proxy's CPU microseconds per request (user+sys of its
+# processes from /proc, before and after, over requests completed), also as a ratio to the
+# origin's CPU per request in the same run. Each run records the hypervisor's steal time and
+# the CPU used by other processes; a run where either exceeds 3% of the machine is marked noisy
+# and left out of the medians (unless every run of that line is). `idle` runs once per target
+# and reports KiB of proxy memory per idle keep-alive connection instead.
+# Results: stdout and bench/results/<date>-<host>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 REPS=${REPS:-3}
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-6}
+WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
+IDLE_CONNS=${IDLE_CONNS:-9000}
+export ZIPF_KEYS=${ZIPF_KEYS:-1000000}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake h2 zipf idle)
 
-scripts/install-deps.sh haproxy varnishd:varnish nginx wrk taskset:util-linux
+scripts/install-deps.sh haproxy varnishd:varnish nginx wrk h2load:nghttp2-client \
+  taskset:util-linux openssl curl python3
 cargo build --release --bin gatehouse >/dev/null 2>&1 || cargo build --release --bin gatehouse
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores" >&2; exit 1; }
+ulimit -n 100000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$work/gh-state" "$work/nginx-cache"
+mkdir -p "$work/www" "$work/gh-state"
+chmod 755 "$work" "$work/www" # nginx workers run as nobody: they must read the files
 printf '%*s' 1024 '' | tr ' ' a > "$work/www/1k"
 printf '%*s' 102400 '' | tr ' ' b > "$work/www/100k"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+cat "$work/cert.pem" "$work/key.pem" > "$work/cert-key.pem"
 render() { sed -e "s|__DIR__|$work|g" -e "s|__CACHE__|$2|g" "$root/bench/$1"; }
 
 render nginx-origin.conf x > "$work/origin.conf"
 taskset -c 0 nginx -c "$work/origin.conf" &
 sleep 0.5
 origin_pid=$(cat "$work/origin.pid")
-origin_pids() { echo "$origin_pid $(pgrep -P "$origin_pid" | tr '\n' ' ')"; }
+family() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; } # a process and its children
+origin_pids=$(family "$origin_pid")
+[ "$(curl -sf -o /dev/null -w '%{size_download}' http://127.0.0.1:19001/1k)" = 1024 ] ||
+  { echo "the origin does not serve /1k" >&2; exit 1; }
 
-cpu_ticks() { # user+sys clock ticks of the given pids
+ticks() { # user+sys clock ticks of the given pids
   local t=0
   for p in "$@"; do
     [ -r "/proc/$p/stat" ] || continue
@@ -44,79 +61,208 @@ cpu_ticks() { # user+sys clock ticks of the given pids
   done
   echo $t
 }
-steal() { awk '/^cpu /{print $9}' /proc/stat; }
+kib() { # sum of a /proc status field (VmRSS, VmHWM) over pids, in KiB
+  local field=$1 t=0; shift
+  for p in "$@"; do
+    [ -r "/proc/$p/status" ] || continue
+    t=$((t + $(awk -v f="$field:" '$1==f{print $2}' "/proc/$p/status")))
+  done
+  echo $t
+}
+machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9}' /proc/stat; } # busy ticks, steal ticks
 hz=$(getconf CLK_TCK)
 
-start_target() { # target scenario -> sets target_pids
-  local cache=false; [[ $2 == hit* ]] && cache=true
+cache_for() { case $1 in hit*|zipf) echo true;; *) echo false;; esac; }
+targets_for() {
   case $1 in
+    pass) echo "origin gatehouse haproxy nginx";;
+    hit*|zipf) echo "gatehouse nginx varnish";;
+    *) echo "gatehouse haproxy nginx";;
+  esac
+}
+url_for() { # scenario target
+  local port=18080; [ "$2" = origin ] && port=19001
+  case $1 in
+    tls|handshake|h2) echo "https://127.0.0.1:18443/1k";;
+    hit100k) echo "http://127.0.0.1:$port/100k";;
+    zipf) echo "http://127.0.0.1:$port/";;
+    *) echo "http://127.0.0.1:$port/1k";;
+  esac
+}
+
+start_target() { # target scenario -> sets target_pids
+  local cache; cache=$(cache_for "$2")
+  target_pids=""
+  case $1 in
+    origin) return 0;;
     gatehouse)
       render gatehouse.toml "$cache" > "$work/gh.toml"
       RUST_LOG=error taskset -c 1 "$root/target/release/gatehouse" run -c "$work/gh.toml" 2>/dev/null &
       target_pids=$! ;;
     haproxy)
-      taskset -c 1 haproxy -f "$root/bench/haproxy.cfg" -db 2>/dev/null &
+      render haproxy.cfg x > "$work/haproxy.cfg"
+      taskset -c 1 haproxy -f "$work/haproxy.cfg" -db 2>/dev/null &
       target_pids=$! ;;
     nginx)
       local c=""; [ "$cache" = true ] && c="proxy_cache c; proxy_cache_valid 200 1h;"
+      rm -rf "$work/nginx-cache" # a cold cache for every run; nginx creates it for its workers
       render nginx-proxy.conf "$c" > "$work/proxy.conf"
       taskset -c 1 nginx -c "$work/proxy.conf" &
-      sleep 0.3; local p; p=$(cat "$work/proxy.pid"); target_pids="$p $(pgrep -P "$p" | tr '\n' ' ')" ;;
+      sleep 0.3; target_pids=$(family "$(cat "$work/proxy.pid")") ;;
     varnish)
       taskset -c 1 varnishd -F -a 127.0.0.1:18080 -f "$root/bench/varnish.vcl" -n "$work/varnish" \
-        -s malloc,256m -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 &
+        -s malloc,2g -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 &
       sleep 1; target_pids="$! $(pgrep -f "varnishd.*$work/varnish" | tr '\n' ' ')" ;;
   esac
-  for _ in $(seq 1 100); do curl -s -m 1 -o /dev/null "http://127.0.0.1:18080/1k" && return 0; sleep 0.05; done
-  echo "$1 did not start" >&2; return 1
+  local size
+  for _ in $(seq 1 100); do
+    size=$(curl -sf -m 1 -o /dev/null -w '%{size_download}' "http://127.0.0.1:18080/1k" || true)
+    [ "$size" = 1024 ] && return 0
+    sleep 0.05
+  done
+  echo "$1 did not start or does not answer GET /1k with the 1 KiB file" >&2; return 1
 }
-stop_target() { kill $target_pids 2>/dev/null || true; sleep 0.5; kill -9 $target_pids 2>/dev/null || true; wait $target_pids 2>/dev/null || true; }
+stop_target() {
+  [ -n "$target_pids" ] || return 0
+  kill $target_pids 2>/dev/null || true; sleep 0.5; kill -9 $target_pids 2>/dev/null || true
+  wait $target_pids 2>/dev/null || true
+}
 
-targets_for() { case $1 in pass) echo "gatehouse haproxy nginx";; *) echo "gatehouse nginx varnish";; esac; }
-path_for() { case $1 in hit100k) echo /100k;; *) echo /1k;; esac; }
-
-results="$work/results.tsv"
-for s in "${scenarios[@]}"; do
-  path=$(path_for "$s")
-  for rep in $(seq 1 "$REPS"); do
-    for t in $(targets_for "$s"); do
-      start_target "$t" "$s"
-      taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:18080$path" >/dev/null 2>&1 # warm-up
-      p0=$(cpu_ticks $target_pids); o0=$(cpu_ticks $(origin_pids)); s0=$(steal)
-      out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:18080$path")
-      p1=$(cpu_ticks $target_pids); o1=$(cpu_ticks $(origin_pids)); s1=$(steal)
-      stop_target
+# load SCENARIO URL SECONDS: runs the load generator on CPU 0; sets reqs errors rps p50 p99
+# lg_ticks (its CPU).
+load() {
+  local s=$1 url=$2 secs=$3 out
+  case $s in
+    h2)
+      rm -f "$work/h2.log"
+      ( taskset -c 0 h2load -c"$CONNS" -m10 -D"$secs" --log-file="$work/h2.log" "$url" > "$work/load.out" 2>&1; times > "$work/times" ) || true
+      out=$(cat "$work/load.out")
+      reqs=$(awk '/^requests:/{print $8}' <<<"$out")
+      errors=$(awk '/^requests:/{print $2 - $8}' <<<"$out")
+      rps=$(awk '/^finished in/{print $4}' <<<"$out")
+      read -r p50 p99 < <(awk -F'\t' '{print $3}' "$work/h2.log" | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+          if (NR == 0) { print "- -"; exit }
+          a = int(NR * 0.5); if (a < 1) a = 1; b = int(NR * 0.99); if (b < 1) b = 1
+          printf "%.2fms %.2fms\n", v[a] / 1000, v[b] / 1000
+        }')
+      ;;
+    *)
+      local extra=()
+      [ "$s" = handshake ] && extra=(-H "Connection: close")
+      [ "$s" = zipf ] && extra=(-s "$root/bench/zipf.lua")
+      ( taskset -c 0 wrk -t1 -c"$CONNS" -d"${secs}s" --latency "${extra[@]}" "$url" > "$work/load.out" 2>&1; times > "$work/times" ) || true
+      out=$(cat "$work/load.out")
       reqs=$(awk '/requests in/{print $1}' <<<"$out")
       rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
       p50=$(awk '$1=="50%"{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-      us=$(awk -v a="$p0" -v b="$p1" -v n="$reqs" -v hz="$hz" 'BEGIN{printf "%.2f", (b-a)*1e6/hz/n}')
-      ous=$(awk -v a="$o0" -v b="$o1" -v n="$reqs" -v hz="$hz" 'BEGIN{printf "%.2f", (b-a)*1e6/hz/n}')
-      ratio=$(awk -v p="$us" -v o="$ous" 'BEGIN{ if (o>0) printf "%.2f", p/o; else print "-" }')
-      st=$(( s1 - s0 ))
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$t" "$rep" "$us" "$ratio" "$rps" "$p50" "$p99" "$st" | tee -a "$results"
-    done
+      errors=$(awk '/Non-2xx/{e+=$NF} /Socket errors/{gsub(",", ""); e+=$4+$6+$8+$10} END{print e+0}' <<<"$out")
+      ;;
+  esac
+  # `times`, second line: children's user and system time, e.g. "0m5.120s 0m1.010s".
+  lg_ticks=$(awk -v hz="$hz" 'NR==2 { t=0; for (i=1;i<=2;i++) { split($i, a, /[ms]/); t+=a[1]*60+a[2] }; printf "%d", t*hz }' "$work/times")
+  [ -n "$reqs" ] && [ "$reqs" -gt 0 ] || { echo "no requests completed: $out" >&2; reqs=1; }
+}
+
+results="$work/results.tsv"
+run_one() { # scenario target rep
+  local s=$1 t=$2 rep=$3 url; url=$(url_for "$s" "$t")
+  start_target "$t" "$s"
+  load "$s" "$url" "$WARMUP"
+  local p0 o0 m0 st0 p1 o1 m1 st1
+  p0=$(ticks $target_pids); o0=$(ticks $origin_pids); read -r m0 st0 < <(machine)
+  load "$s" "$url" "$DURATION"
+  p1=$(ticks $target_pids); o1=$(ticks $origin_pids); read -r m1 st1 < <(machine)
+  local hwm; hwm=$(kib VmHWM $target_pids)
+  stop_target
+  local proxy=$((p1 - p0)) origin=$((o1 - o0)) steal=$((st1 - st0))
+  local others=$((m1 - m0 - proxy - origin - lg_ticks)); [ $others -ge 0 ] || others=0
+  local budget=$((DURATION * hz * 2 * 3 / 100)) noisy=0
+  { [ $steal -gt $budget ] || [ $others -gt $budget ]; } && noisy=1
+  [ $((errors * 100)) -gt "$reqs" ] && noisy=2 # over 1% failed requests: not a valid run
+  awk -v s="$s" -v t="$t" -v rep="$rep" -v p="$proxy" -v o="$origin" -v n="$reqs" -v hz="$hz" \
+      -v rps="$rps" -v p50="$p50" -v p99="$p99" -v st="$steal" -v ot="$others" -v noisy="$noisy" -v hwm="$hwm" -v err="$errors" \
+    'BEGIN { us = p*1e6/hz/n; ous = o*1e6/hz/n
+             printf "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%d\n", s, t, rep, us, ous,
+               (ous > 0 && t != "origin") ? sprintf("%.2f", us/ous) : "-", rps, p50, p99, st, ot, noisy, hwm/1024, err }' \
+    | tee -a "$results"
+}
+
+idle_one() { # target
+  local t=$1
+  start_target "$t" idle
+  for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:18080/1k"; done
+  local before; before=$(kib VmRSS $target_pids)
+  mkfifo "$work/hold"
+  taskset -c 0 python3 "$root/bench/idle.py" 127.0.0.1 18080 "$IDLE_CONNS" < "$work/hold" > "$work/idle.out" &
+  local holder=$!
+  exec 9>"$work/hold"
+  for _ in $(seq 1 600); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  local after opened; after=$(kib VmRSS $target_pids); opened=$(awk '/ready/{print $2}' "$work/idle.out")
+  exec 9>&-
+  wait $holder 2>/dev/null || true
+  rm -f "$work/hold"
+  stop_target
+  [ -n "$opened" ] && [ "$opened" -gt 0 ] || opened=1
+  awk -v t="$t" -v b="$before" -v a="$after" -v n="$opened" \
+    'BEGIN { printf "idle\t%s\t1\t%.2f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.0f\t0\n", t, (a-b)/n, n, a/1024 }' | tee -a "$results"
+}
+
+started=$(date +%s)
+printf 'scenario\ttarget\trep\tproxy_us_per_req\torigin_us_per_req\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\n'
+for s in "${scenarios[@]}"; do
+  if [ "$s" = idle ]; then
+    for t in $(targets_for idle); do idle_one "$t"; done
+    continue
+  fi
+  for rep in $(seq 1 "$REPS"); do
+    for t in $(targets_for "$s"); do run_one "$s" "$t" "$rep"; done
   done
 done
+elapsed=$(( $(date +%s) - started ))
 
 host=$(hostname -s 2>/dev/null || echo host)
 file="bench/results/$(date +%F)-$host.md"
 {
   echo "# gatehouse bench, $(date -u +%FT%TZ), $host"
   echo
-  echo "Command: \`REPS=$REPS DURATION=$DURATION CONNS=$CONNS bench/run.sh ${scenarios[*]}\`"
-  echo "Machine: $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo | xargs)."
-  echo "Versions: $("$root/target/release/gatehouse" --version); $(haproxy -v 2>/dev/null | head -1); $(nginx -v 2>&1); $(varnishd -V 2>&1 | head -1); $(wrk --version 2>&1 | head -1 | cut -c1-40)"
+  echo "Command: \`REPS=$REPS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS ZIPF_KEYS=$ZIPF_KEYS bench/run.sh ${scenarios[*]}\` ($((elapsed / 60)) min $((elapsed % 60)) s)"
+  echo "Machine: $(nproc) cores, $(awk '/model name/{$1=$2=$3="";print;exit}' /proc/cpuinfo | xargs), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)."
+  echo "Versions: $("$root/target/release/gatehouse" --version); $(haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1); $(varnishd -V 2>&1 | head -1 | cut -d' ' -f1-2); wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}'); $(h2load --version 2>&1 | head -1)"
   echo
-  echo "Proxy pinned to CPU 1; origin (nginx, 1 worker) and wrk (1 thread, $CONNS connections) on CPU 0."
-  echo "Medians over $REPS interleaved runs; spread = max-min of CPU µs/request."
+  echo "Proxy pinned to CPU 1; origin (nginx, 1 worker) and the load generator (wrk 1 thread or"
+  echo "h2load, $CONNS connections; h2: 10 streams each) on CPU 0. Medians over $REPS interleaved runs"
+  echo "of ${DURATION} s after ${WARMUP} s of warm-up, noisy runs left out; spread = max-min of the"
+  echo "proxy CPU µs/request over the runs kept."
   echo
-  echo "| scenario | target | proxy CPU µs/req | spread | ratio to origin CPU/req | req/s | p50 | p99 | steal ticks |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-  sort -k1,1 -k2,2 "$results" | awk -F'\t' '
-    { key=$1 FS $2; n[key]++; us[key, n[key]]=$4; ra[key, n[key]]=$5; rps[key, n[key]]=$6; p50[key]=$7; p99[key]=$8; st[key]+=$9 }
-    function med(arr, k, c,   i, j, t, v) { for (i=1;i<=c;i++) v[i]=arr[k,i]; for (i=1;i<=c;i++) for (j=i+1;j<=c;j++) if (v[j]+0 < v[i]+0) { t=v[i]; v[i]=v[j]; v[j]=t }; return v[int((c+1)/2)] }
-    function spread(arr, k, c,   i, lo, hi) { lo=hi=arr[k,1]; for (i=2;i<=c;i++) { if (arr[k,i]+0<lo) lo=arr[k,i]; if (arr[k,i]+0>hi) hi=arr[k,i] }; return hi-lo }
-    END { for (k in n) { split(k, a, FS); printf "| %s | %s | %s | %.2f | %s | %s | %s | %s | %d |\n", a[1], a[2], med(us, k, n[k]), spread(us, k, n[k]), med(ra, k, n[k]), med(rps, k, n[k]), p50[k], p99[k], st[k] } }' | sort
+  echo "## Gatehouse / best anchor (proxy CPU µs per request, medians)"
+  echo
+  echo "| scenario | gatehouse | best anchor | ratio | gatehouse p99 | anchor p99 |"
+  echo "|---|---|---|---|---|---|"
+  awk -F'\t' -f "$root/bench/summary.awk" -v mode=ratios "$results"
+  echo
+  echo "## Every line"
+  echo
+  echo "| scenario | target | proxy CPU µs/req | spread | origin CPU µs/req | proxy/origin | req/s | p50 | p99 | peak RSS MB | runs kept |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  awk -F'\t' -f "$root/bench/summary.awk" -v mode=lines "$results"
+  if grep -q '^idle' "$results"; then
+    echo
+    echo "## Idle keep-alive connections"
+    echo
+    echo "| target | connections held | KiB per connection | RSS with them, MB |"
+    echo "|---|---|---|---|"
+    awk -F'\t' '$1=="idle" { printf "| %s | %s | %s | %s |\n", $2, $7, $4, $13 }' "$results"
+  fi
+  echo
+  echo "## Raw runs"
+  echo
+  echo '```'
+  printf 'scenario\ttarget\trep\tproxy_us\torigin_us\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\n'
+  cat "$results"
+  echo '```'
 } > "$file"
 echo "wrote $file"
 cat "$file"

@@ -12,7 +12,7 @@ use crate::accesslog::Record;
 use crate::proxy::Proxy;
 use crate::runtime::Shared;
 use async_trait::async_trait;
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, UniqueID, UniqueIDType,
@@ -142,6 +142,9 @@ pub struct ClientStream {
     armed: bool,
     /// Bytes of the 408 answer written so far, once the deadline passed.
     answered: Option<usize>,
+    /// The first bytes of a request, read by `wait_for_request` before pingora reads.
+    stash: Vec<u8>,
+    stash_pos: usize,
 }
 
 impl std::fmt::Debug for ClientStream {
@@ -152,7 +155,54 @@ impl std::fmt::Debug for ClientStream {
     }
 }
 
+thread_local! {
+    /// Where `wait_for_request` reads a request's first bytes before copying out what came.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; 8192].into_boxed_slice());
+}
+
+/// How waiting for a client's next request ended.
+enum Next {
+    Request,
+    Closed,
+}
+
 impl ClientStream {
+    fn new(inner: Stream, state: Arc<ConnState>, header_timeout: Duration) -> ClientStream {
+        ClientStream {
+            inner,
+            state,
+            header_timeout,
+            deadline: None,
+            armed: false,
+            answered: None,
+            stash: Vec::new(),
+            stash_pos: 0,
+        }
+    }
+
+    /// Waits for the first bytes of the next request and keeps them for pingora. An idle
+    /// connection then holds only this stream, not pingora's per-request session and future
+    /// (tens of KiB); the header deadline starts with these bytes.
+    fn poll_next_request(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut buf = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    self.stash.clear();
+                    self.stash.extend_from_slice(buf.filled());
+                    self.stash_pos = 0;
+                    self.state.head_pending.store(true, Relaxed);
+                    self.arm();
+                    Poll::Ready(Next::Request)
+                }
+                Poll::Ready(_) => Poll::Ready(Next::Closed),
+            }
+        })
+    }
+
     fn arm(&mut self) {
         let at = Instant::now() + self.header_timeout;
         match &mut self.deadline {
@@ -203,6 +253,16 @@ impl AsyncRead for ClientStream {
             }
         } else if !pending {
             this.armed = false;
+        }
+        if this.stash_pos < this.stash.len() {
+            let n = buf.remaining().min(this.stash.len() - this.stash_pos);
+            buf.put_slice(&this.stash[this.stash_pos..this.stash_pos + n]);
+            this.stash_pos += n;
+            if this.stash_pos == this.stash.len() {
+                this.stash = Vec::new(); // an idle connection keeps no buffer
+                this.stash_pos = 0;
+            }
+            return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -340,35 +400,49 @@ impl ServerApp for ClientApp {
             over_limit,
             ..ConnState::default()
         });
-        let stream: Stream = Box::new(ClientStream {
-            inner: stream,
-            state: state.clone(),
-            header_timeout,
-            deadline: None,
-            armed: false,
-            answered: None,
-        });
-        let mut session = ServerSession::new_http1(stream);
-        if *shutdown.borrow() || self.shared.closing.load(Relaxed) {
-            session.set_keepalive(None);
-        } else {
-            session.set_keepalive(Some(idle.as_secs().max(1)));
-        }
-        session.set_keepalive_reuses_remaining(
-            self.proxy
-                .server_options()
-                .and_then(|o| o.keepalive_request_limit),
-        );
-        let server = session.server_addr().and_then(|a| a.as_inet()).copied();
-        loop {
-            state.head_pending.store(true, Relaxed);
+        let mut stream = Box::new(ClientStream::new(stream, state.clone(), header_timeout));
+        let keepalive_limit = self
+            .proxy
+            .server_options()
+            .and_then(|o| o.keepalive_request_limit);
+        let server = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        let mut settings = None;
+        for served in 0u64.. {
+            let stopping = *shutdown.borrow();
+            if stopping && served > 0 {
+                break; // pingora stops reusing connections once shutdown begins
+            }
+            let mut watch = shutdown.clone();
+            let request = std::future::poll_fn(|cx| stream.poll_next_request(cx));
+            let next = tokio::select! {
+                biased;
+                _ = watch.changed(), if !stopping => Next::Closed,
+                next = tokio::time::timeout(idle, request) => next.unwrap_or(Next::Closed),
+            };
+            if matches!(next, Next::Closed) {
+                break;
+            }
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                Some(s) => HttpPersistentSettings::apply_to_session(s, &mut session),
+                None => {
+                    session.set_keepalive(Some(idle.as_secs().max(1)));
+                    session.set_keepalive_reuses_remaining(keepalive_limit);
+                }
+            }
+            if stopping || self.shared.closing.load(Relaxed) {
+                session.set_keepalive(None);
+            }
             let Some(reused) = self.proxy.process_new_http(session, shutdown).await else {
                 break;
             };
-            let (stream, settings) = reused.consume();
-            session = ServerSession::new_http1(stream);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
+            let (next_stream, next_settings) = reused.consume();
+            settings = next_settings;
+            match next_stream.into_any().downcast::<ClientStream>() {
+                Ok(s) => stream = s,
+                Err(_) => break, // not ours: cannot happen, as pingora hands back what it got
             }
         }
         if state.timed_out.load(Relaxed) {

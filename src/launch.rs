@@ -7,12 +7,18 @@ use crate::config::Config;
 use crate::proxy::Proxy;
 use crate::runtime::Shared;
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Client-side read buffering. pingora's default is 64 KiB per connection, which an idle
+/// keep-alive connection keeps (nginx and HAProxy hold a few KiB). Plain HTTP reads straight
+/// into the request's header buffer; TLS reads a record (up to 16 KiB + header) at a time.
+const TLS_READ_BUFFER: usize = 16 * 1024 + 256;
 
 /// pingora's own cap on attempts per request; each pool's `retries` is enforced below it.
 const MAX_ATTEMPTS: usize = 16;
@@ -76,11 +82,17 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
                     t.h2,
                     &shared.metrics.tls_handshakes,
                 ) {
-                    Ok(settings) => proxy.add_tls_with_settings(&addr, None, settings),
+                    Ok(settings) => proxy.add_listener(
+                        ListenerConfig::tcp(addr)
+                            .tls(settings)
+                            .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
+                    ),
                     Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
                 }
             }
-            _ => proxy.add_tcp(&addr),
+            _ => proxy.add_listener(
+                ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(0)),
+            ),
         }
     }
     server.add_service(proxy);

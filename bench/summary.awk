@@ -1,0 +1,52 @@
+# Medians of bench/run.sh's raw runs (tab-separated, see run.sh). mode=lines: one table row per
+# (scenario, target); mode=ratios: gatehouse against the cheapest anchor per scenario. Runs
+# marked noisy are left out unless every run of the line is.
+function ms(v) { # wrk/h2load latency ("812.00us", "2.61ms", "1.20s") in ms
+  if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000
+  return v + 0
+}
+function median(list,   n, v, i, j, t) {
+  n = split(list, v, " ")
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+  return n ? v[int((n + 1) / 2)] : "-"
+}
+function spread(list,   n, v, i, lo, hi) {
+  n = split(list, v, " "); lo = hi = v[1]
+  for (i = 2; i <= n; i++) { if (v[i] + 0 < lo + 0) lo = v[i]; if (v[i] + 0 > hi + 0) hi = v[i] }
+  return hi - lo
+}
+$1 != "idle" {
+  k = $1 SUBSEP $2
+  if (!(k in seen)) { seen[k] = 1; order[++nk] = k; if (!($1 in sseen)) { sseen[$1] = 1; sorder[++ns] = $1 } }
+  for (pass = 0; pass < 2; pass++) {
+    if (pass == 1 && $12 != 0) continue
+    kk = k SUBSEP pass
+    us[kk] = us[kk] " " $4; ous[kk] = ous[kk] " " $5; ra[kk] = ra[kk] " " $6; rps[kk] = rps[kk] " " $7
+    p50[kk] = p50[kk] " " ms($8); p99[kk] = p99[kk] " " ms($9); hwm[kk] = hwm[kk] " " $13; cnt[kk]++
+  }
+}
+function pick(k) { return (cnt[k SUBSEP 1] > 0) ? k SUBSEP 1 : k SUBSEP 0 }
+END {
+  if (mode == "lines") {
+    for (i = 1; i <= nk; i++) {
+      k = order[i]; split(k, a, SUBSEP); kk = pick(k)
+      printf "| %s | %s | %s | %.2f | %s | %s | %.0f | %.2fms | %.2fms | %s | %d of %d |\n", a[1], a[2],
+        median(us[kk]), spread(us[kk]), median(ous[kk]), median(ra[kk]), median(rps[kk]),
+        median(p50[kk]), median(p99[kk]), median(hwm[kk]), cnt[kk], cnt[k SUBSEP 0]
+    }
+  } else {
+    for (i = 1; i <= ns; i++) {
+      s = sorder[i]; best = ""; bestus = 0
+      for (j = 1; j <= nk; j++) {
+        split(order[j], a, SUBSEP); if (a[1] != s || a[2] == "gatehouse" || a[2] == "origin") continue
+        m = median(us[pick(order[j])]) + 0
+        if (best == "" || m < bestus) { best = a[2]; bestus = m; bestp99 = median(p99[pick(order[j])]) }
+      }
+      g = s SUBSEP "gatehouse"
+      if (!(g in seen) || best == "") continue
+      gus = median(us[pick(g)]) + 0
+      printf "| %s | %.2f | %s %.2f | %.2f | %.2fms | %.2fms |\n", s, gus, best, bestus,
+        (bestus > 0 ? gus / bestus : 0), median(p99[pick(g)]), bestp99
+    }
+  }
+}
