@@ -174,12 +174,11 @@ impl ProxyHttp for Proxy {
             respond::send(session, answer, false).await?;
             return Ok(true);
         }
+        // Passed upstream in upstream_request_filter: a cache hit never pays for the header.
         let id_header = &rt.config.access_log.request_id_header;
-        let id = crate::accesslog::request_id(session.req_header().headers.get(id_header));
-        session
-            .req_header_mut()
-            .insert_header(id_header.clone(), id.clone())?;
-        ctx.request_id = Some(id);
+        ctx.request_id = Some(crate::accesslog::request_id(
+            session.req_header().headers.get(id_header),
+        ));
         let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
         if listener.is_some_and(|l| l.redirect_to_https) {
             let req = session.req_header();
@@ -419,6 +418,10 @@ impl ProxyHttp for Proxy {
             // Not allowed on this route: proxied as a plain request (nginx's default).
             upstream.remove_header(&http::header::UPGRADE);
             upstream.remove_header(&http::header::CONNECTION);
+        }
+        if let Some(id) = &ctx.request_id {
+            let name = ctx.rt.config.access_log.request_id_header.clone();
+            upstream.insert_header(name, id.clone())?;
         }
         if let Some(ip) = client_ip(session) {
             let xff = match upstream

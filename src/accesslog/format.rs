@@ -15,103 +15,152 @@ const MONTHS: [&str; 12] = [
 /// One record as bytes for `target` (no trailing newline: transports frame it).
 pub fn format(target: &LogTarget, r: &Record) -> String {
     match target.format {
-        LogFormat::Json => json(r).to_string(),
+        LogFormat::Json => json(r),
         LogFormat::Rfc5424 => rfc5424(target, r),
         LogFormat::Rfc3164 => rfc3164(target, r),
     }
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+/// One field's value, borrowed from the record: formats write it straight into their output,
+/// so a record costs one `String` however many fields it has.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Str(&'a str),
+    Int(u64),
+    /// Milliseconds, written with three decimals.
+    Ms(f64),
+    Addr(std::net::SocketAddr),
+    Missing,
 }
 
-/// The record as (name, value) pairs, in a fixed order.
-fn fields(r: &Record) -> Vec<(&'static str, String)> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let tls = r.tls.as_ref();
-    vec![
-        ("request_id", r.request_id.clone()),
-        (
-            "client",
-            r.client.map_or_else(|| "-".into(), |a| a.to_string()),
-        ),
-        ("listener", r.listener.clone()),
-        ("tls_version", tls.map_or("-".into(), |t| t.version.clone())),
-        ("tls_cipher", tls.map_or("-".into(), |t| t.cipher.clone())),
-        (
-            "tls_sni",
-            tls.and_then(|t| t.sni.clone())
-                .unwrap_or_else(|| "-".into()),
-        ),
-        ("alpn", tls.map_or("-".into(), |t| t.alpn.to_string())),
-        ("tls_handshake_ms", ms(tls.and_then(|t| t.handshake_ms))),
-        ("method", r.method.clone()),
-        ("authority", r.authority.clone()),
-        ("path", r.path.clone()),
-        ("http_version", r.http_version.to_string()),
-        ("status", r.status.to_string()),
-        ("bytes_in", r.bytes_in.to_string()),
-        ("bytes_out", r.bytes_out.to_string()),
-        ("route", opt(&r.route)),
-        ("pool", opt(&r.pool)),
-        ("server", opt(&r.server)),
-        ("cache", r.cache.unwrap_or("-").to_string()),
-        (
-            "readonly",
-            if r.readonly_refused {
-                "refused"
-            } else if r.readonly {
-                "on"
-            } else {
-                "off"
-            }
-            .into(),
-        ),
-        ("t_conn_age_ms", ms(r.t_conn_age_ms)),
-        ("t_queue_ms", ms(r.t_queue_ms)),
-        ("t_connect_ms", ms(r.t_connect_ms)),
-        ("t_response_ms", ms(r.t_response_ms)),
-        ("t_total_ms", format!("{:.3}", r.t_total_ms)),
-        ("retries", r.retries.to_string()),
-        ("termination", r.termination.to_string()),
-        ("error", opt(&r.error)),
-    ]
-}
-
-pub fn json(r: &Record) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "time".into(),
-        r.time.map_or(serde_json::Value::Null, |t| {
-            humantime::format_rfc3339_micros(t).to_string().into()
-        }),
-    );
-    for (k, v) in fields(r) {
-        // Numbers as numbers and "-" as null, so the lines load into a database as they are.
-        let numeric =
-            k == "status" || k == "retries" || k.starts_with("bytes_") || k.ends_with("_ms");
-        let value = if v == "-" {
-            serde_json::Value::Null
-        } else if numeric {
-            v.parse::<u64>()
-                .map(serde_json::Value::from)
-                .or_else(|_| v.parse::<f64>().map(serde_json::Value::from))
-                .unwrap_or_else(|_| v.clone().into())
-        } else {
-            v.into()
-        };
-        m.insert(k.into(), value);
+impl Val<'_> {
+    fn opt(v: Option<&str>) -> Val<'_> {
+        v.map_or(Val::Missing, Val::Str)
     }
-    let headers = |list: &[(http::HeaderName, String)]| {
-        serde_json::Value::Object(
-            list.iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.clone().into()))
-                .collect(),
-        )
+
+    fn ms(v: Option<f64>) -> Val<'static> {
+        v.map_or(Val::Missing, Val::Ms)
+    }
+
+    /// The value as text ("-" when missing), appended to `out` through `escape`.
+    fn write_text(self, out: &mut String, escape: fn(&str, &mut String)) {
+        match self {
+            Val::Str(s) => escape(s, out),
+            Val::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::Ms(v) => {
+                let _ = write!(out, "{v:.3}");
+            }
+            Val::Addr(a) => {
+                let _ = write!(out, "{a}");
+            }
+            Val::Missing => out.push('-'),
+        }
+    }
+}
+
+/// Visits the record's fields, in a fixed order.
+fn each_field<'a>(r: &'a Record, mut f: impl FnMut(&'static str, Val<'a>)) {
+    let tls = r.tls.as_ref();
+    f("request_id", Val::Str(&r.request_id));
+    f("client", r.client.map_or(Val::Missing, Val::Addr));
+    f("listener", Val::Str(&r.listener));
+    f("tls_version", Val::opt(tls.map(|t| t.version.as_str())));
+    f("tls_cipher", Val::opt(tls.map(|t| t.cipher.as_str())));
+    f("tls_sni", Val::opt(tls.and_then(|t| t.sni.as_deref())));
+    f("alpn", Val::opt(tls.map(|t| t.alpn)));
+    f(
+        "tls_handshake_ms",
+        Val::ms(tls.and_then(|t| t.handshake_ms)),
+    );
+    f("method", Val::Str(&r.method));
+    f("authority", Val::Str(&r.authority));
+    f("path", Val::Str(&r.path));
+    f("http_version", Val::Str(r.http_version));
+    f("status", Val::Int(r.status.into()));
+    f("bytes_in", Val::Int(r.bytes_in));
+    f("bytes_out", Val::Int(r.bytes_out));
+    f("route", Val::opt(r.route.as_deref()));
+    f("pool", Val::opt(r.pool.as_deref()));
+    f("server", Val::opt(r.server.as_deref()));
+    f("cache", Val::opt(r.cache));
+    let readonly = if r.readonly_refused {
+        "refused"
+    } else if r.readonly {
+        "on"
+    } else {
+        "off"
     };
-    m.insert("request_headers".into(), headers(&r.request_headers));
-    m.insert("response_headers".into(), headers(&r.response_headers));
-    serde_json::Value::Object(m)
+    f("readonly", Val::Str(readonly));
+    f("t_conn_age_ms", Val::ms(r.t_conn_age_ms));
+    f("t_queue_ms", Val::ms(r.t_queue_ms));
+    f("t_connect_ms", Val::ms(r.t_connect_ms));
+    f("t_response_ms", Val::ms(r.t_response_ms));
+    f("t_total_ms", Val::Ms(r.t_total_ms));
+    f("retries", Val::Int(r.retries.into()));
+    f("termination", Val::Str(r.termination));
+    f("error", Val::opt(r.error.as_deref()));
+}
+
+/// A JSON string literal (quotes included).
+fn json_string(v: &str, out: &mut String) {
+    out.push('"');
+    for ch in v.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// JSON lines: numbers as numbers and missing values as null, so the lines load into a
+/// database as they are.
+fn json(r: &Record) -> String {
+    let mut out = String::with_capacity(768);
+    out.push_str("{\"time\":");
+    match r.time {
+        Some(t) => {
+            let _ = write!(out, "\"{}\"", humantime::format_rfc3339_micros(t));
+        }
+        None => out.push_str("null"),
+    }
+    each_field(r, |k, v| {
+        let _ = write!(out, ",\"{k}\":");
+        match v {
+            Val::Missing => out.push_str("null"),
+            Val::Str(s) => json_string(s, &mut out),
+            Val::Addr(a) => {
+                let _ = write!(out, "\"{a}\"");
+            }
+            Val::Int(_) | Val::Ms(_) => v.write_text(&mut out, |s, o| o.push_str(s)),
+        }
+    });
+    for (name, list) in [
+        ("request_headers", &r.request_headers),
+        ("response_headers", &r.response_headers),
+    ] {
+        let _ = write!(out, ",\"{name}\":{{");
+        for (i, (k, v)) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_string(k.as_str(), &mut out);
+            out.push(':');
+            json_string(v, &mut out);
+        }
+        out.push('}');
+    }
+    out.push('}');
+    out
 }
 
 /// RFC 5424 PARAM-VALUE escaping: `"`, `\` and `]`.
@@ -124,20 +173,55 @@ fn sd_escape(v: &str, out: &mut String) {
     }
 }
 
-fn sd_element(out: &mut String, id: &str, pairs: impl IntoIterator<Item = (String, String)>) {
+fn sd_param(out: &mut String, k: &str, v: Val<'_>) {
+    let _ = write!(out, " {k}=\"");
+    v.write_text(out, sd_escape);
+    out.push('"');
+}
+
+fn sd_headers(out: &mut String, id: &str, list: &[(http::HeaderName, String)]) {
+    if list.is_empty() {
+        return;
+    }
     let _ = write!(out, "[{id}@{PEN}");
-    for (k, v) in pairs {
-        let _ = write!(out, " {k}=\"");
-        sd_escape(&v, out);
-        out.push('"');
+    for (k, v) in list {
+        sd_param(out, k.as_str(), Val::Str(v));
     }
     out.push(']');
 }
 
-/// A one-line summary for people reading the message part.
-fn summary(r: &Record) -> String {
-    format!(
-        "{} {}{} {} {} {:.1}ms server={} cache={}",
+/// Printable US-ASCII without spaces, as RFC 5424 header fields require; "-" when empty.
+fn header_field(v: &str, max: usize, out: &mut String) {
+    let before = out.len();
+    out.extend(v.chars().filter(|c| c.is_ascii_graphic()).take(max));
+    if out.len() == before {
+        out.push('-');
+    }
+}
+
+fn rfc5424(t: &LogTarget, r: &Record) -> String {
+    let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
+    let mut out = String::with_capacity(1024);
+    let _ = write!(out, "<{pri}>1 ");
+    match r.time {
+        Some(t) => {
+            let _ = write!(out, "{}", humantime::format_rfc3339_micros(t));
+        }
+        None => out.push('-'),
+    }
+    out.push(' ');
+    header_field(&t.hostname, 255, &mut out);
+    out.push(' ');
+    header_field(&t.tag, 48, &mut out);
+    let _ = write!(out, " {} access [gatehouse@{PEN}", std::process::id());
+    each_field(r, |k, v| sd_param(&mut out, k, v));
+    out.push(']');
+    sd_headers(&mut out, "req", &r.request_headers);
+    sd_headers(&mut out, "resp", &r.response_headers);
+    // A one-line summary for people reading the message part.
+    let _ = write!(
+        out,
+        " {} {}{} {} {} {:.1}ms server={} cache={}",
         r.method,
         r.authority,
         r.path,
@@ -146,100 +230,60 @@ fn summary(r: &Record) -> String {
         r.t_total_ms,
         r.server.as_deref().unwrap_or("-"),
         r.cache.unwrap_or("-")
-    )
-}
-
-/// Printable US-ASCII without spaces, as RFC 5424 header fields require; "-" when empty.
-fn header_field(v: &str, max: usize) -> String {
-    let s: String = v
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(max)
-        .collect();
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s
-    }
-}
-
-fn rfc5424(t: &LogTarget, r: &Record) -> String {
-    let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
-    let time = r.time.map_or_else(
-        || "-".into(),
-        |t| humantime::format_rfc3339_micros(t).to_string(),
     );
-    let mut out = format!(
-        "<{pri}>1 {time} {} {} {} access ",
-        header_field(&t.hostname, 255),
-        header_field(&t.tag, 48),
-        std::process::id()
-    );
-    sd_element(
-        &mut out,
-        "gatehouse",
-        fields(r).into_iter().map(|(k, v)| (k.to_string(), v)),
-    );
-    if !r.request_headers.is_empty() {
-        sd_element(
-            &mut out,
-            "req",
-            r.request_headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.clone())),
-        );
-    }
-    if !r.response_headers.is_empty() {
-        sd_element(
-            &mut out,
-            "resp",
-            r.response_headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.clone())),
-        );
-    }
-    out.push(' ');
-    out.push_str(&summary(r));
     out
 }
 
 fn rfc3164(t: &LogTarget, r: &Record) -> String {
     let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
-    // "Mmm dd hh:mm:ss" from the RFC 3339 form (UTC).
-    let stamp = r
-        .time
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
-    let stamp = stamp.as_deref().and_then(|s| {
-        let month: usize = s.get(5..7)?.parse().ok()?;
-        let day: u32 = s.get(8..10)?.parse().ok()?;
-        Some(format!(
-            "{} {day:>2} {}",
-            MONTHS.get(month - 1)?,
-            s.get(11..19)?
-        ))
-    });
-    let mut out = format!(
-        "<{pri}>{} {} {}[{}]: ",
-        stamp.unwrap_or_else(|| "Jan  1 00:00:00".into()),
-        header_field(&t.hostname, 255),
-        header_field(&t.tag, 32),
-        std::process::id()
+    let mut out = String::with_capacity(768);
+    let _ = write!(out, "<{pri}>");
+    // "Mmm dd hh:mm:ss" (UTC), cut from the RFC 3339 form.
+    let mut stamp = String::new();
+    if let Some(t) = r.time {
+        let _ = write!(stamp, "{}", humantime::format_rfc3339_seconds(t));
+    }
+    let parts = stamp.get(5..7).and_then(|m| m.parse::<usize>().ok()).zip(
+        stamp
+            .get(8..10)
+            .and_then(|d| d.parse::<u32>().ok())
+            .zip(stamp.get(11..19)),
     );
-    for (k, v) in fields(r) {
-        let _ = write!(out, "{k}={} ", quote(&v));
+    match parts.and_then(|(m, rest)| Some((*MONTHS.get(m.checked_sub(1)?)?, rest))) {
+        Some((month, (day, clock))) => {
+            let _ = write!(out, "{month} {day:>2} {clock}");
+        }
+        None => out.push_str("Jan  1 00:00:00"),
     }
+    out.push(' ');
+    header_field(&t.hostname, 255, &mut out);
+    out.push(' ');
+    header_field(&t.tag, 32, &mut out);
+    let _ = write!(out, "[{}]:", std::process::id());
+    each_field(r, |k, v| {
+        let _ = write!(out, " {k}=");
+        v.write_text(&mut out, quote);
+    });
     for (k, v) in r.request_headers.iter().chain(&r.response_headers) {
-        let _ = write!(out, "hdr.{}={} ", k.as_str(), quote(v));
+        let _ = write!(out, " hdr.{}=", k.as_str());
+        quote(v, &mut out);
     }
-    out.pop();
     out
 }
 
-fn quote(v: &str) -> String {
+/// A value in a key=value message: bare, or quoted when empty or holding a space, `"` or `=`.
+fn quote(v: &str, out: &mut String) {
     if v.is_empty() || v.contains([' ', '"', '=']) {
-        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+        out.push('"');
+        for ch in v.chars() {
+            if matches!(ch, '\\' | '"') {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.push('"');
     } else {
-        v.to_string()
+        out.push_str(v);
     }
 }
 
@@ -284,5 +328,33 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("status=200"), "{line}");
+        assert!(
+            line.contains(r#"path="/a\"]b""#) || line.contains("path=/a\"]b"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn json_is_valid_and_typed() {
+        let r = Record {
+            time: Some(std::time::UNIX_EPOCH),
+            client: Some("192.0.2.1:5000".parse().unwrap()),
+            method: "GET".into(),
+            path: "/q?\"x\"\n\u{1}".into(),
+            status: 503,
+            t_total_ms: 1.5,
+            termination: "local",
+            request_headers: vec![(http::header::USER_AGENT, "a \"b\"".into())],
+            ..Default::default()
+        };
+        let line = format(&target(LogFormat::Json), &r);
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(v["client"], "192.0.2.1:5000");
+        assert_eq!(v["path"], "/q?\"x\"\n\u{1}");
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["t_total_ms"], 1.5);
+        assert_eq!(v["route"], serde_json::Value::Null);
+        assert_eq!(v["request_headers"]["user-agent"], "a \"b\"");
     }
 }

@@ -41,8 +41,18 @@ pub fn request_id(incoming: Option<&http::HeaderValue>) -> http::HeaderValue {
         );
         h.finish()
     });
-    let id = format!("{seed:016x}{:08x}", COUNTER.fetch_add(1, Relaxed));
-    http::HeaderValue::from_str(&id).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+    // 16 hex digits of seed and 8 of counter, written without a formatting allocation.
+    let n = COUNTER.fetch_add(1, Relaxed);
+    let mut id = [0u8; 24];
+    for (i, b) in id.iter_mut().enumerate() {
+        let nibble = if i < 16 {
+            (seed >> (60 - 4 * i)) & 0xf
+        } else {
+            (n >> (28 - 4 * (i - 16))) & 0xf
+        };
+        *b = b"0123456789abcdef"[nibble as usize];
+    }
+    http::HeaderValue::from_bytes(&id).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
 }
 
 /// Counters of one target, for metrics.
