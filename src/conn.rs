@@ -7,6 +7,10 @@
 //! A connection over a limit is still read: its requests are answered 503 by the proxy (so the
 //! refusal is a proper HTTP answer, logged like any other). A client whose headers do not arrive
 //! in time gets a 408 written by `ClientStream`, and the connection is closed.
+//!
+//! Between requests (and before the first) an HTTP/1 connection waits here for its next bytes
+//! (`client_idle`), holding only its stream: pingora's session and request future, tens of KiB,
+//! exist only while a request is in progress. HTTP/2 connections go to pingora as they are.
 
 use crate::accesslog::Record;
 use crate::proxy::Proxy;
