@@ -27,7 +27,8 @@ async fn next_record(sock: &UdpSocket) -> serde_json::Value {
     serde_json::from_slice(&buf[..n]).unwrap()
 }
 
-async fn metric(gh: &Proxy, line_start: &str) -> f64 {
+/// One series of gatehouse's metrics, by its exact `name{labels}`.
+async fn metric(gh: &Proxy, series: &str) -> f64 {
     let addr = gh.gh.shared.current().config.admin.address;
     let text = client()
         .get(format!("http://{addr}/metrics"))
@@ -37,9 +38,9 @@ async fn metric(gh: &Proxy, line_start: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in metrics"))
+    *crate::metrics::parse(&text)
+        .get(series)
+        .unwrap_or_else(|| panic!("no {series} in metrics"))
 }
 
 /// Reads one response (headers and a Content-Length body) from a kept-alive connection.
@@ -191,7 +192,7 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
         unchecked_pool("web", &[&o])
     ))
     .await;
-    let open = || metric(&gh, "gatehouse_client_connections ");
+    let open = || metric(&gh, "gatehouse_client_connections");
     let (_a1, r) = open_from([127, 0, 0, 1], gh.addr).await;
     assert_eq!(status(&r), 200, "{r}");
     let (_a2, r) = open_from([127, 0, 0, 1], gh.addr).await;

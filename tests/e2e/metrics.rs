@@ -5,7 +5,7 @@ use crate::common::*;
 use std::collections::HashMap;
 
 /// `name{labels}` → value, from the Prometheus text format.
-fn parse(text: &str) -> HashMap<String, f64> {
+pub fn parse(text: &str) -> HashMap<String, f64> {
     let mut out = HashMap::new();
     for line in text
         .lines()
