@@ -67,6 +67,8 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     let mut options = pingora::apps::HttpServerOptions::default();
     // pingora counts reuses after the first request; nginx's keepalive_requests counts requests.
     options.keepalive_request_limit = Some(config.limits.keepalive_requests.saturating_sub(1));
+    // An HTTP/2 connection with no stream open is idle, like a kept-alive HTTP/1 one.
+    options.h2_idle_timeout = Some(config.timeouts.client_idle);
     http.server_options = Some(options);
     let app = crate::conn::ClientApp {
         proxy: Arc::new(http),

@@ -422,3 +422,34 @@ async fn plain_http_redirects_to_https_and_https_sends_hsts() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_client_idle() {
+    use std::time::Duration;
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let section = format!("[timeouts]\nclient_idle = \"1s\"\n{}", server_section());
+    let _gh = boot_tls(&tls_config_in(&section, addr, &o, &[&a], "", "")).await;
+    let mut tls = handshake(addr, Some("a.test"), &[b"h2"]).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The client preface and an empty SETTINGS frame, then nothing.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the server's SETTINGS and its ack
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle h2 connection stays open past 5 s");
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(800), "closed after {idle:?}");
+}
