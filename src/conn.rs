@@ -143,7 +143,6 @@ pub struct ClientStream {
     header_timeout: Duration,
     /// Allocated at the first request, then re-armed for each one.
     deadline: Option<Pin<Box<Sleep>>>,
-    armed: bool,
     /// Bytes of the 408 answer written so far, once the deadline passed.
     answered: Option<usize>,
     /// The first bytes of a request, read by `wait_for_request` before pingora reads.
@@ -178,7 +177,6 @@ impl ClientStream {
             state,
             header_timeout,
             deadline: None,
-            armed: false,
             answered: None,
             stash: Vec::new(),
             stash_pos: 0,
@@ -213,7 +211,6 @@ impl ClientStream {
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
         }
-        self.armed = true;
     }
 
     /// Writes the 408 (as far as the socket takes it), then fails the read.
@@ -248,15 +245,13 @@ impl AsyncRead for ClientStream {
         if this.answered.is_some() {
             return this.poll_timeout_answer(cx);
         }
-        let pending = this.state.head_pending.load(Relaxed);
-        if pending && this.armed {
+        // The deadline is armed whenever headers are pending (`poll_next_request` does both).
+        if this.state.head_pending.load(Relaxed) {
             if let Some(sleep) = &mut this.deadline {
                 if sleep.as_mut().poll(cx).is_ready() {
                     return this.poll_timeout_answer(cx);
                 }
             }
-        } else if !pending {
-            this.armed = false;
         }
         if this.stash_pos < this.stash.len() {
             let n = buf.remaining().min(this.stash.len() - this.stash_pos);
@@ -268,12 +263,7 @@ impl AsyncRead for ClientStream {
             }
             return Poll::Ready(Ok(()));
         }
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if pending && !this.armed && buf.filled().len() > before {
-            this.arm();
-        }
-        res
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
