@@ -3,7 +3,7 @@
 //! record in each format. `cargo bench --bench micro`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gatehouse::accesslog::{format::format, Record};
+use gatehouse::accesslog::{format::format, Record, Termination};
 use gatehouse::cache::Cache;
 use gatehouse::config::Config;
 use pingora::cache::storage::Storage;
@@ -171,7 +171,7 @@ fn log_format(c: &mut Criterion) {
         t_connect_ms: Some(0.0),
         t_response_ms: Some(23.7),
         t_total_ms: 24.1,
-        termination: "done",
+        termination: Termination::Done,
         request_headers: vec![(
             http::header::USER_AGENT,
             "Mozilla/5.0 (X11; Linux x86_64)".into(),

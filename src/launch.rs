@@ -2,7 +2,7 @@
 //! `gatehouse run`, or on a thread with a handle (`Gatehouse`) that tests and embedders stop on
 //! drop.
 
-use crate::balance::HealthService;
+use crate::balance::{HealthService, Pools};
 use crate::config::Config;
 use crate::proxy::Proxy;
 use crate::runtime::Shared;
@@ -71,8 +71,9 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     options.h2_idle_timeout = Some(config.timeouts.client_idle);
     http.server_options = Some(options);
     let app = crate::conn::ClientApp {
-        proxy: Arc::new(http),
-        shared: shared.clone(),
+        app: Arc::new(http),
+        tracker: shared.conns.clone(),
+        policy: shared.clone(),
     };
     let mut proxy = pingora::services::listening::Service::new("gatehouse proxy".to_string(), app);
     for l in &config.listeners {
@@ -110,14 +111,32 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     if shared.access_log.is_active() {
         server.add_service(background_service(
             "gatehouse access log",
-            crate::accesslog::AccessLogService(shared.clone()),
+            crate::accesslog::AccessLogService(shared.access_log.clone()),
         ));
     }
+    let pools = shared.clone();
     server.add_service(background_service(
         "gatehouse health checks",
-        HealthService::new(shared),
+        HealthService::new(Box::new(move || {
+            let rt = pools.current();
+            (rt.generation, rt as Pools)
+        })),
     ));
     server
+}
+
+/// Waits until every address accepts TCP connections; the first one that did not, on timeout.
+fn wait_listening(addrs: &[SocketAddr], timeout: Duration) -> Result<(), SocketAddr> {
+    let deadline = std::time::Instant::now() + timeout;
+    for &addr in addrs {
+        while std::net::TcpStream::connect(addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err(addr);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(())
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -148,17 +167,7 @@ pub fn run_foreground(
         .collect();
     std::thread::spawn(move || {
         // systemd readiness: once every listener accepts connections.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let ready = listeners.iter().all(|a| loop {
-            if std::net::TcpStream::connect(a).is_ok() {
-                break true;
-            }
-            if std::time::Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        });
-        if ready {
+        if wait_listening(&listeners, Duration::from_secs(30)).is_ok() {
             crate::signals::notify("READY=1");
         }
     });
@@ -234,15 +243,8 @@ impl Gatehouse {
             stop,
             thread: Some(thread),
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        for addr in listeners {
-            while std::net::TcpStream::connect(addr).is_err() {
-                if std::time::Instant::now() > deadline {
-                    return Err(format!("gatehouse did not start listening on {addr}"));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        wait_listening(&listeners, Duration::from_secs(10))
+            .map_err(|addr| format!("gatehouse did not start listening on {addr}"))?;
         Ok(gh)
     }
 }

@@ -9,6 +9,8 @@ pub mod accesslog;
 pub mod admin;
 pub mod balance;
 pub mod cache;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod ctl;

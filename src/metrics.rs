@@ -6,12 +6,10 @@
 //! cache, access log, read-only, reloads) is read from its own atomics when Prometheus scrapes.
 
 use crate::config::Config;
-use crate::runtime::{Runtime, Shared};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Status classes: index 0 for "no response", then 1xx..5xx.
 const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -182,121 +180,110 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, after reading every scrape-time value.
-    pub fn render(&self, shared: &Shared) -> String {
-        let rt = shared.current();
-        self.scrape_servers(&rt);
-        self.scrape_cache(&rt);
-        for l in &rt.config.listeners {
-            for c in l.tls.iter().flat_map(|t| &t.certificates) {
-                self.cert_expiry
-                    .with_label_values(&[&l.name, &c.cert_path])
-                    .set(c.not_after as f64);
+    /// The text exposition, after setting every scrape-time value from `scrape`.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let mut total_in_flight = 0;
+        for s in &scrape.servers {
+            let labels = [s.pool, s.server];
+            for name in ["ready", "drain", "maint"] {
+                self.server_state
+                    .with_label_values(&[s.pool, s.server, name])
+                    .set(i64::from(name == s.state));
             }
-        }
-        self.readonly_mode
-            .set(i64::from(shared.readonly.load().is_active()));
-        sync(
-            &self.readonly_refused,
-            shared.readonly_refused.load(Relaxed),
-        );
-        for (name, stats) in shared.access_log.stats() {
+            self.server_up
+                .with_label_values(&labels)
+                .set(i64::from(s.up));
+            total_in_flight += s.in_flight;
+            self.server_in_flight
+                .with_label_values(&labels)
+                .set(s.in_flight as i64);
+            sync(&self.server_requests.with_label_values(&labels), s.requests);
             sync(
-                &self.log_records.with_label_values(&[name, "sent"]),
-                stats.sent.load(Relaxed),
+                &self.server_check_failures.with_label_values(&labels),
+                s.check_failures,
             );
             sync(
+                &self.server_connect_failures.with_label_values(&labels),
+                s.connect_failures,
+            );
+        }
+        self.in_flight.set(total_in_flight as i64);
+        for (event, value) in &scrape.cache_events {
+            sync(&self.cache_events.with_label_values(&[event]), *value);
+        }
+        self.cache_bytes.set(scrape.cache_bytes as i64);
+        self.cache_objects.set(scrape.cache_objects as i64);
+        for (listener, cert, not_after) in &scrape.certificates {
+            self.cert_expiry
+                .with_label_values(&[listener, cert])
+                .set(*not_after as f64);
+        }
+        self.readonly_mode.set(i64::from(scrape.readonly_active));
+        sync(&self.readonly_refused, scrape.readonly_refused);
+        for (name, sent, dropped) in &scrape.log_targets {
+            sync(&self.log_records.with_label_values(&[name, "sent"]), *sent);
+            sync(
                 &self.log_records.with_label_values(&[name, "dropped"]),
-                stats.dropped.load(Relaxed),
+                *dropped,
             );
         }
         sync(
             &self.reloads.with_label_values(&["success"]),
-            shared.reloads_ok.load(Relaxed),
+            scrape.reloads_ok,
         );
         sync(
             &self.reloads.with_label_values(&["failure"]),
-            shared.reloads_failed.load(Relaxed),
+            scrape.reloads_failed,
         );
-        let conns = &shared.conns;
-        self.client_connections.set(conns.open() as i64);
-        sync(&self.client_accepted, conns.accepted.load(Relaxed));
-        for (reason, value) in [
-            ("max_connections", &conns.refused_total),
-            ("max_connections_per_client", &conns.refused_per_client),
-            ("header_timeout", &conns.header_timeouts),
-        ] {
-            sync(
-                &self.client_refusals.with_label_values(&[reason]),
-                value.load(Relaxed),
-            );
+        self.client_connections.set(scrape.client_open as i64);
+        sync(&self.client_accepted, scrape.client_accepted);
+        for (reason, value) in &scrape.client_refusals {
+            sync(&self.client_refusals.with_label_values(&[reason]), *value);
         }
-        self.config_loaded.set(rt.loaded_at as f64);
-        self.worker_threads.set(rt.config.server.threads as i64);
+        self.config_loaded.set(scrape.config_loaded as f64);
+        self.worker_threads.set(scrape.worker_threads as i64);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
 
-    fn scrape_servers(&self, rt: &Runtime) {
-        let mut total_in_flight = 0;
-        for pool in &rt.pools {
-            for s in &pool.servers {
-                let labels = [pool.config.name.as_str(), s.config.name.as_str()];
-                let st = &s.state;
-                let state = st.admin_state().as_str();
-                for name in ["ready", "drain", "maint"] {
-                    self.server_state
-                        .with_label_values(&[labels[0], labels[1], name])
-                        .set(i64::from(name == state));
-                }
-                self.server_up
-                    .with_label_values(&labels)
-                    .set(i64::from(st.is_healthy()));
-                let inflight = st.inflight();
-                total_in_flight += inflight;
-                self.server_in_flight
-                    .with_label_values(&labels)
-                    .set(inflight as i64);
-                sync(
-                    &self.server_requests.with_label_values(&labels),
-                    st.requests(),
-                );
-                sync(
-                    &self.server_check_failures.with_label_values(&labels),
-                    st.check_failures(),
-                );
-                sync(
-                    &self.server_connect_failures.with_label_values(&labels),
-                    st.connect_failures(),
-                );
-            }
-        }
-        self.in_flight.set(total_in_flight as i64);
-    }
+/// One server's scrape-time values.
+pub struct ServerScrape<'a> {
+    pub pool: &'a str,
+    pub server: &'a str,
+    /// Admin state: ready, drain or maint.
+    pub state: &'static str,
+    pub up: bool,
+    pub in_flight: u64,
+    pub requests: u64,
+    pub check_failures: u64,
+    pub connect_failures: u64,
+}
 
-    fn scrape_cache(&self, rt: &Runtime) {
-        let c = &rt.cache.counters;
-        for (event, value) in [
-            ("hit", &c.hits),
-            ("miss", &c.misses),
-            ("stale", &c.stale),
-            ("pass", &c.passes),
-            ("expired", &c.expired),
-            ("revalidated", &c.revalidated),
-            ("coalesced", &c.coalesced),
-            ("eviction", &c.evictions),
-            ("too_large", &c.too_large),
-        ] {
-            sync(
-                &self.cache_events.with_label_values(&[event]),
-                value.load(Relaxed),
-            );
-        }
-        let (bytes, objects) = rt.cache.usage();
-        self.cache_bytes.set(bytes as i64);
-        self.cache_objects.set(objects as i64);
-    }
+/// Everything read when Prometheus scrapes, gathered by whoever holds the running state
+/// (`admin::scrape`), so this module depends on no runtime type.
+#[derive(Default)]
+pub struct Scrape<'a> {
+    pub servers: Vec<ServerScrape<'a>>,
+    /// (event, count): hit, miss, stale, pass, expired, revalidated, coalesced, eviction, too_large.
+    pub cache_events: Vec<(&'static str, u64)>,
+    pub cache_bytes: u64,
+    pub cache_objects: u64,
+    /// (listener, certificate file, not-after as Unix seconds).
+    pub certificates: Vec<(&'a str, &'a str, i64)>,
+    pub readonly_active: bool,
+    pub readonly_refused: u64,
+    /// (target, sent, dropped).
+    pub log_targets: Vec<(&'a str, u64, u64)>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub client_open: usize,
+    pub client_accepted: u64,
+    /// (reason, count): max_connections, max_connections_per_client, header_timeout.
+    pub client_refusals: Vec<(&'static str, u64)>,
+    pub config_loaded: u64,
+    pub worker_threads: usize,
 }
 
 impl Default for Metrics {

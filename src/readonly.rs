@@ -7,11 +7,12 @@
 //! sets the default at first start, the admin API flips it (with a reason and an optional
 //! expiry), and the state file carries it across reloads and restarts.
 
+use crate::clock::unix_now;
 use crate::config::{ReadonlyConfig, RouteReadonly};
 use bytes::Bytes;
 use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The mode as switched at runtime.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,12 +26,6 @@ pub struct ReadonlyState {
     /// Unix seconds when it turns itself off.
     #[serde(default)]
     pub until: Option<u64>,
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl ReadonlyState {
@@ -114,15 +109,4 @@ pub async fn refuse(
         ),
     ];
     crate::respond::write(session, 503, &extra, content_type, body, false).await
-}
-
-/// The default page for refused writes.
-pub fn default_page(message: &str) -> Bytes {
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    Bytes::from(format!(
-        "<!doctype html>\n<meta charset=utf-8>\n<title>Read-only</title>\n<h1>Read-only for now</h1>\n<p>{escaped}</p>\n"
-    ))
 }

@@ -1,5 +1,5 @@
-//! The state file: what operators decided at runtime (server drain/maint, later read-only
-//! mode), written atomically on every change and read at start, so a restart or a binary
+//! The state file: what operators decided at runtime (server drain/maint, read-only mode),
+//! written atomically on every change and read at start, so a restart or a binary
 //! upgrade does not put a drained server back into rotation.
 
 use crate::balance::AdminState;

@@ -52,89 +52,12 @@ pub fn load_cert(
     now: i64,
 ) -> Result<(LoadedCert, CertProblems), CertProblems> {
     let mut p = CertProblems::default();
-    let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(cert_path) {
-        Ok(iter) => match iter.collect::<Result<Vec<_>, _>>() {
-            Ok(chain) if !chain.is_empty() => chain,
-            Ok(_) => {
-                p.errors.push((
-                    "cert",
-                    format!("{cert_path}: no PEM certificate in the file"),
-                ));
-                Vec::new()
-            }
-            Err(e) => {
-                p.errors.push((
-                    "cert",
-                    format!("{cert_path}: not a PEM certificate file: {e}"),
-                ));
-                Vec::new()
-            }
-        },
-        Err(e) => {
-            p.errors
-                .push(("cert", format!("{cert_path}: {}", pem_error(e))));
-            Vec::new()
-        }
+    let chain = read_chain(cert_path, &mut p);
+    let key = read_key(key_path, &mut p);
+    let (names, not_after) = match chain.first() {
+        Some(leaf) => check_leaf(leaf, cert_path, warn_days, now, &mut p),
+        None => (Vec::new(), 0),
     };
-    let key = match PrivateKeyDer::from_pem_file(key_path) {
-        Ok(der) => match rustls::crypto::ring::sign::any_supported_type(&der) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                p.errors
-                    .push(("key", format!("{key_path}: unsupported private key: {e}")));
-                None
-            }
-        },
-        Err(e) => {
-            p.errors
-                .push(("key", format!("{key_path}: {}", pem_error(e))));
-            None
-        }
-    };
-    let mut names = Vec::new();
-    let mut not_after = 0;
-    if let Some(leaf) = chain.first() {
-        match x509_parser::parse_x509_certificate(leaf.as_ref()) {
-            Ok((_, cert)) => {
-                not_after = cert.validity().not_after.timestamp();
-                if let Ok(Some(san)) = cert.subject_alternative_name() {
-                    for n in &san.value.general_names {
-                        if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                            names.push(d.to_ascii_lowercase());
-                        }
-                    }
-                }
-                if names.is_empty() {
-                    p.errors.push((
-                        "cert",
-                        format!("{cert_path}: the certificate has no DNS names in subjectAltName"),
-                    ));
-                }
-                if not_after <= now {
-                    p.errors.push((
-                        "cert",
-                        format!(
-                            "{cert_path}: the certificate expired on {}",
-                            cert.validity().not_after
-                        ),
-                    ));
-                } else if not_after - now < i64::from(warn_days) * 86_400 {
-                    p.warnings.push((
-                        "cert",
-                        format!(
-                            "{cert_path}: the certificate expires in {} days ({})",
-                            (not_after - now) / 86_400,
-                            cert.validity().not_after
-                        ),
-                    ));
-                }
-            }
-            Err(e) => p.errors.push((
-                "cert",
-                format!("{cert_path}: not an X.509 certificate: {e}"),
-            )),
-        }
-    }
     let (Some(key), false) = (key, chain.is_empty()) else {
         return Err(p);
     };
@@ -160,6 +83,77 @@ pub fn load_cert(
         },
         p,
     ))
+}
+
+/// The certificate chain of a PEM file, leaf first (empty, with an error, when unusable).
+fn read_chain(cert_path: &str, p: &mut CertProblems) -> Vec<CertificateDer<'static>> {
+    let error = match CertificateDer::pem_file_iter(cert_path) {
+        Ok(iter) => match iter.collect::<Result<Vec<_>, _>>() {
+            Ok(chain) if !chain.is_empty() => return chain,
+            Ok(_) => format!("{cert_path}: no PEM certificate in the file"),
+            Err(e) => format!("{cert_path}: not a PEM certificate file: {e}"),
+        },
+        Err(e) => format!("{cert_path}: {}", pem_error(e)),
+    };
+    p.errors.push(("cert", error));
+    Vec::new()
+}
+
+/// The private key of a PEM file, as a signing key rustls supports.
+fn read_key(key_path: &str, p: &mut CertProblems) -> Option<Arc<dyn rustls::sign::SigningKey>> {
+    let error = match PrivateKeyDer::from_pem_file(key_path) {
+        Ok(der) => match rustls::crypto::ring::sign::any_supported_type(&der) {
+            Ok(k) => return Some(k),
+            Err(e) => format!("{key_path}: unsupported private key: {e}"),
+        },
+        Err(e) => format!("{key_path}: {}", pem_error(e)),
+    };
+    p.errors.push(("key", error));
+    None
+}
+
+/// The leaf's DNS names and expiry (Unix seconds); no names or an expired leaf are errors, an
+/// expiry within `warn_days` a warning.
+fn check_leaf(
+    leaf: &CertificateDer<'_>,
+    cert_path: &str,
+    warn_days: u32,
+    now: i64,
+    p: &mut CertProblems,
+) -> (Vec<String>, i64) {
+    let cert = match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        Ok((_, cert)) => cert,
+        Err(e) => {
+            let error = format!("{cert_path}: not an X.509 certificate: {e}");
+            p.errors.push(("cert", error));
+            return (Vec::new(), 0);
+        }
+    };
+    let not_after = cert.validity().not_after.timestamp();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                names.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    if names.is_empty() {
+        p.errors.push((
+            "cert",
+            format!("{cert_path}: the certificate has no DNS names in subjectAltName"),
+        ));
+    }
+    let expiry = cert.validity().not_after;
+    if not_after <= now {
+        let error = format!("{cert_path}: the certificate expired on {expiry}");
+        p.errors.push(("cert", error));
+    } else if not_after - now < i64::from(warn_days) * 86_400 {
+        let days = (not_after - now) / 86_400;
+        let warning = format!("{cert_path}: the certificate expires in {days} days ({expiry})");
+        p.warnings.push(("cert", warning));
+    }
+    (names, not_after)
 }
 
 fn pem_error(e: rustls_pki_types::pem::Error) -> String {

@@ -99,7 +99,7 @@ fn each_field<'a>(r: &'a Record, mut f: impl FnMut(&'static str, Val<'a>)) {
     f("t_response_ms", Val::ms(r.t_response_ms));
     f("t_total_ms", Val::Ms(r.t_total_ms));
     f("retries", Val::Int(r.retries.into()));
-    f("termination", Val::Str(r.termination));
+    f("termination", Val::Str(r.termination.as_str()));
     f("error", Val::opt(r.error.as_deref()));
 }
 
@@ -226,7 +226,7 @@ fn rfc5424(t: &LogTarget, r: &Record) -> String {
         r.authority,
         r.path,
         r.status,
-        r.termination,
+        r.termination.as_str(),
         r.t_total_ms,
         r.server.as_deref().unwrap_or("-"),
         r.cache.unwrap_or("-")
@@ -290,6 +290,7 @@ fn quote(v: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accesslog::Termination;
     use crate::config::LogTransport;
 
     fn target(format: LogFormat) -> LogTarget {
@@ -311,7 +312,7 @@ mod tests {
             method: "GET".into(),
             path: "/a\"]b".into(),
             status: 200,
-            termination: "done",
+            termination: Termination::Done,
             response_headers: vec![(http::HeaderName::from_static("x-runtime"), "0.1".into())],
             ..Default::default()
         };
@@ -343,7 +344,7 @@ mod tests {
             path: "/q?\"x\"\n\u{1}".into(),
             status: 503,
             t_total_ms: 1.5,
-            termination: "local",
+            termination: Termination::Local,
             request_headers: vec![(http::header::USER_AGENT, "a \"b\"".into())],
             ..Default::default()
         };

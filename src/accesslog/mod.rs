@@ -6,7 +6,6 @@
 //! with `try_send`; a full queue (slow or absent receiver) drops the record and counts it,
 //! with a warning on stderr at most every 10 seconds per target.
 
-pub mod collect;
 pub mod format;
 pub mod record;
 mod transport;
@@ -15,7 +14,7 @@ use crate::config::{AccessLogConfig, LogTarget};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-pub use record::{Record, TlsRecord};
+pub use record::{Record, Termination, TlsRecord};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -116,7 +115,7 @@ impl AccessLog {
             }
             if t.tx.try_send(record.clone()).is_err() {
                 let dropped = t.stats.dropped.fetch_add(1, Relaxed) + 1;
-                let now = crate::readonly::unix_now();
+                let now = crate::clock::unix_now();
                 let last = t.stats.last_warning.load(Relaxed);
                 if now >= last + 10
                     && t.stats
@@ -152,14 +151,13 @@ impl AccessLog {
 }
 
 /// Runs one writer task per target.
-pub struct AccessLogService(pub Arc<crate::runtime::Shared>);
+pub struct AccessLogService(pub Arc<AccessLog>);
 
 #[async_trait]
 impl BackgroundService for AccessLogService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let tasks: Vec<_> = self
             .0
-            .access_log
             .take_writers()
             .into_iter()
             .map(|(t, rx, stats)| tokio::spawn(transport::run(t, rx, stats)))

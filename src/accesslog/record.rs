@@ -4,6 +4,49 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+/// Who ended a request and how, as the log writes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Termination {
+    /// Proxied, the whole response sent.
+    #[default]
+    Done,
+    /// Served from the cache (fresh or stale).
+    Cache,
+    /// Answered by gatehouse itself: no route, redirect, read-only, limits.
+    Local,
+    /// The client went away or sent something unusable.
+    ClientAbort,
+    /// The client's request headers did not arrive in time (408).
+    ClientTimeout,
+    /// No server could be connected to.
+    ConnectError,
+    /// A server took too long to answer or to take the request.
+    ServerTimeout,
+    /// A server failed mid-exchange.
+    ServerError,
+    /// The pool had no usable server.
+    NoServer,
+    /// A fault of gatehouse's own.
+    InternalError,
+}
+
+impl Termination {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Termination::Done => "done",
+            Termination::Cache => "cache",
+            Termination::Local => "local",
+            Termination::ClientAbort => "client_abort",
+            Termination::ClientTimeout => "client_timeout",
+            Termination::ConnectError => "connect_error",
+            Termination::ServerTimeout => "server_timeout",
+            Termination::ServerError => "server_error",
+            Termination::NoServer => "no_server",
+            Termination::InternalError => "internal_error",
+        }
+    }
+}
+
 /// TLS facts of the client connection.
 #[derive(Debug, Clone, Default)]
 pub struct TlsRecord {
@@ -49,9 +92,8 @@ pub struct Record {
     /// Whole active time of the request.
     pub t_total_ms: f64,
     pub retries: u32,
-    /// Who ended the request and how: done, local, cache, client_abort, connect_error,
-    /// server_timeout, server_error, no_server.
-    pub termination: &'static str,
+    /// Who ended the request and how.
+    pub termination: Termination,
     pub error: Option<String>,
     pub request_headers: Vec<(http::HeaderName, String)>,
     pub response_headers: Vec<(http::HeaderName, String)>,

@@ -18,10 +18,13 @@
 //! GET  /api/readonly                                read-only mode: on/off, since, why, until
 //! POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
 //! ```
-//! Handlers are plain functions of (shared state, request parts) in `handlers`, so the HTTP
-//! layer here only parses, authenticates and serializes.
+//! Handlers are plain functions of (shared state, request parts) in `handlers`, answering with
+//! the typed views of `api` (which `gatehouse ctl` reads back), so the HTTP layer here only
+//! parses, authenticates and serializes. `scrape` reads the running state for `/metrics`.
 
+pub mod api;
 mod handlers;
+mod scrape;
 mod status_page;
 
 use crate::runtime::Shared;
@@ -29,35 +32,43 @@ use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
 
-/// An answer of the API: status and JSON body.
+/// An answer of the API: status and JSON body (one of the views of `api`).
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
 }
 
 impl Reply {
-    pub fn ok(body: Value) -> Reply {
+    pub fn ok(view: &impl Serialize) -> Reply {
         Reply {
             status: StatusCode::OK,
-            body,
+            body: serde_json::to_value(view).unwrap_or(Value::Null),
         }
     }
 
     pub fn error(status: StatusCode, message: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            body: json!({ "error": message.into() }),
-        }
+        Reply::error_with(status, message, &())
     }
 
-    /// An error with more fields (e.g. the names that do exist).
-    pub fn error_with(status: StatusCode, message: impl Into<String>, extra: Value) -> Reply {
-        let mut body = json!({ "error": message.into() });
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
+    /// An error with more fields (e.g. the names that do exist): a `*Detail` view of `api`.
+    pub fn error_with(
+        status: StatusCode,
+        message: impl Into<String>,
+        detail: &impl Serialize,
+    ) -> Reply {
+        let mut body = serde_json::to_value(api::ErrorView {
+            error: message.into(),
+            errors: Vec::new(),
+        })
+        .unwrap_or(Value::Null);
+        if let (Some(b), Ok(Value::Object(extra))) =
+            (body.as_object_mut(), serde_json::to_value(detail))
+        {
+            b.extend(extra);
         }
         Reply { status, body }
     }
@@ -85,7 +96,7 @@ impl ServeHttp for AdminApp {
             {
                 let (body, content_type) = if path == "/metrics" {
                     (
-                        self.shared.metrics.render(&self.shared).into_bytes(),
+                        scrape::render(&self.shared).into_bytes(),
                         "text/plain; version=0.0.4",
                     )
                 } else {

@@ -3,11 +3,11 @@
 //! rise/fall rule (in `ServerState`) deciding up and down.
 //!
 //! The service follows config reloads: when the running config changes, checkers of servers
-//! that are gone or whose check changed stop, and new ones start.
+//! that are gone or whose check changed stop, and new ones start. It reads the running pools
+//! through a `PoolSource`, so it knows nothing of what holds them.
 
 use super::{ServerState, Transition};
 use crate::config::HealthConfig;
-use crate::runtime::Shared;
 use async_trait::async_trait;
 use pingora::lb::health_check::{HealthCheck, HttpHealthCheck};
 use pingora::lb::Backend;
@@ -22,13 +22,19 @@ use tokio::task::JoinHandle;
 /// How often the service looks for a new config generation.
 const RECONCILE_EVERY: Duration = Duration::from_millis(250);
 
+/// The pools of the running config generation.
+pub type Pools = Arc<dyn AsRef<[super::Pool]> + Send + Sync>;
+
+/// Gives the current config generation's number and its pools.
+pub type PoolSource = Box<dyn Fn() -> (u64, Pools) + Send + Sync>;
+
 pub struct HealthService {
-    shared: Arc<Shared>,
+    current: PoolSource,
 }
 
 impl HealthService {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        HealthService { shared }
+    pub fn new(current: PoolSource) -> Self {
+        HealthService { current }
     }
 }
 
@@ -47,11 +53,11 @@ impl BackgroundService for HealthService {
         let mut tasks: HashMap<CheckKey, JoinHandle<()>> = HashMap::new();
         let mut seen_generation = None;
         loop {
-            let rt = self.shared.current();
-            if seen_generation != Some(rt.generation) {
-                seen_generation = Some(rt.generation);
+            let (generation, pools) = (self.current)();
+            if seen_generation != Some(generation) {
+                seen_generation = Some(generation);
                 let mut wanted = HashMap::new();
-                for pool in &rt.pools {
+                for pool in (*pools).as_ref() {
                     let Some(hc) = &pool.config.health else {
                         continue;
                     };

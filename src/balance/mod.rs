@@ -1,14 +1,14 @@
 //! Backend pools: their servers, how one is chosen for a request, and their health.
 //!
 //! A `Pool` is built per config generation; each server's live state (`ServerState`) comes
-//! from the `ServerRegistry`, so health, in-flight counts and (later) admin state carry over
-//! a reload for every server that still exists.
+//! from the `ServerRegistry`, so health, in-flight counts and admin state carry over a reload
+//! for every server that still exists.
 
 mod health;
 mod select;
 mod server;
 
-pub use health::HealthService;
+pub use health::{HealthService, PoolSource, Pools};
 pub use server::{AdminState, CheckResult, InflightGuard, ServerState, Transition};
 
 use crate::config::{Balance, Config, HashKey, PoolConfig, ServerConfig};

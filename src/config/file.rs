@@ -3,7 +3,7 @@
 //! Nothing here is trusted or typed beyond what TOML gives: addresses, durations and host
 //! patterns stay strings so that `validate` can check all of them and report every error at
 //! once, each with its key path. Unknown keys are collected by `serde_ignored` (see
-//! `config::load`) rather than `deny_unknown_fields`, which would stop at the first one.
+//! `validate::from_toml`) rather than `deny_unknown_fields`, which would stop at the first one.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

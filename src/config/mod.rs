@@ -4,6 +4,7 @@
 //! the `Config` below (socket addresses, durations, resolved pool references), collecting every
 //! error with its key path and line. The request path only ever sees `Config`.
 
+pub mod defaults;
 mod error;
 mod file;
 mod validate;

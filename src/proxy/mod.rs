@@ -21,13 +21,24 @@
 //! The context holds the config generation loaded when the request began, so every hook of
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
+mod ctx;
+mod failure;
+mod forward;
+mod logging;
+
+pub use ctx::{Ctx, Outcome};
+pub use forward::request_host;
+
 use crate::balance::InflightGuard;
 use crate::cache;
+use crate::clock::ms_between;
 use crate::config::HashKey;
 use crate::readonly;
-use crate::respond::{self, LocalAnswer};
-use crate::runtime::{Runtime, Shared};
+use crate::respond;
+use crate::runtime::Shared;
 use async_trait::async_trait;
+use ctx::Routed;
+use forward::client_ip;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -37,12 +48,6 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Raised by `upstream_peer` when the pool has no usable server (marked upstream so that a
-/// stale cached copy may be served in its place).
-const NO_USABLE_SERVER: ErrorType = ErrorType::Custom("no usable server");
-/// Raised when every usable server was tried and none could be connected to.
-const ALL_SERVERS_FAILED: ErrorType = ErrorType::Custom("no server answered");
 
 pub struct Proxy {
     shared: Arc<Shared>,
@@ -54,92 +59,12 @@ impl Proxy {
     }
 }
 
-/// Per-request state.
-pub struct Ctx {
-    pub rt: Arc<Runtime>,
-    /// Index of the listener the request arrived on.
-    pub listener: Option<usize>,
-    /// Whether the client connection is TLS.
-    pub https: bool,
-    pub route: Option<usize>,
-    pub pool: Option<usize>,
-    pub server: Option<usize>,
-    /// Servers this request failed to connect to; never chosen again for it.
-    pub tried: Vec<usize>,
-    pub attempts: u32,
-    /// The route has caching: the response reports an X-Cache status.
-    pub cache_attempted: bool,
-    /// Read-only mode applied to this request.
-    pub readonly: bool,
-    /// This request was a write refused by read-only mode.
-    pub readonly_refused: bool,
-    /// Gatehouse answered by itself (404, redirect, read-only 503, limits).
-    pub local_answer: bool,
-    /// Why gatehouse refused the request, for the log.
-    pub refused: Option<&'static str>,
-    /// The client connection is over a connection limit (`conn`): the request gets 503.
-    pub conn_over_limit: Option<&'static str>,
-    /// Request body bytes seen, against `limits.max_body_size`.
-    pub body_bytes: u64,
-    pub request_id: Option<http::HeaderValue>,
-    /// Timers for the access log (see `accesslog::Record`).
-    pub started: Instant,
-    pub t_first_peer: Option<Instant>,
-    pub t_last_peer: Option<Instant>,
-    pub t_connected: Option<Instant>,
-    pub connect_ms: Option<f64>,
-    pub response_ms: Option<f64>,
-    /// Server response headers captured for the access log.
-    pub captured: Vec<(http::HeaderName, String)>,
-    guard: Option<InflightGuard>,
-}
-
-impl Ctx {
-    /// The caching rules of the request's route, when it has any.
-    fn cache_rules(&self) -> Option<&crate::config::RouteCache> {
-        self.rt.config.routes[self.route?].cache.as_ref()
-    }
-}
-
-/// The host a request names: URI authority first (absolute-form, HTTP/2), then Host.
-pub fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
-}
-
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            rt: self.shared.current(),
-            listener: None,
-            https: false,
-            route: None,
-            pool: None,
-            server: None,
-            tried: Vec::new(),
-            attempts: 0,
-            cache_attempted: false,
-            readonly: false,
-            readonly_refused: false,
-            local_answer: false,
-            refused: None,
-            conn_over_limit: None,
-            body_bytes: 0,
-            request_id: None,
-            started: Instant::now(),
-            t_first_peer: None,
-            t_last_peer: None,
-            t_connected: None,
-            connect_ms: None,
-            response_ms: None,
-            captured: Vec::new(),
-            guard: None,
-        }
+        Ctx::new(self.shared.current())
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
@@ -155,20 +80,19 @@ impl ProxyHttp for Proxy {
         ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if let Some(conn) = crate::conn::state_of(session) {
             conn.headers_received();
-            ctx.conn_over_limit = conn.over_limit;
         }
         Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = ctx.rt.clone();
-        let refusal = match ctx.conn_over_limit {
+        let over_limit = crate::conn::state_of(session).and_then(|c| c.over_limit);
+        let refusal = match over_limit {
             Some(reason) => Some((respond::TOO_MANY_CONNECTIONS, reason)),
             None => crate::limits::check(session.req_header(), &rt.config.limits),
         };
         if let Some((answer, reason)) = refusal {
-            ctx.local_answer = true;
-            ctx.refused = Some(reason);
+            ctx.outcome = Outcome::Refused(reason);
             tracing::debug!(reason, "request refused");
             // Close after answering: the body (if any) is never read.
             respond::send(session, answer, false).await?;
@@ -184,8 +108,8 @@ impl ProxyHttp for Proxy {
             let req = session.req_header();
             // ACME http-01 challenges must stay reachable over plain HTTP.
             if !req.uri.path().starts_with("/.well-known/acme-challenge/") {
-                let location = https_location(req, rt.config.https_port());
-                ctx.local_answer = true;
+                let location = forward::https_location(req, rt.config.https_port());
+                ctx.outcome = Outcome::Answered;
                 respond::redirect(session, &location).await?;
                 return Ok(true);
             }
@@ -193,20 +117,19 @@ impl ProxyHttp for Proxy {
         let req = session.req_header();
         let route = ctx.rt.router.route(request_host(req), req.uri.path());
         let Some(route) = route else {
-            ctx.local_answer = true;
+            ctx.outcome = Outcome::Answered;
             respond::send(session, respond::NO_ROUTE, true).await?;
             return Ok(true);
         };
-        ctx.route = Some(route);
-        ctx.pool = Some(rt.config.routes[route].pool);
+        let pool = rt.config.routes[route].pool;
+        ctx.routed = Some(Routed { route, pool });
         let ro_state = self.shared.readonly.load();
         if readonly::applies(&ro_state, rt.config.routes[route].readonly) {
             ctx.readonly = true;
             let ro = &rt.config.readonly;
             let req = session.req_header();
             if readonly::refuses(&req.method, req.uri.path(), ro) {
-                ctx.readonly_refused = true;
-                ctx.local_answer = true;
+                ctx.outcome = Outcome::ReadonlyRefused;
                 self.shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
                 readonly::refuse(session, ro, &ro_state).await?;
                 return Ok(true);
@@ -298,9 +221,9 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         // A retry releases the previous attempt's in-flight slot before choosing again.
-        ctx.guard = None;
+        ctx.upstream.guard = None;
         let rt = ctx.rt.clone();
-        let pool = &rt.pools[ctx.pool.unwrap_or(0)];
+        let pool = &rt.pools[routed(ctx)?.pool];
         let ip_octets;
         let req = session.req_header();
         let key: Option<&[u8]> = match pool.hash_key() {
@@ -320,21 +243,21 @@ impl ProxyHttp for Proxy {
                 ip_octets.as_ref().map(|o| o.as_slice())
             }
         };
-        let Some(ix) = pool.select(key, &ctx.tried) else {
-            let etype = if ctx.tried.is_empty() {
-                NO_USABLE_SERVER
+        let Some(ix) = pool.select(key, &ctx.upstream.tried) else {
+            let etype = if ctx.upstream.tried.is_empty() {
+                failure::NO_USABLE_SERVER
             } else {
-                ALL_SERVERS_FAILED
+                failure::ALL_SERVERS_FAILED
             };
             return Err(Error::explain(etype, format!("pool {}", pool.config.name)).into_up());
         };
         let server = &pool.servers[ix];
         let now = Instant::now();
-        ctx.t_first_peer.get_or_insert(now);
-        ctx.t_last_peer = Some(now);
-        ctx.server = Some(ix);
-        ctx.attempts += 1;
-        ctx.guard = Some(InflightGuard::new(&server.state));
+        ctx.timings.first_peer.get_or_insert(now);
+        ctx.timings.last_peer = Some(now);
+        ctx.upstream.server = Some(ix);
+        ctx.upstream.attempts += 1;
+        ctx.upstream.guard = Some(InflightGuard::new(&server.state));
         let t = &rt.config.timeouts;
         let mut peer = HttpPeer::new(server.config.address, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
@@ -351,14 +274,17 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.guard = None;
-        let pool = &ctx.rt.pools[ctx.pool.unwrap_or(0)];
-        if let Some(ix) = ctx.server {
+        ctx.upstream.guard = None;
+        let Ok(routed) = routed(ctx) else {
+            return e; // cannot happen: upstream_peer chose a server of the route's pool
+        };
+        let pool = &ctx.rt.pools[routed.pool];
+        if let Some(ix) = ctx.upstream.server {
             pool.servers[ix].state.note_connect_failure();
-            ctx.tried.push(ix);
+            ctx.upstream.tried.push(ix);
         }
         // Nothing reached the server: safe to try another, for any method.
-        e.set_retry(ctx.attempts <= pool.config.retries);
+        e.set_retry(ctx.upstream.attempts <= pool.config.retries);
         e
     }
 
@@ -370,7 +296,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        ctx.guard = None;
+        ctx.upstream.guard = None;
         // pingora's policy: retry only idempotent requests, and only when a reused upstream
         // connection turned out dead (bytes may have reached the server otherwise).
         let mut e = e.more_context(format!("peer: {peer}"));
@@ -394,7 +320,7 @@ impl ProxyHttp for Proxy {
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;
             if max > 0 && ctx.body_bytes > max {
-                ctx.refused = Some("request body too large");
+                ctx.outcome = Outcome::BodyTooLarge;
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "request body too large",
@@ -410,43 +336,7 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx
-            .route
-            .is_some_and(|r| !ctx.rt.config.routes[r].allow_upgrade)
-            && upstream.headers.contains_key(http::header::UPGRADE)
-        {
-            // Not allowed on this route: proxied as a plain request (nginx's default).
-            upstream.remove_header(&http::header::UPGRADE);
-            upstream.remove_header(&http::header::CONNECTION);
-        }
-        if let Some(id) = &ctx.request_id {
-            let name = ctx.rt.config.access_log.request_id_header.clone();
-            upstream.insert_header(name, id.clone())?;
-        }
-        if let Some(ip) = client_ip(session) {
-            let xff = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream.insert_header("X-Forwarded-For", xff)?;
-        }
-        upstream.insert_header(
-            "X-Forwarded-Proto",
-            if ctx.https { "https" } else { "http" },
-        )?;
-        if let Some(host) = request_host(session.req_header()) {
-            let host = host.to_string();
-            // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs a Host header.
-            if !upstream.headers.contains_key(http::header::HOST) {
-                upstream.insert_header(http::header::HOST, host.as_str())?;
-            }
-            upstream.insert_header("X-Forwarded-Host", host)?;
-        }
-        Ok(())
+        forward::upstream_headers(session, upstream, ctx)
     }
 
     async fn connected_to_upstream(
@@ -460,11 +350,12 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let now = Instant::now();
-        ctx.t_connected = Some(now);
-        ctx.connect_ms = Some(if reused {
+        let t = &mut ctx.timings;
+        t.connected = Some(now);
+        t.connect_ms = Some(if reused {
             0.0
         } else {
-            ctx.t_last_peer.map_or(0.0, |t| ms_since(t, now))
+            t.last_peer.map_or(0.0, |from| ms_between(from, now))
         });
         Ok(())
     }
@@ -476,8 +367,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let now = Instant::now();
-        if ctx.response_ms.is_none() {
-            ctx.response_ms = ctx.t_connected.map(|t| ms_since(t, now));
+        let t = &mut ctx.timings;
+        if t.response_ms.is_none() {
+            t.response_ms = t.connected.map(|from| ms_between(from, now));
         }
         let log = &ctx.rt.config.access_log;
         for name in &log.capture_response_headers {
@@ -526,15 +418,20 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        self.account(session, ctx);
-        if self.shared.access_log.is_active() && session.subrequest_ctx.is_none() {
-            let record = crate::accesslog::collect::record(session, e, ctx);
-            self.shared.access_log.push(record);
+        // The background refresh of a stale object is not a client request.
+        if session.subrequest_ctx.is_some() {
+            return;
+        }
+        logging::account(session, ctx);
+        if self.shared.access_log.is_active() {
+            self.shared
+                .access_log
+                .push(logging::record(session, e, ctx));
         }
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
-        let answer = error_answer(e);
+        let answer = failure::answer(e);
         let code = match answer {
             Some(a) => {
                 if let Err(err) = respond::send(session, a, false).await {
@@ -551,105 +448,13 @@ impl ProxyHttp for Proxy {
     }
 }
 
-fn ms_since(from: Instant, to: Instant) -> f64 {
-    to.saturating_duration_since(from).as_secs_f64() * 1000.0
-}
-
-/// `https://host[:port]/path?query` for a plain-HTTP request.
-fn https_location(req: &RequestHeader, https_port: Option<u16>) -> String {
-    let host = crate::routing::host_without_port(request_host(req).unwrap_or("localhost"));
-    let port = match https_port {
-        Some(443) | None => String::new(),
-        Some(p) => format!(":{p}"),
-    };
-    let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    format!("https://{host}{port}{pq}")
-}
-
-impl Proxy {
-    /// Per-request bookkeeping once the response is done (or failed): cache counters and
-    /// metrics, all pre-resolved atomics.
-    fn account(&self, session: &Session, ctx: &Ctx) {
-        // The background refresh of a stale object is not a client request.
-        if session.subrequest_ctx.is_some() {
-            return;
-        }
-        let cache_status = ctx
-            .cache_attempted
-            .then(|| cache::Status::from_phase(session.cache.phase()));
-        if let Some(status) = cache_status {
-            ctx.rt
-                .cache
-                .record(status, session.cache.lock_duration().is_some());
-        }
-        let metrics = &ctx.rt.route_metrics;
-        let route = ctx
-            .route
-            .unwrap_or(metrics.len() - 1)
-            .min(metrics.len() - 1);
-        metrics[route].observe(
-            ctx.server,
-            session.response_written().map_or(0, |r| r.status.as_u16()),
-            cache_status,
-            ctx.started.elapsed().as_secs_f64(),
-            ctx.response_ms.map(|ms| ms / 1000.0),
-        );
-    }
-}
-
-fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-/// The access log's termination state for a failed request.
-pub fn termination(e: &Error) -> &'static str {
-    use ErrorType::*;
-    let etype = e.etype();
-    if *etype == NO_USABLE_SERVER {
-        return "no_server";
-    }
-    if *etype == ALL_SERVERS_FAILED {
-        return "connect_error";
-    }
-    match (e.esource(), etype) {
-        (ErrorSource::Downstream, _) => "client_abort",
-        (
-            ErrorSource::Upstream,
-            ConnectTimedout | ConnectRefused | ConnectError | ConnectNoRoute,
-        ) => "connect_error",
-        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => "server_timeout",
-        (ErrorSource::Upstream, _) | (_, HTTPStatus(_)) => "server_error",
-        _ => "internal_error",
-    }
-}
-
-/// What the client is told for a failed request; None when the client is gone.
-fn error_answer(e: &Error) -> Option<LocalAnswer> {
-    use ErrorType::*;
-    let etype = e.etype();
-    if *etype == NO_USABLE_SERVER {
-        return Some(respond::NO_SERVER);
-    }
-    if *etype == ALL_SERVERS_FAILED {
-        return Some(respond::BAD_GATEWAY);
-    }
-    match (e.esource(), etype) {
-        (_, HTTPStatus(code)) => Some(match *code {
-            413 => respond::BODY_TOO_LARGE,
-            400..=499 => respond::BAD_REQUEST,
-            504 => respond::GATEWAY_TIMEOUT,
-            503 => respond::NO_SERVER,
-            _ => respond::BAD_GATEWAY,
-        }),
-        (ErrorSource::Upstream, ConnectTimedout | ReadTimedout | WriteTimedout) => {
-            Some(respond::GATEWAY_TIMEOUT)
-        }
-        (ErrorSource::Upstream, _) => Some(respond::BAD_GATEWAY),
-        (ErrorSource::Downstream, WriteError | ReadError | ConnectionClosed) => None,
-        (ErrorSource::Downstream, _) => Some(respond::BAD_REQUEST),
-        _ => Some(respond::INTERNAL),
-    }
+/// The route and pool `request_filter` chose. Every hook after it runs only for routed
+/// requests; a missing choice is a bug, answered 500 rather than sent to some other pool.
+fn routed(ctx: &Ctx) -> Result<Routed> {
+    ctx.routed.ok_or_else(|| {
+        Error::explain(
+            failure::IMPOSSIBLE,
+            "no route chosen before choosing a server",
+        )
+    })
 }

@@ -1,7 +1,6 @@
-//! `gatehouse ctl`: the admin API from the command line, for operators and deploy scripts.
-//! Tables for people, `--json` for scripts, a non-zero exit status on any failure.
+//! The admin API client of `gatehouse ctl`.
 //!
-//! The client is a few lines of HTTP/1.1 over a `TcpStream` (one request, `Connection: close`,
+//! It is a few lines of HTTP/1.1 over a `TcpStream` (one request, `Connection: close`,
 //! JSON both ways) rather than a client library: the API is ours and loopback-only by default,
 //! and it keeps the binary free of a second HTTP stack.
 
@@ -68,33 +67,6 @@ fn parse_response(raw: &[u8]) -> Result<Answer, String> {
         .ok_or("admin API: malformed status line")?;
     let body = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
     Ok(Answer { status, body })
-}
-
-/// Prints pools and servers as a table.
-pub fn print_status(body: &Value) {
-    println!(
-        "{:<12} {:<16} {:<22} {:<6} {:<9} {:>9} {:>10}",
-        "POOL", "SERVER", "ADDRESS", "STATE", "HEALTH", "IN-FLIGHT", "REQUESTS"
-    );
-    for pool in body["pools"].as_array().into_iter().flatten() {
-        for s in pool["servers"].as_array().into_iter().flatten() {
-            print_server_row(s);
-        }
-    }
-}
-
-pub fn print_server_row(s: &Value) {
-    let text = |k: &str| s[k].as_str().unwrap_or("-").to_string();
-    println!(
-        "{:<12} {:<16} {:<22} {:<6} {:<9} {:>9} {:>10}",
-        text("pool"),
-        text("name"),
-        text("address"),
-        text("state"),
-        text("health"),
-        s["in_flight"].as_u64().unwrap_or(0),
-        s["requests"].as_u64().unwrap_or(0),
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,208 @@
+//! The admin API's contract: every JSON body it takes and gives, as typed views. The handlers
+//! serialize these, `gatehouse ctl` deserializes them, and the status page reads the same field
+//! names; a field renamed here is renamed for all three.
+
+use serde::{Deserialize, Serialize};
+
+/// Any error answer: a sentence, plus what helps fix the call (see the `*Detail` types).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub error: String,
+    /// The problems of a refused reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// With 404 for an unknown pool: the pools that do exist.
+#[derive(Debug, Serialize)]
+pub struct UnknownPoolDetail<'a> {
+    pub pools: Vec<&'a str>,
+}
+
+/// With 404 for an unknown server: the servers of that pool.
+#[derive(Debug, Serialize)]
+pub struct UnknownServerDetail<'a> {
+    pub servers: Vec<&'a str>,
+}
+
+/// With 409 when a drain's wait ended with requests still in flight.
+#[derive(Debug, Serialize)]
+pub struct DrainTimeoutDetail {
+    pub in_flight: u64,
+    pub state: &'static str,
+    pub drained: bool,
+}
+
+/// With 422 for a refused reload.
+#[derive(Debug, Serialize)]
+pub struct ReloadRefusedDetail {
+    pub reloaded: bool,
+    pub errors: Vec<String>,
+    pub needs_upgrade: bool,
+}
+
+/// `GET /api/pools`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolsView {
+    pub pools: Vec<PoolView>,
+}
+
+/// `GET /api/pools/{pool}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolView {
+    pub name: String,
+    /// round_robin, least_conn or hash(...)
+    pub balance: String,
+    pub servers: Vec<ServerView>,
+}
+
+/// `GET /api/pools/{pool}/servers/{server}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerView {
+    pub pool: String,
+    pub name: String,
+    pub address: String,
+    pub weight: u32,
+    pub backup: bool,
+    /// Admin state: ready, drain or maint.
+    pub state: String,
+    /// unchecked, pending (never up yet), up or down.
+    pub health: String,
+    pub usable: bool,
+    pub in_flight: u64,
+    pub requests: u64,
+    pub connect_failures: u64,
+    pub check_failures: u64,
+    pub last_check: Option<CheckView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckView {
+    pub ok: bool,
+    pub ago_ms: u64,
+    pub detail: String,
+}
+
+/// `POST /api/pools/{pool}/servers/{server}/{drain|maint|ready}[?wait=30s]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerActionView {
+    #[serde(flatten)]
+    pub server: ServerView,
+    pub previous_state: String,
+    /// Present only when a drain waited: it ended with nothing in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+    #[serde(flatten)]
+    pub persisted: Persisted,
+}
+
+/// Whether a runtime change reached the state file; absent fields: it did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Persisted {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl Persisted {
+    /// From the result of writing the state file.
+    pub fn from(result: Result<(), String>) -> Persisted {
+        match result {
+            Ok(()) => Persisted::default(),
+            Err(e) => {
+                tracing::error!("{e}");
+                Persisted {
+                    persisted: Some(false),
+                    warning: Some(format!("{e}: the change holds until restart")),
+                }
+            }
+        }
+    }
+}
+
+/// `POST /api/readonly`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadonlySwitch {
+    pub enabled: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// A duration such as "2h" after which the mode turns itself off.
+    #[serde(default, rename = "for")]
+    pub duration: Option<String>,
+}
+
+/// `GET /api/readonly` and the answer to `POST /api/readonly`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadonlyView {
+    pub enabled: bool,
+    /// On and not past its expiry.
+    pub active: bool,
+    pub reason: Option<String>,
+    /// Unix seconds.
+    pub since: u64,
+    pub until: Option<u64>,
+    pub refused_writes: u64,
+    #[serde(flatten)]
+    pub persisted: Persisted,
+}
+
+/// `GET /api/config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigView {
+    pub checksum: String,
+    pub file: Option<String>,
+    pub loaded_at: u64,
+    pub generation: u64,
+    pub warnings: Vec<String>,
+}
+
+/// `POST /api/reload` when it applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadView {
+    pub reloaded: bool,
+    pub file: String,
+    pub checksum: String,
+    pub generation: u64,
+    pub warnings: Vec<String>,
+}
+
+/// `GET /api/cache`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheView {
+    pub enabled: bool,
+    pub stored_bytes: u64,
+    pub objects: u64,
+    pub max_size: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub passes: u64,
+    pub coalesced: u64,
+    pub evictions: u64,
+    pub hit_ratio: f64,
+}
+
+/// `POST /api/cache/purge` (`host` and `path`) and `POST /api/cache/ban` (`host` optional,
+/// and `prefix` or `regex`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invalidation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// The answer to a purge or ban.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvalidationView {
+    pub removed: u64,
+}

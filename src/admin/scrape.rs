@@ -1,0 +1,73 @@
+//! What `GET /metrics` reads from the running state at scrape time, handed to `metrics` as
+//! plain values.
+
+use crate::metrics::{Scrape, ServerScrape};
+use crate::runtime::Shared;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The Prometheus text of the running state.
+pub fn render(shared: &Shared) -> String {
+    let rt = shared.current();
+    let mut scrape = Scrape::default();
+    for pool in &rt.pools {
+        for s in &pool.servers {
+            let st = &s.state;
+            scrape.servers.push(ServerScrape {
+                pool: &pool.config.name,
+                server: &s.config.name,
+                state: st.admin_state().as_str(),
+                up: st.is_healthy(),
+                in_flight: st.inflight(),
+                requests: st.requests(),
+                check_failures: st.check_failures(),
+                connect_failures: st.connect_failures(),
+            });
+        }
+    }
+    let c = &rt.cache.counters;
+    scrape.cache_events = [
+        ("hit", &c.hits),
+        ("miss", &c.misses),
+        ("stale", &c.stale),
+        ("pass", &c.passes),
+        ("expired", &c.expired),
+        ("revalidated", &c.revalidated),
+        ("coalesced", &c.coalesced),
+        ("eviction", &c.evictions),
+        ("too_large", &c.too_large),
+    ]
+    .into_iter()
+    .map(|(event, v)| (event, v.load(Relaxed)))
+    .collect();
+    (scrape.cache_bytes, scrape.cache_objects) = rt.cache.usage();
+    for l in &rt.config.listeners {
+        for cert in l.tls.iter().flat_map(|t| &t.certificates) {
+            scrape
+                .certificates
+                .push((&l.name, &cert.cert_path, cert.not_after));
+        }
+    }
+    scrape.readonly_active = shared.readonly.load().is_active();
+    scrape.readonly_refused = shared.readonly_refused.load(Relaxed);
+    for (name, stats) in shared.access_log.stats() {
+        scrape
+            .log_targets
+            .push((name, stats.sent.load(Relaxed), stats.dropped.load(Relaxed)));
+    }
+    scrape.reloads_ok = shared.reloads_ok.load(Relaxed);
+    scrape.reloads_failed = shared.reloads_failed.load(Relaxed);
+    let conns = &shared.conns;
+    scrape.client_open = conns.open();
+    scrape.client_accepted = conns.accepted.load(Relaxed);
+    scrape.client_refusals = vec![
+        ("max_connections", conns.refused_total.load(Relaxed)),
+        (
+            "max_connections_per_client",
+            conns.refused_per_client.load(Relaxed),
+        ),
+        ("header_timeout", conns.header_timeouts.load(Relaxed)),
+    ];
+    scrape.config_loaded = rt.loaded_at;
+    scrape.worker_threads = rt.config.server.threads;
+    shared.metrics.render(&scrape)
+}

@@ -1,0 +1,44 @@
+//! `[cache]`: the shared store's size and behaviour.
+
+use super::super::defaults as d;
+use super::super::error::{Collector, KeyPath};
+use super::super::file;
+use super::super::*;
+use super::values::{duration, size};
+
+pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> CacheConfig {
+    let max_size = size(f.max_size, d::CACHE_MAX_SIZE, &p.key("max_size"), c);
+    // Unset, it follows a small max_size down rather than contradicting it.
+    let max_object_size = size(
+        f.max_object_size,
+        d::CACHE_MAX_OBJECT_SIZE.min(max_size),
+        &p.key("max_object_size"),
+        c,
+    );
+    if max_object_size > max_size {
+        c.error(&p.key("max_object_size"), "larger than max_size");
+    }
+    let status_header = match f.status_header.as_deref() {
+        None => Some(http::HeaderName::from_static(d::CACHE_STATUS_HEADER)),
+        Some("") => None,
+        Some(h) => match http::HeaderName::try_from(h) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                c.error(&p.key("status_header"), format!("not a header name: {h:?}"));
+                None
+            }
+        },
+    };
+    CacheConfig {
+        enabled: f.enabled.unwrap_or(true),
+        max_size,
+        max_object_size,
+        lock_timeout: duration(
+            f.lock_timeout,
+            d::CACHE_LOCK_TIMEOUT,
+            &p.key("lock_timeout"),
+            c,
+        ),
+        status_header,
+    }
+}

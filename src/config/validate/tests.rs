@@ -1,0 +1,264 @@
+//! Table tests of the validation rules: a TOML snippet added to a minimal valid file, and the
+//! `key.path: message` it must produce. Plus the check that `conf/gatehouse.toml`'s
+//! `# default ...` comments say what the code does.
+
+use super::super::Config;
+
+/// The smallest valid file; each case appends its own sections (TOML merges nothing, so cases
+/// use sections this base leaves out, or replace it whole with `REPLACE`).
+const BASE: &str = r#"
+[server]
+state_dir = "/tmp/gatehouse-validate-tests"
+[[listeners]]
+address = "127.0.0.1:18080"
+[pools.web]
+[[pools.web.servers]]
+address = "127.0.0.1:18001"
+[[routes]]
+pool = "web"
+"#;
+
+fn errors_of(snippet: &str) -> Vec<String> {
+    let text = match snippet.strip_prefix("REPLACE") {
+        Some(whole) => whole.to_string(),
+        None => format!("{BASE}{snippet}"),
+    };
+    let problems = match Config::from_toml(&text, "test.toml") {
+        Ok(c) => c.warnings,
+        Err(e) => e.errors,
+    };
+    problems
+        .iter()
+        .map(|e| {
+            let w = if e.warning { "warning " } else { "" };
+            format!("{w}{}: {}", e.path, e.message)
+        })
+        .collect()
+}
+
+#[test]
+fn the_base_is_valid() {
+    assert_eq!(errors_of(""), Vec::<String>::new());
+}
+
+#[test]
+fn server_timeouts_limits_and_admin_rules_name_their_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[timeouts]\nconnect = \"0s\"",
+            "timeouts.connect: must be greater than zero",
+        ),
+        (
+            "[timeouts]\nclient_idle = \"soon\"",
+            "timeouts.client_idle: not a duration: \"soon\"",
+        ),
+        (
+            "[limits]\nmax_headers = 300",
+            "limits.max_headers: must be between 1 and 256",
+        ),
+        (
+            "[limits]\nmax_connections = 0",
+            "limits.max_connections: must be at least 1",
+        ),
+        (
+            "[limits]\nkeepalive_requests = 0",
+            "limits.keepalive_requests: must be at least 1",
+        ),
+        (
+            "[limits]\nmax_body_size = \"12q\"",
+            "limits.max_body_size: not a size: \"12q\"",
+        ),
+        (
+            "[admin]\ntoken = \"short\"",
+            "admin.token: too short: use at least 16 characters",
+        ),
+        (
+            "[admin]\naddress = \"10.1.2.3:9901\"",
+            "admin.address: 10.1.2.3:9901 is not a loopback address",
+        ),
+        (
+            "[admin]\ntoken = \"0123456789abcdef\"\ntoken_file = \"/x\"",
+            "admin.token_file: set token or token_file, not both",
+        ),
+    ];
+    check(cases);
+}
+
+#[test]
+fn cache_readonly_and_log_rules_name_their_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[cache]\nmax_size = \"1m\"\nmax_object_size = \"2m\"",
+            "cache.max_object_size: larger than max_size",
+        ),
+        (
+            "[cache]\nstatus_header = \"bad header\"",
+            "cache.status_header: not a header name: \"bad header\"",
+        ),
+        (
+            "[readonly]\nallow_paths = [\"login\"]",
+            "readonly.allow_paths[0]: \"login\" must start with '/'",
+        ),
+        (
+            "[readonly]\npage = \"/nonexistent/page.html\"",
+            "readonly.page: /nonexistent/page.html: No such file",
+        ),
+        (
+            "[[access_log.targets]]\ntransport = \"udp\"",
+            "access_log.targets[0].address: missing: IP:PORT of the receiver",
+        ),
+        (
+            "[[access_log.targets]]\ntransport = \"carrier-pigeon\"",
+            "access_log.targets[0].transport: unknown transport \"carrier-pigeon\"",
+        ),
+        (
+            "[[access_log.targets]]\ntransport = \"stdout\"\nformat = \"xml\"",
+            "access_log.targets[0].format: unknown format \"xml\"",
+        ),
+        (
+            "[[access_log.targets]]\ntransport = \"stdout\"\nfacility = \"local9\"",
+            "access_log.targets[0].facility: unknown facility \"local9\"",
+        ),
+        (
+            "[[access_log.targets]]\ntransport = \"stdout\"\nsample = 1.5",
+            "access_log.targets[0].sample: 1.5 is not in (0, 1]",
+        ),
+        (
+            "[access_log]\ncapture_request_headers = [\"ok\", \"not ok\"]",
+            "access_log.capture_request_headers[1]: not a header name",
+        ),
+        // unknown keys and types
+        ("[cache]\nmax_sise = \"1m\"", "cache.max_sise: unknown key"),
+        (
+            "[limits]\nmax_headers = \"many\"",
+            "limits.max_headers: invalid type",
+        ),
+    ];
+    check(cases);
+}
+
+#[test]
+fn listener_pool_and_route_rules_name_their_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[[listeners]]\naddress = \"127.0.0.1:18080\"", "listeners[1].address: 127.0.0.1:18080 is used by another listener"),
+        ("[[listeners]]\naddress = \"nowhere\"", "listeners[1].address: not a socket address: \"nowhere\""),
+        ("[[listeners]]\naddress = \"127.0.0.1:18081\"\nhsts = \"max-age=1\"", "listeners[1].hsts: only sent over HTTPS"),
+        ("[[listeners]]\naddress = \"127.0.0.1:18081\"\nredirect_to_https = true", "listeners: redirect_to_https is set but no listener has tls"),
+        ("[[listeners]]\naddress = \"127.0.0.1:18081\"\n[listeners.tls]", "listeners[1].tls.certificates: a TLS listener needs at least one"),
+        ("[pools.api]\nbalance = \"random\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.balance: unknown balance \"random\""),
+        ("[pools.api]\nbalance = \"hash\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.hash_key: missing: balance = \"hash\" needs hash_key"),
+        ("[pools.api]\nbalance = \"hash\"\nhash_key = \"cookie\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.hash_key: unknown hash key \"cookie\""),
+        ("[pools.api]\nretries = 11\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.retries: 11 is more than 10"),
+        ("[pools.api]\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"\nweight = 0", "pools.api.servers[0].weight: 0 is not between 1 and 256"),
+        ("[pools.api]\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"\nbackup = true", "pools.api.servers: every server is a backup"),
+        ("[pools.api]\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.servers[1].address: 127.0.0.1:1 is listed twice in this pool"),
+        ("[pools.api]\n[pools.api.health]\ninterval = \"1s\"\ntimeout = \"2s\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.health.timeout: must be greater than zero and at most the interval"),
+        ("[pools.api]\n[pools.api.health]\nexpect_status = \"200-99\"\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "pools.api.health.expect_status: not a status or range: \"200-99\""),
+        ("[pools.api]\n[[pools.api.servers]]\naddress = \"127.0.0.1:1\"", "warning pools.api: no route sends traffic to this pool"),
+        ("[[routes]]\npool = \"nope\"\npath_prefix = \"/x\"", "routes[1].pool: unknown pool \"nope\" (pools are: web)"),
+        ("[[routes]]\npool = \"web\"", "routes[1].path_prefix: a route for any host with path_prefix \"/\" already exists"),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"x\"", "routes[1].path_prefix: \"x\" must start with '/'"),
+        ("[[routes]]\npool = \"web\"\nhosts = [\"bad host\"]", "routes[1].hosts[0]: not a host name: \"bad host\""),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nreadonly = \"sometimes\"", "routes[1].readonly: \"sometimes\": use \"inherit\", \"always\" or \"never\""),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/m\"\n[routes.cache]\nmin_uses = 0", "routes[1].cache.min_uses: must be at least 1"),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/c\"\n[routes.cache]\nignore_cookies = [\"a=b\"]", "routes[1].cache.ignore_cookies[0]: not a cookie name: \"a=b\""),
+        ("REPLACE[pools.web]\n[[pools.web.servers]]\naddress = \"127.0.0.1:1\"\n[[routes]]\npool = \"web\"", "listeners: at least one [[listeners]] entry is needed"),
+    ];
+    check(cases);
+}
+
+fn check(cases: &[(&str, &str)]) {
+    let mut failures = Vec::new();
+    for (snippet, expected) in cases {
+        let got = errors_of(snippet);
+        if !got.iter().any(|g| g.starts_with(expected)) {
+            failures.push(format!(
+                "{snippet:?}\n  expected: {expected}\n  got: {got:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A literal after `default ` in a comment of the shipped file: a quoted string, `[]`, or a
+/// bare number or boolean. None for prose ("default: the address").
+fn default_literal(comment: &str) -> Option<String> {
+    let rest = comment.split("default ").nth(1)?;
+    if let Some(q) = rest.strip_prefix('"') {
+        let value = &q[..q.find('"')?];
+        // "route<N>" and the like describe a pattern, not a value.
+        return (!value.contains('<')).then(|| format!("\"{value}\""));
+    }
+    if rest.starts_with("[]") {
+        return Some("[]".into());
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    (word.parse::<f64>().is_ok() || word == "true" || word == "false").then_some(word)
+}
+
+/// For every `key = value  # default D` line of `conf/gatehouse.toml`, the file with the line
+/// set to D and the file without the line must validate to the same config: the comment tells
+/// the truth about the code's default.
+#[test]
+fn shipped_file_states_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/gatehouse.toml");
+    let text = std::fs::read_to_string(&path).expect("conf/gatehouse.toml");
+    let lines: Vec<&str> = text.lines().collect();
+    let base = path.parent().expect("conf/");
+    let render = |t: &str| {
+        let c = super::from_toml(t, "conf", base).expect("valid variant of conf/gatehouse.toml");
+        format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            c.server,
+            c.timeouts,
+            c.listeners,
+            c.pools,
+            c.routes,
+            c.admin,
+            c.cache,
+            c.readonly,
+            c.access_log,
+            c.limits
+        )
+    };
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((setting, comment)) = line.split_once('#') else {
+            continue;
+        };
+        let Some((key, _)) = setting.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || key.starts_with('[') {
+            continue;
+        }
+        let Some(default) = default_literal(comment) else {
+            continue;
+        };
+        let with = |replacement: Option<String>| {
+            let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            match replacement {
+                Some(r) => v[i] = r,
+                None => v[i] = String::new(),
+            }
+            v.join("\n")
+        };
+        let stated = render(&with(Some(format!("{key} = {default}"))));
+        let omitted = render(&with(None));
+        checked += 1;
+        if stated != omitted {
+            wrong.push(format!("line {}: {key}: the comment says {default}", i + 1));
+        }
+    }
+    assert!(checked >= 40, "only {checked} documented defaults found");
+    assert!(
+        wrong.is_empty(),
+        "defaults that disagree with the code:\n{}",
+        wrong.join("\n")
+    );
+}
