@@ -233,3 +233,12 @@ pub fn check(path: &std::path::Path) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// The usual one-pool setup: `origins` in an unchecked pool "web" and one route for every host
+/// and path to it. Route options (`[routes.cache]` ...) may follow directly.
+pub fn one_route(origins: &[&Origin]) -> String {
+    format!(
+        "{}[[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", origins)
+    )
+}

@@ -210,11 +210,10 @@ async fn timers_are_consistent_and_a_reused_connection_connects_in_zero() {
     o.set_mode(Mode::Delay(Duration::from_millis(200)));
     let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let body = format!(
-        "{}[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n{}[[routes]]\npool = \"web\"\n[routes.cache]\nenabled = false\n",
+        "{}[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n{}[routes.cache]\nenabled = false\n",
         log_section(""),
         sink.local_addr().unwrap(),
-        unchecked_pool("web", &[&o])
-    );
+        one_route(&[&o]));
     let gh = boot(&body).await;
     let c = client();
     let mut records = Vec::new();
@@ -304,8 +303,8 @@ async fn a_tcp_receiver_that_never_reads_costs_requests_nothing() {
     });
     let body = format!(
         "[access_log]\nqueue_size = 16\ncapture_request_headers = [\"X-Big\"]\n\
-         [[access_log.targets]]\nname = \"stuck\"\ntransport = \"tcp\"\naddress = \"{addr}\"\n{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
+         [[access_log.targets]]\nname = \"stuck\"\ntransport = \"tcp\"\naddress = \"{addr}\"\n{}",
+        one_route(&[&o])
     );
     let gh = boot(&body).await;
     let big = "b".repeat(8000);
@@ -379,8 +378,8 @@ async fn end_to_end_through_a_real_rsyslog() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let o = Origin::start("o").await;
     let body = format!(
-        "[[access_log.targets]]\naddress = \"127.0.0.1:{port}\"\ntag = \"gatehouse\"\n{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
+        "[[access_log.targets]]\naddress = \"127.0.0.1:{port}\"\ntag = \"gatehouse\"\n{}",
+        one_route(&[&o])
     );
     let gh = boot(&body).await;
     let c = client();
@@ -414,11 +413,11 @@ async fn tls_facts_are_logged() {
     let addr = free_port();
     let toml = format!(
         "{}[access_log]\n[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n\
-         [[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n[listeners.tls]\n{}\n{}[[routes]]\npool = \"web\"\n",
+         [[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n[listeners.tls]\n{}\n{}",
         server_section(),
         sink.local_addr().unwrap(),
         cert_entries(&[&leaf]),
-        unchecked_pool("web", &[&o])
+        one_route(&[&o])
     );
     let _gh = boot_config(gatehouse::Config::from_toml(&toml, "t").unwrap()).await;
     let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// Boots gatehouse caching `origin` on one route with `route_cache` rules and `[cache]` options.
 async fn cached(origin: &Origin, route_cache: &str, cache: &str) -> Proxy {
     boot(&format!(
-        "[cache]\n{cache}\n{}[[routes]]\npool = \"web\"\n[routes.cache]\n{route_cache}\n",
-        unchecked_pool("web", &[origin])
+        "[cache]\n{cache}\n{}[routes.cache]\n{route_cache}\n",
+        one_route(&[origin])
     ))
     .await
 }
@@ -183,10 +183,10 @@ async fn virtual_hosts_never_share_an_object_over_http2() {
     o.set_headers(&[("cache-control", "max-age=60")]);
     let addr = free_port();
     let toml = format!(
-        "{}[[listeners]]\naddress = \"{addr}\"\n[listeners.tls]\n{}\n{}[[routes]]\npool = \"web\"\n",
+        "{}[[listeners]]\naddress = \"{addr}\"\n[listeners.tls]\n{}\n{}",
         server_section(),
         cert_entries(&[&leaf]),
-        unchecked_pool("web", &[&o])
+        one_route(&[&o])
     );
     let _gh = boot_config(gatehouse::Config::from_toml(&toml, "t").unwrap()).await;
     let c = crate::common::certs::https_client(&ca, &["a.test", "b.test"], addr, false);

@@ -91,8 +91,8 @@ async fn a_server_that_does_not_answer_in_time_is_a_504() {
     let a = Origin::start("a").await;
     a.set_mode(Mode::Hang);
     let body = format!(
-        "[timeouts]\nupstream_read = \"300ms\"\n{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&a])
+        "[timeouts]\nupstream_read = \"300ms\"\n{}",
+        one_route(&[&a])
     );
     let gh = boot(&body).await;
     let started = std::time::Instant::now();

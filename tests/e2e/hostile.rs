@@ -34,8 +34,8 @@ async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> (Vec<u16>, String) {
 
 async fn plain_proxy(o: &Origin, extra: &str) -> Proxy {
     boot(&format!(
-        "{extra}{}[[routes]]\npool = \"web\"\n[routes.cache]\nenabled = false\n",
-        unchecked_pool("web", &[o])
+        "{extra}{}[routes.cache]\nenabled = false\n",
+        one_route(&[o])
     ))
     .await
 }
@@ -229,11 +229,7 @@ async fn the_cache_cannot_be_poisoned_or_leak_credentials() {
     let o = Origin::start("o").await;
     o.echo_host();
     o.set_headers(&[("cache-control", "public, max-age=60")]);
-    let gh = boot(&format!(
-        "{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
-    ))
-    .await;
+    let gh = boot(&one_route(&[&o])).await;
     let c = client();
     // A response to a request with credentials is never served to others.
     let r = c
@@ -386,11 +382,11 @@ async fn a_gone_syslog_receiver_and_an_unwritable_state_file_do_not_touch_traffi
     let nobody = free_port();
     let toml = format!(
         "{}[[listeners]]\naddress = \"{}\"\n[[access_log.targets]]\naddress = \"{nobody}\"\n\
-         [[access_log.targets]]\ntransport = \"unix\"\npath = \"{}\"\n{}[[routes]]\npool = \"web\"\n",
+         [[access_log.targets]]\ntransport = \"unix\"\npath = \"{}\"\n{}",
         server_section_in(&dir),
         free_port(),
         dir.join("no-such.sock").display(),
-        unchecked_pool("web", &[&o])
+        one_route(&[&o])
     );
     let config = gatehouse::Config::from_toml(&toml, "t").unwrap();
     let listen = config.listeners[0].address;
@@ -443,10 +439,9 @@ async fn memory_stays_flat_under_cache_churn() {
     std::fs::write(
         &path,
         format!(
-            "{}[[listeners]]\naddress = \"{listen}\"\n[cache]\nmax_size = \"8m\"\nmax_object_size = \"1m\"\n{}[[routes]]\npool = \"web\"\n",
+            "{}[[listeners]]\naddress = \"{listen}\"\n[cache]\nmax_size = \"8m\"\nmax_object_size = \"1m\"\n{}",
             server_section_in(&dir),
-            unchecked_pool("web", &[&o])
-        ),
+            one_route(&[&o])),
     )
     .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))

@@ -109,8 +109,8 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
     let o = Origin::start("o").await;
     let (log, targets) = json_log().await;
     let gh = boot(&format!(
-        "[timeouts]\nclient_header = \"1s\"\n[access_log]\n{targets}{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
+        "[timeouts]\nclient_header = \"1s\"\n[access_log]\n{targets}{}",
+        one_route(&[&o])
     ))
     .await;
     // Idle before the first byte is the idle timeout's business, not the header deadline's.
@@ -188,8 +188,8 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
     let o = Origin::start("o").await;
     let (log, targets) = json_log().await;
     let gh = boot(&format!(
-        "[limits]\nmax_connections = 3\nmax_connections_per_client = 2\n[access_log]\n{targets}{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
+        "[limits]\nmax_connections = 3\nmax_connections_per_client = 2\n[access_log]\n{targets}{}",
+        one_route(&[&o])
     ))
     .await;
     let open = || metric(&gh, "gatehouse_client_connections");
@@ -244,8 +244,8 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
 async fn an_idle_keepalive_connection_is_closed_after_client_idle() {
     let o = Origin::start("o").await;
     let gh = boot(&format!(
-        "[timeouts]\nclient_idle = \"1s\"\n{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&o])
+        "[timeouts]\nclient_idle = \"1s\"\n{}",
+        one_route(&[&o])
     ))
     .await;
     let (mut tcp, r) = open_from([127, 0, 0, 1], gh.addr).await;

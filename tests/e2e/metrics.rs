@@ -166,11 +166,7 @@ async fn counters_have_the_exact_expected_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_and_config_endpoint_answer() {
     let a = Origin::start("a").await;
-    let gh = boot(&format!(
-        "{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&a])
-    ))
-    .await;
+    let gh = boot(&one_route(&[&a])).await;
     let addr = gh.gh.shared.current().config.admin.address;
     let page = client()
         .get(format!("http://{addr}/"))

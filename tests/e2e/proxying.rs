@@ -5,11 +5,7 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_reach_the_server() {
     let a = Origin::start("a").await;
-    let gh = boot(&format!(
-        "{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&a])
-    ))
-    .await;
+    let gh = boot(&one_route(&[&a])).await;
     let c = client();
     let r = c
         .get(gh.url("/page?q=1"))
@@ -35,11 +31,7 @@ async fn forwarded_headers_reach_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_reused() {
     let a = Origin::start("a").await;
-    let gh = boot(&format!(
-        "{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&a])
-    ))
-    .await;
+    let gh = boot(&one_route(&[&a])).await;
     let c = client();
     for _ in 0..30 {
         assert_eq!(get(&c, &gh.url("/")).await.0, 200);

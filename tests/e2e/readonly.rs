@@ -150,9 +150,9 @@ async fn the_switch_works_from_the_api_and_ctl_persists_and_expires() {
     let path = dir.join("gatehouse.toml");
     let listen = free_port();
     let toml = format!(
-        "{}[[listeners]]\naddress = \"{listen}\"\n{}[[routes]]\npool = \"web\"\n",
+        "{}[[listeners]]\naddress = \"{listen}\"\n{}",
         server_section_in(&dir),
-        unchecked_pool("web", &[&o])
+        one_route(&[&o])
     );
     std::fs::write(&path, &toml).unwrap();
     let gh = boot_config(gatehouse::Config::load(&path).unwrap()).await;

@@ -42,11 +42,7 @@ async fn the_status_page_shows_servers_and_its_drain_button_drains() {
         return;
     }
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let gh = boot(&format!(
-        "{}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", &[&a, &b])
-    ))
-    .await;
+    let gh = boot(&one_route(&[&a, &b])).await;
     let admin = gh.gh.shared.current().config.admin.address;
 
     let port = free_port().port();

@@ -103,9 +103,9 @@ fn tls_config_in(
     listener_extra: &str,
 ) -> String {
     format!(
-        "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}[[routes]]\npool = \"web\"\n",
+        "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}",
         cert_entries(leaves),
-        unchecked_pool("web", &[origin]),
+        one_route(&[origin]),
     )
 }
 
@@ -380,10 +380,10 @@ async fn plain_http_redirects_to_https_and_https_sends_hsts() {
     let (plain, tls) = (free_port(), free_port());
     let toml = format!(
         "{}[[listeners]]\naddress = \"{plain}\"\nredirect_to_https = true\n\
-         [[listeners]]\naddress = \"{tls}\"\nhsts = \"max-age=31536000\"\n[listeners.tls]\n{}\n{}[[routes]]\npool = \"web\"\n",
+         [[listeners]]\naddress = \"{tls}\"\nhsts = \"max-age=31536000\"\n[listeners.tls]\n{}\n{}",
         server_section(),
         cert_entries(&[&a]),
-        unchecked_pool("web", &[&o]),
+        one_route(&[&o]),
     );
     let _gh = boot_tls(&toml).await;
     let c = reqwest::Client::builder()

@@ -1,0 +1,211 @@
+//! The house rules of `src/`, checked on every test run: no import circle between top-level
+//! modules (each can be read and tested without the others that import it), no file over 500
+//! lines, no function over 80 (rustfmt's layout: a function ends at the first `}` at its own
+//! indentation). The same circle check as `../shared/tools/modcycles.py`, so `cargo test`
+//! needs nothing outside the repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const MAX_FILE_LINES: usize = 500;
+const MAX_FN_LINES: usize = 80;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn files() -> Vec<(PathBuf, String)> {
+    let mut paths = Vec::new();
+    rust_files(&src(), &mut paths);
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("readable source");
+            (p, text)
+        })
+        .collect()
+}
+
+/// The top-level module a file belongs to (`src/proxy/ctx.rs` → `proxy`).
+fn module_of(path: &Path) -> String {
+    let rel = path.strip_prefix(src()).expect("under src/");
+    let first = rel.components().next().expect("a component");
+    let name = first.as_os_str().to_string_lossy();
+    name.trim_end_matches(".rs").to_string()
+}
+
+/// The top-level modules a file names as `crate::x`, including inside `use crate::{x, y::z}`.
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group: the first identifier of each comma-separated part.
+            let mut depth = 0;
+            let mut part_start = true;
+            for (j, ch) in group.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => part_start = true,
+                    c if part_start && (c.is_alphanumeric() || c == '_') => {
+                        let name: String = group[j..]
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        out.insert(name);
+                        part_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_import_circles_between_top_level_modules() {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, text) in files() {
+        let m = module_of(&path);
+        if m == "lib" || m == "main" {
+            continue;
+        }
+        let targets = edges.entry(m.clone()).or_default();
+        for r in crate_refs(&text) {
+            let exists = src().join(format!("{r}.rs")).exists() || src().join(&r).is_dir();
+            if r != m && exists {
+                targets.insert(r);
+            }
+        }
+    }
+    assert!(edges.len() > 10, "too few modules found: {edges:?}");
+    let reaches = |from: &str, to: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(m) = stack.pop() {
+            for next in edges.get(&m).into_iter().flatten() {
+                if next == to {
+                    return true;
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next.clone());
+                }
+            }
+        }
+        false
+    };
+    let circles: Vec<String> = edges
+        .iter()
+        .flat_map(|(a, targets)| targets.iter().map(move |b| (a, b)))
+        .filter(|(a, b)| reaches(b, a))
+        .map(|(a, b)| format!("{a} -> {b} -> ... -> {a}"))
+        .collect();
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_check_sees_grouped_and_plain_paths() {
+    let refs = crate_refs("use crate::{a::B, c};\nlet x = crate::d::e(); // crate::f\n");
+    let want: BTreeSet<String> = ["a", "c", "d"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(refs, want);
+}
+
+#[test]
+fn no_overgrown_files() {
+    let long: Vec<String> = files()
+        .into_iter()
+        .filter_map(|(p, text)| {
+            let n = text.lines().count();
+            (n > MAX_FILE_LINES).then(|| format!("{}: {n} lines", p.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// (file, function, lines) of every function longer than `max`.
+fn long_functions(path: &Path, text: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let decl = trimmed
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("async ");
+        let Some(name) = decl.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue; // a declaration without a body
+        }
+        let close = format!("{indent}}}");
+        let Some(len) = lines[i..].iter().position(|l| *l == close) else {
+            continue;
+        };
+        if len + 1 > max {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.push(format!("{}: fn {name}: {} lines", path.display(), len + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_overgrown_functions() {
+    let long: Vec<String> = files()
+        .iter()
+        .flat_map(|(p, text)| long_functions(p, text, MAX_FN_LINES))
+        .collect();
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_function_check_measures_bodies() {
+    let text =
+        "fn short() {\n    1;\n}\n\n    pub async fn long() {\n        a;\n        b;\n    }\n";
+    let found = long_functions(Path::new("x.rs"), text, 3);
+    assert_eq!(found, vec!["x.rs: fn long: 4 lines".to_string()]);
+}
