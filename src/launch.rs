@@ -108,12 +108,6 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         admin.threads = Some(1);
         server.add_service(admin);
     }
-    if shared.access_log.is_active() {
-        server.add_service(background_service(
-            "gatehouse access log",
-            crate::accesslog::AccessLogService(shared.access_log.clone()),
-        ));
-    }
     let pools = shared.clone();
     server.add_service(background_service(
         "gatehouse health checks",
@@ -176,8 +170,10 @@ pub fn run_foreground(
         "gatehouse starting"
     );
     server.run(RunArgs {
-        shutdown_signal: Box::new(UnixSignals(shared)),
+        shutdown_signal: Box::new(UnixSignals(shared.clone())),
     });
+    // Every request has finished: write the records still batched.
+    shared.access_log.close();
     Ok(())
 }
 
@@ -232,10 +228,11 @@ impl Gatehouse {
             .name("gatehouse".into())
             .spawn(move || {
                 let config = for_thread.current().config.clone();
-                let server = build_server(&config, for_thread, false);
+                let server = build_server(&config, for_thread.clone(), false);
                 server.run(RunArgs {
                     shutdown_signal: Box::new(StopOnSignal(rx)),
                 });
+                for_thread.access_log.close();
             })
             .map_err(|e| format!("cannot start server thread: {e}"))?;
         let gh = Gatehouse {

@@ -2,22 +2,24 @@
 //! failed), with HAProxy-style timers, TLS facts and captured headers, sent to syslog (UDP,
 //! TCP, unix socket), stdout or a file, in RFC 5424, RFC 3164 or JSON.
 //!
-//! It never blocks a request: each target has a bounded queue that the request path fills
-//! with `try_send`; a full queue (slow or absent receiver) drops the record and counts it,
-//! with a warning on stderr at most every 10 seconds per target.
+//! It never blocks a request. Datagram targets (UDP, unix) are sent from the request's own
+//! thread on a non-blocking socket (`datagram`): no queue, no thread woken per record, as
+//! HAProxy does. Stream targets (TCP, file, stdout) append to a bounded batch that a writer
+//! thread writes with one write per batch (`batch`). A full socket buffer, a full batch or a gone
+//! receiver drops the record and counts it, with a warning at most every 10 seconds per target.
+//! `close` writes what the batches hold before the process exits.
 
+mod batch;
+mod datagram;
 pub mod format;
 pub mod record;
-mod transport;
 
-use crate::config::{AccessLogConfig, LogTarget};
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
+use crate::config::{AccessLogConfig, LogTarget, LogTransport};
+use batch::Batch;
+use datagram::DatagramSink;
 pub use record::{Record, Termination, TlsRecord};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 
 /// The request id: the client's, when it is a sane token (printable, at most 128 bytes),
 /// otherwise a new one (unique per process: a random per-process prefix and a counter).
@@ -64,19 +66,46 @@ pub struct TargetStats {
     last_warning: AtomicU64,
 }
 
-struct Target {
-    config: LogTarget,
-    tx: mpsc::Sender<Arc<Record>>,
-    stats: Arc<TargetStats>,
+impl TargetStats {
+    /// Counts a dropped record, with a warning at most every 10 seconds.
+    fn dropped(&self, target: &str) {
+        let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
+        let now = crate::clock::unix_now();
+        let last = self.last_warning.load(Relaxed);
+        if now >= last + 10
+            && self
+                .last_warning
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                target,
+                dropped,
+                "access log: receiver full or gone, or queue full: dropping records"
+            );
+        }
+    }
 }
 
-pub type Writers = Vec<(LogTarget, mpsc::Receiver<Arc<Record>>, Arc<TargetStats>)>;
+/// How a target's records leave.
+enum Sink {
+    /// Sent from the request's thread; None when the socket could not be opened.
+    Datagram(Option<DatagramSink>),
+    /// Batched to a writer thread.
+    Stream(Arc<Batch>),
+}
+
+struct Target {
+    config: LogTarget,
+    sink: Sink,
+    stats: Arc<TargetStats>,
+}
 
 /// The request path's side of the access log.
 pub struct AccessLog {
     targets: Vec<Target>,
-    /// Taken once by the writer service when the server starts.
-    writers: Mutex<Option<Writers>>,
+    /// The stream targets' writer threads, joined by `close`.
+    writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl AccessLog {
@@ -84,18 +113,36 @@ impl AccessLog {
         let mut targets = Vec::new();
         let mut writers = Vec::new();
         for t in &config.targets {
-            let (tx, rx) = mpsc::channel(config.queue_size);
             let stats = Arc::new(TargetStats::default());
-            writers.push((t.clone(), rx, stats.clone()));
+            let opened = match &t.transport {
+                LogTransport::Udp(addr) => {
+                    Ok(Sink::Datagram(datagram(t, DatagramSink::udp(*addr))))
+                }
+                LogTransport::Unix(path) => Ok(Sink::Datagram(datagram(
+                    t,
+                    DatagramSink::unix(path.clone()),
+                ))),
+                _ => {
+                    let batch = Arc::new(Batch::new(config.queue_size));
+                    batch::spawn(t.clone(), batch.clone(), stats.clone()).map(|writer| {
+                        writers.push(writer);
+                        Sink::Stream(batch)
+                    })
+                }
+            };
+            let sink = opened.unwrap_or_else(|e| {
+                tracing::error!(target = %t.name, "access log: cannot start the writer: {e}");
+                Sink::Datagram(None)
+            });
             targets.push(Target {
                 config: t.clone(),
-                tx,
+                sink,
                 stats,
             });
         }
         AccessLog {
             targets,
-            writers: Mutex::new(Some(writers)),
+            writers: Mutex::new(writers),
         }
     }
 
@@ -103,7 +150,7 @@ impl AccessLog {
         !self.targets.is_empty()
     }
 
-    /// Queues a record for every target (after sampling). Never waits.
+    /// Sends or queues a record for every target (after sampling). Never waits.
     pub fn push(&self, record: Record) {
         let record = Arc::new(record);
         for t in &self.targets {
@@ -113,22 +160,19 @@ impl AccessLog {
             if s < 1.0 && ((n + 1) as f64 * s).floor() <= (n as f64 * s).floor() {
                 continue;
             }
-            if t.tx.try_send(record.clone()).is_err() {
-                let dropped = t.stats.dropped.fetch_add(1, Relaxed) + 1;
-                let now = crate::clock::unix_now();
-                let last = t.stats.last_warning.load(Relaxed);
-                if now >= last + 10
-                    && t.stats
-                        .last_warning
-                        .compare_exchange(last, now, Relaxed, Relaxed)
-                        .is_ok()
-                {
-                    tracing::warn!(
-                        target = %t.config.name,
-                        dropped,
-                        "access log: queue full or receiver gone, dropping records"
-                    );
+            let taken = match &t.sink {
+                Sink::Datagram(Some(sock)) => {
+                    let sent = sock.send(format::format(&t.config, &record).as_bytes());
+                    if sent.is_ok() {
+                        t.stats.sent.fetch_add(1, Relaxed);
+                    }
+                    sent.is_ok()
                 }
+                Sink::Datagram(None) => false,
+                Sink::Stream(batch) => batch.push(record.clone()),
+            };
+            if !taken {
+                t.stats.dropped(&t.config.name);
             }
         }
     }
@@ -141,30 +185,28 @@ impl AccessLog {
             .collect()
     }
 
-    fn take_writers(&self) -> Writers {
-        self.writers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default()
+    /// Writes what the batches hold and stops their writers: the last step of a graceful stop
+    /// or upgrade hand-off. Records pushed afterwards are dropped and counted.
+    pub fn close(&self) {
+        for t in &self.targets {
+            if let Sink::Stream(batch) = &t.sink {
+                batch.close();
+            }
+        }
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writers {
+            let _ = w.join();
+        }
     }
 }
 
-/// Runs one writer task per target.
-pub struct AccessLogService(pub Arc<AccessLog>);
-
-#[async_trait]
-impl BackgroundService for AccessLogService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let tasks: Vec<_> = self
-            .0
-            .take_writers()
-            .into_iter()
-            .map(|(t, rx, stats)| tokio::spawn(transport::run(t, rx, stats)))
-            .collect();
-        let _ = shutdown.changed().await;
-        for t in tasks {
-            t.abort();
-        }
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.close();
     }
+}
+
+fn datagram(t: &LogTarget, sock: std::io::Result<DatagramSink>) -> Option<DatagramSink> {
+    sock.map_err(|e| tracing::error!(target = %t.name, "access log: cannot open a socket: {e}"))
+        .ok()
 }

@@ -335,6 +335,106 @@ async fn a_tcp_receiver_that_never_reads_costs_requests_nothing() {
     assert_eq!(o.hits(), 1200);
 }
 
+/// Datagram records leave from the request's thread: a unix receiver that never reads fills its
+/// queue, after which every send fails at once (EAGAIN); a path nobody listens on fails at once
+/// too. Requests never wait, and every record is counted as sent or dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datagram_receiver_that_never_reads_or_is_gone_costs_requests_nothing() {
+    let o = Origin::start("o").await;
+    let dir = state_dir();
+    let stuck = dir.join("stuck.sock");
+    let _never_read = std::os::unix::net::UnixDatagram::bind(&stuck).unwrap();
+    let gone = dir.join("nobody.sock");
+    let body = format!(
+        "[[access_log.targets]]\nname = \"stuck\"\ntransport = \"unix\"\npath = {:?}\n\
+         [[access_log.targets]]\nname = \"gone\"\ntransport = \"unix\"\npath = {:?}\n{}",
+        stuck.display().to_string(),
+        gone.display().to_string(),
+        one_route(&[&o])
+    );
+    let gh = boot(&body).await;
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (c, url) = (client(), gh.url(&format!("/d{t}")));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..250 {
+                let started = std::time::Instant::now();
+                assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "a request waited on logging"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    wait_until_counted(&gh, 1000).await;
+    let stats = gh.gh.shared.access_log.stats();
+    let load = |i: usize| {
+        let s = stats[i].1;
+        (
+            s.sent.load(std::sync::atomic::Ordering::Relaxed),
+            s.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    };
+    let (sent, dropped) = load(0);
+    assert!(
+        sent > 0,
+        "the stuck receiver took some before its queue filled"
+    );
+    assert!(dropped > 0, "then every send failed, counted");
+    assert_eq!(sent + dropped, 1000);
+    assert_eq!(load(1), (0, 1000), "nobody listens: all dropped");
+}
+
+/// File records are written in batches; stopping gatehouse writes the last batch before the
+/// stop returns, so a record accepted is a record kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_writes_the_last_batch_before_it_returns() {
+    let o = Origin::start("o").await;
+    let path = state_dir().join("access.log");
+    let body = format!(
+        "[[access_log.targets]]\ntransport = \"file\"\npath = {:?}\n{}",
+        path.display().to_string(),
+        one_route(&[&o])
+    );
+    let gh = boot(&body).await;
+    let c = client();
+    for i in 0..300 {
+        assert_eq!(
+            c.get(gh.url(&format!("/f{i}")))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    tokio::task::spawn_blocking(move || drop(gh)).await.unwrap();
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert_eq!(lines, 300);
+}
+
+/// Waits until every target has counted `n` records as sent or dropped.
+async fn wait_until_counted(gh: &Proxy, n: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for _ in 0..200 {
+        let all = gh
+            .gh
+            .shared
+            .access_log
+            .stats()
+            .iter()
+            .all(|(_, s)| s.sent.load(Relaxed) + s.dropped.load(Relaxed) >= n);
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_through_a_real_rsyslog() {
     let Some(rsyslogd) = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]

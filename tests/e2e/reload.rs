@@ -392,3 +392,69 @@ async fn a_binary_upgrade_under_load_fails_no_request_and_keeps_the_drain() {
     wait_until(|| a.in_flight() == 0).await;
     drop(new);
 }
+
+/// Waits for a child process to exit by itself; false on timeout.
+async fn exits(child: &mut Reap, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if child.0.try_wait().unwrap().is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Every answered request has its record in the file, across a reload, a binary upgrade (two
+/// processes appending to one file) and a graceful stop: batched records are written before a
+/// process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_record_is_lost_at_reload_upgrade_and_graceful_stop() {
+    let a = Origin::start("a").await;
+    let mut cf = ConfigFile::new();
+    cf.section = cf
+        .section
+        .replace("grace_period = \"0s\"", "grace_period = \"1s\"");
+    let log = cf.path.with_extension("access.log");
+    let logging = format!(
+        "[[access_log.targets]]\ntransport = \"file\"\npath = {:?}\nformat = \"json\"\n",
+        log.display().to_string()
+    );
+    cf.write(&format!("{logging}{}", pool_of(&[&a], "")));
+    let mut old = Reap(spawn_gatehouse(
+        &cf.path,
+        false,
+        &cf.path.with_extension("old.log"),
+    ));
+    wait_listening(cf.listen).await;
+    let load = Load::start(cf.listen, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&old.0, "-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut new = Reap(spawn_gatehouse(
+        &cf.path,
+        true,
+        &cf.path.with_extension("new.log"),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&old.0, "-QUIT");
+    assert!(
+        exits(&mut old, Duration::from_secs(10)).await,
+        "the old process exited"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, failed) = load.finish().await;
+    signal(&new.0, "-TERM");
+    assert!(
+        exits(&mut new, Duration::from_secs(10)).await,
+        "the new process exited"
+    );
+    assert_eq!(failed, 0);
+    assert!(ok > 100, "{ok}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records = text
+        .lines()
+        .filter(|l| l.contains("\"path\":\"/load/"))
+        .count();
+    assert_eq!(records, ok, "one record for each answered request");
+}
