@@ -3,7 +3,7 @@
 //! record in each format. `cargo bench --bench micro`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gatehouse::accesslog::{format::format, Record, Termination};
+use gatehouse::accesslog::{format::format, AccessLog, Record, Termination};
 use gatehouse::cache::Cache;
 use gatehouse::config::Config;
 use pingora::cache::storage::Storage;
@@ -148,9 +148,8 @@ fn route_match(c: &mut Criterion) {
     });
 }
 
-fn log_format(c: &mut Criterion) {
-    let config = config();
-    let record = Record {
+fn record() -> Record {
+    Record {
         time: Some(SystemTime::now()),
         request_id: "5f0c6a9e1b2d3c4e00000042".into(),
         client: Some("203.0.113.7:51234".parse().unwrap()),
@@ -178,11 +177,48 @@ fn log_format(c: &mut Criterion) {
         )],
         response_headers: vec![(http::HeaderName::from_static("x-runtime"), "0.0231".into())],
         ..Record::default()
-    };
+    }
+}
+
+fn log_format(c: &mut Criterion) {
+    let config = config();
+    let record = record();
     for target in &config.access_log.targets {
         let name = format!("log record: {:?}", target.format);
         c.bench_function(&name, |b| b.iter(|| format(target, black_box(&record))));
     }
+}
+
+/// The whole hand-off a request pays: sampling, formatting and the non-blocking send of a UDP
+/// record (to a bound socket that is not read: the kernel drops what overflows), and the
+/// append of a record to a file target's batch.
+fn log_handoff(c: &mut Criterion) {
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = std::env::temp_dir().join(format!("gatehouse-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("access.log");
+    for (name, target) in [
+        (
+            "log push: udp rfc5424",
+            format!("address = \"{}\"", sink.local_addr().unwrap()),
+        ),
+        (
+            "log push: file json (batched)",
+            format!(
+                "transport = \"file\"\nformat = \"json\"\npath = {:?}",
+                file.display().to_string()
+            ),
+        ),
+    ] {
+        let toml = format!(
+            "[[listeners]]\naddress = \"127.0.0.1:1\"\n[pools.p]\n[[pools.p.servers]]\naddress = \"127.0.0.1:2\"\n\
+             [[routes]]\npool = \"p\"\n[access_log]\nqueue_size = 1000000\n[[access_log.targets]]\n{target}\n"
+        );
+        let config = Config::from_toml(&toml, "bench").unwrap();
+        let log = AccessLog::new(&config.access_log);
+        c.bench_function(name, |b| b.iter(|| log.push(black_box(record()))));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group! {
@@ -190,6 +226,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = cache_key, cache_lookup, route_match, log_format
+    targets = cache_key, cache_lookup, route_match, log_format, log_handoff
 }
 criterion_main!(micro);

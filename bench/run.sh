@@ -2,7 +2,7 @@
 # Gatehouse against HAProxy, nginx and Varnish on loopback, per core.
 #
 #   bench/run.sh [SCENARIO ...]    default: all of
-#       pass hit1k hit100k tls handshake h2 zipf idle
+#       pass hit1k hit100k tls handshake h2 zipf idle log
 #   REPS=3 DURATION=6 WARMUP=1 CONNS=32 IDLE_CONNS=9000 ZIPF_KEYS=1000000 bench/run.sh
 #
 # For each scenario, targets run interleaved (A B C A B C ...), REPS times each. The proxy is
@@ -24,7 +24,7 @@ CONNS=${CONNS:-32}
 IDLE_CONNS=${IDLE_CONNS:-9000}
 export ZIPF_KEYS=${ZIPF_KEYS:-1000000}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake h2 zipf idle)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake h2 zipf idle log)
 
 scripts/install-deps.sh haproxy varnishd:varnish nginx wrk h2load:nghttp2-client \
   taskset:util-linux openssl curl python3
@@ -76,6 +76,7 @@ cache_for() { case $1 in hit*|zipf) echo true;; *) echo false;; esac; }
 targets_for() {
   case $1 in
     pass) echo "origin gatehouse haproxy nginx";;
+    log) echo "gatehouse gatehouse+log haproxy haproxy+log";; # pass-through, one UDP record each
     hit*|zipf) echo "gatehouse nginx varnish";;
     *) echo "gatehouse haproxy nginx";;
   esac
@@ -90,17 +91,40 @@ url_for() { # scenario target
   esac
 }
 
+LOG_PORT=19514
+# A syslog receiver on CPU 0 counting datagrams (started for the "+log" targets).
+start_receiver() {
+  rm -f "$work/received" "$work/received.ready"
+  taskset -c 0 python3 "$root/bench/udp_count.py" "$LOG_PORT" "$work/received" &
+  receiver_pid=$!
+  for _ in $(seq 1 100); do [ -f "$work/received.ready" ] && return 0; sleep 0.05; done
+  echo "the UDP receiver did not start" >&2; return 1
+}
+stop_receiver() { # prints the datagrams received
+  kill "$receiver_pid" 2>/dev/null || true; wait "$receiver_pid" 2>/dev/null || true
+  cat "$work/received" 2>/dev/null || echo 0
+}
+
 start_target() { # target scenario -> sets target_pids
   local cache; cache=$(cache_for "$2")
   target_pids=""
   case $1 in
     origin) return 0;;
-    gatehouse)
+    gatehouse|gatehouse+log)
       render gatehouse.toml "$cache" > "$work/gh.toml"
+      if [ "$1" = gatehouse+log ]; then
+        start_receiver
+        printf '[[access_log.targets]]\ntransport = "udp"\naddress = "127.0.0.1:%s"\nformat = "rfc5424"\n' "$LOG_PORT" >> "$work/gh.toml"
+      fi
       RUST_LOG=error taskset -c 1 "$root/target/release/gatehouse" run -c "$work/gh.toml" 2>/dev/null &
       target_pids=$! ;;
-    haproxy)
+    haproxy|haproxy+log)
       render haproxy.cfg x > "$work/haproxy.cfg"
+      if [ "$1" = haproxy+log ]; then
+        start_receiver
+        sed -i -e "s|^global|global\n    log 127.0.0.1:$LOG_PORT local0|" \
+          -e 's|^defaults|defaults\n    log global\n    option httplog|' "$work/haproxy.cfg"
+      fi
       taskset -c 1 haproxy -f "$work/haproxy.cfg" -db 2>/dev/null &
       target_pids=$! ;;
     nginx)
@@ -170,22 +194,28 @@ run_one() { # scenario target rep
   local s=$1 t=$2 rep=$3 url; url=$(url_for "$s" "$t")
   start_target "$t" "$s"
   load "$s" "$url" "$WARMUP"
-  local p0 o0 m0 st0 p1 o1 m1 st1
-  p0=$(ticks $target_pids); o0=$(ticks $origin_pids); read -r m0 st0 < <(machine)
+  local warm=$reqs rpids=""
+  case $t in *+log) rpids=$receiver_pid;; esac
+  local p0 o0 m0 st0 p1 o1 m1 st1 r0 r1
+  p0=$(ticks $target_pids); o0=$(ticks $origin_pids); r0=$(ticks $rpids); read -r m0 st0 < <(machine)
   load "$s" "$url" "$DURATION"
-  p1=$(ticks $target_pids); o1=$(ticks $origin_pids); read -r m1 st1 < <(machine)
+  p1=$(ticks $target_pids); o1=$(ticks $origin_pids); r1=$(ticks $rpids); read -r m1 st1 < <(machine)
   local hwm; hwm=$(kib VmHWM $target_pids)
   stop_target
+  # Records received per request answered (warm-up included); "-" without a log.
+  local received=-
+  case $t in *+log) received=$(awk -v r="$(stop_receiver)" -v n="$((warm + reqs))" 'BEGIN { printf "%.4f", r / n }');; esac
   local proxy=$((p1 - p0)) origin=$((o1 - o0)) steal=$((st1 - st0))
-  local others=$((m1 - m0 - proxy - origin - lg_ticks)); [ $others -ge 0 ] || others=0
+  # The syslog receiver's CPU is part of the setup, not noise.
+  local others=$((m1 - m0 - proxy - origin - lg_ticks - (r1 - r0))); [ $others -ge 0 ] || others=0
   local budget=$((DURATION * hz * 2 * 3 / 100)) noisy=0
   { [ $steal -gt $budget ] || [ $others -gt $budget ]; } && noisy=1
   [ $((errors * 100)) -gt "$reqs" ] && noisy=2 # over 1% failed requests: not a valid run
   awk -v s="$s" -v t="$t" -v rep="$rep" -v p="$proxy" -v o="$origin" -v n="$reqs" -v hz="$hz" \
-      -v rps="$rps" -v p50="$p50" -v p99="$p99" -v st="$steal" -v ot="$others" -v noisy="$noisy" -v hwm="$hwm" -v err="$errors" \
+      -v rps="$rps" -v p50="$p50" -v p99="$p99" -v st="$steal" -v ot="$others" -v noisy="$noisy" -v hwm="$hwm" -v err="$errors" -v rcv="$received" \
     'BEGIN { us = p*1e6/hz/n; ous = o*1e6/hz/n
-             printf "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%d\n", s, t, rep, us, ous,
-               (ous > 0 && t != "origin") ? sprintf("%.2f", us/ous) : "-", rps, p50, p99, st, ot, noisy, hwm/1024, err }' \
+             printf "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%d\t%s\n", s, t, rep, us, ous,
+               (ous > 0 && t != "origin") ? sprintf("%.2f", us/ous) : "-", rps, p50, p99, st, ot, noisy, hwm/1024, err, rcv }' \
     | tee -a "$results"
 }
 
@@ -207,11 +237,11 @@ idle_one() { # target
   stop_target
   [ -n "$opened" ] && [ "$opened" -gt 0 ] || opened=1
   awk -v t="$t" -v b="$before" -v a="$after" -v n="$opened" \
-    'BEGIN { printf "idle\t%s\t1\t%.2f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.0f\t0\n", t, (a-b)/n, n, a/1024 }' | tee -a "$results"
+    'BEGIN { printf "idle\t%s\t1\t%.2f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.0f\t0\t-\n", t, (a-b)/n, n, a/1024 }' | tee -a "$results"
 }
 
 started=$(date +%s)
-printf 'scenario\ttarget\trep\tproxy_us_per_req\torigin_us_per_req\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\n'
+printf 'scenario\ttarget\trep\tproxy_us_per_req\torigin_us_per_req\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\tlog_received_per_req\n'
 for s in "${scenarios[@]}"; do
   if [ "$s" = idle ]; then
     for t in $(targets_for idle); do idle_one "$t"; done
@@ -248,6 +278,17 @@ file="bench/results/$(date +%F)-$host.md"
   echo "| scenario | target | proxy CPU µs/req | spread | origin CPU µs/req | proxy/origin | req/s | p50 | p99 | peak RSS MB | runs kept |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F'\t' -f "$root/bench/summary.awk" -v mode=lines "$results"
+  if grep -q '^log' "$results"; then
+    echo
+    echo "## Cost of the timing log (one UDP syslog record per request)"
+    echo
+    echo "Added proxy CPU per request = median with the log − median without, same run; records"
+    echo "received per request answered, counted at the receiver (warm-up included)."
+    echo
+    echo "| proxy | without log µs/req | with log µs/req | log costs µs/req | received per request |"
+    echo "|---|---|---|---|---|"
+    awk -F'\t' -f "$root/bench/summary.awk" -v mode=log "$results"
+  fi
   if grep -q '^idle' "$results"; then
     echo
     echo "## Idle keep-alive connections"
@@ -260,7 +301,7 @@ file="bench/results/$(date +%F)-$host.md"
   echo "## Raw runs"
   echo
   echo '```'
-  printf 'scenario\ttarget\trep\tproxy_us\torigin_us\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\n'
+  printf 'scenario\ttarget\trep\tproxy_us\torigin_us\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\tlog_received\n'
   cat "$results"
   echo '```'
 } > "$file"

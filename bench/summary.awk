@@ -1,6 +1,7 @@
 # Medians of bench/run.sh's raw runs (tab-separated, see run.sh). mode=lines: one table row per
-# (scenario, target); mode=ratios: gatehouse against the cheapest anchor per scenario. Runs
-# marked noisy are left out unless every run of the line is.
+# (scenario, target); mode=ratios: gatehouse against the cheapest anchor per scenario; mode=log:
+# the cost of the timing log (X+log minus X) for gatehouse and HAProxy. Runs marked noisy are
+# left out unless every run of the line is.
 function ms(v) { # wrk/h2load latency ("812.00us", "2.61ms", "1.20s") in ms
   if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000
   return v + 0
@@ -23,6 +24,7 @@ $1 != "idle" {
     kk = k SUBSEP pass
     us[kk] = us[kk] " " $4; ous[kk] = ous[kk] " " $5; ra[kk] = ra[kk] " " $6; rps[kk] = rps[kk] " " $7
     p50[kk] = p50[kk] " " ms($8); p99[kk] = p99[kk] " " ms($9); hwm[kk] = hwm[kk] " " $13; cnt[kk]++
+    if ($15 != "" && $15 != "-") rcv[kk] = rcv[kk] " " $15
   }
 }
 function pick(k) { return (cnt[k SUBSEP 1] > 0) ? k SUBSEP 1 : k SUBSEP 0 }
@@ -34,11 +36,22 @@ END {
         median(us[kk]), spread(us[kk]), median(ous[kk]), median(ra[kk]), median(rps[kk]),
         median(p50[kk]), median(p99[kk]), median(hwm[kk]), cnt[kk], cnt[k SUBSEP 0]
     }
+  } else if (mode == "log") {
+    for (i = 1; i <= 2; i++) {
+      t = (i == 1) ? "gatehouse" : "haproxy"
+      off = "log" SUBSEP t; on = "log" SUBSEP t "+log"
+      if (!(off in seen) || !(on in seen)) continue
+      a0 = median(us[pick(off)]) + 0; a1 = median(us[pick(on)]) + 0
+      cost[t] = a1 - a0
+      printf "| %s | %.2f | %.2f | %.2f | %s |\n", t, a0, a1, a1 - a0, median(rcv[pick(on)])
+    }
+    if (("haproxy" in cost) && cost["haproxy"] > 0)
+      printf "\ngatehouse's log costs %.2f× HAProxy's.\n", cost["gatehouse"] / cost["haproxy"]
   } else {
     for (i = 1; i <= ns; i++) {
       s = sorder[i]; best = ""; bestus = 0
       for (j = 1; j <= nk; j++) {
-        split(order[j], a, SUBSEP); if (a[1] != s || a[2] == "gatehouse" || a[2] == "origin") continue
+        split(order[j], a, SUBSEP); if (a[1] != s || a[2] ~ /^gatehouse/ || a[2] == "origin") continue
         m = median(us[pick(order[j])]) + 0
         if (best == "" || m < bestus) { best = a[2]; bestus = m; bestp99 = median(p99[pick(order[j])]) }
       }

@@ -1,10 +1,12 @@
-//! TCP, file and stdout targets: records wait in a bounded batch that one writer thread per
-//! target empties every `FLUSH_EVERY`, or as soon as `BATCH_SIZE` records wait, with one write
-//! per batch (octet-counted frames for TCP, RFC 6587; lines for files and stdout). A request
-//! only takes a short lock to append: it never wakes the writer for one record and never waits
-//! on it or on the receiver. On close the writer writes what is left and exits, so a graceful
-//! stop or upgrade loses nothing that was accepted.
+//! Every target's records wait in a bounded batch that one writer thread per target empties
+//! `FLUSH_EVERY` after the first record arrived, or as soon as `BATCH_SIZE` records wait: one
+//! `sendmmsg` per batch for UDP and unix datagrams, one write for TCP (octet-counted frames,
+//! RFC 6587), files and stdout (lines). A request only takes a short lock to append; it wakes
+//! the writer at most once per batch (never per record) and never waits on it or on the
+//! receiver. An idle log wakes nobody. On close the writer writes what is left and exits, so
+//! a graceful stop or upgrade loses nothing that was accepted.
 
+use super::datagram::{Datagrams, Dest};
 use super::format::format;
 use super::record::Record;
 use super::TargetStats;
@@ -16,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The longest a record waits before it is written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Records that make a batch worth waking the writer for before `FLUSH_EVERY`.
 pub const BATCH_SIZE: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,16 +62,20 @@ impl Batch {
             return false;
         }
         q.records.push(record);
-        if q.records.len() == BATCH_SIZE {
+        // Wake the writer to start a batch, and again when it is full: twice per batch at most.
+        if q.records.len() == 1 || q.records.len() == BATCH_SIZE {
             self.wake.notify_one();
         }
         true
     }
 
-    /// The writer's wait for its next batch (possibly empty); None once closed and drained.
+    /// The writer's wait for its next batch; None once closed and drained.
     fn next(&self) -> Option<Vec<Arc<Record>>> {
-        let deadline = Instant::now() + FLUSH_EVERY;
         let mut q = self.lock();
+        while q.records.is_empty() && !q.closing {
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        let deadline = Instant::now() + FLUSH_EVERY;
         while q.records.len() < BATCH_SIZE && !q.closing {
             let now = Instant::now();
             if now >= deadline {
@@ -106,18 +112,29 @@ pub fn spawn(
             let mut out = Output::open(&target);
             let mut buf = Vec::new();
             while let Some(records) = batch.next() {
-                if records.is_empty() {
-                    continue;
-                }
-                buf.clear();
-                for r in &records {
-                    encode(&target, r, &mut buf);
-                }
-                let n = records.len() as u64;
-                if out.write(&target, &buf) {
-                    stats.sent.fetch_add(n, Relaxed);
-                } else {
-                    stats.dropped.fetch_add(n, Relaxed);
+                let n = records.len();
+                let sent = match &mut out {
+                    Output::Datagrams(d) => {
+                        let msgs: Vec<String> =
+                            records.iter().map(|r| format(&target, r)).collect();
+                        let views: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
+                        d.send(&views)
+                    }
+                    _ => {
+                        buf.clear();
+                        for r in &records {
+                            encode(&target, r, &mut buf);
+                        }
+                        if out.write(&target, &buf) {
+                            n
+                        } else {
+                            0
+                        }
+                    }
+                };
+                stats.sent.fetch_add(sent as u64, Relaxed);
+                for _ in sent..n {
+                    stats.dropped(&target.name);
                 }
             }
         })
@@ -137,6 +154,7 @@ fn encode(target: &LogTarget, r: &Record, buf: &mut Vec<u8>) {
 
 /// Where a writer writes.
 enum Output {
+    Datagrams(Datagrams),
     Tcp {
         addr: SocketAddr,
         conn: Option<TcpStream>,
@@ -150,6 +168,8 @@ enum Output {
 impl Output {
     fn open(target: &LogTarget) -> Output {
         match &target.transport {
+            LogTransport::Udp(addr) => Output::Datagrams(Datagrams::new(Dest::Udp(*addr))),
+            LogTransport::Unix(path) => Output::Datagrams(Datagrams::new(Dest::Unix(path.clone()))),
             LogTransport::Tcp(addr) => Output::Tcp {
                 addr: *addr,
                 conn: None,
@@ -173,6 +193,7 @@ impl Output {
     /// Writes one batch; false if it could not be (it is then dropped and counted).
     fn write(&mut self, target: &LogTarget, buf: &[u8]) -> bool {
         match self {
+            Output::Datagrams(_) => false, // sent record by record in `spawn`
             Output::File(Some(f)) => f.write_all(buf).is_ok(),
             Output::File(None) => false,
             Output::Stdout => std::io::stdout().lock().write_all(buf).is_ok(),

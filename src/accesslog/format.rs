@@ -2,15 +2,19 @@
 //! RFC 3164 (key=value message), and JSON lines.
 
 use super::record::Record;
+use super::text;
 use crate::config::{LogFormat, LogTarget};
 use std::fmt::Write;
 
 /// Enterprise number reserved for documentation (RFC 5612), for our SD-IDs.
 const PEN: &str = "32473";
 const SEVERITY_INFO: u8 = 6;
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+
+/// This process's id, asked of the kernel once (a `getpid` per record showed in profiles).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 
 /// One record as bytes for `target` (no trailing newline: transports frame it).
 pub fn format(target: &LogTarget, r: &Record) -> String {
@@ -46,15 +50,9 @@ impl Val<'_> {
     fn write_text(self, out: &mut String, escape: fn(&str, &mut String)) {
         match self {
             Val::Str(s) => escape(s, out),
-            Val::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Val::Ms(v) => {
-                let _ = write!(out, "{v:.3}");
-            }
-            Val::Addr(a) => {
-                let _ = write!(out, "{a}");
-            }
+            Val::Int(n) => text::int(out, n),
+            Val::Ms(v) => text::fixed(out, v, 3),
+            Val::Addr(a) => text::addr(out, a),
             Val::Missing => out.push('-'),
         }
     }
@@ -106,19 +104,23 @@ fn each_field<'a>(r: &'a Record, mut f: impl FnMut(&'static str, Val<'a>)) {
 /// A JSON string literal (quotes included).
 fn json_string(v: &str, out: &mut String) {
     out.push('"');
-    for ch in v.chars() {
-        match ch {
+    let mut rest = v;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || (c as u32) < 0x20) {
+        out.push_str(&rest[..i]);
+        let c = rest[i..].chars().next().unwrap_or(' ');
+        match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
         }
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -129,17 +131,23 @@ fn json(r: &Record) -> String {
     out.push_str("{\"time\":");
     match r.time {
         Some(t) => {
-            let _ = write!(out, "\"{}\"", humantime::format_rfc3339_micros(t));
+            out.push('"');
+            text::rfc3339_micros(&mut out, t);
+            out.push('"');
         }
         None => out.push_str("null"),
     }
     each_field(r, |k, v| {
-        let _ = write!(out, ",\"{k}\":");
+        out.push_str(",\"");
+        out.push_str(k);
+        out.push_str("\":");
         match v {
             Val::Missing => out.push_str("null"),
             Val::Str(s) => json_string(s, &mut out),
             Val::Addr(a) => {
-                let _ = write!(out, "\"{a}\"");
+                out.push('"');
+                text::addr(&mut out, a);
+                out.push('"');
             }
             Val::Int(_) | Val::Ms(_) => v.write_text(&mut out, |s, o| o.push_str(s)),
         }
@@ -165,16 +173,20 @@ fn json(r: &Record) -> String {
 
 /// RFC 5424 PARAM-VALUE escaping: `"`, `\` and `]`.
 fn sd_escape(v: &str, out: &mut String) {
-    for ch in v.chars() {
-        if matches!(ch, '"' | '\\' | ']') {
-            out.push('\\');
-        }
-        out.push(ch);
+    let mut rest = v;
+    while let Some(i) = rest.find(['"', '\\', ']']) {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..i + 1]);
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
 }
 
 fn sd_param(out: &mut String, k: &str, v: Val<'_>) {
-    let _ = write!(out, " {k}=\"");
+    out.push(' ');
+    out.push_str(k);
+    out.push_str("=\"");
     v.write_text(out, sd_escape);
     out.push('"');
 }
@@ -202,66 +214,62 @@ fn header_field(v: &str, max: usize, out: &mut String) {
 fn rfc5424(t: &LogTarget, r: &Record) -> String {
     let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
     let mut out = String::with_capacity(1024);
-    let _ = write!(out, "<{pri}>1 ");
+    out.push('<');
+    text::int(&mut out, pri);
+    out.push_str(">1 ");
     match r.time {
-        Some(t) => {
-            let _ = write!(out, "{}", humantime::format_rfc3339_micros(t));
-        }
+        Some(t) => text::rfc3339_micros(&mut out, t),
         None => out.push('-'),
     }
     out.push(' ');
     header_field(&t.hostname, 255, &mut out);
     out.push(' ');
     header_field(&t.tag, 48, &mut out);
-    let _ = write!(out, " {} access [gatehouse@{PEN}", std::process::id());
+    out.push(' ');
+    text::int(&mut out, pid());
+    out.push_str(" access [gatehouse@");
+    out.push_str(PEN);
     each_field(r, |k, v| sd_param(&mut out, k, v));
     out.push(']');
     sd_headers(&mut out, "req", &r.request_headers);
     sd_headers(&mut out, "resp", &r.response_headers);
     // A one-line summary for people reading the message part.
-    let _ = write!(
-        out,
-        " {} {}{} {} {} {:.1}ms server={} cache={}",
-        r.method,
-        r.authority,
-        r.path,
-        r.status,
-        r.termination.as_str(),
-        r.t_total_ms,
-        r.server.as_deref().unwrap_or("-"),
-        r.cache.unwrap_or("-")
-    );
+    for part in [" ", &r.method, " ", &r.authority, &r.path, " "] {
+        out.push_str(part);
+    }
+    text::int(&mut out, r.status);
+    out.push(' ');
+    out.push_str(r.termination.as_str());
+    out.push(' ');
+    text::fixed(&mut out, r.t_total_ms, 1);
+    out.push_str("ms server=");
+    out.push_str(r.server.as_deref().unwrap_or("-"));
+    out.push_str(" cache=");
+    out.push_str(r.cache.unwrap_or("-"));
     out
 }
 
 fn rfc3164(t: &LogTarget, r: &Record) -> String {
     let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
     let mut out = String::with_capacity(768);
-    let _ = write!(out, "<{pri}>");
-    // "Mmm dd hh:mm:ss" (UTC), cut from the RFC 3339 form.
-    let mut stamp = String::new();
-    if let Some(t) = r.time {
-        let _ = write!(stamp, "{}", humantime::format_rfc3339_seconds(t));
-    }
-    let parts = stamp.get(5..7).and_then(|m| m.parse::<usize>().ok()).zip(
-        stamp
-            .get(8..10)
-            .and_then(|d| d.parse::<u32>().ok())
-            .zip(stamp.get(11..19)),
-    );
-    match parts.and_then(|(m, rest)| Some((*MONTHS.get(m.checked_sub(1)?)?, rest))) {
-        Some((month, (day, clock))) => {
-            let _ = write!(out, "{month} {day:>2} {clock}");
-        }
+    out.push('<');
+    text::int(&mut out, pri);
+    out.push('>');
+    match r.time {
+        Some(t) => text::bsd(&mut out, t),
         None => out.push_str("Jan  1 00:00:00"),
     }
     out.push(' ');
     header_field(&t.hostname, 255, &mut out);
     out.push(' ');
     header_field(&t.tag, 32, &mut out);
-    let _ = write!(out, "[{}]:", std::process::id());
+    out.push('[');
+    text::int(&mut out, pid());
+    out.push_str("]:");
     each_field(r, |k, v| {
-        let _ = write!(out, " {k}=");
+        out.push(' ');
+        out.push_str(k);
+        out.push('=');
         v.write_text(&mut out, quote);
     });
     for (k, v) in r.request_headers.iter().chain(&r.response_headers) {

@@ -2,21 +2,20 @@
 //! failed), with HAProxy-style timers, TLS facts and captured headers, sent to syslog (UDP,
 //! TCP, unix socket), stdout or a file, in RFC 5424, RFC 3164 or JSON.
 //!
-//! It never blocks a request. Datagram targets (UDP, unix) are sent from the request's own
-//! thread on a non-blocking socket (`datagram`): no queue, no thread woken per record, as
-//! HAProxy does. Stream targets (TCP, file, stdout) append to a bounded batch that a writer
-//! thread writes with one write per batch (`batch`). A full socket buffer, a full batch or a gone
-//! receiver drops the record and counts it, with a warning at most every 10 seconds per target.
-//! `close` writes what the batches hold before the process exits.
+//! It never blocks a request: a record is appended to its target's bounded batch, which a
+//! writer thread sends with one system call per batch (`batch`; `sendmmsg` for datagrams in
+//! `datagram`), waking at most once per batch. A full batch, a full receiver or a gone one
+//! drops the record and counts it, with a warning at most every 10 seconds per target. `close`
+//! writes what the batches hold before the process exits.
 
 mod batch;
 mod datagram;
 pub mod format;
 pub mod record;
+mod text;
 
-use crate::config::{AccessLogConfig, LogTarget, LogTransport};
+use crate::config::{AccessLogConfig, LogTarget};
 use batch::Batch;
-use datagram::DatagramSink;
 pub use record::{Record, Termination, TlsRecord};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -87,17 +86,10 @@ impl TargetStats {
     }
 }
 
-/// How a target's records leave.
-enum Sink {
-    /// Sent from the request's thread; None when the socket could not be opened.
-    Datagram(Option<DatagramSink>),
-    /// Batched to a writer thread.
-    Stream(Arc<Batch>),
-}
-
 struct Target {
     config: LogTarget,
-    sink: Sink,
+    /// None when its writer could not be started: every record is dropped.
+    batch: Option<Arc<Batch>>,
     stats: Arc<TargetStats>,
 }
 
@@ -114,29 +106,20 @@ impl AccessLog {
         let mut writers = Vec::new();
         for t in &config.targets {
             let stats = Arc::new(TargetStats::default());
-            let opened = match &t.transport {
-                LogTransport::Udp(addr) => {
-                    Ok(Sink::Datagram(datagram(t, DatagramSink::udp(*addr))))
+            let queue = Arc::new(Batch::new(config.queue_size));
+            let batch = match batch::spawn(t.clone(), queue.clone(), stats.clone()) {
+                Ok(writer) => {
+                    writers.push(writer);
+                    Some(queue)
                 }
-                LogTransport::Unix(path) => Ok(Sink::Datagram(datagram(
-                    t,
-                    DatagramSink::unix(path.clone()),
-                ))),
-                _ => {
-                    let batch = Arc::new(Batch::new(config.queue_size));
-                    batch::spawn(t.clone(), batch.clone(), stats.clone()).map(|writer| {
-                        writers.push(writer);
-                        Sink::Stream(batch)
-                    })
+                Err(e) => {
+                    tracing::error!(target = %t.name, "access log: cannot start the writer: {e}");
+                    None
                 }
             };
-            let sink = opened.unwrap_or_else(|e| {
-                tracing::error!(target = %t.name, "access log: cannot start the writer: {e}");
-                Sink::Datagram(None)
-            });
             targets.push(Target {
                 config: t.clone(),
-                sink,
+                batch,
                 stats,
             });
         }
@@ -150,7 +133,7 @@ impl AccessLog {
         !self.targets.is_empty()
     }
 
-    /// Sends or queues a record for every target (after sampling). Never waits.
+    /// Queues a record for every target (after sampling). Never waits.
     pub fn push(&self, record: Record) {
         let record = Arc::new(record);
         for t in &self.targets {
@@ -160,17 +143,7 @@ impl AccessLog {
             if s < 1.0 && ((n + 1) as f64 * s).floor() <= (n as f64 * s).floor() {
                 continue;
             }
-            let taken = match &t.sink {
-                Sink::Datagram(Some(sock)) => {
-                    let sent = sock.send(format::format(&t.config, &record).as_bytes());
-                    if sent.is_ok() {
-                        t.stats.sent.fetch_add(1, Relaxed);
-                    }
-                    sent.is_ok()
-                }
-                Sink::Datagram(None) => false,
-                Sink::Stream(batch) => batch.push(record.clone()),
-            };
+            let taken = t.batch.as_ref().is_some_and(|b| b.push(record.clone()));
             if !taken {
                 t.stats.dropped(&t.config.name);
             }
@@ -188,10 +161,8 @@ impl AccessLog {
     /// Writes what the batches hold and stops their writers: the last step of a graceful stop
     /// or upgrade hand-off. Records pushed afterwards are dropped and counted.
     pub fn close(&self) {
-        for t in &self.targets {
-            if let Sink::Stream(batch) = &t.sink {
-                batch.close();
-            }
+        for batch in self.targets.iter().filter_map(|t| t.batch.as_ref()) {
+            batch.close();
         }
         let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in writers {
@@ -204,9 +175,4 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-fn datagram(t: &LogTarget, sock: std::io::Result<DatagramSink>) -> Option<DatagramSink> {
-    sock.map_err(|e| tracing::error!(target = %t.name, "access log: cannot open a socket: {e}"))
-        .ok()
 }

@@ -335,9 +335,9 @@ async fn a_tcp_receiver_that_never_reads_costs_requests_nothing() {
     assert_eq!(o.hits(), 1200);
 }
 
-/// Datagram records leave from the request's thread: a unix receiver that never reads fills its
-/// queue, after which every send fails at once (EAGAIN); a path nobody listens on fails at once
-/// too. Requests never wait, and every record is counted as sent or dropped.
+/// A unix receiver that never reads fills its queue, after which every send fails at once
+/// (EAGAIN); a path nobody listens on fails at once too. Requests never wait, and every record
+/// is counted as sent or dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datagram_receiver_that_never_reads_or_is_gone_costs_requests_nothing() {
     let o = Origin::start("o").await;
