@@ -1,17 +1,21 @@
 //! The Varnish-style cache of anonymous responses: pingora-cache's state machine (lock for
 //! coalescing, predictor for hit-for-miss, stale handling) over our moka storage.
 //!
-//! - `policy`: what is cacheable and for how long;
+//! - `policy`: what is cacheable and for how long (`control`: Cache-Control directives);
 //! - `key`: the cache key and Vary variants;
 //! - `store`: the moka storage;
+//! - `invalidate`: what a successful write invalidates (RFC 9111 §4.4);
 //! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
 
+pub mod control;
+mod invalidate;
 pub mod key;
 pub mod policy;
 pub mod store;
 
 use crate::config::{CacheConfig, RouteCache};
+pub use invalidate::is_unsafe;
 use moka::sync::Cache as Moka;
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};

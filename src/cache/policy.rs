@@ -1,15 +1,20 @@
-//! What may be cached: Varnish's builtin rules as the floor, then the route's TTL rules.
+//! What may be cached: Varnish's builtin rules as the floor, RFC 9111's shared-cache rules on
+//! top, then the route's TTL rules.
 //!
 //! Requests: only GET and HEAD; `Authorization` passes; `Cookie` passes unless every cookie is
 //! one the route ignores (those are removed). Responses: not stored with `Set-Cookie`,
-//! `Cache-Control: private | no-store | no-cache`, `Vary: *`, a status outside the cacheable
-//! set, or a body larger than `max_object_size`. TTL: `s-maxage`, then `max-age`, then
-//! `Expires` against `Date`, then the route's `default_ttl`; capped by `max_ttl`; or the
-//! route's `override_ttl`.
+//! `private | no-store | no-cache`, `Vary: *`, a status outside the cacheable set, a body
+//! larger than `max_object_size`, or when already stale on arrival. Directives come from the
+//! gatehouse-targeted field, else `CDN-Cache-Control`, else `Cache-Control` (RFC 9213: a
+//! targeted field replaces `Cache-Control` and `Expires`). Freshness lifetime: `s-maxage`,
+//! then `max-age`, then `Expires` − `Date`, then the route's `default_ttl`; capped by `max_ttl`
+//! (or the route's `override_ttl`); minus the response's age on arrival (`Age`, or now −
+//! `Date`, whichever is larger). Stale serving: the response's `stale-while-revalidate` /
+//! `stale-if-error` when present, else the route's `grace` / `stale_if_error`; none at all
+//! with `must-revalidate`, `proxy-revalidate` or `s-maxage`.
 
+use super::control::Directives;
 use crate::config::RouteCache;
-use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
-use pingora::cache::filters::calculate_expires_header_time;
 use pingora::cache::{CacheMeta, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::time::{Duration, SystemTime};
@@ -69,69 +74,194 @@ const fn reason(r: &'static str) -> NoCacheReason {
 }
 
 /// Decides whether a response is stored, and for how long.
+/// `targeted` is the gatehouse-targeted Cache-Control field, read first when present.
 /// `ttl_floor` raises every TTL (read-only mode's "cache everything aggressively").
 pub fn response(
     resp: &ResponseHeader,
     rules: &RouteCache,
     max_object_size: u64,
+    targeted: Option<&http::HeaderName>,
     ttl_floor: Duration,
 ) -> RespCacheable {
     use RespCacheable::Uncacheable;
+    if let Some(why) = refusal(resp, max_object_size) {
+        return Uncacheable(why);
+    }
+    let h = &resp.headers;
+    let from_targeted = targeted
+        .and_then(|name| Directives::of(h, name.as_str()))
+        .or_else(|| Directives::of(h, "cdn-cache-control"));
+    let is_targeted = from_targeted.is_some();
+    let cc = from_targeted
+        .or_else(|| Directives::of(h, "cache-control"))
+        .unwrap_or_default();
+    if cc.has("private") || cc.has("no-store") || cc.has("no-cache") {
+        return Uncacheable(NoCacheReason::OriginNotCache);
+    }
+    let now = SystemTime::now();
+    let date = header_time(resp, http::header::DATE);
+    // RFC 9111 §4.2.3: the larger of the received Age and the apparent age.
+    let age_value = h
+        .get(http::header::AGE)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    let apparent = date.map_or(Duration::ZERO, |d| {
+        now.duration_since(d).unwrap_or_default()
+    });
+    let age = age_value.max(apparent);
+    let ttl = match rules.override_ttl {
+        Some(t) => t,
+        None => {
+            let lifetime = cc
+                .seconds("s-maxage")
+                .or_else(|| cc.seconds("max-age"))
+                .map(|s| Duration::from_secs(s.into()))
+                .or_else(|| {
+                    (!is_targeted)
+                        .then(|| expires_lifetime(resp, date, now))
+                        .flatten()
+                })
+                .unwrap_or(rules.default_ttl);
+            lifetime.min(rules.max_ttl).saturating_sub(age)
+        }
+    }
+    .max(ttl_floor);
+    if ttl.is_zero() {
+        return Uncacheable(reason("no-ttl"));
+    }
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    let (swr, sie) =
+        if cc.has("must-revalidate") || cc.has("proxy-revalidate") || cc.has("s-maxage") {
+            (0, 0) // never served stale (s-maxage implies proxy-revalidate)
+        } else {
+            (
+                cc.seconds("stale-while-revalidate")
+                    .unwrap_or(secs(rules.grace)),
+                cc.seconds("stale-if-error")
+                    .unwrap_or(secs(rules.stale_if_error)),
+            )
+        };
+    RespCacheable::Cacheable(CacheMeta::new(
+        now + ttl,
+        now.checked_sub(age).unwrap_or(now),
+        swr,
+        sie,
+        storable_header(resp),
+    ))
+}
+
+/// Varnish's builtin refusals: status, Set-Cookie, Vary: *, size.
+fn refusal(resp: &ResponseHeader, max_object_size: u64) -> Option<NoCacheReason> {
     if !cacheable_status(resp.status.as_u16()) {
-        return Uncacheable(reason("status"));
+        return Some(reason("status"));
     }
     if resp.headers.contains_key(http::header::SET_COOKIE) {
-        return Uncacheable(reason("set-cookie"));
+        return Some(reason("set-cookie"));
     }
     let vary_star = resp.headers.get_all(http::header::VARY).iter().any(|v| {
         v.to_str()
             .is_ok_and(|s| s.split(',').any(|p| p.trim() == "*"))
     });
     if vary_star {
-        return Uncacheable(reason("vary-star"));
+        return Some(reason("vary-star"));
     }
     let too_large = resp
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .is_some_and(|n| n > max_object_size);
-    if too_large {
-        return Uncacheable(NoCacheReason::ResponseTooLarge);
-    }
-    let cc = CacheControl::from_resp_headers(resp);
-    if let Some(cc) = &cc {
-        if cc.private() || cc.no_store() || cc.no_cache() {
-            return Uncacheable(NoCacheReason::OriginNotCache);
+    too_large.then_some(NoCacheReason::ResponseTooLarge)
+}
+
+fn header_time(resp: &ResponseHeader, name: http::HeaderName) -> Option<SystemTime> {
+    let v = resp.headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(v.trim()).ok()
+}
+
+/// `Expires` − `Date` (RFC 9111 §4.2.1): zero when Expires is invalid or not after Date; None
+/// without Expires. Without Date, the time of receipt stands in for it.
+fn expires_lifetime(
+    resp: &ResponseHeader,
+    date: Option<SystemTime>,
+    now: SystemTime,
+) -> Option<Duration> {
+    resp.headers.get(http::header::EXPIRES)?;
+    let Some(expires) = header_time(resp, http::header::EXPIRES) else {
+        return Some(Duration::ZERO); // an invalid date means "already expired"
+    };
+    Some(
+        expires
+            .duration_since(date.unwrap_or(now))
+            .unwrap_or_default(),
+    )
+}
+
+/// Fields a 304 never replaces in the stored response: its framing and encoding belong to the
+/// stored body (RFC 9111 §3.2).
+const KEPT_ON_304: [&str; 4] = [
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "content-type",
+];
+
+/// The stored response updated with the fields of the 304 that revalidated it: each field the
+/// 304 carries replaces the stored one (RFC 9111 §4.3.4), except hop-by-hop fields and
+/// `KEPT_ON_304`.
+pub fn updated_by_304(stored: &ResponseHeader, fresh: &http::HeaderMap) -> ResponseHeader {
+    let mut out = stored.clone();
+    let never = not_stored(fresh);
+    for name in fresh.keys() {
+        let n = name.as_str();
+        if KEPT_ON_304.contains(&n) || never.iter().any(|x| x == n) {
+            continue;
+        }
+        let _ = out.remove_header(name);
+        for v in fresh.get_all(name) {
+            let _ = out.append_header(name.clone(), v.clone());
         }
     }
-    let now = SystemTime::now();
-    let ttl = match rules.override_ttl {
-        Some(t) => t,
-        None => cc
-            .as_ref()
-            .and_then(|cc| cc.fresh_duration())
-            .or_else(|| {
-                calculate_expires_header_time(resp)
-                    .map(|at| at.duration_since(now).unwrap_or_default())
-            })
-            .unwrap_or(rules.default_ttl),
+    out
+}
+
+/// Hop-by-hop fields: never stored (RFC 9111 §3.1, RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+    "proxy-authenticate",
+];
+
+/// The response as it may be stored: without hop-by-hop fields and the fields `Connection`
+/// names.
+pub fn storable_header(resp: &ResponseHeader) -> ResponseHeader {
+    let mut stored = resp.clone();
+    for name in not_stored(&resp.headers) {
+        if stored.headers.contains_key(name.as_str()) {
+            stored.remove_header(name.as_str());
+        }
     }
-    .min(rules.max_ttl)
-    .max(ttl_floor);
-    if ttl.is_zero() {
-        return Uncacheable(reason("no-ttl"));
-    }
-    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-    let directive = |v: Option<pingora::Result<Option<u32>>>| v.and_then(|r| r.ok().flatten());
-    let swr = directive(cc.as_ref().map(|c| c.stale_while_revalidate())).unwrap_or(0);
-    let sie = directive(cc.as_ref().map(|c| c.stale_if_error())).unwrap_or(0);
-    RespCacheable::Cacheable(CacheMeta::new(
-        now + ttl,
-        now,
-        swr.max(secs(rules.grace)),
-        sie.max(secs(rules.stale_if_error)),
-        resp.clone(),
-    ))
+    stored
+}
+
+/// The hop-by-hop fields and those `Connection` names, lowercased.
+fn not_stored(headers: &http::HeaderMap) -> Vec<String> {
+    let named = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty());
+    HOP_BY_HOP
+        .iter()
+        .map(|h| h.to_string())
+        .chain(named)
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,6 +307,7 @@ mod tests {
                 &resp(&[("cache-control", "max-age=60, s-maxage=120")]),
                 &r,
                 1 << 20,
+                None,
                 Duration::ZERO,
             )),
             Some(120)
@@ -186,6 +317,7 @@ mod tests {
                 &resp(&[("cache-control", "max-age=60")]),
                 &r,
                 1 << 20,
+                None,
                 Duration::ZERO,
             )),
             Some(60)
@@ -195,19 +327,20 @@ mod tests {
                 &resp(&[("cache-control", "max-age=99999")]),
                 &r,
                 1 << 20,
+                None,
                 Duration::ZERO,
             )),
             Some(3600)
         );
         assert_eq!(
-            ttl(response(&resp(&[]), &r, 1 << 20, Duration::ZERO)),
+            ttl(response(&resp(&[]), &r, 1 << 20, None, Duration::ZERO)),
             None,
             "default_ttl 0: not cached"
         );
         let mut r2 = rules();
         r2.default_ttl = Duration::from_secs(30);
         assert_eq!(
-            ttl(response(&resp(&[]), &r2, 1 << 20, Duration::ZERO)),
+            ttl(response(&resp(&[]), &r2, 1 << 20, None, Duration::ZERO)),
             Some(30)
         );
         for bad in [
@@ -220,7 +353,7 @@ mod tests {
             let mut h = vec![("cache-control", "max-age=60")];
             h.push(bad);
             assert_eq!(
-                ttl(response(&resp(&h), &r, 1 << 20, Duration::ZERO)),
+                ttl(response(&resp(&h), &r, 1 << 20, None, Duration::ZERO)),
                 None,
                 "{bad:?}"
             );

@@ -140,6 +140,9 @@ impl moka::Expiry<HashBinary, Arc<Entry>> for Lifetime {
 
 pub struct MokaStorage {
     pub entries: Moka<HashBinary, Arc<Entry>>,
+    /// Primary keys stored under Vary variants (combined key ≠ primary), so that invalidating
+    /// a URL finds its variants without scanning the cache.
+    varied: Moka<HashBinary, ()>,
     max_object_size: usize,
     counters: Arc<Counters>,
 }
@@ -160,8 +163,21 @@ impl MokaStorage {
             .build();
         MokaStorage {
             entries,
+            varied: Moka::new(1 << 20),
             max_object_size,
             counters,
+        }
+    }
+
+    /// Removes every stored variant of the URL whose primary key is `primary`: the object
+    /// itself at once, its Vary variants (if it ever had some) as moka applies the predicate.
+    pub fn invalidate_primary(&self, primary: HashBinary) {
+        self.entries.invalidate(&primary);
+        if self.varied.contains_key(&primary) {
+            self.varied.invalidate(&primary);
+            let _ = self
+                .entries
+                .invalidate_entries_if(move |_, e| e.primary == primary);
         }
     }
 
@@ -193,6 +209,7 @@ impl Storage for MokaStorage {
         };
         let meta = entry.meta.to_meta();
         let hit = Hit {
+            full: entry.body.clone(),
             body: Some(entry.body.clone()),
         };
         Ok(Some((meta, Box::new(hit))))
@@ -259,6 +276,8 @@ impl Storage for MokaStorage {
 }
 
 struct Hit {
+    /// The whole stored body; `body` is what is left to read.
+    full: Bytes,
     body: Option<Bytes>,
 }
 
@@ -266,6 +285,24 @@ struct Hit {
 impl HandleHit for Hit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
         Ok(self.body.take())
+    }
+
+    /// The body is one `Bytes` in memory: a range is a slice of it (206 answers from the cache).
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.full.len();
+        if start >= len {
+            return pingora::Error::e_explain(
+                pingora::ErrorType::InternalError,
+                format!("seek start out of range {start} >= {len}"),
+            );
+        }
+        let end = end.map_or(len, |e| e.min(len));
+        self.body = Some(self.full.slice(start..end.max(start)));
+        Ok(())
     }
 
     async fn finish(
@@ -326,6 +363,9 @@ impl HandleMiss for Miss {
             end_of_life: self.end_of_life,
         };
         let size = entry.weight() as usize;
+        if self.key != self.primary {
+            self.storage.varied.insert(self.primary, ());
+        }
         self.storage.entries.insert(self.key, Arc::new(entry));
         Ok(MissFinishType::Created(size))
     }

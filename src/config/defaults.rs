@@ -50,6 +50,7 @@ pub const CACHE_MAX_SIZE: u64 = 256 << 20;
 pub const CACHE_MAX_OBJECT_SIZE: u64 = 8 << 20;
 pub const CACHE_LOCK_TIMEOUT: &str = "5s";
 pub const CACHE_STATUS_HEADER: &str = "x-cache";
+pub const CACHE_TARGETED_FIELD: &str = "gatehouse-cache-control";
 
 // [readonly]
 pub const READONLY_RETRY_AFTER: &str = "2m";

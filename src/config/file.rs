@@ -97,6 +97,7 @@ pub struct CacheSection {
     pub max_object_size: Option<Size>,
     pub lock_timeout: Option<String>,
     pub status_header: Option<String>,
+    pub targeted_field: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

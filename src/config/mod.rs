@@ -247,6 +247,9 @@ pub struct CacheConfig {
     pub lock_timeout: Duration,
     /// The response header telling HIT/MISS/...; None: not sent.
     pub status_header: Option<http::HeaderName>,
+    /// The Cache-Control field targeted at gatehouse (RFC 9213), read before
+    /// `CDN-Cache-Control` and `Cache-Control` and never sent to clients; None: not read.
+    pub targeted_field: Option<http::HeaderName>,
 }
 
 /// A route's caching rules.

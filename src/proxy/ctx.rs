@@ -92,6 +92,8 @@ pub struct Ctx {
     pub request_id: Option<http::HeaderValue>,
     /// Server response headers captured for the access log.
     pub captured: Vec<(http::HeaderName, String)>,
+    /// The fields of a 304 that revalidated the stored response, for updating it.
+    pub not_modified: Option<http::HeaderMap>,
 }
 
 impl Ctx {
@@ -116,6 +118,7 @@ impl Ctx {
             body_bytes: 0,
             request_id: None,
             captured: Vec::new(),
+            not_modified: None,
         }
     }
 

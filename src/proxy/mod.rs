@@ -21,6 +21,7 @@
 //! The context holds the config generation loaded when the request began, so every hook of
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
+mod caching;
 mod ctx;
 mod failure;
 mod forward;
@@ -40,7 +41,7 @@ use async_trait::async_trait;
 use ctx::Routed;
 use forward::client_ip;
 use pingora::cache::key::HashBinary;
-use pingora::cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -173,24 +174,18 @@ impl ProxyHttp for Proxy {
         resp: &ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<RespCacheable> {
-        let Some(rules) = ctx.cache_rules() else {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
-        };
-        let floor = if ctx.readonly {
-            ctx.rt.config.readonly.ttl_floor
-        } else {
-            std::time::Duration::ZERO
-        };
-        let verdict =
-            cache::policy::response(resp, rules, ctx.rt.cache.config.max_object_size, floor);
-        if matches!(verdict, RespCacheable::Cacheable(_))
-            && !ctx.rt.cache.admit(session.cache.cache_key(), rules)
-        {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
-                "min-uses",
-            )));
-        }
-        Ok(verdict)
+        Ok(caching::verdict(session, resp, ctx))
+    }
+
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> pingora::proxy::RangeType {
+        // One range answered from the cache (206, or 416); several get the whole response
+        // (pingora gives up on a count at or over the limit).
+        pingora::proxy::range_header_filter(session.req_header(), resp, Some(2))
     }
 
     fn should_serve_stale(
@@ -384,6 +379,7 @@ impl ProxyHttp for Proxy {
         if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
             resp.remove_header(&http::header::SET_COOKIE);
         }
+        caching::from_server(resp, ctx);
         Ok(())
     }
 
@@ -402,12 +398,7 @@ impl ProxyHttp for Proxy {
                 resp.remove_header(name);
             }
         }
-        if ctx.cache_attempted {
-            if let Some(name) = &ctx.rt.cache.config.status_header {
-                let status = cache::Status::from_phase(session.cache.phase());
-                resp.insert_header(name.clone(), status.as_str())?;
-            }
-        }
+        caching::to_client(session, resp, ctx)?;
         if let Some(hsts) = ctx
             .listener
             .and_then(|i| ctx.rt.config.listeners[i].hsts.as_ref())

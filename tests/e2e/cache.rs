@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Boots gatehouse caching `origin` on one route with `route_cache` rules and `[cache]` options.
-async fn cached(origin: &Origin, route_cache: &str, cache: &str) -> Proxy {
+pub async fn cached(origin: &Origin, route_cache: &str, cache: &str) -> Proxy {
     boot(&format!(
         "[cache]\n{cache}\n{}[routes.cache]\n{route_cache}\n",
         one_route(&[origin])
@@ -14,14 +14,14 @@ async fn cached(origin: &Origin, route_cache: &str, cache: &str) -> Proxy {
     .await
 }
 
-struct Got {
-    status: u16,
-    x_cache: String,
-    age: Option<u64>,
-    body: String,
+pub struct Got {
+    pub status: u16,
+    pub x_cache: String,
+    pub age: Option<u64>,
+    pub body: String,
 }
 
-async fn fetch(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Got {
+pub async fn fetch(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Got {
     let mut req = c.get(url);
     for (k, v) in headers {
         req = req.header(*k, *v);

@@ -54,6 +54,6 @@ proptest! {
         if let Ok(v) = http::HeaderValue::from_str(&vary) {
             resp.insert_header("vary", v).unwrap();
         }
-        let _ = gatehouse::cache::policy::response(&resp, &rules, 1 << 20, std::time::Duration::ZERO);
+        let _ = gatehouse::cache::policy::response(&resp, &rules, 1 << 20, None, std::time::Duration::ZERO);
     }
 }

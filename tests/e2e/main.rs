@@ -8,6 +8,7 @@ mod accesslog;
 mod admin;
 mod balancing;
 mod cache;
+mod cache_rfc;
 mod cli;
 mod errors;
 mod fuzz;

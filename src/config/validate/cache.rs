@@ -18,17 +18,18 @@ pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> Ca
     if max_object_size > max_size {
         c.error(&p.key("max_object_size"), "larger than max_size");
     }
-    let status_header = match f.status_header.as_deref() {
-        None => Some(http::HeaderName::from_static(d::CACHE_STATUS_HEADER)),
-        Some("") => None,
-        Some(h) => match http::HeaderName::try_from(h) {
-            Ok(h) => Some(h),
-            Err(_) => {
-                c.error(&p.key("status_header"), format!("not a header name: {h:?}"));
-                None
-            }
-        },
-    };
+    let status_header = optional_header(
+        f.status_header.as_deref(),
+        d::CACHE_STATUS_HEADER,
+        &p.key("status_header"),
+        c,
+    );
+    let targeted_field = optional_header(
+        f.targeted_field.as_deref(),
+        d::CACHE_TARGETED_FIELD,
+        &p.key("targeted_field"),
+        c,
+    );
     CacheConfig {
         enabled: f.enabled.unwrap_or(true),
         max_size,
@@ -40,5 +41,26 @@ pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> Ca
             c,
         ),
         status_header,
+        targeted_field,
+    }
+}
+
+/// A header name with a default; "" turns it off.
+fn optional_header(
+    v: Option<&str>,
+    default: &'static str,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Option<http::HeaderName> {
+    match v {
+        None => Some(http::HeaderName::from_static(default)),
+        Some("") => None,
+        Some(h) => match http::HeaderName::try_from(h) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                c.error(p, format!("not a header name: {h:?}"));
+                None
+            }
+        },
     }
 }

@@ -1,0 +1,79 @@
+//! The proxy's cache hooks beyond the key: whether a response is stored (with the headers a
+//! 304 brought when it revalidated the stored one), and what every response on a caching
+//! route gets or loses on its way out (X-Cache, the targeted Cache-Control field, invalidation
+//! by writes).
+
+use super::ctx::Ctx;
+use super::forward::request_host;
+use crate::cache;
+use pingora::cache::{NoCacheReason, RespCacheable};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+/// `response_cache_filter`: the policy's verdict on `resp`, and `min_uses` admission.
+pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespCacheable {
+    let merged;
+    // A 304 revalidating a stored response: pingora merged only a few of its fields.
+    let resp = match ctx.not_modified.take() {
+        Some(fresh) => {
+            merged = cache::policy::updated_by_304(resp, &fresh);
+            &merged
+        }
+        None => resp,
+    };
+    let Some(rules) = ctx.cache_rules() else {
+        return RespCacheable::Uncacheable(NoCacheReason::NeverEnabled);
+    };
+    let floor = if ctx.readonly {
+        ctx.rt.config.readonly.ttl_floor
+    } else {
+        std::time::Duration::ZERO
+    };
+    let config = &ctx.rt.cache.config;
+    let targeted = config.targeted_field.as_ref();
+    let verdict = cache::policy::response(resp, rules, config.max_object_size, targeted, floor);
+    if matches!(verdict, RespCacheable::Cacheable(_))
+        && !ctx.rt.cache.admit(session.cache.cache_key(), rules)
+    {
+        return RespCacheable::Uncacheable(NoCacheReason::Custom("min-uses"));
+    }
+    verdict
+}
+
+/// `upstream_response_filter`: keeps a 304's fields for `verdict`.
+pub fn from_server(resp: &ResponseHeader, ctx: &mut Ctx) {
+    if resp.status == http::StatusCode::NOT_MODIFIED && ctx.cache_attempted {
+        ctx.not_modified = Some(resp.headers.clone());
+    }
+}
+
+/// `response_filter`: the X-Cache status, the targeted field removed, and invalidation of
+/// what a successful write changed.
+pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+    let config = &ctx.rt.cache.config;
+    if let Some(field) = &config.targeted_field {
+        resp.remove_header(field);
+    }
+    if !ctx.cache_attempted {
+        return Ok(()); // no caching on this route
+    }
+    let req = session.req_header();
+    if let (true, Some(rules)) = (cache::is_unsafe(&req.method), ctx.cache_rules()) {
+        let host = request_host(req).unwrap_or("");
+        let status = resp.status.as_u16();
+        ctx.rt.cache.invalidate_after_write(
+            ctx.https,
+            host,
+            &req.uri,
+            status,
+            &resp.headers,
+            rules,
+        );
+    }
+    if let Some(name) = &config.status_header {
+        let status = cache::Status::from_phase(session.cache.phase());
+        resp.insert_header(name.clone(), status.as_str())?;
+    }
+    Ok(())
+}
