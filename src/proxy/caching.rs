@@ -52,7 +52,11 @@ pub fn from_server(resp: &ResponseHeader, ctx: &mut Ctx) {
 /// what a successful write changed.
 pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
     let config = &ctx.rt.cache.config;
-    if let Some(field) = &config.targeted_field {
+    if let Some(field) = config
+        .targeted_field
+        .as_ref()
+        .filter(|f| resp.headers.contains_key(*f))
+    {
         resp.remove_header(field);
     }
     if !ctx.cache_attempted {

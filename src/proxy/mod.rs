@@ -185,7 +185,11 @@ impl ProxyHttp for Proxy {
     ) -> pingora::proxy::RangeType {
         // One range answered from the cache (206, or 416); several get the whole response
         // (pingora gives up on a count at or over the limit).
-        pingora::proxy::range_header_filter(session.req_header(), resp, Some(2))
+        let req = session.req_header();
+        if !req.headers.contains_key(http::header::RANGE) {
+            return pingora::proxy::RangeType::None; // most hits: skip parsing Content-Length
+        }
+        pingora::proxy::range_header_filter(req, resp, Some(2))
     }
 
     fn should_serve_stale(
