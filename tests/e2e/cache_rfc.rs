@@ -46,7 +46,7 @@ async fn a_response_already_stale_on_arrival_is_not_served_fresh() {
         2
     );
     // Expires − Date counts, whatever the Date skew: an hour-old Date, Expires 100 s after it,
-    // Age 200: a lifetime of 100 s against an age of 200 s is stale.
+    // Age 200: a lifetime of 100 s is below the age on arrival (200 s by Age, an hour by Date).
     let skewed_date = now - Duration::from_secs(3600);
     let (d, e) = (
         http_date(skewed_date),
