@@ -58,6 +58,19 @@ async fn a_response_already_stale_on_arrival_is_not_served_fresh() {
         ("age", "200"),
     ];
     assert_eq!(origin_hits_for_two_gets(&o, &gh, "/skewed", &skew).await, 2);
+    // A Date an hour ahead of our clock: Expires 100 s after it is far in our future, yet
+    // Expires − Date (100 s) is below the received Age (200 s).
+    let ahead = now + Duration::from_secs(3600);
+    let (d, e) = (
+        http_date(ahead),
+        http_date(ahead + Duration::from_secs(100)),
+    );
+    let skew = [
+        ("date", d.as_str()),
+        ("expires", e.as_str()),
+        ("age", "200"),
+    ];
+    assert_eq!(origin_hits_for_two_gets(&o, &gh, "/ahead", &skew).await, 2);
     // Expires not after Date: stale.
     let same = [("date", date.as_str()), ("expires", date.as_str())];
     assert_eq!(
