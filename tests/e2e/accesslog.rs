@@ -417,6 +417,95 @@ async fn stopping_writes_the_last_batch_before_it_returns() {
     assert_eq!(lines, 300);
 }
 
+/// Reads octet-counted syslog frames (RFC 6587) from one TCP connection until it closes or
+/// `want` frames came; returns the messages.
+async fn read_frames(conn: &mut tokio::net::TcpStream, want: usize) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while frames.len() < want {
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk)).await;
+        let Ok(Ok(n)) = read else { break };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(space) = buf.iter().position(|b| *b == b' ') {
+            let len: usize = std::str::from_utf8(&buf[..space]).unwrap().parse().unwrap();
+            if buf.len() < space + 1 + len {
+                break;
+            }
+            frames.push(String::from_utf8_lossy(&buf[space + 1..space + 1 + len]).into_owned());
+            buf.drain(..space + 1 + len);
+        }
+    }
+    frames
+}
+
+/// A TCP receiver that restarts: the writer notices the dead connection, reconnects with
+/// backoff, and records flow again; every record is counted as sent or dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_receiver_that_restarts_gets_records_again() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let o = Origin::start("o").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = format!(
+        "[[access_log.targets]]\ntransport = \"tcp\"\naddress = \"{addr}\"\n{}",
+        one_route(&[&o])
+    );
+    let gh = boot(&body).await;
+    let c = client();
+    for i in 0..5 {
+        c.get(gh.url(&format!("/before/{i}"))).send().await.unwrap();
+    }
+    let (mut conn, _) = listener.accept().await.unwrap();
+    let first = read_frames(&mut conn, 5).await;
+    assert_eq!(first.len(), 5);
+    assert!(first[0].contains("path=\"/before/0\""), "{}", first[0]);
+    drop(conn);
+    drop(listener);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let mut sent_requests = 5;
+    let accepted = async {
+        loop {
+            if let Ok(Ok((conn, _))) =
+                tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+            {
+                return conn;
+            }
+        }
+    };
+    tokio::pin!(accepted);
+    let mut conn = loop {
+        c.get(gh.url(&format!("/after/{sent_requests}")))
+            .send()
+            .await
+            .unwrap();
+        sent_requests += 1;
+        tokio::select! {
+            conn = &mut accepted => break conn,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        assert!(sent_requests < 200, "the writer never reconnected");
+    };
+    c.get(gh.url("/after/last")).send().await.unwrap();
+    let again = read_frames(&mut conn, 1).await;
+    assert!(!again.is_empty(), "records flow on the new connection");
+    wait_until_counted(&gh, sent_requests as u64 + 1).await;
+    let stats = gh.gh.shared.access_log.stats();
+    let (sent, dropped) = (
+        stats[0].1.sent.load(Relaxed),
+        stats[0].1.dropped.load(Relaxed),
+    );
+    assert_eq!(
+        sent + dropped,
+        sent_requests as u64 + 1,
+        "each record counted once"
+    );
+}
+
 /// Waits until every target has counted `n` records as sent or dropped.
 async fn wait_until_counted(gh: &Proxy, n: u64) {
     use std::sync::atomic::Ordering::Relaxed;
