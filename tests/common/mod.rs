@@ -242,3 +242,29 @@ pub fn one_route(origins: &[&Origin]) -> String {
         unchecked_pool("web", origins)
     )
 }
+
+/// The path of a tool a test needs. Missing, the test fails naming the package, unless the
+/// user skipped it explicitly with `GATEHOUSE_TEST_SKIP=name[,name...]`; a skip is recorded
+/// in `target/tmp/skipped-tests`, which `make test` lists in one line at the end.
+pub fn tool(name: &str, paths: &[&str], package: &str) -> Option<std::path::PathBuf> {
+    if let Some(found) = paths.iter().find(|p| std::path::Path::new(p).exists()) {
+        return Some(found.into());
+    }
+    let skips = std::env::var("GATEHOUSE_TEST_SKIP").unwrap_or_default();
+    if skips.split(',').any(|s| s.trim() == name) {
+        let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests");
+        let line = format!("{name} (needs {package})\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(list)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        eprintln!("SKIPPED by GATEHOUSE_TEST_SKIP: {name} (needs {package})");
+        return None;
+    }
+    panic!(
+        "this test needs {package} ({} missing): install it (apt-get install {package}), \
+         or skip it explicitly with GATEHOUSE_TEST_SKIP={name}",
+        paths.join(" or ")
+    );
+}

@@ -81,3 +81,10 @@ fn version_is_printed() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("gatehouse "));
 }
+
+/// A test whose tool is missing fails, naming the package (unless GATEHOUSE_TEST_SKIP names it).
+#[test]
+#[should_panic(expected = "apt-get install some-package")]
+fn a_missing_tool_fails_the_test_naming_its_package() {
+    crate::common::tool("nothing-here", &["/nonexistent/tool"], "some-package");
+}
