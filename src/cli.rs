@@ -32,7 +32,7 @@ pub enum Command {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Call the admin API: status, drain, maint, ready.
+    /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config.
     Ctl {
         /// Configuration file to take the admin address and token from.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -74,6 +74,19 @@ pub enum CtlAction {
     Ready { pool: String, server: String },
     /// Reload the config file (all or nothing; the errors are printed on refusal).
     Reload,
+    /// Remove one URL from the cache, every Vary variant (PATH with its query, as requested).
+    Purge { host: String, path: String },
+    /// Remove the cached objects of HOST ("*": every host) under a path prefix or matching a
+    /// regular expression on path and query.
+    Ban {
+        host: String,
+        #[arg(long, conflicts_with = "regex", required_unless_present = "regex")]
+        prefix: Option<String>,
+        #[arg(long)]
+        regex: Option<String>,
+    },
+    /// The running config: file, checksum, load time, generation, warnings.
+    Config,
     /// Read-only mode: `on` or `off`, or `status`.
     Readonly {
         #[arg(value_parser = ["on", "off", "status"])]

@@ -7,8 +7,8 @@ mod client;
 
 pub use client::{call, Answer, Target};
 
-use crate::admin::api::{ErrorView, PoolsView, ReadonlySwitch, ReadonlyView, ReloadView};
-use crate::admin::api::{ServerActionView, ServerView};
+use crate::admin::api::{ConfigView, ErrorView, Invalidation, InvalidationView, PoolsView};
+use crate::admin::api::{ReadonlySwitch, ReadonlyView, ReloadView, ServerActionView, ServerView};
 use crate::cli::CtlAction;
 use crate::config::Config;
 use serde::de::DeserializeOwned;
@@ -119,6 +119,30 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
             None,
             Duration::ZERO,
         ),
+        CtlAction::Purge { host, path } => {
+            let body = Invalidation {
+                host: Some(host.clone()),
+                path: Some(path.clone()),
+                ..Invalidation::default()
+            };
+            let body = serde_json::to_value(body).ok();
+            ("POST", "/api/cache/purge".into(), body, Duration::ZERO)
+        }
+        CtlAction::Ban {
+            host,
+            prefix,
+            regex,
+        } => {
+            let body = Invalidation {
+                host: (host != "*").then(|| host.clone()),
+                prefix: prefix.clone(),
+                regex: regex.clone(),
+                ..Invalidation::default()
+            };
+            let body = serde_json::to_value(body).ok();
+            ("POST", "/api/cache/ban".into(), body, Duration::ZERO)
+        }
+        CtlAction::Config => ("GET", "/api/config".into(), None, Duration::ZERO),
     }
 }
 
@@ -160,6 +184,20 @@ fn print_answer(action: &CtlAction, body: serde_json::Value) -> Result<(), Strin
                     .map(|u| format!(", until unix time {u}"))
                     .unwrap_or_default(),
             );
+        }
+        CtlAction::Purge { .. } | CtlAction::Ban { .. } => {
+            let r: InvalidationView = view(body)?;
+            println!("removed {} object(s)", r.removed);
+        }
+        CtlAction::Config => {
+            let c: ConfigView = view(body)?;
+            println!("file:       {}", c.file.as_deref().unwrap_or("-"));
+            println!("checksum:   {}", c.checksum);
+            println!("loaded at:  unix time {}", c.loaded_at);
+            println!("generation: {}", c.generation);
+            for w in &c.warnings {
+                println!("warning:    {w}");
+            }
         }
         CtlAction::Drain { .. } | CtlAction::Maint { .. } | CtlAction::Ready { .. } => {
             let a: ServerActionView = view(body)?;

@@ -348,3 +348,43 @@ async fn deploying_each_server_under_load_fails_no_request() {
         "every request was counted by an origin"
     );
 }
+
+/// `ctl purge`, `ctl ban --prefix|--regex` and `ctl config` through the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_purges_bans_and_shows_the_config() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let gh = boot(&one_route(&[&o])).await;
+    let host = gh.addr.to_string();
+    let c = client();
+    let x_cache = |path: &'static str| {
+        let (c, url) = (c.clone(), gh.url(path));
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            r.headers()["x-cache"].to_str().unwrap().to_string()
+        }
+    };
+    for p in ["/a?x=1", "/img/1.png", "/img/2.png", "/css/s.css", "/keep"] {
+        let url = gh.url(p);
+        c.get(url).send().await.unwrap();
+    }
+    assert_eq!(x_cache("/a?x=1").await, "HIT");
+    let (code, out, err) = tokio::task::block_in_place(|| ctl(&gh, &["purge", &host, "/a?x=1"]));
+    assert_eq!((code, out.trim()), (0, "removed 1 object(s)"), "{err}");
+    assert_eq!(x_cache("/a?x=1").await, "MISS");
+    let (code, out, _) =
+        tokio::task::block_in_place(|| ctl(&gh, &["ban", &host, "--prefix", "/img/"]));
+    assert_eq!((code, out.trim()), (0, "removed 2 object(s)"));
+    let (code, out, _) =
+        tokio::task::block_in_place(|| ctl(&gh, &["ban", "*", "--regex", r"\.css$"]));
+    assert_eq!((code, out.trim()), (0, "removed 1 object(s)"));
+    assert_eq!(x_cache("/keep").await, "HIT", "nothing else went");
+    let (code, _, err) = tokio::task::block_in_place(|| ctl(&gh, &["ban", &host]));
+    assert_ne!(code, 0, "ban needs --prefix or --regex");
+    assert!(err.contains("--prefix") || err.contains("--regex"), "{err}");
+    let (code, out, _) = tokio::task::block_in_place(|| ctl(&gh, &["config"]));
+    assert_eq!(code, 0);
+    let checksum = &gh.gh.shared.current().config.source.checksum;
+    assert!(out.contains(&format!("checksum:   {checksum}")), "{out}");
+    assert!(out.contains("generation: 0"), "{out}");
+}
