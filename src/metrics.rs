@@ -65,6 +65,7 @@ pub struct Metrics {
     cache_bytes: IntGauge,
     cache_objects: IntGauge,
     pub tls_handshakes: IntCounterVec,
+    tls_handshake_failures: IntCounterVec,
     cert_expiry: GaugeVec,
     readonly_mode: IntGauge,
     readonly_refused: IntCounter,
@@ -137,6 +138,7 @@ impl Metrics {
             cache_bytes: single(&r, IntGauge::new("gatehouse_cache_stored_bytes", "Bytes stored in the cache (headers and bodies).").expect("valid")),
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
             tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),
+            tls_handshake_failures: counter_vec(&r, "gatehouse_tls_handshake_failures_total", "Failed TLS handshakes by reason: eof (the client closed), timeout, protocol.", &["reason"]),
             cert_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_certificate_expiry_timestamp_seconds", "Expiry of each certificate (Unix time)."), &["listener", "cert"]).expect("valid")),
             readonly_mode: single(&r, IntGauge::new("gatehouse_readonly_mode", "1 while read-only mode is on.").expect("valid")),
             readonly_refused: single(&r, IntCounter::new("gatehouse_readonly_refused_total", "Writes refused by read-only mode.").expect("valid")),
@@ -218,6 +220,12 @@ impl Metrics {
                 .with_label_values(&[listener, cert])
                 .set(*not_after as f64);
         }
+        for (reason, n) in &scrape.tls_handshake_failures {
+            sync(
+                &self.tls_handshake_failures.with_label_values(&[reason]),
+                *n,
+            );
+        }
         self.readonly_mode.set(i64::from(scrape.readonly_active));
         sync(&self.readonly_refused, scrape.readonly_refused);
         for (name, sent, dropped) in &scrape.log_targets {
@@ -272,6 +280,8 @@ pub struct Scrape<'a> {
     pub cache_objects: u64,
     /// (listener, certificate file, not-after as Unix seconds).
     pub certificates: Vec<(&'a str, &'a str, i64)>,
+    /// (reason, count) of failed TLS handshakes.
+    pub tls_handshake_failures: Vec<(&'static str, u64)>,
     pub readonly_active: bool,
     pub readonly_refused: u64,
     /// (target, sent, dropped).

@@ -1,5 +1,24 @@
 //! Process logging: `tracing` to stderr, with pingora's `log` records bridged in so its own
 //! errors (listener failures, upstream errors) are not lost. `RUST_LOG` overrides the level.
+//!
+//! Two of pingora's errors are client noise, not faults: a failed TLS handshake (port scans,
+//! health probes, clients giving up) and a request-header timeout (slowloris; gatehouse already
+//! logs the 408 in the access log). pingora logs an ERROR line for each, so a scan could flood
+//! the journal. They are counted instead (`handshake_failures`, by reason, for `/metrics`) and
+//! summarised in one warning at most every 10 seconds, with the count since the last one.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+/// Failed TLS handshakes by reason: eof (the client closed), timeout, protocol (anything else).
+pub static HANDSHAKE_FAILURES: [(&str, AtomicU64); 3] = [
+    ("eof", AtomicU64::new(0)),
+    ("timeout", AtomicU64::new(0)),
+    ("protocol", AtomicU64::new(0)),
+];
 
 /// Installs the logger once at level "info"; later calls (tests boot several servers) do nothing.
 pub fn init() {
@@ -10,8 +29,106 @@ pub fn init() {
 pub fn init_with_default(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(QuietClientNoise)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .try_init();
+}
+
+/// The failed handshakes counted so far, by reason.
+pub fn handshake_failures() -> Vec<(&'static str, u64)> {
+    HANDSHAKE_FAILURES
+        .iter()
+        .map(|(reason, n)| (*reason, n.load(Relaxed)))
+        .collect()
+}
+
+/// Client noise, recognised by pingora's target and message.
+enum Noise {
+    Handshake(usize),
+    HeaderTimeout,
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+fn classify(event: &Event<'_>) -> Option<Noise> {
+    use tracing_log::NormalizeEvent;
+    // pingora logs through `log`: the bridged event's own metadata says "log".
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    if !meta.target().starts_with("pingora") || *meta.level() != tracing::Level::ERROR {
+        return None;
+    }
+    let mut m = Message(String::new());
+    event.record(&mut m);
+    let text = m.0.to_ascii_lowercase();
+    if text.contains("downstream handshake error") {
+        let reason = if text.contains("eof") || text.contains("connection reset") {
+            0
+        } else if text.contains("timeout") || text.contains("timed out") {
+            1
+        } else {
+            2
+        };
+        return Some(Noise::Handshake(reason));
+    }
+    text.contains("request header timeout")
+        .then_some(Noise::HeaderTimeout)
+}
+
+/// When the last summary went out (Unix seconds), and what happened since.
+static LAST_SUMMARY: AtomicU64 = AtomicU64::new(0);
+static SINCE_HANDSHAKES: AtomicU64 = AtomicU64::new(0);
+static SINCE_HEADER_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts client noise and keeps it off the log, but for a summary every 10 seconds at most.
+struct QuietClientNoise;
+
+impl<S: Subscriber> Layer<S> for QuietClientNoise {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        let Some(noise) = classify(event) else {
+            return true;
+        };
+        match noise {
+            Noise::Handshake(reason) => {
+                HANDSHAKE_FAILURES[reason].1.fetch_add(1, Relaxed);
+                SINCE_HANDSHAKES.fetch_add(1, Relaxed);
+            }
+            Noise::HeaderTimeout => {
+                SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
+            }
+        }
+        let now = crate::clock::unix_now();
+        let last = LAST_SUMMARY.load(Relaxed);
+        if now >= last + 10
+            && LAST_SUMMARY
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let handshakes = SINCE_HANDSHAKES.swap(0, Relaxed);
+            let header_timeouts = SINCE_HEADER_TIMEOUTS.swap(0, Relaxed);
+            tracing::warn!(
+                failed_tls_handshakes = handshakes,
+                request_header_timeouts = header_timeouts,
+                "client noise since the last report (see gatehouse_tls_handshake_failures_total \
+                 and gatehouse_client_refusals_total)"
+            );
+        }
+        false
+    }
 }

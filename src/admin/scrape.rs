@@ -47,6 +47,7 @@ pub fn render(shared: &Shared) -> String {
                 .push((&l.name, &cert.cert_path, cert.not_after));
         }
     }
+    scrape.tls_handshake_failures = crate::telemetry::handshake_failures();
     scrape.readonly_active = shared.readonly.load().is_active();
     scrape.readonly_refused = shared.readonly_refused.load(Relaxed);
     for (name, stats) in shared.access_log.stats() {

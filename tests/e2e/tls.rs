@@ -453,3 +453,66 @@ async fn an_idle_http2_connection_is_closed_after_client_idle() {
     let idle = started.elapsed();
     assert!(idle >= Duration::from_millis(800), "closed after {idle:?}");
 }
+
+/// Failed handshakes (here: clients that connect and close) are counted by reason in /metrics,
+/// and the process log gets at most one summary line for them, not an ERROR line each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handshakes_are_counted_not_logged_one_by_one() {
+    let o = Origin::start("o").await;
+    let dir = state_dir();
+    let leaf = Ca::new().issue(&dir, "leaf", &["a.test"]);
+    let addr = free_port();
+    let config = dir.join("gatehouse.toml");
+    std::fs::write(&config, tls_config(addr, &o, &[&leaf], "", "")).unwrap();
+    let log = dir.join("stderr.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _child = Reap(child);
+    let mut up = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "gatehouse listens");
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut buf = [0u8; 16];
+        let _ = s.read(&mut buf).await;
+    }
+    let admin = Config::load(&config).unwrap().admin.address;
+    let mut counted = 0.0;
+    for _ in 0..100 {
+        let text = client()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        counted = text
+            .lines()
+            .find(|l| l.starts_with("gatehouse_tls_handshake_failures_total{reason=\"eof\"}"))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0);
+        if counted >= 20.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(counted >= 20.0, "counted {counted}");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!stderr.contains("Downstream handshake error"), "{stderr}");
+    let summaries = stderr.matches("client noise since the last report").count();
+    assert!(summaries <= 1, "{stderr}");
+}
