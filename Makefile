@@ -19,13 +19,15 @@ run:
 TEST_TOOLS = rsyslogd:rsyslog promtool:prometheus chromium chromedriver:chromium-driver
 
 test: deps fmt lint layout
-	@rm -f target/tmp/skipped-tests
-	cargo test --release
+	@rm -f target/tmp/skipped-tests && mkdir -p target/tmp
+	bash -o pipefail -c 'cargo test --release 2>&1 | tee target/tmp/test-output'
 	$(MAKE) check-configs
 	packaging/check-deb.sh
 	@if [ -s target/tmp/skipped-tests ]; then \
 	  echo "skipped (GATEHOUSE_TEST_SKIP): $$(paste -sd, target/tmp/skipped-tests)"; \
 	else echo "skipped: none"; fi
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' \
+	  target/tmp/test-output
 
 # Build tools are required; test tools are installed when possible (as root with apt), and
 # otherwise the tests that need them fail naming the package (or are skipped on request).
