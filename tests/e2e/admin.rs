@@ -52,6 +52,8 @@ async fn a_drained_server_gets_no_new_requests_and_its_slow_request_completes() 
         "no new request reached the drained server"
     );
     assert_eq!(slow.await.unwrap(), 200, "the in-flight request completed");
+    // Its in-flight slot is released just after the client has its answer.
+    wait_until(|| gh.in_flight("web", "a") == 0).await;
     let (_, s) = gh.admin("GET", "/api/pools/web/servers/a", None).await;
     assert_eq!(
         (s["state"].as_str(), s["in_flight"].as_u64()),
