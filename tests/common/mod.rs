@@ -181,6 +181,18 @@ pub async fn get_host(c: &reqwest::Client, url: &str, host: &str) -> (u16, Strin
     (status, r.text().await.unwrap_or_default())
 }
 
+/// The Prometheus text an admin listener serves at `/metrics`.
+pub async fn metrics_text(admin: SocketAddr) -> String {
+    client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics request failed")
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Calls the admin API of `gh`: status and JSON body.
 pub async fn admin_call(
     gh: &Gatehouse,

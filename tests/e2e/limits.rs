@@ -29,15 +29,7 @@ async fn next_record(sock: &UdpSocket) -> serde_json::Value {
 
 /// One series of gatehouse's metrics, by its exact `name{labels}`.
 async fn metric(gh: &Proxy, series: &str) -> f64 {
-    let addr = gh.gh.shared.current().config.admin.address;
-    let text = client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(gh.gh.shared.current().config.admin.address).await;
     *crate::metrics::parse(&text)
         .get(series)
         .unwrap_or_else(|| panic!("no {series} in metrics"))

@@ -56,14 +56,7 @@ async fn counters_have_the_exact_expected_values() {
     // Requests are counted when pingora finishes them, just after the client has its answer.
     let mut text = String::new();
     for _ in 0..50 {
-        text = c
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = metrics_text(addr).await;
         let done = parse(&text);
         let count = |k: &str| done.get(k).copied().unwrap_or(0.0);
         if count(r#"gatehouse_request_duration_seconds_count{route="site"}"#) == 8.0

@@ -492,18 +492,10 @@ async fn failed_handshakes_are_counted_not_logged_one_by_one() {
     let admin = Config::load(&config).unwrap().admin.address;
     let mut counted = 0.0;
     for _ in 0..100 {
-        let text = client()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        counted = text
-            .lines()
-            .find(|l| l.starts_with("gatehouse_tls_handshake_failures_total{reason=\"eof\"}"))
-            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        let text = metrics_text(admin).await;
+        counted = crate::metrics::parse(&text)
+            .get(r#"gatehouse_tls_handshake_failures_total{reason="eof"}"#)
+            .copied()
             .unwrap_or(0.0);
         if counted >= 20.0 {
             break;
