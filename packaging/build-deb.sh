@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 out=${1:-target/deb}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
-cargo build --release --bin gatehouse
+# GATEHOUSE_PREBUILT=1 (set by `make test`): package the binary the tests just built.
+[ -n "${GATEHOUSE_PREBUILT:-}" ] || cargo build --release --bin gatehouse >&2
 
 root=$(mktemp -d)
 chmod 0755 "$root"

@@ -1,5 +1,5 @@
 //! Access log formats: RFC 5424 (the record as structured data plus a readable message),
-//! RFC 3164 (key=value message), and JSON lines.
+//! RFC 3164 (key=value message), JSON lines, and HAProxy's `httplog` line (`httplog.rs`).
 
 use super::record::Record;
 use super::text;
@@ -22,6 +22,7 @@ pub fn format(target: &LogTarget, r: &Record) -> String {
         LogFormat::Json => json(r),
         LogFormat::Rfc5424 => rfc5424(target, r),
         LogFormat::Rfc3164 => rfc3164(target, r),
+        LogFormat::Haproxy => super::httplog::format(target, r),
     }
 }
 
@@ -249,9 +250,10 @@ fn rfc5424(t: &LogTarget, r: &Record) -> String {
     out
 }
 
-fn rfc3164(t: &LogTarget, r: &Record) -> String {
+/// `<PRI>Mmm dd hh:mm:ss host tag[pid]:`, the RFC 3164 header (also HAProxy's own).
+pub(super) fn rfc3164_header(t: &LogTarget, r: &Record, capacity: usize) -> String {
     let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
-    let mut out = String::with_capacity(768);
+    let mut out = String::with_capacity(capacity);
     out.push('<');
     text::int(&mut out, pri);
     out.push('>');
@@ -266,6 +268,11 @@ fn rfc3164(t: &LogTarget, r: &Record) -> String {
     out.push('[');
     text::int(&mut out, pid());
     out.push_str("]:");
+    out
+}
+
+fn rfc3164(t: &LogTarget, r: &Record) -> String {
+    let mut out = rfc3164_header(t, r, 768);
     each_field(r, |k, v| {
         out.push(' ');
         out.push_str(k);

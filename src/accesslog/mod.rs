@@ -11,6 +11,7 @@
 mod batch;
 mod datagram;
 pub mod format;
+mod httplog;
 pub mod record;
 mod text;
 

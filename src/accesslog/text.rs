@@ -50,11 +50,13 @@ pub fn addr(out: &mut String, a: SocketAddr) {
     int(out, a.port());
 }
 
-/// One thread's last-formatted second: (Unix second, "YYYY-MM-DDTHH:MM:SS", "Mmm dd hh:mm:ss").
+/// One thread's last-formatted second: the Unix second, "YYYY-MM-DDTHH:MM:SS",
+/// "Mmm dd hh:mm:ss" and HAProxy's "dd/Mmm/yyyy:hh:mm:ss".
 struct Second {
     secs: u64,
     rfc3339: String,
     bsd: String,
+    haproxy: String,
 }
 
 thread_local! {
@@ -80,7 +82,15 @@ fn with_second<R>(t: SystemTime, f: impl FnOnce(&Second) -> R) -> (R, u32) {
             let day = rfc3339.get(8..10).unwrap_or("01").trim_start_matches('0');
             let clock = rfc3339.get(11..19).unwrap_or("00:00:00");
             let bsd = format!("{month} {day:>2} {clock}");
-            *cell = Some(Second { secs, rfc3339, bsd });
+            let year = rfc3339.get(..4).unwrap_or("1970");
+            let dd = rfc3339.get(8..10).unwrap_or("01");
+            let haproxy = format!("{dd}/{month}/{year}:{clock}");
+            *cell = Some(Second {
+                secs,
+                rfc3339,
+                bsd,
+                haproxy,
+            });
         }
         f(cell.as_ref().expect("just set"))
     });
@@ -102,6 +112,17 @@ pub fn rfc3339_micros(out: &mut String, t: SystemTime) {
 /// The BSD syslog timestamp (RFC 3164), UTC: `Nov 22 01:21:12`.
 pub fn bsd(out: &mut String, t: SystemTime) {
     with_second(t, |s| out.push_str(&s.bsd));
+}
+
+/// HAProxy's accept date, UTC, with milliseconds: `22/Nov/2026:01:21:12.969`.
+pub fn haproxy_date(out: &mut String, t: SystemTime) {
+    let ((), micros) = with_second(t, |s| out.push_str(&s.haproxy));
+    out.push('.');
+    let millis = micros / 1000;
+    for _ in itoa::Buffer::new().format(millis).len()..3 {
+        out.push('0');
+    }
+    int(out, millis);
 }
 
 #[cfg(test)]
@@ -134,5 +155,8 @@ mod tests {
                 .to_string();
         assert!(full.starts_with("2026-11-22T"), "{full}");
         assert_eq!(s, format!("Nov 22 {}", &full[11..19]));
+        let mut s = String::new();
+        haproxy_date(&mut s, t);
+        assert_eq!(s, format!("22/Nov/2026:{}.000", &full[11..19]));
     }
 }

@@ -205,6 +205,8 @@ pub enum LogFormat {
     Rfc5424,
     Rfc3164,
     Json,
+    /// HAProxy's `option httplog` line behind an RFC 3164 header, for `halog` and goaccess.
+    Haproxy,
 }
 
 /// How a route meets read-only mode.

@@ -12,6 +12,7 @@ mod cache_rfc;
 mod cli;
 mod errors;
 mod fuzz;
+mod halog;
 mod health;
 mod hostile;
 mod limits;

@@ -101,10 +101,11 @@ fn target(
         "rfc5424" => LogFormat::Rfc5424,
         "rfc3164" => LogFormat::Rfc3164,
         "json" => LogFormat::Json,
+        "haproxy" => LogFormat::Haproxy,
         other => {
             c.error(
                 &tp.key("format"),
-                format!("unknown format {other:?}: use \"rfc5424\", \"rfc3164\" or \"json\""),
+                format!("unknown format {other:?}: use \"rfc5424\", \"rfc3164\", \"json\" or \"haproxy\""),
             );
             LogFormat::Rfc5424
         }
