@@ -58,6 +58,7 @@ pub struct Metrics {
     server_state: IntGaugeVec,
     server_up: IntGaugeVec,
     server_in_flight: IntGaugeVec,
+    server_weight: prometheus::GaugeVec,
     server_requests: IntCounterVec,
     server_check_failures: IntCounterVec,
     server_connect_failures: IntCounterVec,
@@ -131,6 +132,7 @@ impl Metrics {
             server_state: gauge_vec(&r, "gatehouse_server_state", "1 for the server's admin state (ready, drain, maint).", &["pool", "server", "state"]),
             server_up: gauge_vec(&r, "gatehouse_server_up", "1 if the server passes its health check.", &["pool", "server"]),
             server_in_flight: gauge_vec(&r, "gatehouse_server_in_flight", "Requests in flight on the server.", &["pool", "server"]),
+            server_weight: single(&r, prometheus::GaugeVec::new(Opts::new("gatehouse_server_weight", "Effective weight: the configured one, ramping during slow start."), &["pool", "server"]).expect("valid")),
             server_requests: counter_vec(&r, "gatehouse_server_requests_total", "Requests sent to the server (attempts).", &["pool", "server"]),
             server_check_failures: counter_vec(&r, "gatehouse_server_check_failures_total", "Failed health checks.", &["pool", "server"]),
             server_connect_failures: counter_vec(&r, "gatehouse_server_connect_failures_total", "Failed connection attempts.", &["pool", "server"]),
@@ -195,6 +197,9 @@ impl Metrics {
             self.server_up
                 .with_label_values(&labels)
                 .set(i64::from(s.up));
+            self.server_weight
+                .with_label_values(&labels)
+                .set(s.effective_weight);
             total_in_flight += s.in_flight;
             self.server_in_flight
                 .with_label_values(&labels)
@@ -263,6 +268,8 @@ pub struct ServerScrape<'a> {
     /// Admin state: ready, drain or maint.
     pub state: &'static str,
     pub up: bool,
+    /// The configured weight times the slow-start ramp.
+    pub effective_weight: f64,
     pub in_flight: u64,
     pub requests: u64,
     pub check_failures: u64,

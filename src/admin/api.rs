@@ -63,6 +63,11 @@ pub struct ServerView {
     pub name: String,
     pub address: String,
     pub weight: u32,
+    /// The weight requests see now: lower while the server is in slow start.
+    pub effective_weight: f64,
+    /// Time left in the server's slow start, when it is ramping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowstart_remaining_ms: Option<u64>,
     pub backup: bool,
     /// Admin state: ready, drain or maint.
     pub state: String,

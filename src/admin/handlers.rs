@@ -167,6 +167,8 @@ fn server_view(p: &Pool, s: &Server) -> ServerView {
         name: s.config.name.clone(),
         address: s.config.address.to_string(),
         weight: s.config.weight,
+        effective_weight: s.effective_weight(),
+        slowstart_remaining_ms: st.ramp.remaining().map(|d| d.as_millis() as u64),
         backup: s.config.backup,
         state: st.admin_state().as_str().into(),
         health: health.into(),

@@ -17,6 +17,7 @@ pub fn render(shared: &Shared) -> String {
                 server: &s.config.name,
                 state: st.admin_state().as_str(),
                 up: st.is_healthy(),
+                effective_weight: s.effective_weight(),
                 in_flight: st.inflight(),
                 requests: st.requests(),
                 check_failures: st.check_failures(),

@@ -7,9 +7,11 @@
 mod health;
 mod select;
 mod server;
+mod slowstart;
 
 pub use health::{HealthService, PoolSource, Pools};
 pub use server::{AdminState, CheckResult, InflightGuard, ServerState, Transition};
+pub use slowstart::FULL as FULL_SHARE;
 
 use crate::config::{Balance, Config, HashKey, PoolConfig, ServerConfig};
 use select::Selector;
@@ -20,6 +22,13 @@ use std::sync::{Arc, Mutex};
 pub struct Server {
     pub config: ServerConfig,
     pub state: Arc<ServerState>,
+}
+
+impl Server {
+    /// The configured weight times the slow-start ramp (the weight itself when not ramping).
+    pub fn effective_weight(&self) -> f64 {
+        f64::from(self.config.weight) * f64::from(self.state.ramp.factor()) / f64::from(FULL_SHARE)
+    }
 }
 
 /// A pool in the running config.
@@ -104,6 +113,12 @@ type ServerKey = (String, String);
 
 impl ServerRegistry {
     fn state(&self, pool: &str, server: &ServerConfig, checked: bool) -> Arc<ServerState> {
+        let state = self.known_or_new(pool, server, checked);
+        state.ramp.set_span(server.slowstart);
+        state
+    }
+
+    fn known_or_new(&self, pool: &str, server: &ServerConfig, checked: bool) -> Arc<ServerState> {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         let key = (pool.to_string(), server.name.clone());
         match states.get(&key) {

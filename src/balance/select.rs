@@ -1,6 +1,8 @@
 //! Server selection: smooth weighted round robin, weighted least-connections, and Ketama
 //! consistent hashing (pingora's `KetamaHashing`). Each selector picks among a fixed member
-//! list, skipping servers that are unusable or already tried by this request.
+//! list, skipping servers that are unusable or already tried by this request. A server in
+//! slow start (`slowstart.rs`) is passed over for the part of the picks its ramp withholds,
+//! in every mode; when only ramping servers are eligible, one of them is still chosen.
 
 use super::Server;
 use pingora::lb::selection::consistent::KetamaHashing;
@@ -81,12 +83,14 @@ impl Selector {
                     return None;
                 }
                 let start = next.fetch_add(1, Relaxed);
-                (0..schedule.len())
-                    .map(|k| schedule[(start + k) % schedule.len()])
-                    .find(|&i| ok(i))
+                let order = (0..schedule.len()).map(|k| schedule[(start + k) % schedule.len()]);
+                first_admitted(servers, order, ok)
             }
             Selector::LeastConn { members, next } => {
-                least_conn(servers, members, next.fetch_add(1, Relaxed), ok)
+                let start = next.fetch_add(1, Relaxed);
+                let admitted = |i: usize| ok(i) && servers[i].state.ramp.admit();
+                least_conn(servers, members, start, &admitted)
+                    .or_else(|| least_conn(servers, members, start, ok))
             }
             Selector::Hash {
                 ring,
@@ -97,27 +101,50 @@ impl Selector {
                 let Some(key) = key else {
                     // No key (e.g. the header is absent): spread like round robin.
                     let start = next.fetch_add(1, Relaxed);
-                    return (0..members.len())
-                        .map(|k| members[(start + k) % members.len()])
-                        .find(|&i| ok(i));
+                    let order = (0..members.len()).map(|k| members[(start + k) % members.len()]);
+                    return first_admitted(servers, order, ok);
                 };
                 let mut iter = ring.iter(key);
                 // Walk the ring: the first eligible server clockwise from the key's point, so
-                // keys of a departed server spread over the others and no other key moves.
+                // keys of a departed server spread over the others and no other key moves. A
+                // ramping server takes the key once its ramp passes the key's position.
+                let mut fallback = None;
                 for _ in 0..(members.len() * 160).max(16) {
-                    let b = iter.next()?;
+                    let Some(b) = iter.next() else { break };
                     if let pingora::protocols::l4::socket::SocketAddr::Inet(addr) = b.addr {
                         if let Some(&i) = by_addr.get(&addr) {
                             if ok(i) {
-                                return Some(i);
+                                if servers[i].state.ramp.admit_key(key) {
+                                    return Some(i);
+                                }
+                                fallback.get_or_insert(i);
                             }
                         }
                     }
                 }
-                None
+                fallback
             }
         }
     }
+}
+
+/// The first eligible candidate that slow start admits; failing that, the first eligible one.
+fn first_admitted(
+    servers: &[Server],
+    candidates: impl Iterator<Item = usize>,
+    ok: Eligible,
+) -> Option<usize> {
+    let mut fallback = None;
+    for i in candidates {
+        if !ok(i) {
+            continue;
+        }
+        if servers[i].state.ramp.admit() {
+            return Some(i);
+        }
+        fallback.get_or_insert(i);
+    }
+    fallback
 }
 
 /// Weighted least connections: lowest in-flight / weight, ties broken by rotation.

@@ -1,6 +1,7 @@
 //! One backend server's live state: health, in-flight count, totals. Shared by every config
 //! generation that still lists the server (keyed by pool + server name), all atomics.
 
+use super::slowstart::Ramp;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
@@ -79,6 +80,8 @@ pub struct ServerState {
     requests: AtomicU64,
     connect_failures: AtomicU64,
     check_failures: AtomicU64,
+    /// Slow start: the share of its weight the server gets while coming back.
+    pub ramp: Ramp,
 }
 
 /// What one health check result changed.
@@ -97,6 +100,9 @@ impl ServerState {
             ..ServerState::default()
         };
         s.healthy.store(!checked, Relaxed);
+        if !checked {
+            s.ramp.usable_from_start();
+        }
         s
     }
 
@@ -134,6 +140,8 @@ impl ServerState {
         }
         if state != AdminState::Ready {
             self.drained.notify_waiters();
+        } else if prev != AdminState::Ready && self.is_healthy() {
+            self.ramp.became_usable();
         }
         prev
     }
@@ -192,6 +200,9 @@ impl ServerState {
             let first = !self.ever_up.swap(true, Relaxed);
             if !self.is_healthy() && (first || streak >= rise) {
                 self.healthy.store(true, Relaxed);
+                if self.admin_state() == AdminState::Ready {
+                    self.ramp.became_usable();
+                }
                 return Transition::Up;
             }
         } else {
@@ -257,6 +268,29 @@ mod tests {
         assert!(!s.is_usable(), "not before a check passes");
         assert_eq!(s.record_check(true, 2, 2), Transition::Up);
         assert!(s.is_usable());
+    }
+
+    #[test]
+    fn slow_start_on_a_return_only() {
+        let s = ServerState::new(true);
+        s.ramp.set_span(std::time::Duration::from_secs(60));
+        s.record_check(true, 1, 1);
+        assert_eq!(s.ramp.factor(), crate::balance::FULL_SHARE, "first time up");
+        assert_eq!(s.record_check(false, 1, 1), Transition::Down);
+        assert_eq!(s.record_check(true, 1, 1), Transition::Up);
+        assert!(
+            s.ramp.factor() < crate::balance::FULL_SHARE,
+            "up after down ramps"
+        );
+        let unchecked = ServerState::new(false);
+        unchecked.ramp.set_span(std::time::Duration::from_secs(60));
+        unchecked.set_admin_state(AdminState::Drain);
+        assert_eq!(unchecked.ramp.factor(), crate::balance::FULL_SHARE);
+        unchecked.set_admin_state(AdminState::Ready);
+        assert!(
+            unchecked.ramp.factor() < crate::balance::FULL_SHARE,
+            "ready after drain ramps"
+        );
     }
 
     #[test]

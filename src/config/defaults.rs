@@ -26,6 +26,7 @@ pub const EXPIRY_WARNING_DAYS: u32 = 14;
 pub const BALANCE: &str = "round_robin";
 pub const RETRIES: u32 = 1;
 pub const MAX_RETRIES: u32 = 10;
+pub const SLOWSTART: &str = "0s";
 pub const HEALTH_PATH: &str = "/";
 pub const HEALTH_INTERVAL: &str = "2s";
 pub const HEALTH_TIMEOUT: &str = "1s";

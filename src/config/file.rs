@@ -167,6 +167,7 @@ pub struct PoolSection {
     pub balance: Option<String>,
     pub hash_key: Option<String>,
     pub retries: Option<u32>,
+    pub slowstart: Option<String>,
     pub health: Option<HealthSection>,
     #[serde(default)]
     pub servers: Vec<ServerEntry>,
@@ -190,6 +191,7 @@ pub struct ServerEntry {
     pub address: Option<String>,
     pub weight: Option<u32>,
     pub backup: Option<bool>,
+    pub slowstart: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -81,6 +81,8 @@ pub struct PoolConfig {
     pub name: String,
     pub balance: Balance,
     pub retries: u32,
+    /// Slow start for servers of this pool that do not set their own (0: off).
+    pub slowstart: Duration,
     pub health: Option<HealthConfig>,
     pub servers: Vec<ServerConfig>,
 }
@@ -118,6 +120,8 @@ pub struct ServerConfig {
     pub address: SocketAddr,
     pub weight: u32,
     pub backup: bool,
+    /// The weight's ramp when the server comes back (the pool's unless set here; 0: off).
+    pub slowstart: Duration,
 }
 
 #[derive(Debug, Clone)]

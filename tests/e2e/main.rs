@@ -21,5 +21,6 @@ mod proxying;
 mod readonly;
 mod reload;
 mod routing;
+mod slowstart;
 mod status_page;
 mod tls;

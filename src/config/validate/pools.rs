@@ -69,11 +69,13 @@ fn pool_config(name: String, f: file::PoolSection, p: &KeyPath, c: &mut Collecto
         );
     }
     let health = health(f.health, &p.key("health"), c);
-    let servers = servers(f.servers, &p.key("servers"), c);
+    let slowstart = duration(f.slowstart, d::SLOWSTART, &p.key("slowstart"), c);
+    let servers = servers(f.servers, slowstart, &p.key("servers"), c);
     PoolConfig {
         name,
         balance,
         retries,
+        slowstart,
         health,
         servers,
     }
@@ -153,7 +155,12 @@ fn health(h: Option<file::HealthSection>, p: &KeyPath, c: &mut Collector) -> Opt
     })
 }
 
-fn servers(list: Vec<file::ServerEntry>, p: &KeyPath, c: &mut Collector) -> Vec<ServerConfig> {
+fn servers(
+    list: Vec<file::ServerEntry>,
+    pool_slowstart: Duration,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Vec<ServerConfig> {
     if list.is_empty() {
         c.error(
             p,
@@ -213,6 +220,10 @@ fn servers(list: Vec<file::ServerEntry>, p: &KeyPath, c: &mut Collector) -> Vec<
             address: address.unwrap_or_else(placeholder_addr),
             weight: weight.clamp(1, d::MAX_SERVER_WEIGHT),
             backup: s.backup.unwrap_or(false),
+            slowstart: match s.slowstart {
+                Some(v) => duration(Some(v), "0s", &sp.key("slowstart"), c),
+                None => pool_slowstart,
+            },
         });
     }
     if !out.is_empty() && out.iter().all(|s| s.backup) {

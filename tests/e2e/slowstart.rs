@@ -1,0 +1,119 @@
+//! Slow start: a server made ready again takes a share growing from 0 to its weight's over
+//! `slowstart`, in every balance mode, visible in `/api/pools` and `/metrics`.
+
+use crate::common::*;
+use std::time::{Duration, Instant};
+
+const SPAN: Duration = Duration::from_secs(2);
+
+/// Sends requests one after another until `done(count)` (hash pools get a distinct key each)
+/// and returns the share that went to server "b".
+async fn share_of_b(gh: &Proxy, round: usize, done: impl Fn(usize) -> bool) -> f64 {
+    let c = client();
+    let (mut b, mut i) = (0, 0);
+    while !done(i) {
+        i += 1;
+        let r = c
+            .get(gh.url("/"))
+            .header("x-key", format!("key-{round}-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        if r.text().await.unwrap() == "b" {
+            b += 1;
+        }
+    }
+    b as f64 / i as f64
+}
+
+async fn server_b(gh: &Proxy) -> serde_json::Value {
+    let (status, v) = gh
+        .admin("GET", "/api/pools/web/servers/b", Some(TOKEN))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+async fn ramps_back_in(balance: &str) {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let hash_key = if balance == "hash" {
+        "hash_key = \"header:x-key\"\n"
+    } else {
+        ""
+    };
+    let body = format!(
+        "[pools.web]\nbalance = \"{balance}\"\n{hash_key}slowstart = \"{}ms\"\n{}[[routes]]\npool = \"web\"\n",
+        SPAN.as_millis(),
+        unchecked_pool("web", &[&a, &b]),
+    );
+    let gh = boot(&body).await;
+    // Both usable from the start: no ramp, an even split.
+    assert_eq!(server_b(&gh).await["effective_weight"], 1.0);
+    let even = share_of_b(&gh, 0, |n| n == 200).await;
+    assert!(
+        (0.35..=0.65).contains(&even),
+        "{balance}: b's share at start {even}"
+    );
+
+    for action in ["drain", "ready"] {
+        let path = format!("/api/pools/web/servers/b/{action}");
+        assert_eq!(gh.admin("POST", &path, Some(TOKEN)).await.0, 200);
+    }
+    let back = Instant::now();
+    let view = server_b(&gh).await;
+    let w = view["effective_weight"].as_f64().unwrap();
+    assert!(
+        w < 0.5,
+        "{balance}: effective weight just after ready: {view}"
+    );
+    assert!(
+        view["slowstart_remaining_ms"].as_u64().unwrap() > 1000,
+        "{view}"
+    );
+    let m = metrics_text(gh.gh.shared.current().config.admin.address).await;
+    let series = crate::metrics::parse(&m);
+    let key = "gatehouse_server_weight{pool=\"web\",server=\"b\"}";
+    assert!(series[key] < 0.5, "{balance}: {key} = {}", series[key]);
+
+    // The first quarter of the ramp.
+    let early = share_of_b(&gh, 1, |n| n >= 100 && back.elapsed() >= SPAN / 4).await;
+    // The most the ramp can have reached by the end of those requests, and the share that
+    // gives b (its weight f against a's 1), plus room for sequence effects.
+    let f = (back.elapsed().as_secs_f64() / SPAN.as_secs_f64()).min(1.0);
+    let bound = f / (1.0 + f) + 0.08;
+    assert!(
+        early < bound.min(0.4),
+        "{balance}: b took {early} of the requests in the first {:?} of its ramp (bound {bound})",
+        back.elapsed()
+    );
+    assert!(
+        early > 0.0,
+        "{balance}: a ramp starts from 0 but grows: b got nothing"
+    );
+
+    tokio::time::sleep(SPAN.saturating_sub(back.elapsed()) + Duration::from_millis(200)).await;
+    let view = server_b(&gh).await;
+    assert_eq!(view["effective_weight"], 1.0, "{view}");
+    assert!(view.get("slowstart_remaining_ms").is_none(), "{view}");
+    let after = share_of_b(&gh, 2, |n| n == 200).await;
+    assert!(
+        (0.35..=0.65).contains(&after),
+        "{balance}: b's share after the ramp {after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_ramps_a_returning_server() {
+    ramps_back_in("round_robin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_ramps_a_returning_server() {
+    ramps_back_in("least_conn").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_ramps_a_returning_server() {
+    ramps_back_in("hash").await;
+}
