@@ -27,10 +27,25 @@ pub enum Command {
         #[arg(long)]
         upgrade: bool,
     },
-    /// Validate a configuration file, print every problem, exit 1 if it is invalid.
+    /// Validate a configuration file, print every problem, exit 1 if it is invalid; with
+    /// --running, also say what a reload of it would do to the running gatehouse (exit 2 if it
+    /// needs a binary upgrade or a restart).
     Check {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Ask the running gatehouse (admin API) which changes a reload applies, which need a
+        /// binary upgrade, which a restart.
+        #[arg(long)]
+        running: bool,
+        /// Admin API address (default: the checked file's).
+        #[arg(long, requires = "running")]
+        admin: Option<std::net::SocketAddr>,
+        /// Admin token (default: the checked file's; also GATEHOUSE_TOKEN).
+        #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the API's JSON answer.
+        #[arg(long, requires = "running")]
+        json: bool,
     },
     /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config.
     Ctl {

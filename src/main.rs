@@ -9,27 +9,16 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
-        cli::Command::Check { config } => match Config::load(&config) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    eprintln!("{}: {w}", config.display());
-                }
-                let servers: usize = c.pools.iter().map(|p| p.servers.len()).sum();
-                println!(
-                    "{}: ok: {} listener(s), {} pool(s) with {} server(s), {} route(s)",
-                    config.display(),
-                    c.listeners.len(),
-                    c.pools.len(),
-                    servers,
-                    c.routes.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprint!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
+        cli::Command::Check {
+            config,
+            running,
+            admin,
+            token,
+            json,
+        } => gatehouse::ctl::check::run(
+            &config,
+            running.then_some(gatehouse::ctl::check::Running { admin, token, json }),
+        ),
         cli::Command::Ctl {
             config,
             admin,

@@ -39,6 +39,7 @@ pub struct ReloadRefusedDetail {
     pub reloaded: bool,
     pub errors: Vec<String>,
     pub needs_upgrade: bool,
+    pub needs_restart: bool,
 }
 
 /// `GET /api/pools`.
@@ -173,6 +174,40 @@ pub struct ReloadView {
     pub checksum: String,
     pub generation: u64,
     pub warnings: Vec<String>,
+    /// Sections that changed and now apply.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Settings accepted that apply only after a binary upgrade or restart ("key: old → new").
+    #[serde(default)]
+    pub after_restart: Vec<String>,
+}
+
+/// `POST /api/config/check`: a config file's text (and its path, for relative paths in it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheck {
+    pub file: String,
+    pub text: String,
+}
+
+/// The answer to `POST /api/config/check`: whether the text is valid, and what a reload of
+/// it would do to the running process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigCheckView {
+    pub valid: bool,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The running config's checksum, and whether the text is the same file.
+    pub running_checksum: String,
+    pub same_as_running: bool,
+    /// Applied by a reload at once.
+    pub reload: Vec<String>,
+    /// Accepted by a reload, applied by the next binary upgrade or restart.
+    pub after_restart: Vec<String>,
+    /// Refused by a reload: needs a binary upgrade.
+    pub upgrade: Vec<String>,
+    /// Refused by a reload: needs a restart.
+    pub restart: Vec<String>,
 }
 
 /// `GET /api/cache`.

@@ -4,6 +4,7 @@
 use super::api::*;
 use super::Reply;
 use crate::balance::{AdminState, Pool, Server};
+use crate::config::Config;
 use crate::runtime::{Runtime, Shared};
 use http::StatusCode;
 use std::sync::atomic::Ordering::Relaxed;
@@ -277,7 +278,7 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
         );
     };
     match shared.reload_from(&path) {
-        Ok(()) => {
+        Ok(changes) => {
             let now = shared.current();
             Reply::ok(&ReloadView {
                 reloaded: true,
@@ -285,6 +286,8 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
                 checksum: now.config.source.checksum.clone(),
                 generation: now.generation,
                 warnings: now.config.warnings.iter().map(|w| w.to_string()).collect(),
+                changed: changes.reload,
+                after_restart: changes.after_restart,
             })
         }
         Err(errors) => Reply::error_with(
@@ -305,6 +308,10 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
                     .errors
                     .iter()
                     .any(|e| e.message.starts_with("needs upgrade")),
+                needs_restart: errors
+                    .errors
+                    .iter()
+                    .any(|e| e.message.starts_with("needs restart")),
             },
         ),
     }
@@ -343,4 +350,49 @@ pub fn invalidate(rt: &Runtime, action: &str, body: &[u8]) -> Reply {
     Reply::ok(&InvalidationView {
         removed: removed as u64,
     })
+}
+
+/// Validates a config file's text and says what a reload of it would do here; nothing applies.
+pub fn check_config(rt: &Runtime, body: &[u8]) -> Reply {
+    let req: ConfigCheck = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"file\": ..., \"text\": ...}}: {e}"),
+            )
+        }
+    };
+    let running = &rt.config;
+    let mut view = ConfigCheckView {
+        valid: false,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        running_checksum: running.source.checksum.clone(),
+        same_as_running: false,
+        reload: Vec::new(),
+        after_restart: Vec::new(),
+        upgrade: Vec::new(),
+        restart: Vec::new(),
+    };
+    match Config::from_file_text(&req.text, std::path::Path::new(&req.file)) {
+        Ok(new) => {
+            let c = crate::config::changes::classify(running, &new);
+            view.valid = true;
+            view.warnings = new.warnings.iter().map(|w| w.to_string()).collect();
+            view.same_as_running = new.source.checksum == running.source.checksum;
+            (view.reload, view.after_restart) = (c.reload, c.after_restart);
+            (view.upgrade, view.restart) = (c.upgrade, c.restart);
+        }
+        Err(errors) => {
+            for e in errors.errors {
+                if e.warning {
+                    view.warnings.push(e.to_string());
+                } else {
+                    view.errors.push(e.to_string());
+                }
+            }
+        }
+    }
+    Reply::ok(&view)
 }

@@ -9,6 +9,7 @@
 //! POST /api/pools/{pool}/servers/{server}/maint
 //! POST /api/pools/{pool}/servers/{server}/ready
 //! POST /api/reload                                  reload the config file (all or nothing)
+//! POST /api/config/check  {file, text}               what a reload of that text would do
 //! GET  /api/config                                  checksum, load time and file of the config
 //! GET  /api/cache                                   cache counters and size
 //! POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
@@ -154,14 +155,20 @@ impl AdminApp {
             (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
             (&Method::GET, ["api", "config"]) => handlers::config(&rt),
             (&Method::POST, ["api", "reload"]) => handlers::reload(&self.shared, &rt),
+            (&Method::POST, ["api", "config", "check"]) => {
+                match read_body(session, MAX_CONFIG_BODY).await {
+                    Ok(body) => handlers::check_config(&rt, &body),
+                    Err(reply) => reply,
+                }
+            }
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
             (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
-                match read_body(session).await {
+                match read_body(session, MAX_BODY).await {
                     Ok(body) => handlers::invalidate(&rt, action, &body),
                     Err(reply) => reply,
                 }
             }
-            (&Method::POST, ["api", "readonly"]) => match read_body(session).await {
+            (&Method::POST, ["api", "readonly"]) => match read_body(session, MAX_BODY).await {
                 Ok(body) => handlers::set_readonly(&self.shared, &body),
                 Err(reply) => reply,
             },
@@ -178,19 +185,20 @@ impl AdminApp {
     }
 }
 
-/// The largest request body the API reads.
+/// The largest request body the API reads (a config file to check: `MAX_CONFIG_BODY`).
 const MAX_BODY: usize = 64 * 1024;
+const MAX_CONFIG_BODY: usize = 4 << 20;
 
-async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+async fn read_body(session: &mut ServerSession, max: usize) -> Result<Vec<u8>, Reply> {
     let mut body = Vec::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
-                if body.len() > MAX_BODY {
+                if body.len() > max {
                     return Err(Reply::error(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "body over 64 KiB",
+                        format!("body over {max} bytes"),
                     ));
                 }
             }

@@ -4,6 +4,7 @@
 //! the `Config` below (socket addresses, durations, resolved pool references), collecting every
 //! error with its key path and line. The request path only ever sees `Config`.
 
+pub mod changes;
 pub mod defaults;
 mod error;
 mod file;
@@ -308,9 +309,14 @@ impl Config {
                 warning: false,
             }],
         })?;
-        // Relative paths in the file are relative to the file's own directory.
+        Config::from_file_text(&text, path)
+    }
+
+    /// Validates the text of the file at `path` (relative paths in it are relative to the
+    /// file's own directory).
+    pub fn from_file_text(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut config = validate::from_toml(&text, &path.display().to_string(), base)?;
+        let mut config = validate::from_toml(text, &path.display().to_string(), base)?;
         config.source.path = Some(path.to_path_buf());
         Ok(config)
     }

@@ -3,6 +3,7 @@
 //! read through the API's own views (`admin::api`), so a renamed field fails to compile here
 //! instead of printing "-".
 
+pub mod check;
 mod client;
 
 pub use client::{call, Answer, Target};
@@ -58,7 +59,11 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
 }
 
 /// The admin address and token: flags first, then the config file.
-fn target(config: &Path, admin: Option<SocketAddr>, token: Option<String>) -> Option<Target> {
+pub(crate) fn target(
+    config: &Path,
+    admin: Option<SocketAddr>,
+    token: Option<String>,
+) -> Option<Target> {
     let from_file = || Config::load(config).ok().map(|c| c.admin);
     let (address, token) = match (admin, from_file()) {
         (Some(a), file) => (a, token.or_else(|| file.and_then(|f| f.token))),
@@ -166,6 +171,12 @@ fn print_answer(action: &CtlAction, body: serde_json::Value) -> Result<(), Strin
         CtlAction::Reload => {
             let r: ReloadView = view(body)?;
             println!("reloaded {} (checksum {})", r.file, r.checksum);
+            if !r.changed.is_empty() {
+                println!("applied: {}", r.changed.join(", "));
+            }
+            for s in &r.after_restart {
+                println!("applies only after a binary upgrade or restart: {s}");
+            }
         }
         CtlAction::Status => {
             let p: PoolsView = view(body)?;

@@ -6,8 +6,6 @@
 mod policy;
 mod reload;
 
-pub use reload::needs_new_sockets;
-
 use crate::accesslog::AccessLog;
 use crate::balance::{build_pools, Pool, ServerRegistry};
 use crate::cache::Cache;

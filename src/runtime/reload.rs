@@ -1,10 +1,12 @@
 //! Config reload: a new generation is read, validated and swapped in whole, or refused whole
 //! with every problem; changes that need sockets opened or closed are refused as "needs
-//! upgrade". Certificates of running TLS listeners are swapped in place.
+//! upgrade" (`config::changes` sorts them). Certificates of running TLS listeners are swapped
+//! in place.
 
 use super::{build, Shared};
 use crate::cache::Cache;
-use crate::config::{Config, ConfigError, ConfigErrors, KeyPath};
+use crate::config::changes::{classify, Changes};
+use crate::config::{Config, ConfigErrors};
 use crate::tls::CertSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -42,12 +44,19 @@ impl Shared {
 
     /// Reads, validates and applies a config file: all or nothing. On error the running config
     /// stays and every problem comes back.
-    pub fn reload_from(&self, path: &Path) -> Result<(), ConfigErrors> {
+    /// What changed comes back, with the settings that wait for a new process.
+    pub fn reload_from(&self, path: &Path) -> Result<Changes, ConfigErrors> {
         let result = self.try_reload(path);
         match &result {
-            Ok(()) => {
+            Ok(changes) => {
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(file = %path.display(), "config reloaded");
+                tracing::info!(file = %path.display(), changed = ?changes.reload, "config reloaded");
+                if !changes.after_restart.is_empty() {
+                    tracing::warn!(
+                        "these settings apply only after a binary upgrade or restart: {}",
+                        changes.after_restart.join("; ")
+                    );
+                }
             }
             Err(errors) => {
                 self.reloads_failed.fetch_add(1, Ordering::Relaxed);
@@ -57,60 +66,20 @@ impl Shared {
         result
     }
 
-    fn try_reload(&self, path: &Path) -> Result<(), ConfigErrors> {
+    fn try_reload(&self, path: &Path) -> Result<Changes, ConfigErrors> {
         let config = Config::load(path)?;
-        let needs_upgrade = needs_new_sockets(&self.current().config, &config);
-        if !needs_upgrade.is_empty() {
+        let changes = classify(&self.current().config, &config);
+        let refusals = changes.refusals();
+        if !refusals.is_empty() {
             return Err(ConfigErrors {
                 source: path.display().to_string(),
-                errors: needs_upgrade,
+                errors: refusals,
             });
         }
         self.apply(config);
         if let Err(e) = self.persist_state() {
             tracing::error!("{e}");
         }
-        Ok(())
+        Ok(changes)
     }
-}
-
-/// Changes a reload cannot apply because they need sockets opened or closed: those take a
-/// binary upgrade (`run --upgrade`), never half of a reload.
-pub fn needs_new_sockets(old: &Config, new: &Config) -> Vec<ConfigError> {
-    let mut out = Vec::new();
-    let mut push = |path: KeyPath, message: String| {
-        out.push(ConfigError {
-            path,
-            line: None,
-            message,
-            warning: false,
-        })
-    };
-    let shape = |c: &Config| -> Vec<(String, std::net::SocketAddr, bool)> {
-        c.listeners
-            .iter()
-            .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
-            .collect()
-    };
-    if shape(old) != shape(new) {
-        push(
-            KeyPath::root().key("listeners"),
-            "needs upgrade: listeners were added, removed or changed address or TLS; \
-             run a binary upgrade (gatehouse run --upgrade) to apply"
-                .into(),
-        );
-    }
-    if old.access_log.targets != new.access_log.targets {
-        push(
-            KeyPath::root().key("access_log").key("targets"),
-            "needs upgrade: access log targets changed; run a binary upgrade to apply".into(),
-        );
-    }
-    if (old.admin.enabled, old.admin.address) != (new.admin.enabled, new.admin.address) {
-        push(
-            KeyPath::root().key("admin").key("address"),
-            "needs upgrade: the admin listener changed; run a binary upgrade to apply".into(),
-        );
-    }
-    out
 }

@@ -9,6 +9,7 @@ mod admin;
 mod balancing;
 mod cache;
 mod cache_rfc;
+mod changes;
 mod cli;
 mod errors;
 mod fuzz;

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A config file whose pool is `servers` (no health checks), on fixed listener/admin ports.
-struct ConfigFile {
-    path: PathBuf,
+pub(crate) struct ConfigFile {
+    pub(crate) path: PathBuf,
     section: String,
-    listen: std::net::SocketAddr,
+    pub(crate) listen: std::net::SocketAddr,
 }
 
 impl ConfigFile {
-    fn new() -> ConfigFile {
+    pub(crate) fn new() -> ConfigFile {
         let dir = state_dir();
         ConfigFile {
             path: dir.join("gatehouse.toml"),
@@ -25,7 +25,7 @@ impl ConfigFile {
         }
     }
 
-    fn write(&self, body: &str) {
+    pub(crate) fn write(&self, body: &str) {
         std::fs::write(
             &self.path,
             format!(
@@ -41,7 +41,7 @@ impl ConfigFile {
     }
 }
 
-fn pool_of(origins: &[&Origin], extra: &str) -> String {
+pub(crate) fn pool_of(origins: &[&Origin], extra: &str) -> String {
     format!(
         "{}{extra}[[routes]]\npool = \"web\"\n",
         unchecked_pool("web", origins)
