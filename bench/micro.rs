@@ -6,8 +6,6 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use gatehouse::accesslog::{format::format, AccessLog, Record, Termination};
 use gatehouse::cache::Cache;
 use gatehouse::config::Config;
-use pingora::cache::storage::Storage;
-use pingora::cache::trace::Span;
 use pingora::cache::CacheMeta;
 use pingora::http::ResponseHeader;
 use std::future::Future;
@@ -90,7 +88,6 @@ fn cache_lookup(c: &mut Criterion) {
     let config = config();
     let rules = config.routes[2].cache.clone().expect("cache rules");
     let cache = Cache::new(&config.cache);
-    let span = Span::inactive().handle();
     let now_t = SystemTime::now();
     // 10 000 objects of 1 KiB, then look up one that is there and one that is not.
     for i in 0..10_000 {
@@ -103,7 +100,7 @@ fn cache_lookup(c: &mut Criterion) {
             .unwrap();
         header.insert_header("content-length", "1024").unwrap();
         let meta = CacheMeta::new(now_t + Duration::from_secs(3600), now_t, 0, 0, header);
-        let mut miss = now(cache.storage.get_miss_handler(&key, &meta, &span)).unwrap();
+        let mut miss = cache.storage.clone().miss_handler(&key, &meta);
         now(miss.write_body(bytes::Bytes::from(vec![b'a'; 1024]), true)).unwrap();
         now(miss.finish()).unwrap();
     }
@@ -112,19 +109,15 @@ fn cache_lookup(c: &mut Criterion) {
     let hit = Cache::key(false, "www.example.com", &hit_uri, &rules);
     let miss_uri: http::Uri = "/page/absent".parse().unwrap();
     let miss = Cache::key(false, "www.example.com", &miss_uri, &rules);
-    assert!(now(cache.storage.lookup(&hit, &span)).unwrap().is_some());
+    assert!(cache.storage.lookup(&hit).is_some());
     c.bench_function("cache lookup: hit (meta rebuilt, body shared)", |b| {
         b.iter(|| {
-            now(cache.storage.lookup(black_box(&hit), &span))
-                .unwrap()
-                .is_some()
+            cache.storage.lookup(black_box(&hit)).is_some()
         })
     });
     c.bench_function("cache lookup: miss", |b| {
         b.iter(|| {
-            now(cache.storage.lookup(black_box(&miss), &span))
-                .unwrap()
-                .is_none()
+            cache.storage.lookup(black_box(&miss)).is_none()
         })
     });
 }

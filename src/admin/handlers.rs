@@ -323,7 +323,7 @@ pub fn invalidate(rt: &Runtime, action: &str, body: &[u8]) -> Reply {
         Ok(t) => t,
         Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
-    let cache = rt.cache;
+    let cache = &rt.cache;
     let host = t.host.as_deref();
     let removed =
         match (action, &t.path, &t.prefix, &t.regex) {

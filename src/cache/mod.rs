@@ -5,6 +5,7 @@
 //! - `key`: the cache key and Vary variants;
 //! - `store`: the moka storage;
 //! - `invalidate`: what a successful write invalidates (RFC 9111 §4.4);
+//! - `shelf`: what pingora holds as `&'static`, pointing at the current storage;
 //! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
 
@@ -12,15 +13,16 @@ pub mod control;
 mod invalidate;
 pub mod key;
 pub mod policy;
+mod shelf;
 pub mod store;
 
 use crate::config::{CacheConfig, RouteCache};
 pub use invalidate::is_unsafe;
 use moka::sync::Cache as Moka;
 use pingora::cache::key::CacheHashKey;
-use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
-use pingora::cache::predictor::Predictor;
+use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::cache::{CacheKey, CacheOptionOverrides, CachePhase};
+use shelf::Shelf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,46 +98,68 @@ impl moka::Expiry<u128, Arc<Uses>> for UsesWindow {
     }
 }
 
-/// The process-wide cache. Lives for the whole process (pingora wants `&'static`).
+/// The cache of one config generation: kept by a reload that leaves `[cache]` as it is,
+/// replaced (and freed once unused) by one that changes it.
 pub struct Cache {
     pub config: CacheConfig,
-    pub storage: &'static MokaStorage,
+    pub storage: Arc<MokaStorage>,
+    shelf: &'static Shelf,
     lock: &'static CacheKeyLockImpl,
-    predictor: &'static Predictor<16>,
     uses: Moka<u128, Arc<Uses>>,
     pub counters: Arc<Counters>,
 }
 
 impl Cache {
-    pub fn new(config: &CacheConfig) -> &'static Cache {
+    /// A gatehouse instance's first cache (and its shelf).
+    pub fn new(config: &CacheConfig) -> Arc<Cache> {
         let counters = Arc::new(Counters::default());
-        let storage = Box::leak(Box::new(MokaStorage::new(
+        let storage = Cache::storage(config, &counters);
+        Cache::on_shelf(Shelf::new(storage.clone(), counters), storage, config)
+    }
+
+    /// The cache for a changed `[cache]` section: a new, empty storage from now on; this one's
+    /// objects are dropped now and its structures once the last request using them is done.
+    pub fn replace(&self, config: &CacheConfig) -> Arc<Cache> {
+        self.storage.entries.invalidate_all();
+        let storage = Cache::storage(config, &self.shelf.counters);
+        self.shelf.put(storage.clone());
+        Cache::on_shelf(self.shelf, storage, config)
+    }
+
+    fn storage(config: &CacheConfig, counters: &Arc<Counters>) -> Arc<MokaStorage> {
+        Arc::new(MokaStorage::new(
             config.max_size,
             usize::try_from(config.max_object_size).unwrap_or(usize::MAX),
             counters.clone(),
-        )));
-        let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(config.lock_timeout));
-        Box::leak(Box::new(Cache {
+        ))
+    }
+
+    fn on_shelf(
+        shelf: &'static Shelf,
+        storage: Arc<MokaStorage>,
+        config: &CacheConfig,
+    ) -> Arc<Cache> {
+        Arc::new(Cache {
             config: config.clone(),
             storage,
-            lock,
-            predictor: Box::leak(Box::new(Predictor::new(4096, None))),
+            shelf,
+            lock: shelf.lock(config.lock_timeout),
             uses: Moka::builder()
                 .max_capacity(1_000_000)
                 .expire_after(UsesWindow)
                 .build(),
-            counters,
-        }))
+            counters: shelf.counters.clone(),
+        })
     }
 
     /// Turns the cache on for this request.
-    pub fn enable(&'static self, cache: &mut pingora::cache::HttpCache) {
+    pub fn enable(&self, cache: &mut pingora::cache::HttpCache) {
         let mut overrides = CacheOptionOverrides::default();
         overrides.wait_timeout = Some(self.config.lock_timeout);
         cache.enable(
-            self.storage,
+            self.shelf,
             None,
-            Some(self.predictor),
+            Some(&self.shelf.predictor),
             Some(self.lock),
             Some(overrides),
         );

@@ -9,7 +9,7 @@ use moka::sync::Cache as Moka;
 use pingora::cache::key::{CacheHashKey, CacheKey, HashBinary};
 use pingora::cache::storage::{
     HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    PurgeType, Storage,
+    Storage,
 };
 use pingora::cache::trace::SpanHandle;
 use pingora::cache::CacheMeta;
@@ -197,32 +197,21 @@ impl MokaStorage {
     }
 }
 
-#[async_trait::async_trait]
-impl Storage for MokaStorage {
-    async fn lookup(
-        &'static self,
-        key: &CacheKey,
-        _trace: &SpanHandle,
-    ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let Some(entry) = self.entries.get(&key.combined_bin()) else {
-            return Ok(None);
-        };
+/// The storage operations pingora-cache calls, reached through the instance's `Shelf` (which
+/// pingora holds as `&'static`); a miss handler keeps its storage alive until it finishes.
+impl MokaStorage {
+    pub fn lookup(&self, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
+        let entry = self.entries.get(&key.combined_bin())?;
         let meta = entry.meta.to_meta();
         let hit = Hit {
             full: entry.body.clone(),
             body: Some(entry.body.clone()),
         };
-        Ok(Some((meta, Box::new(hit))))
+        Some((meta, Box::new(hit)))
     }
 
-    async fn get_miss_handler(
-        &'static self,
-        key: &CacheKey,
-        meta: &CacheMeta,
-        _trace: &SpanHandle,
-    ) -> Result<MissHandler> {
-        Ok(Box::new(Miss {
-            storage: self,
+    pub fn miss_handler(self: Arc<Self>, key: &CacheKey, meta: &CacheMeta) -> MissHandler {
+        Box::new(Miss {
             key: key.combined_bin(),
             primary: key.primary_bin(),
             origin: key.extensions.get::<KeyOrigin>().cloned(),
@@ -230,34 +219,25 @@ impl Storage for MokaStorage {
             meta: StoredMeta::new(meta),
             body: BytesMut::new(),
             too_large: false,
-        }))
+            storage: self,
+        })
     }
 
-    async fn purge(
-        &'static self,
-        target: PurgeTarget<'_>,
-        _purge_type: PurgeType,
-        _trace: &SpanHandle,
-    ) -> Result<PurgeOutcome> {
+    pub fn purge(&self, target: PurgeTarget<'_>) -> PurgeOutcome {
         let key = match target {
             PurgeTarget::Active(k) => k.combined_bin(),
             PurgeTarget::Exact(k) => k.key().combined_bin(),
         };
-        Ok(match self.entries.remove(&key) {
+        match self.entries.remove(&key) {
             Some(_) => PurgeOutcome::Purged(None),
             None => PurgeOutcome::NotFound,
-        })
+        }
     }
 
-    async fn update_meta(
-        &'static self,
-        key: &CacheKey,
-        meta: &CacheMeta,
-        _trace: &SpanHandle,
-    ) -> Result<bool> {
+    pub fn update_meta(&self, key: &CacheKey, meta: &CacheMeta) -> bool {
         let id = key.combined_bin();
         let Some(old) = self.entries.get(&id) else {
-            return Ok(false);
+            return false;
         };
         let updated = Entry {
             meta: StoredMeta::new(meta),
@@ -267,11 +247,7 @@ impl Storage for MokaStorage {
             end_of_life: Self::end_of_life(meta, key),
         };
         self.entries.insert(id, Arc::new(updated));
-        Ok(true)
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
-        self
+        true
     }
 }
 
@@ -324,7 +300,7 @@ impl HandleHit for Hit {
 }
 
 struct Miss {
-    storage: &'static MokaStorage,
+    storage: Arc<MokaStorage>,
     key: HashBinary,
     primary: HashBinary,
     origin: Option<KeyOrigin>,

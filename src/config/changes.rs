@@ -58,7 +58,18 @@ fn differs<T: Debug>(a: &T, b: &T) -> bool {
 }
 
 pub fn classify(old: &Config, new: &Config) -> Changes {
-    let mut c = Changes::default();
+    let (upgrade, restart) = new_process(old, new);
+    Changes {
+        reload: reloaded(old, new),
+        after_restart: deferred(old, new),
+        upgrade,
+        restart,
+    }
+}
+
+/// What a reload refuses: (needs a binary upgrade, needs a restart).
+fn new_process(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
+    let mut upgrade = Vec::new();
     let shape = |c: &Config| -> Vec<(String, std::net::SocketAddr, bool)> {
         c.listeners
             .iter()
@@ -66,62 +77,73 @@ pub fn classify(old: &Config, new: &Config) -> Changes {
             .collect()
     };
     if shape(old) != shape(new) {
-        c.upgrade
-            .push("listeners: added, removed, or changed address or TLS".into());
+        upgrade.push("listeners: added, removed, or changed address or TLS".into());
     }
     if old.access_log.targets != new.access_log.targets {
-        c.upgrade.push("access_log.targets changed".into());
+        upgrade.push("access_log.targets changed".into());
     }
     if (old.admin.enabled, old.admin.address) != (new.admin.enabled, new.admin.address) {
-        c.upgrade
-            .push("admin: the admin listener was switched or moved".into());
+        upgrade.push("admin: the admin listener was switched or moved".into());
     }
+    let mut restart = Vec::new();
     let (o, n) = (&old.server, &new.server);
     if o.upgrade_socket != n.upgrade_socket {
-        c.restart.push(format!(
+        restart.push(format!(
             "server.upgrade_socket: {} → {} (a new process finds the running one through it)",
             o.upgrade_socket.display(),
             n.upgrade_socket.display()
         ));
     }
-    let mut deferred = |key: &str, a: String, b: String| {
-        if a != b {
-            c.after_restart.push(format!("{key}: {a} → {b}"));
-        }
-    };
+    (upgrade, restart)
+}
+
+/// Settings pingora reads when the process starts: "key: old → new" for each that changed.
+fn deferred(old: &Config, new: &Config) -> Vec<String> {
     let d = |v: std::time::Duration| humantime::format_duration(v).to_string();
-    deferred(
-        "server.threads",
-        o.threads.to_string(),
-        n.threads.to_string(),
-    );
-    deferred(
-        "server.pid_file",
-        o.pid_file.display().to_string(),
-        n.pid_file.display().to_string(),
-    );
-    deferred("server.grace_period", d(o.grace_period), d(n.grace_period));
-    deferred(
-        "server.shutdown_timeout",
-        d(o.shutdown_timeout),
-        d(n.shutdown_timeout),
-    );
-    deferred(
-        "limits.keepalive_requests",
-        old.limits.keepalive_requests.to_string(),
-        new.limits.keepalive_requests.to_string(),
-    );
-    deferred(
-        "timeouts.client_idle (HTTP/2 connections; HTTP/1 applies at once)",
-        d(old.timeouts.client_idle),
-        d(new.timeouts.client_idle),
-    );
-    deferred(
-        "access_log.queue_size",
-        old.access_log.queue_size.to_string(),
-        new.access_log.queue_size.to_string(),
-    );
-    let sections: [(&str, bool); 9] = [
+    let (o, n) = (&old.server, &new.server);
+    let pairs = [
+        (
+            "server.threads",
+            o.threads.to_string(),
+            n.threads.to_string(),
+        ),
+        (
+            "server.pid_file",
+            o.pid_file.display().to_string(),
+            n.pid_file.display().to_string(),
+        ),
+        ("server.grace_period", d(o.grace_period), d(n.grace_period)),
+        (
+            "server.shutdown_timeout",
+            d(o.shutdown_timeout),
+            d(n.shutdown_timeout),
+        ),
+        (
+            "limits.keepalive_requests",
+            old.limits.keepalive_requests.to_string(),
+            new.limits.keepalive_requests.to_string(),
+        ),
+        (
+            "timeouts.client_idle (HTTP/2 connections; HTTP/1 applies at once)",
+            d(old.timeouts.client_idle),
+            d(new.timeouts.client_idle),
+        ),
+        (
+            "access_log.queue_size",
+            old.access_log.queue_size.to_string(),
+            new.access_log.queue_size.to_string(),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(key, a, b)| format!("{key}: {a} → {b}"))
+        .collect()
+}
+
+/// The sections a reload applies that differ.
+fn reloaded(old: &Config, new: &Config) -> Vec<String> {
+    let sections: [(&str, bool); 10] = [
         ("timeouts", differs(&old.timeouts, &new.timeouts)),
         (
             "listeners (certificates, redirects, HSTS)",
@@ -134,16 +156,16 @@ pub fn classify(old: &Config, new: &Config) -> Changes {
         ("limits", old.limits != new.limits),
         ("access_log", old.access_log != new.access_log),
         ("admin.token", old.admin.token != new.admin.token),
+        (
+            "server.state_dir",
+            old.server.state_dir != new.server.state_dir,
+        ),
     ];
-    c.reload = sections
+    sections
         .iter()
         .filter(|(_, changed)| *changed)
         .map(|(name, _)| name.to_string())
-        .collect();
-    if o.state_dir != n.state_dir {
-        c.reload.push("server.state_dir".into());
-    }
-    c
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub struct Runtime {
     pub router: Router,
     pub pools: Vec<Pool>,
     /// The cache; the same one across reloads while the `[cache]` section is unchanged.
-    pub cache: &'static Cache,
+    pub cache: Arc<Cache>,
     /// Per-request metric handles of this config (last: requests with no route).
     pub route_metrics: Vec<RouteMetrics>,
     /// When this config was loaded (Unix seconds).
@@ -191,7 +191,7 @@ impl Shared {
 fn build(
     config: Config,
     registry: &ServerRegistry,
-    cache: &'static Cache,
+    cache: Arc<Cache>,
     metrics: &Metrics,
     generation: u64,
 ) -> Runtime {

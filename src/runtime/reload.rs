@@ -4,7 +4,6 @@
 //! in place.
 
 use super::{build, Shared};
-use crate::cache::Cache;
 use crate::config::changes::{classify, Changes};
 use crate::config::{Config, ConfigErrors};
 use crate::tls::CertSet;
@@ -20,14 +19,11 @@ impl Shared {
         *self.state_file.lock().unwrap_or_else(|e| e.into_inner()) =
             config.server.state_dir.join("state.json");
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let old = self.current().cache;
+        let old = self.current().cache.clone();
         let cache = if old.config == config.cache {
             old
         } else {
-            // A resized cache is a new cache: free the old one's objects (the small structure
-            // itself stays, as pingora holds storage as &'static).
-            old.storage.entries.invalidate_all();
-            Cache::new(&config.cache)
+            old.replace(&config.cache)
         };
         let runtime = build(config, &self.registry, cache, &self.metrics, generation);
         self.registry.retain(&runtime.config);

@@ -427,7 +427,7 @@ async fn purge_removes_every_variant_and_bans_match_prefixes_and_regexes() {
             fetch(&c, &gh.url(path), &[("accept-encoding", ae)]).await;
         }
     }
-    let cache = gh.gh.shared.current().cache;
+    let cache = gh.gh.shared.current().cache.clone();
     assert_eq!(cache.usage().1, 10);
     assert_eq!(cache.purge(&host, "/a"), 2, "both variants");
     assert_eq!(cache.ban_prefix(Some(&host), "/c/"), 4);

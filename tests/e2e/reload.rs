@@ -458,3 +458,48 @@ async fn no_record_is_lost_at_reload_upgrade_and_graceful_stop() {
         .count();
     assert_eq!(records, ok, "one record for each answered request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_the_cache_frees_the_old_one_once_unused() {
+    let a = Origin::start("a").await;
+    a.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&pool_of(&[&a], ""));
+    let gh = boot_config(gatehouse::Config::load(&cf.path).unwrap()).await;
+    let c = client();
+    let url = |p: &str| format!("http://{}{p}", cf.listen);
+    c.get(url("/kept")).send().await.unwrap();
+    let r = c.get(url("/kept")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    let old = Arc::downgrade(&gh.shared.current().cache.storage);
+
+    // A miss still being fetched into the old storage when the reload lands.
+    a.set_mode(Mode::Delay(Duration::from_millis(800)));
+    let slow = tokio::spawn({
+        let (c, u) = (c.clone(), url("/slow"));
+        async move { c.get(u).send().await.unwrap().status() }
+    });
+    wait_until(|| a.in_flight() == 1).await;
+    cf.write(&pool_of(&[&a], "[cache]\nmax_size = \"32MiB\"\n"));
+    gh.shared.reload_from(&cf.path).unwrap();
+    assert!(
+        old.upgrade().is_some(),
+        "still used by the request in flight"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    a.set_mode(Mode::Ok);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while old.upgrade().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old cache is still alive 5 s after its last request"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new cache starts empty and works.
+    let r = c.get(url("/kept")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    let r = c.get(url("/kept")).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(gh.shared.current().cache.config.max_size, 32 << 20);
+}
