@@ -111,14 +111,10 @@ fn cache_lookup(c: &mut Criterion) {
     let miss = Cache::key(false, "www.example.com", &miss_uri, &rules);
     assert!(cache.storage.lookup(&hit).is_some());
     c.bench_function("cache lookup: hit (meta rebuilt, body shared)", |b| {
-        b.iter(|| {
-            cache.storage.lookup(black_box(&hit)).is_some()
-        })
+        b.iter(|| cache.storage.lookup(black_box(&hit)).is_some())
     });
     c.bench_function("cache lookup: miss", |b| {
-        b.iter(|| {
-            cache.storage.lookup(black_box(&miss)).is_none()
-        })
+        b.iter(|| cache.storage.lookup(black_box(&miss)).is_none())
     });
 }
 

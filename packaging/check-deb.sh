@@ -11,7 +11,11 @@ for want in "Package: gatehouse" "Depends: adduser"; do
 done
 for want in ./usr/bin/gatehouse ./lib/systemd/system/gatehouse.service \
             ./etc/gatehouse/gatehouse.toml ./var/lib/gatehouse/ \
-            ./usr/share/doc/gatehouse/gatehouse.example.toml; do
+            ./usr/share/doc/gatehouse/gatehouse.example.toml \
+            ./usr/share/man/man1/gatehouse.1.gz ./usr/share/man/man1/gatehouse-ctl-drain.1.gz \
+            ./usr/share/bash-completion/completions/gatehouse \
+            ./usr/share/zsh/vendor-completions/_gatehouse \
+            ./usr/share/fish/vendor_completions.d/gatehouse.fish; do
   grep -q " $want\$" <<<"$contents" || { echo "deb lacks: $want" >&2; exit 1; }
 done
 control_files=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
@@ -21,4 +25,9 @@ trap 'rm -rf "$scratch"' EXIT
 dpkg-deb -x "$deb" "$scratch"
 "$scratch/usr/bin/gatehouse" check -c "$scratch/etc/gatehouse/gatehouse.toml"
 "$scratch/usr/bin/gatehouse" --version
+# The completion script loads in bash and completes subcommands; the man page renders.
+bash -c "source '$scratch/usr/share/bash-completion/completions/gatehouse' && COMP_WORDS=(gatehouse ct) COMP_CWORD=1 && _gatehouse gatehouse ct gatehouse && [[ \" \${COMPREPLY[*]} \" == *' ctl '* ]]" \
+  || { echo "bash completion does not complete 'gatehouse ct' to ctl" >&2; exit 1; }
+zcat "$scratch/usr/share/man/man1/gatehouse.1.gz" | grep -q '^\.TH gatehouse 1' \
+  || { echo "gatehouse(1) is not a man page" >&2; exit 1; }
 echo "deb ok: $deb"

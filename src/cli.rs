@@ -1,4 +1,4 @@
-//! The command line: `gatehouse run|check|ctl`, `gatehouse --version`.
+//! The command line: `gatehouse run|check|ctl|completions|man`, `gatehouse --version`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -46,6 +46,14 @@ pub enum Command {
         /// Print the API's JSON answer.
         #[arg(long, requires = "running")]
         json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page gatehouse(1) (roff) to stdout (`gatehouse man | man -l -`), or
+    /// write it and one page per subcommand (gatehouse-ctl(1)...) into --dir.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config.
     Ctl {
@@ -113,4 +121,20 @@ pub enum CtlAction {
         #[arg(long = "for")]
         duration: Option<String>,
     },
+}
+
+/// Writes the completion script for `shell` (clap_complete, from the same definitions).
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "gatehouse", out);
+}
+
+/// Writes the manual page gatehouse(1) in roff to `out`, or every page (one per subcommand,
+/// gatehouse-ctl-drain(1)...) into `dir` (clap_mangen, from the same definitions).
+pub fn man(dir: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+        None => clap_mangen::Man::new(Cli::command()).render(out),
+    }
 }

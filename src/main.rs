@@ -19,6 +19,17 @@ fn main() -> ExitCode {
             &config,
             running.then_some(gatehouse::ctl::check::Running { admin, token, json }),
         ),
+        cli::Command::Completions { shell } => {
+            cli::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        cli::Command::Man { dir } => match cli::man(dir.as_deref(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gatehouse: {e}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Command::Ctl {
             config,
             admin,

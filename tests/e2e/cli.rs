@@ -88,3 +88,28 @@ fn version_is_printed() {
 fn a_missing_tool_fails_the_test_naming_its_package() {
     crate::common::tool("nothing-here", &["/nonexistent/tool"], "some-package");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let run = |args: &[&str]| {
+        let out = gatehouse().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _gatehouse"), "{bash}");
+    for sub in ["ctl", "check", "drain", "--running"] {
+        assert!(bash.contains(sub), "bash completion lacks {sub}");
+    }
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef gatehouse"));
+    assert!(run(&["completions", "fish"]).contains("complete -c gatehouse"));
+    let man = run(&["man"]);
+    assert!(man.contains(".TH gatehouse 1"), "{man}");
+    assert!(man.contains("gatehouse\\-ctl(1)"), "{man}");
+    let dir = crate::common::state_dir();
+    run(&["man", "--dir", dir.to_str().unwrap()]);
+    let drain = std::fs::read_to_string(dir.join("gatehouse-ctl-drain.1")).unwrap();
+    assert!(drain.contains("\\-\\-wait"), "{drain}");
+    let bad = gatehouse().args(["completions", "tcsh"]).output().unwrap();
+    assert!(!bad.status.success());
+}
