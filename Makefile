@@ -1,7 +1,10 @@
 # The two commands a newcomer needs:
 #   make run    build and run gatehouse on conf/gatehouse.toml in front of the demo origin
 #   make test   formatting, lints, every test, and `check` on every shipped config
-# Everything builds in the release profile, once.
+# Everything builds in the release profile, once. The test build is incremental (gatehouse's
+# own crates only; dependencies are built once either way): a one-line change in src/ then
+# rebuilds in seconds instead of a minute and a half. Benches and the .deb (`make deb`) build
+# without it.
 
 .PHONY: run test deps fmt lint layout check-configs deb bench
 
@@ -20,7 +23,7 @@ TEST_TOOLS = rsyslogd:rsyslog halog:haproxy promtool:prometheus chromium chromed
 
 test: deps fmt lint layout
 	@rm -f target/tmp/skipped-tests && mkdir -p target/tmp
-	bash -o pipefail -c 'cargo test --release 2>&1 | tee target/tmp/test-output'
+	bash -o pipefail -c 'CARGO_INCREMENTAL=1 cargo test --release 2>&1 | tee target/tmp/test-output'
 	$(MAKE) check-configs PREBUILT=1
 	GATEHOUSE_PREBUILT=1 packaging/check-deb.sh
 	@if [ -s target/tmp/skipped-tests ]; then \
@@ -45,7 +48,7 @@ layout:
 	else echo "layout: ../shared/tools/modcycles.py is not here; tests/layout.rs runs the same check"; fi
 
 lint:
-	cargo clippy --release --all-targets -- -D warnings
+	CARGO_INCREMENTAL=1 cargo clippy --release --all-targets -- -D warnings
 
 # `make test` passes PREBUILT=1: `cargo test --release` has just built target/release/gatehouse,
 # and a `cargo build` here would compile every dependency again (dev-dependencies unify features
