@@ -79,12 +79,8 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     for l in &config.listeners {
         let addr = l.address.to_string();
         match (&l.tls, shared.tls.get(&l.name)) {
-            (Some(t), Some(resolver)) => {
-                match crate::tls::listener_settings(
-                    resolver.clone(),
-                    t.h2,
-                    &shared.metrics.tls_handshakes,
-                ) {
+            (Some(t), Some(state)) => {
+                match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {
                     Ok(settings) => proxy.add_listener(
                         ListenerConfig::tcp(addr)
                             .tls(settings)

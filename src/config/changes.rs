@@ -134,11 +134,24 @@ fn deferred(old: &Config, new: &Config) -> Vec<String> {
             new.access_log.queue_size.to_string(),
         ),
     ];
-    pairs
+    let mut out: Vec<String> = pairs
         .into_iter()
         .filter(|(_, a, b)| a != b)
         .map(|(key, a, b)| format!("{key}: {a} → {b}"))
-        .collect()
+        .collect();
+    // A TLS listener's protocol settings are built into it when it starts.
+    for l in &new.listeners {
+        let before = old.listeners.iter().find(|o| o.name == l.name);
+        if let (Some(t), Some(Some(o))) = (&l.tls, before.map(|o| o.tls.as_ref())) {
+            if t.protocol != o.protocol {
+                out.push(format!(
+                    "listeners {:?} tls (profile, versions, suites, groups, tickets, session cache): {:?} → {:?}",
+                    l.name, o.protocol, t.protocol
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The sections a reload applies that differ.

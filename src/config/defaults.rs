@@ -21,6 +21,10 @@ pub const CLIENT_HEADER: &str = "10s";
 pub const H2: bool = true;
 pub const STRICT_SNI: bool = false;
 pub const EXPIRY_WARNING_DAYS: u32 = 14;
+pub const TLS_PROFILE: &str = "intermediate";
+pub const SESSION_TICKETS: bool = true;
+pub const TICKET_ROTATION: &str = "12h";
+pub const SESSION_CACHE: usize = 20_000;
 
 // [pools.NAME]
 pub const BALANCE: &str = "round_robin";

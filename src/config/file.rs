@@ -153,6 +153,14 @@ pub struct TlsSection {
     pub strict_sni: Option<bool>,
     pub h2: Option<bool>,
     pub expiry_warning_days: Option<u32>,
+    pub profile: Option<String>,
+    pub min_version: Option<String>,
+    pub cipher_suites: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub session_tickets: Option<bool>,
+    pub ticket_rotation: Option<String>,
+    pub ticket_key_file: Option<String>,
+    pub session_cache: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

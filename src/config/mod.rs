@@ -12,7 +12,7 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath};
 
-use crate::tls::LoadedCert;
+pub use crate::tls::settings::{TicketKeys, TlsListener, TlsProtocol};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -66,15 +66,6 @@ pub struct Listener {
     pub redirect_to_https: bool,
     /// TLS listeners only: the Strict-Transport-Security value sent on every response.
     pub hsts: Option<http::HeaderValue>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsListener {
-    /// Checked certificates, in file order.
-    pub certificates: Vec<Arc<LoadedCert>>,
-    /// Index of the certificate for clients with no or unknown SNI; None = strict SNI.
-    pub default: Option<usize>,
-    pub h2: bool,
 }
 
 #[derive(Debug, Clone)]

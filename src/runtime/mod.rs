@@ -16,7 +16,7 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::readonly::ReadonlyState;
 use crate::routing::Router;
 use crate::statefile;
-use crate::tls::{CertSet, SniResolver};
+use crate::tls::ListenerTls;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -67,7 +67,7 @@ pub struct Shared {
     generations: AtomicU64,
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
-    pub tls: HashMap<String, Arc<SniResolver>>,
+    pub tls: HashMap<String, ListenerTls>,
     pub metrics: Metrics,
     /// Set when a graceful stop or upgrade hand-off begins: every response from then on closes
     /// its connection, so kept-alive clients move to fresh connections (which the new process
@@ -95,10 +95,7 @@ impl Shared {
             .iter()
             .filter_map(|l| {
                 let t = l.tls.as_ref()?;
-                Some((
-                    l.name.clone(),
-                    SniResolver::new(CertSet::new(&t.certificates, t.default)),
-                ))
+                Some((l.name.clone(), ListenerTls::new(t)))
             })
             .collect();
         let state_file = config.server.state_dir.join("state.json");

@@ -6,7 +6,6 @@
 use super::{build, Shared};
 use crate::config::changes::{classify, Changes};
 use crate::config::{Config, ConfigErrors};
-use crate::tls::CertSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,8 +31,8 @@ impl Shared {
     /// Gives each running TLS listener the certificate set `config` names for it.
     pub fn swap_certificates(&self, config: &Config) {
         for l in &config.listeners {
-            if let (Some(t), Some(resolver)) = (&l.tls, self.tls.get(&l.name)) {
-                resolver.swap(CertSet::new(&t.certificates, t.default));
+            if let (Some(t), Some(state)) = (&l.tls, self.tls.get(&l.name)) {
+                state.reload(t);
             }
         }
     }

@@ -25,3 +25,4 @@ mod routing;
 mod slowstart;
 mod status_page;
 mod tls;
+mod tls_settings;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Accepts any certificate: these tests look at *which* certificate was served.
 #[derive(Debug)]
-struct AcceptAny;
+pub(crate) struct AcceptAny;
 
 impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
@@ -48,7 +48,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+pub(crate) type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// Handshakes with `sni` (None: an IP name, so no SNI is sent) and offers `alpn`.
 async fn handshake(addr: SocketAddr, sni: Option<&str>, alpn: &[&[u8]]) -> std::io::Result<Tls> {
@@ -76,7 +76,7 @@ fn served(tls: &Tls) -> CertificateDer<'static> {
 }
 
 /// A one-pool config with one TLS listener; `tls_extra` goes into `[listeners.tls]`.
-fn tls_config(
+pub(crate) fn tls_config(
     addr: SocketAddr,
     origin: &Origin,
     leaves: &[&Leaf],
@@ -94,7 +94,7 @@ fn tls_config(
 }
 
 /// `tls_config` with a given `[server]`/`[admin]` section (reloads must keep the admin address).
-fn tls_config_in(
+pub(crate) fn tls_config_in(
     section: &str,
     addr: SocketAddr,
     origin: &Origin,
@@ -109,7 +109,7 @@ fn tls_config_in(
     )
 }
 
-async fn boot_tls(toml: &str) -> gatehouse::Gatehouse {
+pub(crate) async fn boot_tls(toml: &str) -> gatehouse::Gatehouse {
     boot_config(Config::from_toml(toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"))).await
 }
 
@@ -259,7 +259,7 @@ async fn tls_1_0_and_1_1_client_hellos_are_refused() {
         .is_ok());
 }
 
-async fn get_on(tls: &mut Tls, host: &str) -> String {
+pub(crate) async fn get_on(tls: &mut Tls, host: &str) -> String {
     let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];

@@ -74,7 +74,8 @@ pub(super) fn listeners(
     out
 }
 
-fn tls_listener(t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsListener {
+fn tls_listener(mut t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsListener {
+    let (protocol, ticket_keys) = super::tls::protocol(&mut t, p, c);
     let warn_days = t.expiry_warning_days.unwrap_or(d::EXPIRY_WARNING_DAYS);
     if t.certificates.is_empty() {
         c.error(
@@ -135,5 +136,7 @@ fn tls_listener(t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsListe
         certificates,
         default,
         h2: t.h2.unwrap_or(d::H2),
+        protocol,
+        ticket_keys,
     }
 }

@@ -11,6 +11,7 @@ mod routes;
 mod server;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod values;
 
 use super::error::{Collector, ConfigError, ConfigErrors, KeyPath, Locator, Seg};
@@ -90,6 +91,9 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
         for cert in l.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
             fix(&mut cert.cert);
             fix(&mut cert.key);
+        }
+        if let Some(t) = l.tls.as_mut() {
+            fix(&mut t.ticket_key_file);
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct TlsSettings {
     client_cert_verifier: Option<Arc<dyn ClientCertVerifier>>,
     callbacks: Option<TlsAcceptCallbacks>,
     offload_threadpool: Option<(usize, usize)>,
+    // gatehouse patch 2: a whole ServerConfig built by the caller.
+    server_config: Option<Arc<ServerConfig>>,
 }
 
 pub struct Acceptor {
@@ -57,6 +59,17 @@ impl TlsSettings {
     pub fn build(self) -> Acceptor {
         // rustls 0.23+ requires an explicit CryptoProvider.
         pingora_rustls::install_default_crypto_provider();
+
+        // gatehouse patch 2: the caller's ServerConfig, as it is.
+        if let Some(config) = self.server_config {
+            return Acceptor {
+                acceptor: RusTlsAcceptor::from(config),
+                callbacks: self.callbacks.map(SharedTlsAcceptCallbacks::from),
+                offload: self.offload_threadpool.map(|(shards, threads_per_shard)| {
+                    OffloadRuntime::new("downstream TLS offload", shards, threads_per_shard)
+                }),
+            };
+        }
 
         let builder =
             ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13]);
@@ -126,6 +139,15 @@ impl TlsSettings {
     /// handshake.
     pub fn set_cert_resolver(&mut self, resolver: Arc<dyn ResolvesServerCert>) {
         self.cert_resolver = Some(resolver);
+    }
+
+    /// Use a whole rustls [`ServerConfig`] built by the caller: protocol versions, cipher
+    /// suites and key exchange groups (its crypto provider), session cache and tickets,
+    /// certificate resolver and ALPN. `build()` takes it as it is; the certificate, resolver,
+    /// client verifier and ALPN settings of this `TlsSettings` are then ignored, while its
+    /// callbacks and handshake offload still apply. (gatehouse patch 2)
+    pub fn set_server_config(&mut self, config: Arc<ServerConfig>) {
+        self.server_config = Some(config);
     }
 
     /// Set the path to the certificate chain file (PEM format).
@@ -200,6 +222,7 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: None,
             offload_threadpool: None,
+            server_config: None,
         })
     }
 
@@ -220,6 +243,7 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: Some(callbacks),
             offload_threadpool: None,
+            server_config: None,
         })
     }
 }

@@ -15,6 +15,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+mod server_config;
+pub mod settings;
+pub mod tickets;
+
 /// One certificate chain with its key, checked.
 pub struct LoadedCert {
     pub cert_path: String,
@@ -272,10 +276,35 @@ impl pingora::listeners::TlsAccept for HandshakeFacts {
     }
 }
 
-/// pingora's TLS settings for a listener: our resolver, ALPN h2+http/1.1 or http/1.1 only.
+/// A running TLS listener's state kept across reloads: its certificates (swapped by a reload)
+/// and its ticket keys (a reload brings a changed key file's keys).
+pub struct ListenerTls {
+    pub resolver: Arc<SniResolver>,
+    pub tickets: Option<Arc<tickets::Tickets>>,
+}
+
+impl ListenerTls {
+    pub fn new(t: &settings::TlsListener) -> ListenerTls {
+        ListenerTls {
+            resolver: SniResolver::new(CertSet::new(&t.certificates, t.default)),
+            tickets: server_config::tickets(&t.protocol, t.ticket_keys.as_ref()),
+        }
+    }
+
+    /// What a reload changes in place: the certificates, and ticket keys from a key file.
+    pub fn reload(&self, t: &settings::TlsListener) {
+        self.resolver.swap(CertSet::new(&t.certificates, t.default));
+        if let (Some(tickets), Some(keys)) = (&self.tickets, &t.ticket_keys) {
+            tickets.set_shared_keys(&keys.0);
+        }
+    }
+}
+
+/// pingora's TLS settings for a listener: the whole rustls config built from `[listeners.tls]`
+/// (versions, suites, groups, resumption, our resolver, ALPN), with the handshake callbacks.
 pub fn listener_settings(
-    resolver: Arc<SniResolver>,
-    h2: bool,
+    state: &ListenerTls,
+    t: &settings::TlsListener,
     handshakes: &prometheus::IntCounterVec,
 ) -> pingora::Result<pingora::listeners::tls::TlsSettings> {
     let facts = HandshakeFacts {
@@ -283,11 +312,13 @@ pub fn listener_settings(
         tls13: handshakes.with_label_values(&["TLSv1.3"]),
     };
     let mut settings = pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(facts))?;
-    settings.set_cert_resolver(resolver);
-    if h2 {
-        settings.enable_h2();
-    } else {
-        settings.set_alpn(pingora::protocols::ALPN::H1);
-    }
+    let config = server_config::build(
+        &t.protocol,
+        state.resolver.clone(),
+        state.tickets.clone(),
+        t.h2,
+    )
+    .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "TLS config", e))?;
+    settings.set_server_config(Arc::new(config));
     Ok(settings)
 }

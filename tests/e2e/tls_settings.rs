@@ -1,0 +1,222 @@
+//! `[listeners.tls]` protocol settings on the wire: Mozilla's profiles, explicit suites and
+//! groups, and session resumption by tickets (TLS 1.3 and 1.2) — after a reload, after
+//! thousands of other clients, across two processes sharing a key file — or not at all.
+
+use crate::common::certs::Ca;
+use crate::common::*;
+use crate::tls::{boot_tls, get_on, tls_config, tls_config_in, AcceptAny, Tls};
+use rustls::client::Resumption;
+use rustls::pki_types::ServerName;
+use rustls::{HandshakeKind, ProtocolVersion};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A client config: `versions`, `groups` (None: ring's defaults), resumption on or off.
+fn client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+    resume: bool,
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(g) = groups {
+        provider.kx_groups = g;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+async fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(ServerName::try_from("a.test").unwrap(), tcp)
+        .await
+}
+
+/// Connects, makes one request (so TLS 1.3 tickets arrive) and says how the handshake went.
+async fn visit(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> HandshakeKind {
+    let mut tls = connect(addr, config).await.expect("handshake");
+    let kind = tls.get_ref().1.handshake_kind().expect("handshake done");
+    assert!(get_on(&mut tls, "a.test").await.starts_with("HTTP/1.1 200"));
+    kind
+}
+
+const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_refuses_tls12_and_intermediate_accepts_it() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let (modern, intermediate) = (free_port(), free_port());
+    let _m = boot_tls(&tls_config(modern, &o, &[&a], "profile = \"modern\"", "")).await;
+    let _i = boot_tls(&tls_config(intermediate, &o, &[&a], "", "")).await;
+    assert!(connect(modern, &client(TLS12, None, false)).await.is_err());
+    let tls = connect(modern, &client(TLS13, None, false)).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(ProtocolVersion::TLSv1_3)
+    );
+    let tls = connect(intermediate, &client(TLS12, None, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(ProtocolVersion::TLSv1_2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_suites_and_groups_are_negotiated() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]); // an ECDSA P-256 key: ECDSA suites in TLS 1.2
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let settings =
+        "cipher_suites = [\"TLS_CHACHA20_POLY1305_SHA256\", \"ECDHE-ECDSA-AES256-GCM-SHA384\"]\n\
+                    groups = [\"secp384r1\"]";
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], settings, "")).await;
+    let ring = rustls::crypto::ring::kx_group::X25519;
+    let tls = connect(addr, &client(TLS13, None, false)).await.unwrap();
+    let conn = tls.get_ref().1;
+    assert_eq!(
+        conn.negotiated_cipher_suite().unwrap().suite(),
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    );
+    assert_eq!(
+        conn.negotiated_key_exchange_group().unwrap().name(),
+        rustls::NamedGroup::secp384r1
+    );
+    let tls = connect(addr, &client(TLS12, None, false)).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.negotiated_cipher_suite().unwrap().suite(),
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    );
+    // A client with X25519 only shares no group with this listener.
+    assert!(connect(addr, &client(TLS13, Some(vec![ring]), false))
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_resume_after_a_reload_and_after_thousands_of_other_clients() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let section = server_section();
+    let path = dir.join("gatehouse.toml");
+    let toml = tls_config_in(&section, addr, &o, &[&a], "session_cache = 0", "");
+    std::fs::write(&path, &toml).unwrap();
+    let gh = boot_config(gatehouse::Config::load(&path).unwrap()).await;
+    for versions in [TLS13, TLS12] {
+        let c = client(versions, None, true);
+        assert_eq!(visit(addr, &c).await, HandshakeKind::Full);
+        assert_eq!(
+            visit(addr, &c).await,
+            HandshakeKind::Resumed,
+            "{versions:?}"
+        );
+    }
+
+    let c13 = client(TLS13, None, true);
+    assert_eq!(visit(addr, &c13).await, HandshakeKind::Full);
+    // A reload (with a change) keeps the ticket keys.
+    std::fs::write(
+        &path,
+        toml.replace("[[routes]]", "[[routes]]\nname = \"renamed\""),
+    )
+    .unwrap();
+    let changes = gh.shared.reload_from(&path).unwrap();
+    assert!(
+        changes.reload.contains(&"routes".to_string()),
+        "{changes:?}"
+    );
+    assert_eq!(visit(addr, &c13).await, HandshakeKind::Resumed);
+
+    // 10 000 other clients, each a full handshake: tickets take no server memory.
+    let c12 = client(TLS12, None, true);
+    assert_eq!(visit(addr, &c12).await, HandshakeKind::Full);
+    let others = client(TLS13, None, false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let others = others.clone();
+        tasks.spawn(async move {
+            for _ in 0..625 {
+                drop(connect(addr, &others).await.expect("handshake"));
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(visit(addr, &c13).await, HandshakeKind::Resumed, "TLS 1.3");
+    assert_eq!(visit(addr, &c12).await, HandshakeKind::Resumed, "TLS 1.2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_a_key_file_resume_each_others_sessions() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let keys = dir.join("ticket-keys");
+    let line = |seed: u8| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([seed; 80]) + "\n"
+    };
+    std::fs::write(&keys, line(1) + &line(2)).unwrap();
+    let shared = format!("ticket_key_file = {:?}", keys.display().to_string());
+    let (n1, n2, alone) = (free_port(), free_port(), free_port());
+    let _g1 = boot_tls(&tls_config(n1, &o, &[&a], &shared, "")).await;
+    let _g2 = boot_tls(&tls_config(n2, &o, &[&a], &shared, "")).await;
+    let _g3 = boot_tls(&tls_config(alone, &o, &[&a], "", "")).await;
+    for versions in [TLS13, TLS12] {
+        let c = client(versions, None, true);
+        assert_eq!(visit(n1, &c).await, HandshakeKind::Full);
+        assert_eq!(visit(n2, &c).await, HandshakeKind::Resumed, "{versions:?}");
+        // A node with keys of its own cannot open the other nodes' tickets.
+        let c = client(versions, None, true);
+        assert_eq!(visit(n1, &c).await, HandshakeKind::Full);
+        assert_eq!(visit(alone, &c).await, HandshakeKind::Full, "{versions:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tickets_or_cache_nothing_resumes() {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let (none, cache_only) = (free_port(), free_port());
+    let off = "session_tickets = false\nsession_cache = 0";
+    let _g1 = boot_tls(&tls_config(none, &o, &[&a], off, "")).await;
+    let _g2 = boot_tls(&tls_config(
+        cache_only,
+        &o,
+        &[&a],
+        "session_tickets = false",
+        "",
+    ))
+    .await;
+    for versions in [TLS13, TLS12] {
+        let c = client(versions, None, true);
+        assert_eq!(visit(none, &c).await, HandshakeKind::Full);
+        assert_eq!(visit(none, &c).await, HandshakeKind::Full, "{versions:?}");
+        // Without tickets, the session cache still resumes by id.
+        let c = client(versions, None, true);
+        assert_eq!(visit(cache_only, &c).await, HandshakeKind::Full);
+        assert_eq!(
+            visit(cache_only, &c).await,
+            HandshakeKind::Resumed,
+            "{versions:?}"
+        );
+    }
+}
