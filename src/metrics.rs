@@ -68,6 +68,7 @@ pub struct Metrics {
     pub tls_handshakes: IntCounterVec,
     tls_handshake_failures: IntCounterVec,
     cert_expiry: GaugeVec,
+    ocsp_next_update: GaugeVec,
     readonly_mode: IntGauge,
     readonly_refused: IntCounter,
     log_records: IntCounterVec,
@@ -141,6 +142,7 @@ impl Metrics {
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
             tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),
             tls_handshake_failures: counter_vec(&r, "gatehouse_tls_handshake_failures_total", "Failed TLS handshakes by reason: eof (the client closed), timeout, protocol.", &["reason"]),
+            ocsp_next_update: single(&r, GaugeVec::new(Opts::new("gatehouse_tls_ocsp_next_update_timestamp_seconds", "nextUpdate of each stapled OCSP response (Unix time): fetch a fresh one before it."), &["listener", "cert"]).expect("valid")),
             cert_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_certificate_expiry_timestamp_seconds", "Expiry of each certificate (Unix time)."), &["listener", "cert"]).expect("valid")),
             readonly_mode: single(&r, IntGauge::new("gatehouse_readonly_mode", "1 while read-only mode is on.").expect("valid")),
             readonly_refused: single(&r, IntCounter::new("gatehouse_readonly_refused_total", "Writes refused by read-only mode.").expect("valid")),
@@ -225,6 +227,11 @@ impl Metrics {
                 .with_label_values(&[listener, cert])
                 .set(*not_after as f64);
         }
+        for (listener, cert, next) in &scrape.ocsp_next_update {
+            self.ocsp_next_update
+                .with_label_values(&[listener, cert])
+                .set(*next as f64);
+        }
         for (reason, n) in &scrape.tls_handshake_failures {
             sync(
                 &self.tls_handshake_failures.with_label_values(&[reason]),
@@ -287,6 +294,8 @@ pub struct Scrape<'a> {
     pub cache_objects: u64,
     /// (listener, certificate file, not-after as Unix seconds).
     pub certificates: Vec<(&'a str, &'a str, i64)>,
+    /// (listener, certificate file, the staple's nextUpdate as Unix seconds).
+    pub ocsp_next_update: Vec<(&'a str, &'a str, i64)>,
     /// (reason, count) of failed TLS handshakes.
     pub tls_handshake_failures: Vec<(&'static str, u64)>,
     pub readonly_active: bool,

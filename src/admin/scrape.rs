@@ -46,6 +46,11 @@ pub fn render(shared: &Shared) -> String {
             scrape
                 .certificates
                 .push((&l.name, &cert.cert_path, cert.not_after));
+            if let Some((_, Some(next))) = &cert.ocsp {
+                scrape
+                    .ocsp_next_update
+                    .push((&l.name, &cert.cert_path, *next));
+            }
         }
     }
     scrape.tls_handshake_failures = crate::telemetry::handshake_failures();

@@ -168,6 +168,8 @@ pub struct CertEntry {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub default: Option<bool>,
+    /// "file:PATH": an OCSP response (DER) to staple.
+    pub ocsp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

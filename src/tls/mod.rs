@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+mod ocsp;
 mod server_config;
 pub mod settings;
 pub mod tickets;
@@ -27,6 +28,8 @@ pub struct LoadedCert {
     pub names: Vec<String>,
     /// Expiry of the leaf, seconds since the Unix epoch.
     pub not_after: i64,
+    /// The stapled OCSP response's file and `nextUpdate` (Unix seconds), when one is set.
+    pub ocsp: Option<(String, Option<i64>)>,
     pub key: Arc<CertifiedKey>,
 }
 
@@ -36,6 +39,7 @@ impl fmt::Debug for LoadedCert {
             .field("cert_path", &self.cert_path)
             .field("names", &self.names)
             .field("not_after", &self.not_after)
+            .field("ocsp", &self.ocsp)
             .finish()
     }
 }
@@ -49,9 +53,11 @@ pub struct CertProblems {
 
 /// Loads `cert_path` (full chain, leaf first) and `key_path` and checks them: parsable, key
 /// matches the leaf, not expired, has DNS names. Warns when it expires within `warn_days`.
+/// With `ocsp_path`, the OCSP response to staple is read and checked too (`ocsp.rs`).
 pub fn load_cert(
     cert_path: &str,
     key_path: &str,
+    ocsp_path: Option<&str>,
     warn_days: u32,
     now: i64,
 ) -> Result<(LoadedCert, CertProblems), CertProblems> {
@@ -65,7 +71,9 @@ pub fn load_cert(
     let (Some(key), false) = (key, chain.is_empty()) else {
         return Err(p);
     };
-    let certified = CertifiedKey::new(chain, key);
+    let mut certified = CertifiedKey::new(chain, key);
+    let ocsp = ocsp_path.and_then(|path| staple(path, now, &mut p));
+    certified.ocsp = ocsp.as_ref().map(|s| s.der.clone());
     if certified.keys_match().is_err() {
         p.errors.push((
             "key",
@@ -83,10 +91,36 @@ pub fn load_cert(
             key_path: key_path.to_string(),
             names,
             not_after,
+            ocsp: ocsp.map(|s| (ocsp_path.unwrap_or_default().to_string(), s.next_update)),
             key: Arc::new(certified),
         },
         p,
     ))
+}
+
+/// The OCSP response of `path`, checked: an error when unusable or past its `nextUpdate`, a
+/// warning within two days of it.
+fn staple(path: &str, now: i64, p: &mut CertProblems) -> Option<ocsp::Staple> {
+    match ocsp::read(path) {
+        Ok(s) => {
+            match s.next_update {
+                Some(t) if t <= now => {
+                    p.errors.push(("ocsp", format!("{path}: the OCSP response is past its nextUpdate: fetch a fresh one")));
+                    return None;
+                }
+                Some(t) if t - now < 2 * 86_400 => p.warnings.push((
+                    "ocsp",
+                    format!("{path}: the OCSP response's nextUpdate is in {} hours: fetch a fresh one and reload", (t - now) / 3600),
+                )),
+                _ => {}
+            }
+            Some(s)
+        }
+        Err(e) => {
+            p.errors.push(("ocsp", e));
+            None
+        }
+    }
 }
 
 /// The certificate chain of a PEM file, leaf first (empty, with an error, when unusable).

@@ -211,10 +211,12 @@ async fn the_switch_works_from_the_api_and_ctl_persists_and_expires() {
     };
     assert!(tokio::task::block_in_place(|| ctl(&["off"])).contains("read-only: off"));
     assert_eq!(post(&c).await.unwrap().status(), 200);
-    let out = tokio::task::block_in_place(|| ctl(&["on", "--reason", "cutover", "--for", "1s"]));
+    // Three seconds: long enough for the check below on a loaded machine (the suite runs
+    // handshake-heavy tests alongside).
+    let out = tokio::task::block_in_place(|| ctl(&["on", "--reason", "cutover", "--for", "3s"]));
     assert!(out.contains("read-only: ON (cutover)"), "{out}");
     assert_eq!(post(&c).await.unwrap().status(), 503);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(post(&c).await.unwrap().status(), 200, "expired");
 }
 

@@ -220,3 +220,163 @@ async fn without_tickets_or_cache_nothing_resumes() {
         );
     }
 }
+
+/// Records the OCSP response the server staples, accepting any certificate.
+#[derive(Debug, Default)]
+struct StapleSeen(std::sync::Mutex<Vec<u8>>);
+
+impl rustls::client::danger::ServerCertVerifier for StapleSeen {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &ServerName<'_>,
+        ocsp: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.0.lock().unwrap() = ocsp.to_vec();
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        AcceptAny.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        AcceptAny.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        AcceptAny.supported_verify_schemes()
+    }
+}
+
+
+/// A CA, a leaf for a.test and OCSP responses for it, all made by openssl in `dir`.
+struct OcspFixture {
+    dir: std::path::PathBuf,
+    openssl: std::path::PathBuf,
+}
+
+impl OcspFixture {
+    fn new(openssl: std::path::PathBuf) -> OcspFixture {
+        let f = OcspFixture {
+            dir: state_dir(),
+            openssl,
+        };
+        f.run("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=ocsp-test-ca -days 3");
+        f.run("req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key -out leaf.csr -subj /CN=a.test -addext subjectAltName=DNS:a.test");
+        f.run("x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 3 -copy_extensions copy");
+        f.run("ocsp -issuer ca.pem -cert leaf.pem -no_nonce -reqout req.der");
+        f
+    }
+
+    fn run(&self, args: &str) -> String {
+        let out = std::process::Command::new(&self.openssl)
+            .args(args.split(' '))
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A response saying the leaf is `status` ('V' good, 'R' revoked), valid `days`, in `file`.
+    fn respond(&self, file: &str, status: char, days: u32) -> Vec<u8> {
+        let serial = self.run("x509 -in leaf.pem -noout -serial");
+        let serial = serial.trim().trim_start_matches("serial=");
+        let revoked = if status == 'R' { "261101000000Z" } else { "" };
+        std::fs::write(
+            self.dir.join("index.txt"),
+            format!("{status}\t301231000000Z\t{revoked}\t{serial}\tunknown\t/CN=a.test\n"),
+        )
+        .unwrap();
+        self.run(&format!("ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -reqin req.der -respout {file} -ndays {days}"));
+        std::fs::read(self.dir.join(file)).unwrap()
+    }
+
+    fn entry(&self, file: &str) -> String {
+        let p = |f: &str| self.dir.join(f).display().to_string();
+        format!(
+            "[[listeners.tls.certificates]]\ncert = {:?}\nkey = {:?}\nocsp = \"file:{}\"\n",
+            p("leaf.pem"),
+            p("leaf.key"),
+            p(file)
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ocsp_response_is_stapled_checked_and_reloaded() {
+    let Some(openssl) = tool("openssl", &["/usr/bin/openssl"], "openssl") else {
+        return; // skipped by the user, and recorded
+    };
+    let f = OcspFixture::new(openssl);
+    let first = f.respond("first.der", 'V', 3);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let section = server_section();
+    let config = |file: &str| {
+        format!(
+            "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n[listeners.tls]\n{}{}",
+            f.entry(file),
+            one_route(&[&o])
+        )
+    };
+    let path = f.dir.join("gatehouse.toml");
+    std::fs::write(&path, config("first.der")).unwrap();
+    let gh = boot_config(gatehouse::Config::load(&path).unwrap()).await;
+    let seen = Arc::new(StapleSeen::default());
+    let mut c = (*client(TLS13, None, false)).clone();
+    c.dangerous().set_certificate_verifier(seen.clone());
+    let c = Arc::new(c);
+    drop(connect(addr, &c).await.unwrap());
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        first,
+        "the file's response is stapled"
+    );
+    let m = metrics_text(gh.shared.current().config.admin.address).await;
+    assert!(
+        m.contains("gatehouse_tls_ocsp_next_update_timestamp_seconds{"),
+        "{m}"
+    );
+
+    // A fresh response and a reload: the next handshake staples it.
+    let second = f.respond("second.der", 'V', 1);
+    std::fs::write(&path, config("second.der")).unwrap();
+    let out = check(&path);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && said.contains("certificates[0].ocsp")
+            && said.contains("nextUpdate is in"),
+        "a day left is a warning: {said}"
+    );
+    gh.shared.reload_from(&path).unwrap();
+    drop(connect(addr, &c).await.unwrap());
+    assert_eq!(*seen.0.lock().unwrap(), second);
+
+    // A revoked certificate's response, or no file at all: check refuses, with the key path.
+    f.respond("revoked.der", 'R', 3);
+    std::fs::write(&path, config("revoked.der")).unwrap();
+    let out = check(&path);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("certificates[0].ocsp") && said.contains("revoked"),
+        "{said}"
+    );
+    std::fs::write(&path, config("missing.der")).unwrap();
+    assert!(!check(&path).status.success());
+    assert!(
+        gh.shared.reload_from(&path).is_err(),
+        "the running staple stays"
+    );
+}

@@ -97,7 +97,18 @@ fn tls_listener(mut t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsL
             }
             continue;
         };
-        match crate::tls::load_cert(cert, key, warn_days, now) {
+        let ocsp = match entry.ocsp.as_deref().map(|o| o.strip_prefix("file:")) {
+            None => None,
+            Some(Some(path)) => Some(path),
+            Some(None) => {
+                c.error(
+                    &cp.key("ocsp"),
+                    "write \"file:PATH\" (an OCSP response in DER)",
+                );
+                None
+            }
+        };
+        match crate::tls::load_cert(cert, key, ocsp, warn_days, now) {
             Ok((loaded, problems)) => {
                 for (k, w) in problems.warnings {
                     c.warn(&cp.key(k), w);

@@ -91,6 +91,14 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
         for cert in l.tls.iter_mut().flat_map(|t| t.certificates.iter_mut()) {
             fix(&mut cert.cert);
             fix(&mut cert.key);
+            if let Some(o) = cert.ocsp.as_mut() {
+                if let Some(path) = o
+                    .strip_prefix("file:")
+                    .filter(|p| Path::new(p).is_relative())
+                {
+                    *o = format!("file:{}", base.join(path).display());
+                }
+            }
         }
         if let Some(t) = l.tls.as_mut() {
             fix(&mut t.ticket_key_file);
