@@ -210,6 +210,44 @@ pub struct ConfigCheckView {
     pub restart: Vec<String>,
 }
 
+/// `GET /api/tls`: every TLS listener's protocol settings and certificates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsView {
+    pub listeners: Vec<TlsListenerView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsListenerView {
+    pub listener: String,
+    pub profile: String,
+    /// "TLSv1.2", "TLSv1.3".
+    pub versions: Vec<String>,
+    pub cipher_suites: Vec<String>,
+    pub groups: Vec<String>,
+    pub session_tickets: bool,
+    /// "rotating every 12h" or "file /path (N keys)"; absent without tickets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_keys: Option<String>,
+    pub session_cache: usize,
+    pub strict_sni: bool,
+    pub certificates: Vec<CertificateView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateView {
+    pub file: String,
+    pub names: Vec<String>,
+    pub default: bool,
+    /// Unix seconds.
+    pub not_after: i64,
+    pub days_left: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_file: Option<String>,
+    /// The staple's nextUpdate, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_next_update: Option<i64>,
+}
+
 /// `GET /api/cache`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheView {

@@ -11,6 +11,7 @@
 //! POST /api/reload                                  reload the config file (all or nothing)
 //! POST /api/config/check  {file, text}               what a reload of that text would do
 //! GET  /api/config                                  checksum, load time and file of the config
+//! GET  /api/tls                                     TLS listeners: protocol, certificates
 //! GET  /api/cache                                   cache counters and size
 //! POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
 //! POST /api/cache/ban    {"host": "...", "prefix": "/img/"} or {"regex": "\\.css$"}
@@ -27,6 +28,7 @@ pub mod api;
 mod handlers;
 mod scrape;
 mod status_page;
+mod tls;
 
 use crate::runtime::Shared;
 use async_trait::async_trait;
@@ -162,6 +164,7 @@ impl AdminApp {
                 }
             }
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
+            (&Method::GET, ["api", "tls"]) => tls::tls(&rt),
             (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
                 match read_body(session, MAX_BODY).await {
                     Ok(body) => handlers::invalidate(&rt, action, &body),

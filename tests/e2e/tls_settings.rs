@@ -58,7 +58,7 @@ async fn modern_refuses_tls12_and_intermediate_accepts_it() {
     let a = ca.issue(&dir, "a", &["a.test"]);
     let o = Origin::start("o").await;
     let (modern, intermediate) = (free_port(), free_port());
-    let _m = boot_tls(&tls_config(modern, &o, &[&a], "profile = \"modern\"", "")).await;
+    let m = boot_tls(&tls_config(modern, &o, &[&a], "profile = \"modern\"", "")).await;
     let _i = boot_tls(&tls_config(intermediate, &o, &[&a], "", "")).await;
     assert!(connect(modern, &client(TLS12, None, false)).await.is_err());
     let tls = connect(modern, &client(TLS13, None, false)).await.unwrap();
@@ -72,6 +72,19 @@ async fn modern_refuses_tls12_and_intermediate_accepts_it() {
     assert_eq!(
         tls.get_ref().1.protocol_version(),
         Some(ProtocolVersion::TLSv1_2)
+    );
+    let (status, v) = admin_call(&m, "GET", "/api/tls", None).await;
+    assert_eq!(status, 200, "{v}");
+    let l = &v["listeners"][0];
+    assert_eq!(l["profile"], "modern", "{v}");
+    assert_eq!(l["versions"], serde_json::json!(["TLSv1.3"]), "{v}");
+    assert_eq!(l["certificates"][0]["names"][0], "a.test", "{v}");
+    assert!(
+        l["ticket_keys"]
+            .as_str()
+            .unwrap()
+            .starts_with("rotating every 12h"),
+        "{v}"
     );
 }
 
@@ -258,7 +271,6 @@ impl rustls::client::danger::ServerCertVerifier for StapleSeen {
     }
 }
 
-
 /// A CA, a leaf for a.test and OCSP responses for it, all made by openssl in `dir`.
 struct OcspFixture {
     dir: std::path::PathBuf,
@@ -343,6 +355,13 @@ async fn the_ocsp_response_is_stapled_checked_and_reloaded() {
         first,
         "the file's response is stapled"
     );
+    let (_, v) = admin_call(&gh, "GET", "/api/tls", None).await;
+    let cert = &v["listeners"][0]["certificates"][0];
+    assert!(
+        cert["ocsp_file"].as_str().unwrap().ends_with("first.der"),
+        "{v}"
+    );
+    assert!(cert["ocsp_next_update"].as_i64().unwrap() > 0, "{v}");
     let m = metrics_text(gh.shared.current().config.admin.address).await;
     assert!(
         m.contains("gatehouse_tls_ocsp_next_update_timestamp_seconds{"),
