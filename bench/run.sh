@@ -2,7 +2,7 @@
 # Gatehouse against HAProxy, nginx and Varnish on loopback, per core.
 #
 #   bench/run.sh [SCENARIO ...]    default: all of
-#       pass hit1k hit100k tls handshake h2 zipf idle log
+#       pass hit1k hit100k tls handshake resume h2 zipf idle log
 #   REPS=3 DURATION=6 WARMUP=1 CONNS=32 IDLE_CONNS=9000 ZIPF_KEYS=1000000 bench/run.sh
 #
 # For each scenario, targets run interleaved (A B C A B C ...), REPS times each. The proxy is
@@ -13,7 +13,7 @@
 # the CPU used by other processes; a run where either exceeds 3% of the machine is marked noisy
 # and left out of the medians (unless every run of that line is). `idle` runs once per target
 # and reports KiB of proxy memory per idle keep-alive connection instead.
-# Results: stdout and bench/results/<date>-<host>.md.
+# Results: stdout and bench/results/<date>-<host>[-N].md (or RESULTS=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -24,7 +24,7 @@ CONNS=${CONNS:-32}
 IDLE_CONNS=${IDLE_CONNS:-9000}
 export ZIPF_KEYS=${ZIPF_KEYS:-1000000}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake h2 zipf idle log)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake resume h2 zipf idle log)
 
 scripts/install-deps.sh haproxy varnishd:varnish nginx wrk h2load:nghttp2-client \
   taskset:util-linux openssl curl python3
@@ -84,7 +84,7 @@ targets_for() {
 url_for() { # scenario target
   local port=18080; [ "$2" = origin ] && port=19001
   case $1 in
-    tls|handshake|h2) echo "https://127.0.0.1:18443/1k";;
+    tls|handshake|resume|h2) echo "https://127.0.0.1:18443/1k";;
     hit100k) echo "http://127.0.0.1:$port/100k";;
     zipf) echo "http://127.0.0.1:$port/";;
     *) echo "http://127.0.0.1:$port/1k";;
@@ -157,6 +157,18 @@ stop_target() {
 load() {
   local s=$1 url=$2 secs=$3 out
   case $s in
+    resume)
+      # Resumed TLS 1.2 handshakes (session tickets), one connection at a time, no request:
+      # openssl s_time marks each connection 'r' (resumed) or '*' (full); a full one after
+      # the first counts as an error. (s_time cannot resume TLS 1.3: it keeps the session
+      # before the post-handshake ticket arrives.)
+      ( taskset -c 0 openssl s_time -connect 127.0.0.1:18443 -reuse -tls1_2 -time "$secs" > "$work/load.out" 2>&1; times > "$work/times" ) || true
+      out=$(cat "$work/load.out")
+      reqs=$(awk '/connections in .* real seconds/{n=$1} END{print n+0}' <<<"$out")
+      errors=$(($(tr -cd '*' < "$work/load.out" | wc -c)))
+      rps=$(awk -v n="$reqs" -v s="$secs" 'BEGIN{printf "%.0f", n / s}')
+      p50=-; p99=-
+      ;;
     h2)
       rm -f "$work/h2.log"
       ( taskset -c 0 h2load -c"$CONNS" -m10 -D"$secs" --log-file="$work/h2.log" "$url" > "$work/load.out" 2>&1; times > "$work/times" ) || true
@@ -254,7 +266,13 @@ done
 elapsed=$(( $(date +%s) - started ))
 
 host=$(hostname -s 2>/dev/null || echo host)
-file="bench/results/$(date +%F)-$host.md"
+# RESULTS=path names the file; by default one per day and host, never overwriting an earlier
+# run of the same day (a suffix -2, -3... is added).
+file=${RESULTS:-bench/results/$(date +%F)-$host.md}
+if [ -z "${RESULTS:-}" ]; then
+  n=2; base=${file%.md}
+  while [ -e "$file" ]; do file="$base-$n.md"; n=$((n + 1)); done
+fi
 {
   echo "# gatehouse bench, $(date -u +%FT%TZ), $host"
   echo

@@ -280,3 +280,17 @@ pub fn tool(name: &str, paths: &[&str], package: &str) -> Option<std::path::Path
         paths.join(" or ")
     );
 }
+
+/// Runs `cmd` with `input` on its stdin; its whole output.
+pub fn pipe_into(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

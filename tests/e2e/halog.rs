@@ -25,21 +25,7 @@ async fn collect(sink: &UdpSocket, n: usize) -> String {
 }
 
 fn halog(bin: &std::path::Path, arg: &str, log: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(bin)
-        .arg(arg)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(log.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = pipe_into(std::process::Command::new(bin).arg(arg), log.as_bytes());
     assert!(out.status.success(), "halog {arg}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
