@@ -2,7 +2,7 @@
 # Gatehouse against HAProxy, nginx and Varnish on loopback, per core.
 #
 #   bench/run.sh [SCENARIO ...]    default: all of
-#       pass hit1k hit100k tls handshake resume h2 zipf idle log
+#       pass pass8 pass128 hit1k hit100k tls handshake resume h2 zipf chain idle log
 #   REPS=3 DURATION=6 WARMUP=1 CONNS=32 IDLE_CONNS=9000 ZIPF_KEYS=1000000 bench/run.sh
 #
 # For each scenario, targets run interleaved (A B C A B C ...), REPS times each. The proxy is
@@ -24,7 +24,7 @@ CONNS=${CONNS:-32}
 IDLE_CONNS=${IDLE_CONNS:-9000}
 export ZIPF_KEYS=${ZIPF_KEYS:-1000000}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k hit100k tls handshake resume h2 zipf idle log)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(pass pass8 pass128 hit1k hit100k tls handshake resume h2 zipf chain idle log)
 
 scripts/install-deps.sh haproxy varnishd:varnish nginx wrk h2load:nghttp2-client \
   taskset:util-linux openssl curl python3
@@ -49,6 +49,7 @@ taskset -c 0 nginx -c "$work/origin.conf" &
 sleep 0.5
 origin_pid=$(cat "$work/origin.pid")
 family() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; } # a process and its children
+uniq_pids() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -un | tr '\n' ' '; } # each pid once
 origin_pids=$(family "$origin_pid")
 [ "$(curl -sf -o /dev/null -w '%{size_download}' http://127.0.0.1:19001/1k)" = 1024 ] ||
   { echo "the origin does not serve /1k" >&2; exit 1; }
@@ -72,10 +73,13 @@ kib() { # sum of a /proc status field (VmRSS, VmHWM) over pids, in KiB
 machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9}' /proc/stat; } # busy ticks, steal ticks
 hz=$(getconf CLK_TCK)
 
-cache_for() { case $1 in hit*|zipf) echo true;; *) echo false;; esac; }
+cache_for() { case $1 in hit*|zipf|chain) echo true;; *) echo false;; esac; }
+conns_for() { case $1 in pass8) echo 8;; pass128) echo 128;; *) echo "$CONNS";; esac; }
 targets_for() {
   case $1 in
-    pass) echo "origin gatehouse haproxy nginx";;
+    pass|pass8|pass128) echo "origin gatehouse haproxy nginx";;
+    # The stack gatehouse replaces (nginx TLS -> Varnish -> HAProxy -> origin), CPU summed.
+    chain) echo "gatehouse chain";;
     log) echo "gatehouse gatehouse+log haproxy haproxy+log";; # pass-through, one UDP record each
     hit*|zipf) echo "gatehouse nginx varnish";;
     *) echo "gatehouse haproxy nginx";;
@@ -84,7 +88,7 @@ targets_for() {
 url_for() { # scenario target
   local port=18080; [ "$2" = origin ] && port=19001
   case $1 in
-    tls|handshake|resume|h2) echo "https://127.0.0.1:18443/1k";;
+    tls|handshake|resume|h2|chain) echo "https://127.0.0.1:18443/1k";;
     hit100k) echo "http://127.0.0.1:$port/100k";;
     zipf) echo "http://127.0.0.1:$port/";;
     *) echo "http://127.0.0.1:$port/1k";;
@@ -133,10 +137,21 @@ start_target() { # target scenario -> sets target_pids
       render nginx-proxy.conf "$c" > "$work/proxy.conf"
       taskset -c 1 nginx -c "$work/proxy.conf" &
       sleep 0.3; target_pids=$(family "$(cat "$work/proxy.pid")") ;;
+    chain) # all three on the proxy's core, as gatehouse has one core
+      render chain-haproxy.cfg x > "$work/chain-haproxy.cfg"
+      taskset -c 1 haproxy -f "$work/chain-haproxy.cfg" -db 2>/dev/null &
+      local hp=$!
+      taskset -c 1 varnishd -F -a 127.0.0.1:18081 -f "$root/bench/chain-varnish.vcl" -n "$work/chain-varnish" \
+        -s malloc,2g -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 &
+      local vp=$!
+      render chain-nginx.conf x > "$work/chain-nginx.conf"
+      taskset -c 1 nginx -c "$work/chain-nginx.conf" &
+      sleep 1
+      target_pids=$(echo "$hp $vp $(pgrep -f "varnishd.*$work/chain-varnish" | tr '\n' ' ') $(family "$(cat "$work/chain-nginx.pid")")" | uniq_pids) ;;
     varnish)
       taskset -c 1 varnishd -F -a 127.0.0.1:18080 -f "$root/bench/varnish.vcl" -n "$work/varnish" \
         -s malloc,2g -p thread_pools=1 -p thread_pool_min=10 >/dev/null 2>&1 &
-      sleep 1; target_pids="$! $(pgrep -f "varnishd.*$work/varnish" | tr '\n' ' ')" ;;
+      sleep 1; target_pids=$(echo "$! $(pgrep -f "varnishd.*$work/varnish" | tr '\n' ' ')" | uniq_pids) ;;
   esac
   local size
   for _ in $(seq 1 100); do
@@ -188,7 +203,7 @@ load() {
       local extra=()
       [ "$s" = handshake ] && extra=(-H "Connection: close")
       [ "$s" = zipf ] && extra=(-s "$root/bench/zipf.lua")
-      ( taskset -c 0 wrk -t1 -c"$CONNS" -d"${secs}s" --latency "${extra[@]}" "$url" > "$work/load.out" 2>&1; times > "$work/times" ) || true
+      ( taskset -c 0 wrk -t1 -c"$(conns_for "$s")" -d"${secs}s" --latency "${extra[@]}" "$url" > "$work/load.out" 2>&1; times > "$work/times" ) || true
       out=$(cat "$work/load.out")
       reqs=$(awk '/requests in/{print $1}' <<<"$out")
       rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
