@@ -104,6 +104,9 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         admin.threads = Some(1);
         server.add_service(admin);
     }
+    if let Some(acme) = acme_service(config, &shared) {
+        server.add_service(background_service("gatehouse acme", acme));
+    }
     let pools = shared.clone();
     server.add_service(background_service(
         "gatehouse health checks",
@@ -249,4 +252,21 @@ impl Drop for Gatehouse {
             let _ = t.join();
         }
     }
+}
+
+/// The ACME jobs of the listeners with `[listeners.tls.acme]`, if any.
+fn acme_service(config: &Config, shared: &Arc<Shared>) -> Option<crate::acme::AcmeService> {
+    let jobs: Vec<crate::acme::AcmeJob> = config
+        .listeners
+        .iter()
+        .filter_map(|l| {
+            Some(crate::acme::AcmeJob {
+                listener: l.name.clone(),
+                settings: l.tls.as_ref()?.acme.clone()?,
+                tls: shared.tls.get(&l.name)?.clone(),
+                state: shared.acme.get(&l.name)?.clone(),
+            })
+        })
+        .collect();
+    (!jobs.is_empty()).then(|| crate::acme::AcmeService::new(jobs, shared.challenges.clone()))
 }

@@ -6,6 +6,7 @@
 //! server (`Gatehouse::start`) on ephemeral ports.
 
 pub mod accesslog;
+pub mod acme;
 pub mod admin;
 pub mod balance;
 pub mod cache;

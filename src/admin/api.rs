@@ -231,6 +231,26 @@ pub struct TlsListenerView {
     pub session_cache: usize,
     pub strict_sni: bool,
     pub certificates: Vec<CertificateView>,
+    /// With `[listeners.tls.acme]`: the automatic certificate's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcmeView {
+    pub directory: String,
+    pub domains: Vec<String>,
+    pub challenge: String,
+    /// Expiry of the certificate served (Unix seconds); absent before the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
+    /// When the next order is planned (Unix seconds).
+    pub next_attempt: i64,
+    /// Certificates obtained by this process.
+    pub renewals: u64,
+    pub failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

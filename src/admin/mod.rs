@@ -164,7 +164,7 @@ impl AdminApp {
                 }
             }
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
-            (&Method::GET, ["api", "tls"]) => tls::tls(&rt),
+            (&Method::GET, ["api", "tls"]) => tls::tls(&self.shared, &rt),
             (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
                 match read_body(session, MAX_BODY).await {
                     Ok(body) => handlers::invalidate(&rt, action, &body),

@@ -1,12 +1,13 @@
 //! `GET /api/tls`: every TLS listener as it runs — versions, suites, groups, resumption — and
 //! each certificate's names, expiry and OCSP staple.
 
-use super::api::{CertificateView, TlsListenerView, TlsView};
+use super::api::{AcmeView, CertificateView, TlsListenerView, TlsView};
 use super::Reply;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Shared};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Every TLS listener as it runs: what it offers, and each certificate's state.
-pub fn tls(rt: &Runtime) -> Reply {
+pub fn tls(shared: &Shared, rt: &Runtime) -> Reply {
     let now = crate::clock::unix_now() as i64;
     let listeners = rt
         .config
@@ -53,6 +54,25 @@ pub fn tls(rt: &Runtime) -> Reply {
                 session_cache: p.session_cache,
                 strict_sni: t.default.is_none(),
                 certificates,
+                acme: t.acme.as_ref().map(|a| {
+                    let st = shared.acme.get(&l.name);
+                    let not_after = st.map_or(0, |s| s.not_after.load(Relaxed));
+                    AcmeView {
+                        directory: a.directory.clone(),
+                        domains: a.domains.clone(),
+                        challenge: a.challenge.into(),
+                        not_after: (not_after > 0).then_some(not_after),
+                        next_attempt: st.map_or(0, |s| s.next_attempt.load(Relaxed)),
+                        renewals: st.map_or(0, |s| s.renewals.load(Relaxed)),
+                        failures: st.map_or(0, |s| s.failures.load(Relaxed)),
+                        last_error: st.and_then(|s| {
+                            s.last_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .clone()
+                        }),
+                    }
+                }),
             })
         })
         .collect();

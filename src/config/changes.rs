@@ -143,6 +143,12 @@ fn deferred(old: &Config, new: &Config) -> Vec<String> {
     for l in &new.listeners {
         let before = old.listeners.iter().find(|o| o.name == l.name);
         if let (Some(t), Some(Some(o))) = (&l.tls, before.map(|o| o.tls.as_ref())) {
+            if t.acme != o.acme {
+                out.push(format!(
+                    "listeners {:?} tls.acme (the ACME job is set up at start)",
+                    l.name
+                ));
+            }
             if t.protocol != o.protocol {
                 out.push(format!(
                     "listeners {:?} tls (profile, versions, suites, groups, tickets, session cache): {:?} → {:?}",

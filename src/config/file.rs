@@ -161,6 +161,21 @@ pub struct TlsSection {
     pub ticket_rotation: Option<String>,
     pub ticket_key_file: Option<String>,
     pub session_cache: Option<usize>,
+    pub acme: Option<AcmeSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AcmeSection {
+    pub directory: Option<String>,
+    #[serde(default)]
+    pub contact: Vec<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    pub challenge: Option<String>,
+    pub storage: Option<String>,
+    pub directory_ca: Option<String>,
+    pub renew_before: Option<String>,
+    pub retry: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ mod validate;
 
 pub use error::{ConfigError, ConfigErrors, KeyPath};
 
-pub use crate::tls::settings::{TicketKeys, TlsListener, TlsProtocol};
+pub use crate::tls::settings::{AcmeSettings, TicketKeys, TlsListener, TlsProtocol};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};

@@ -104,6 +104,16 @@ impl ProxyHttp for Proxy {
         ctx.request_id = Some(crate::accesslog::request_id(
             session.req_header().headers.get(id_header),
         ));
+        if let Some(answer) = self
+            .shared
+            .challenges
+            .http01(session.req_header().uri.path())
+        {
+            ctx.outcome = Outcome::Answered;
+            let body = bytes::Bytes::from(answer);
+            respond::write(session, 200, &[], "application/octet-stream", body, true).await?;
+            return Ok(true);
+        }
         let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
         if listener.is_some_and(|l| l.redirect_to_https) {
             let req = session.req_header();

@@ -67,7 +67,10 @@ pub struct Shared {
     generations: AtomicU64,
     /// Certificate resolvers of the TLS listeners, by listener name (listeners live as long as
     /// the process; their certificates are swapped on reload).
-    pub tls: HashMap<String, ListenerTls>,
+    pub tls: HashMap<String, Arc<ListenerTls>>,
+    /// ACME: the http-01 answers under way, and each ACME listener's certificate state.
+    pub challenges: Arc<crate::acme::Challenges>,
+    pub acme: HashMap<String, Arc<crate::acme::AcmeState>>,
     pub metrics: Metrics,
     /// Set when a graceful stop or upgrade hand-off begins: every response from then on closes
     /// its connection, so kept-alive clients move to fresh connections (which the new process
@@ -95,7 +98,7 @@ impl Shared {
             .iter()
             .filter_map(|l| {
                 let t = l.tls.as_ref()?;
-                Some((l.name.clone(), ListenerTls::new(t)))
+                Some((l.name.clone(), Arc::new(ListenerTls::new(t))))
             })
             .collect();
         let state_file = config.server.state_dir.join("state.json");
@@ -107,12 +110,20 @@ impl Shared {
             since: unix_now(),
             ..Default::default()
         };
+        let acme = config
+            .listeners
+            .iter()
+            .filter(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()))
+            .map(|l| (l.name.clone(), Arc::default()))
+            .collect();
         let runtime = build(config, &registry, cache, &metrics, 0);
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
             generations: AtomicU64::new(0),
             tls,
+            challenges: Arc::default(),
+            acme,
             access_log,
             metrics,
             closing: AtomicBool::new(false),

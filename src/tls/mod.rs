@@ -315,22 +315,61 @@ impl pingora::listeners::TlsAccept for HandshakeFacts {
 pub struct ListenerTls {
     pub resolver: Arc<SniResolver>,
     pub tickets: Option<Arc<tickets::Tickets>>,
+    /// The config's certificates and default, and the ACME certificate: the resolver's set is
+    /// rebuilt from both when either changes.
+    certs: std::sync::Mutex<Served>,
 }
+
+/// The config's certificates, its default's index, and the ACME certificate.
+type Served = (Vec<Arc<LoadedCert>>, Option<usize>, Option<Arc<LoadedCert>>);
 
 impl ListenerTls {
     pub fn new(t: &settings::TlsListener) -> ListenerTls {
         ListenerTls {
             resolver: SniResolver::new(CertSet::new(&t.certificates, t.default)),
             tickets: server_config::tickets(&t.protocol, t.ticket_keys.as_ref()),
+            certs: std::sync::Mutex::new((t.certificates.clone(), t.default, None)),
         }
     }
 
     /// What a reload changes in place: the certificates, and ticket keys from a key file.
     pub fn reload(&self, t: &settings::TlsListener) {
-        self.resolver.swap(CertSet::new(&t.certificates, t.default));
+        self.update(|c| (c.0, c.1) = (t.certificates.clone(), t.default));
         if let (Some(tickets), Some(keys)) = (&self.tickets, &t.ticket_keys) {
             tickets.set_shared_keys(&keys.0);
         }
+    }
+
+    /// Serves `cert` (from ACME) from the next handshake on, after the config's certificates
+    /// for names both have; it is the default when the config has no certificate.
+    pub fn set_acme_cert(&self, cert: Arc<LoadedCert>) {
+        self.update(|c| c.2 = Some(cert));
+    }
+
+    /// The ACME certificate being served, if any.
+    pub fn acme_cert(&self) -> Option<Arc<LoadedCert>> {
+        self.certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .2
+            .clone()
+    }
+
+    fn update(
+        &self,
+        change: impl FnOnce(&mut (Vec<Arc<LoadedCert>>, Option<usize>, Option<Arc<LoadedCert>>)),
+    ) {
+        let mut c = self.certs.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut c);
+        let mut all = c.0.clone();
+        all.extend(c.2.clone());
+        // No default in the config (only ACME, or strict SNI with no certificate): the ACME one.
+        let default = match (c.1, c.0.is_empty()) {
+            (Some(d), _) => Some(d),
+            (None, true) => c.2.as_ref().map(|_| 0),
+            (None, false) => None,
+        };
+        self.resolver.swap(CertSet::new(&all, default));
     }
 }
 

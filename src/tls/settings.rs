@@ -17,6 +17,8 @@ pub struct TlsListener {
     pub protocol: TlsProtocol,
     /// The keys of `ticket_key_file`, when set (first one seals): a reload swaps them in.
     pub ticket_keys: Option<TicketKeys>,
+    /// Certificates from an ACME server, besides (or instead of) `certificates`.
+    pub acme: Option<AcmeSettings>,
 }
 
 /// What a TLS listener offers, fixed when it starts (a reload reports a change as applying
@@ -53,4 +55,25 @@ impl std::fmt::Debug for TicketKeys {
             .collect();
         write!(f, "TicketKeys({} keys, sha256 {short})", self.0.len())
     }
+}
+
+/// `[listeners.tls.acme]`: certificates obtained and renewed from an ACME server (RFC 8555).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The directory URL (e.g. Let's Encrypt's).
+    pub directory: String,
+    /// "mailto:..." addresses given to the ACME server.
+    pub contact: Vec<String>,
+    /// The names of the certificate (the first one names its files).
+    pub domains: Vec<String>,
+    /// http-01 (answered on a plain listener) or tls-alpn-01 (in the TLS handshake).
+    pub challenge: &'static str,
+    /// Account key and certificates, mode 0600.
+    pub storage: PathBuf,
+    /// A PEM root to trust for the ACME server's own HTTPS (test servers); None: the system's.
+    pub directory_ca: Option<PathBuf>,
+    /// Renew this long before expiry; None: once two thirds of the lifetime have passed.
+    pub renew_before: Option<Duration>,
+    /// The first wait after a failed attempt (doubling, at most an hour).
+    pub retry: Duration,
 }

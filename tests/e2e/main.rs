@@ -5,6 +5,7 @@
 mod common;
 
 mod accesslog;
+mod acme;
 mod admin;
 mod balancing;
 mod cache;

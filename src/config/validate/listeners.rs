@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 pub(super) fn listeners(
     list: Vec<file::ListenerSection>,
+    state_dir: &std::path::Path,
     p: &KeyPath,
     c: &mut Collector,
 ) -> Vec<Listener> {
@@ -40,7 +41,7 @@ pub(super) fn listeners(
         if !seen_name.insert(name.clone()) {
             c.error(&lp.key("name"), format!("duplicate listener name {name:?}"));
         }
-        let tls = l.tls.map(|t| tls_listener(t, &lp.key("tls"), c));
+        let tls = l.tls.map(|t| tls_listener(t, state_dir, &lp.key("tls"), c));
         let redirect_to_https = l.redirect_to_https.unwrap_or(false);
         if redirect_to_https && tls.is_some() {
             c.error(
@@ -68,25 +69,83 @@ pub(super) fn listeners(
             hsts,
         });
     }
+    http01_needs_plain(&out, p, c);
     if out.iter().any(|l| l.redirect_to_https) && !out.iter().any(|l| l.tls.is_some()) {
         c.error(p, "redirect_to_https is set but no listener has tls");
     }
     out
 }
 
-fn tls_listener(mut t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsListener {
+fn tls_listener(
+    mut t: file::TlsSection,
+    state_dir: &std::path::Path,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> TlsListener {
     let (protocol, ticket_keys) = super::tls::protocol(&mut t, p, c);
+    let acme = t
+        .acme
+        .take()
+        .and_then(|a| super::tls::acme(a, state_dir, &p.key("acme"), c));
     let warn_days = t.expiry_warning_days.unwrap_or(d::EXPIRY_WARNING_DAYS);
-    if t.certificates.is_empty() {
+    if t.certificates.is_empty() && acme.is_none() {
         c.error(
             &p.key("certificates"),
             "a TLS listener needs at least one [[listeners.tls.certificates]] (cert and key)",
         );
     }
+    let (certificates, default) = certificates(t.certificates, warn_days, p, c);
+    let strict = t.strict_sni.unwrap_or(d::STRICT_SNI);
+    if strict && default.is_some() {
+        c.error(
+            &p.key("strict_sni"),
+            "strict SNI has no default certificate: drop `default = true` or strict_sni",
+        );
+    }
+    let default = if strict {
+        None
+    } else {
+        Some(default.unwrap_or(0))
+    };
+    TlsListener {
+        certificates,
+        default,
+        h2: t.h2.unwrap_or(d::H2),
+        protocol,
+        ticket_keys,
+        acme,
+    }
+}
+
+/// ACME http-01 challenges are answered on a plain-HTTP listener: there must be one.
+fn http01_needs_plain(listeners: &[Listener], p: &KeyPath, c: &mut Collector) {
+    let http01 = listeners.iter().position(|l| {
+        l.tls
+            .as_ref()
+            .and_then(|t| t.acme.as_ref())
+            .is_some_and(|a| a.challenge == "http-01")
+    });
+    if let Some(i) = http01 {
+        if !listeners.iter().any(|l| l.tls.is_none()) {
+            c.error(
+                &p.index(i).key("tls").key("acme").key("challenge"),
+                "http-01 is answered on a plain-HTTP listener (port 80 for a public ACME server), and there is none: add one",
+            );
+        }
+    }
+}
+
+/// Each `[[certificates]]` entry loaded and checked, and the index of the one marked default.
+fn certificates(
+    entries: Vec<file::CertEntry>,
+    warn_days: u32,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> (Vec<Arc<crate::tls::LoadedCert>>, Option<usize>) {
     let now = crate::clock::unix_now() as i64;
     let mut certificates = Vec::new();
     let mut default = None;
-    for (i, entry) in t.certificates.into_iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let cp = p.key("certificates").index(i);
         let (Some(cert), Some(key)) = (&entry.cert, &entry.key) else {
             if entry.cert.is_none() {
@@ -131,23 +190,5 @@ fn tls_listener(mut t: file::TlsSection, p: &KeyPath, c: &mut Collector) -> TlsL
             }
         }
     }
-    let strict = t.strict_sni.unwrap_or(d::STRICT_SNI);
-    if strict && default.is_some() {
-        c.error(
-            &p.key("strict_sni"),
-            "strict SNI has no default certificate: drop `default = true` or strict_sni",
-        );
-    }
-    let default = if strict {
-        None
-    } else {
-        Some(default.unwrap_or(0))
-    };
-    TlsListener {
-        certificates,
-        default,
-        h2: t.h2.unwrap_or(d::H2),
-        protocol,
-        ticket_keys,
-    }
+    (certificates, default)
 }

@@ -102,6 +102,10 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
         }
         if let Some(t) = l.tls.as_mut() {
             fix(&mut t.ticket_key_file);
+            if let Some(a) = t.acme.as_mut() {
+                fix(&mut a.storage);
+                fix(&mut a.directory_ca);
+            }
         }
     }
 }
@@ -145,7 +149,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let server = server::settings(f.server, &root.key("server"), c);
     let timeouts = server::timeouts(f.timeouts, &root.key("timeouts"), c);
     let limits = server::limits(f.limits, &root.key("limits"), c);
-    let listeners = listeners::listeners(f.listeners, &root.key("listeners"), c);
+    let listeners = listeners::listeners(f.listeners, &server.state_dir, &root.key("listeners"), c);
     let pools = pools::pools(f.pools, &root.key("pools"), c);
     let routes = routes::routes(f.routes, &pools, &root.key("routes"), c);
     let admin = server::admin(f.admin, &root.key("admin"), c);

@@ -213,3 +213,117 @@ fn ticket_keys(path: &Path, key: &KeyPath, c: &mut Collector) -> Option<TicketKe
     }
     Some(TicketKeys(keys))
 }
+
+/// `[listeners.tls.acme]`; `state_dir` gives the default storage.
+pub(super) fn acme(
+    a: file::AcmeSection,
+    state_dir: &Path,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Option<AcmeSettings> {
+    check_names(&a, p, c);
+    let directory = match a.directory {
+        Some(d) if d.starts_with("https://") || d.starts_with("http://") => d,
+        Some(d) => {
+            c.error(
+                &p.key("directory"),
+                format!(
+                    "not a URL: {d:?} (e.g. \"https://acme-v02.api.letsencrypt.org/directory\")"
+                ),
+            );
+            return None;
+        }
+        None => {
+            c.error(
+                &p.key("directory"),
+                "missing: the ACME server's directory URL",
+            );
+            return None;
+        }
+    };
+    let challenge = match a.challenge.as_deref().unwrap_or("http-01") {
+        "http-01" => "http-01",
+        "tls-alpn-01" => {
+            c.error(&p.key("challenge"), "tls-alpn-01 is not supported yet: use \"http-01\" (a plain-HTTP listener answers it)");
+            "tls-alpn-01"
+        }
+        other => {
+            c.error(
+                &p.key("challenge"),
+                format!("unknown challenge {other:?}: use \"http-01\" or \"tls-alpn-01\""),
+            );
+            "http-01"
+        }
+    };
+    let storage = a
+        .storage
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir.join("acme"));
+    if let Some(problem) = not_writable(&storage) {
+        c.error(
+            &p.key("storage"),
+            format!("{}: {problem}", storage.display()),
+        );
+    }
+    let retry = duration(a.retry, "1m", &p.key("retry"), c);
+    let renew_before = a
+        .renew_before
+        .map(|v| duration(Some(v), "30d", &p.key("renew_before"), c));
+    Some(AcmeSettings {
+        directory,
+        contact: a.contact,
+        domains: a.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        challenge,
+        storage,
+        directory_ca: a.directory_ca.map(PathBuf::from),
+        renew_before,
+        retry,
+    })
+}
+
+/// Why `dir` (or, while it does not exist, its nearest existing parent) cannot take the ACME
+/// files; probed by creating and removing a file, so ownership and mounts count.
+fn not_writable(dir: &Path) -> Option<String> {
+    let existing = dir.ancestors().find(|a| a.exists())?;
+    if !existing.is_dir() {
+        return Some(format!("{} is not a directory", existing.display()));
+    }
+    let probe = existing.join(format!(".gatehouse-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!("not writable ({e})")),
+    }
+}
+
+/// The domains are DNS names, the contacts `mailto:` addresses.
+fn check_names(a: &file::AcmeSection, p: &KeyPath, c: &mut Collector) {
+    if a.domains.is_empty() {
+        c.error(
+            &p.key("domains"),
+            "missing: the names the certificate is for",
+        );
+    }
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    for d in &a.domains {
+        if d.is_empty() || !d.split('.').all(label) {
+            c.error(
+                &p.key("domains"),
+                format!(
+                    "{d:?} is not a DNS name (wildcards need dns-01, which gatehouse does not do)"
+                ),
+            );
+        }
+    }
+    for m in &a.contact {
+        if !m.starts_with("mailto:") {
+            c.error(
+                &p.key("contact"),
+                format!("{m:?}: write \"mailto:ADDRESS\""),
+            );
+        }
+    }
+}
