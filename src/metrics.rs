@@ -69,6 +69,8 @@ pub struct Metrics {
     tls_handshake_failures: IntCounterVec,
     cert_expiry: GaugeVec,
     ocsp_next_update: GaugeVec,
+    acme_expiry: GaugeVec,
+    acme_orders: IntCounterVec,
     readonly_mode: IntGauge,
     readonly_refused: IntCounter,
     log_records: IntCounterVec,
@@ -142,6 +144,8 @@ impl Metrics {
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
             tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),
             tls_handshake_failures: counter_vec(&r, "gatehouse_tls_handshake_failures_total", "Failed TLS handshakes by reason: eof (the client closed), timeout, protocol.", &["reason"]),
+            acme_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_acme_certificate_expiry_timestamp_seconds", "Expiry of each listener's ACME certificate (Unix time); absent before the first."), &["listener"]).expect("valid")),
+            acme_orders: counter_vec(&r, "gatehouse_acme_orders_total", "ACME orders by listener and result (ok, failure).", &["listener", "result"]),
             ocsp_next_update: single(&r, GaugeVec::new(Opts::new("gatehouse_tls_ocsp_next_update_timestamp_seconds", "nextUpdate of each stapled OCSP response (Unix time): fetch a fresh one before it."), &["listener", "cert"]).expect("valid")),
             cert_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_certificate_expiry_timestamp_seconds", "Expiry of each certificate (Unix time)."), &["listener", "cert"]).expect("valid")),
             readonly_mode: single(&r, IntGauge::new("gatehouse_readonly_mode", "1 while read-only mode is on.").expect("valid")),
@@ -227,6 +231,18 @@ impl Metrics {
                 .with_label_values(&[listener, cert])
                 .set(*not_after as f64);
         }
+        for (listener, not_after, ok, failed) in &scrape.acme {
+            if *not_after > 0 {
+                self.acme_expiry
+                    .with_label_values(&[listener])
+                    .set(*not_after as f64);
+            }
+            sync(&self.acme_orders.with_label_values(&[listener, "ok"]), *ok);
+            sync(
+                &self.acme_orders.with_label_values(&[listener, "failure"]),
+                *failed,
+            );
+        }
         for (listener, cert, next) in &scrape.ocsp_next_update {
             self.ocsp_next_update
                 .with_label_values(&[listener, cert])
@@ -294,6 +310,8 @@ pub struct Scrape<'a> {
     pub cache_objects: u64,
     /// (listener, certificate file, not-after as Unix seconds).
     pub certificates: Vec<(&'a str, &'a str, i64)>,
+    /// (listener, ACME certificate expiry or 0, orders that succeeded, orders that failed).
+    pub acme: Vec<(&'a str, i64, u64, u64)>,
     /// (listener, certificate file, the staple's nextUpdate as Unix seconds).
     pub ocsp_next_update: Vec<(&'a str, &'a str, i64)>,
     /// (reason, count) of failed TLS handshakes.

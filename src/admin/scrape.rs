@@ -53,6 +53,14 @@ pub fn render(shared: &Shared) -> String {
             }
         }
     }
+    for (listener, st) in &shared.acme {
+        scrape.acme.push((
+            listener,
+            st.not_after.load(Relaxed),
+            st.renewals.load(Relaxed),
+            st.failures.load(Relaxed),
+        ));
+    }
     scrape.tls_handshake_failures = crate::telemetry::handshake_failures();
     scrape.readonly_active = shared.readonly.load().is_active();
     scrape.readonly_refused = shared.readonly_refused.load(Relaxed);

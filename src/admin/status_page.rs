@@ -32,6 +32,8 @@ pub const PAGE: &str = r##"<!doctype html>
 <button id="readonly-toggle">toggle read-only</button> <span id="ro-detail" class="muted"></span>
 <h2>Cache</h2>
 <div id="cache">-</div>
+<h2>TLS</h2>
+<div id="tls">-</div>
 <h2>Pools</h2>
 <table id="servers"><thead><tr><th>pool</th><th>server</th><th>address</th><th>state</th>
 <th>health</th><th>in flight</th><th>req/s</th><th>requests</th><th></th></tr></thead>
@@ -79,8 +81,9 @@ document.getElementById("readonly-toggle").addEventListener("click", async () =>
 
 async function refresh() {
   try {
-    const [pools, ro, cache, config] = await Promise.all([
-      api("GET", "/api/pools"), api("GET", "/api/readonly"), api("GET", "/api/cache"), api("GET", "/api/config")]);
+    const [pools, ro, cache, config, tls] = await Promise.all([
+      api("GET", "/api/pools"), api("GET", "/api/readonly"), api("GET", "/api/cache"), api("GET", "/api/config"),
+      api("GET", "/api/tls")]);
     const now = Date.now() / 1000;
     const tbody = document.querySelector("#servers tbody");
     tbody.textContent = "";
@@ -117,6 +120,22 @@ async function refresh() {
     document.getElementById("cache").textContent = cache.enabled
       ? `hit ratio ${(cache.hit_ratio * 100).toFixed(1)}% · ${cache.objects} objects · ${(cache.stored_bytes / 1048576).toFixed(1)} of ${(cache.max_size / 1048576).toFixed(0)} MiB · ${cache.hits} hits, ${cache.misses} misses, ${cache.passes} passes`
       : "disabled";
+    const tlsEl = document.getElementById("tls");
+    tlsEl.textContent = tls.listeners.length ? "" : "no TLS listener";
+    const days = t => Math.floor((t - now) / 86400);
+    for (const l of tls.listeners) {
+      const div = document.createElement("div");
+      const certs = l.certificates.map(c => `${c.names.join(", ")} (${c.days_left} days left)`);
+      let text = `${l.listener}: ${l.profile}, ${l.versions.join("/")}, tickets ${l.session_tickets ? "on" : "off"}` +
+        (certs.length ? ` · ${certs.join(" · ")}` : "");
+      const a = l.acme;
+      if (a) text += ` · ACME ${a.domains.join(", ")} (${a.challenge}): ` +
+        (a.not_after ? `${days(a.not_after)} days left` : "no certificate yet") +
+        `, next attempt ${new Date(a.next_attempt * 1000).toLocaleString()}, ${a.renewals} obtained, ${a.failures} failed` +
+        (a.last_error ? ` — last error: ${a.last_error}` : "");
+      div.textContent = text;
+      tlsEl.appendChild(div);
+    }
     document.getElementById("checksum").textContent = config.checksum;
     document.getElementById("loaded").textContent = new Date(config.loaded_at * 1000).toLocaleString();
     document.getElementById("refreshed").textContent = new Date().toLocaleTimeString();

@@ -253,7 +253,13 @@ impl CertSet {
 /// rustls asks this for a certificate on every handshake.
 pub struct SniResolver {
     set: ArcSwap<CertSet>,
+    /// ACME tls-alpn-01 (RFC 8737): the challenge certificate per name, served only to a
+    /// client that offers nothing but the `acme-tls/1` protocol.
+    alpn_challenges: std::sync::RwLock<HashMap<String, Arc<CertifiedKey>>>,
 }
+
+/// The ALPN protocol of ACME's tls-alpn-01 validation.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -265,6 +271,7 @@ impl SniResolver {
     pub fn new(set: CertSet) -> Arc<Self> {
         Arc::new(SniResolver {
             set: ArcSwap::from_pointee(set),
+            alpn_challenges: Default::default(),
         })
     }
 
@@ -272,10 +279,32 @@ impl SniResolver {
     pub fn swap(&self, set: CertSet) {
         self.set.store(Arc::new(set));
     }
+
+    /// Serves `key` to tls-alpn-01 validations of `name` (None: stops).
+    pub fn set_alpn_challenge(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
+        let mut map = self
+            .alpn_challenges
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match key {
+            Some(k) => map.insert(name.to_ascii_lowercase(), k),
+            None => map.remove(&name.to_ascii_lowercase()),
+        };
+    }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.all(|p| p == ACME_TLS_ALPN));
+        if acme {
+            let map = self
+                .alpn_challenges
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            return map.get(&hello.server_name()?.to_ascii_lowercase()).cloned();
+        }
         self.set.load().pick(hello.server_name())
     }
 }
@@ -385,11 +414,15 @@ pub fn listener_settings(
         tls13: handshakes.with_label_values(&["TLSv1.3"]),
     };
     let mut settings = pingora::listeners::tls::TlsSettings::with_callbacks(Box::new(facts))?;
+    let tls_alpn_01 = t
+        .acme
+        .as_ref()
+        .is_some_and(|a| a.challenge == "tls-alpn-01");
     let config = server_config::build(
         &t.protocol,
         state.resolver.clone(),
         state.tickets.clone(),
-        t.h2,
+        (t.h2, tls_alpn_01),
     )
     .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "TLS config", e))?;
     settings.set_server_config(Arc::new(config));

@@ -58,7 +58,7 @@ pub fn build(
     p: &TlsProtocol,
     resolver: Arc<SniResolver>,
     tickets: Option<Arc<Tickets>>,
-    h2: bool,
+    (h2, acme_tls_alpn): (bool, bool),
 ) -> Result<ServerConfig, rustls::Error> {
     let versions: &[&rustls::SupportedProtocolVersion] = if p.tls12 {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
@@ -74,6 +74,10 @@ pub fn build(
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    if acme_tls_alpn {
+        // Negotiated only with a validator offering nothing else (see `SniResolver`).
+        config.alpn_protocols.push(super::ACME_TLS_ALPN.to_vec());
+    }
     config.session_storage = if p.session_cache > 0 {
         ServerSessionMemoryCache::new(p.session_cache)
     } else {

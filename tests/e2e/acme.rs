@@ -1,7 +1,7 @@
 //! ACME end to end against pebble (Debian's `pebble`, the ACME test server, with its
 //! `pebble-challtestsrv` as DNS server answering 127.0.0.1 for every name): certificates for
-//! two names over http-01, stored with mode 0600, renewed early, and reused by a restart while
-//! the ACME server is down.
+//! two names over http-01 and over tls-alpn-01, stored with mode 0600, renewed early, reused
+//! by a restart while the ACME server is down, and kept while a due renewal fails.
 
 use crate::common::certs::Ca;
 use crate::common::*;
@@ -223,6 +223,15 @@ async fn http01_issues_for_two_names_renews_and_a_restart_reuses_the_stored_cert
     let (_, v) = admin_call(&gh, "GET", "/api/tls", None).await;
     let acme = &v["listeners"][0]["acme"];
     assert!(acme["renewals"].as_u64().unwrap() >= 2, "{v}");
+    let m = metrics_text(gh.shared.current().config.admin.address).await;
+    let series = crate::metrics::parse(&m);
+    assert!(
+        series["gatehouse_acme_orders_total{listener=\"https\",result=\"ok\"}"] >= 2.0,
+        "{m}"
+    );
+    assert!(
+        series["gatehouse_acme_certificate_expiry_timestamp_seconds{listener=\"https\"}"] > 0.0
+    );
     tokio::task::block_in_place(|| drop(gh));
 
     // The ACME server goes away; a restart serves the stored certificate at once.
@@ -270,5 +279,50 @@ async fn http01_issues_for_two_names_renews_and_a_restart_reuses_the_stored_cert
     assert_eq!(
         served(tls, "a.test").await.as_deref(),
         Some(stored_leaf.as_ref())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_issues_for_two_names_on_a_tls_only_gatehouse() {
+    let dir = state_dir();
+    let tls = free_port();
+    let Some(pebble) = Pebble::start(&dir, free_port().port(), tls.port()) else {
+        return; // skipped by the user, and recorded
+    };
+    let o = Origin::start("o").await;
+    let toml = format!(
+        "{}[[listeners]]\nname = \"https\"\naddress = \"{tls}\"\n[listeners.tls]\n\
+         [listeners.tls.acme]\ndirectory = \"{}\"\ndomains = [\"c.test\", \"d.test\"]\nchallenge = \"tls-alpn-01\"\n\
+         storage = {:?}\ndirectory_ca = {:?}\nretry = \"2s\"\n{}",
+        server_section_in(&dir),
+        pebble.directory,
+        dir.join("acme").display().to_string(),
+        pebble.ca_pem.display().to_string(),
+        one_route(&[&o]),
+    );
+    let _gh = boot_config(gatehouse::Config::from_toml(&toml, "acme").unwrap()).await;
+    let cert = wait_served(tls, "d.test", None).await;
+    let (names, issuer) = names_of(&cert);
+    assert_eq!(names, ["c.test", "d.test"], "issuer {issuer}");
+    assert!(issuer.contains("Pebble"), "{issuer}");
+    // The validation certificates are gone once the order is done: a client offering
+    // acme-tls/1 gets no certificate now.
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAny))
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(tls).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("c.test").unwrap();
+    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await;
+    assert!(
+        handshake.is_err(),
+        "no challenge certificate outside an order"
     );
 }

@@ -126,6 +126,10 @@ async fn the_status_page_shows_servers_and_its_drain_button_drains() {
         html.contains("server-web-a") && html.contains("server-web-b"),
         "both servers shown"
     );
+    assert!(
+        html.contains(r#"<div id="tls">no TLS listener</div>"#),
+        "the TLS section, filled from /api/tls"
+    );
 
     // Type the token, click "drain" on b.
     let token = driver

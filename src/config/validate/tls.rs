@@ -243,10 +243,7 @@ pub(super) fn acme(
     };
     let challenge = match a.challenge.as_deref().unwrap_or("http-01") {
         "http-01" => "http-01",
-        "tls-alpn-01" => {
-            c.error(&p.key("challenge"), "tls-alpn-01 is not supported yet: use \"http-01\" (a plain-HTTP listener answers it)");
-            "tls-alpn-01"
-        }
+        "tls-alpn-01" => "tls-alpn-01",
         other => {
             c.error(
                 &p.key("challenge"),
