@@ -227,7 +227,7 @@ async fn cache_and_drain_state_survive_a_reload_and_a_removed_server_is_forgotte
     assert_eq!(s["state"], "ready");
 }
 
-fn spawn_gatehouse(config: &Path, upgrade: bool, log: &Path) -> std::process::Child {
+pub(crate) fn spawn_gatehouse(config: &Path, upgrade: bool, log: &Path) -> std::process::Child {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.args(["run", "-c"]).arg(config);
     if upgrade {
@@ -248,7 +248,7 @@ fn signal(child: &std::process::Child, sig: &str) {
     assert!(status.success());
 }
 
-async fn wait_listening(addr: std::net::SocketAddr) {
+pub(crate) async fn wait_listening(addr: std::net::SocketAddr) {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;

@@ -189,8 +189,15 @@ async fn two_processes_sharing_a_key_file_resume_each_others_sessions() {
     std::fs::write(&keys, line(1) + &line(2)).unwrap();
     let shared = format!("ticket_key_file = {:?}", keys.display().to_string());
     let (n1, n2, alone) = (free_port(), free_port(), free_port());
-    let _g1 = boot_tls(&tls_config(n1, &o, &[&a], &shared, "")).await;
-    let _g2 = boot_tls(&tls_config(n2, &o, &[&a], &shared, "")).await;
+    // Two gatehouse processes (the binary, as on two nodes), one key file.
+    let mut nodes = Vec::new();
+    for (i, addr) in [n1, n2].into_iter().enumerate() {
+        let path = dir.join(format!("node{i}.toml"));
+        std::fs::write(&path, tls_config(addr, &o, &[&a], &shared, "")).unwrap();
+        let log = dir.join(format!("node{i}.log"));
+        nodes.push(Reap(crate::reload::spawn_gatehouse(&path, false, &log)));
+        crate::reload::wait_listening(addr).await;
+    }
     let _g3 = boot_tls(&tls_config(alone, &o, &[&a], "", "")).await;
     for versions in [TLS13, TLS12] {
         let c = client(versions, None, true);
@@ -397,5 +404,73 @@ async fn the_ocsp_response_is_stapled_checked_and_reloaded() {
     assert!(
         gh.shared.reload_from(&path).is_err(),
         "the running staple stays"
+    );
+}
+
+/// Mozilla's "modern" profile checked the way a scanner does, with openssl's client: TLS 1.0,
+/// 1.1 and 1.2 refused; TLS 1.3 with exactly its three suites; groups X25519, P-256, P-384 only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openssl_scan_of_the_modern_profile_is_compliant() {
+    let Some(openssl) = tool("openssl", &["/usr/bin/openssl"], "openssl") else {
+        return; // skipped by the user, and recorded
+    };
+    let (ca, dir) = (Ca::new(), state_dir());
+    let a = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh = boot_tls(&tls_config(addr, &o, &[&a], "profile = \"modern\"", "")).await;
+    let connect = |args: &[&str]| -> Option<String> {
+        let out = pipe_into(
+            std::process::Command::new(&openssl)
+                .args([
+                    "s_client",
+                    "-connect",
+                    &addr.to_string(),
+                    "-servername",
+                    "a.test",
+                ])
+                .args(args),
+            b"",
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text.lines().find(|l| l.contains("Cipher is"))?.to_string();
+        (!line.contains("(NONE)")).then_some(line)
+    };
+    let scan = tokio::task::block_in_place(|| {
+        let mut accepted = Vec::new();
+        for v in ["-tls1", "-tls1_1", "-tls1_2", "-tls1_3"] {
+            if connect(&[v]).is_some() {
+                accepted.push(v.to_string());
+            }
+        }
+        for s in [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_AES_128_CCM_SHA256",
+            "TLS_AES_128_CCM_8_SHA256",
+        ] {
+            if connect(&["-tls1_3", "-ciphersuites", s]).is_some() {
+                accepted.push(s.to_string());
+            }
+        }
+        for g in ["X25519", "P-256", "P-384", "P-521", "X448", "ffdhe2048"] {
+            if connect(&["-tls1_3", "-groups", g]).is_some() {
+                accepted.push(g.to_string());
+            }
+        }
+        accepted
+    });
+    assert_eq!(
+        scan,
+        [
+            "-tls1_3",
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "X25519",
+            "P-256",
+            "P-384"
+        ]
     );
 }
