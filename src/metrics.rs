@@ -226,6 +226,38 @@ impl Metrics {
         }
         self.cache_bytes.set(scrape.cache_bytes as i64);
         self.cache_objects.set(scrape.cache_objects as i64);
+        self.render_tls(scrape);
+        self.readonly_mode.set(i64::from(scrape.readonly_active));
+        sync(&self.readonly_refused, scrape.readonly_refused);
+        for (name, sent, dropped) in &scrape.log_targets {
+            sync(&self.log_records.with_label_values(&[name, "sent"]), *sent);
+            sync(
+                &self.log_records.with_label_values(&[name, "dropped"]),
+                *dropped,
+            );
+        }
+        sync(
+            &self.reloads.with_label_values(&["success"]),
+            scrape.reloads_ok,
+        );
+        sync(
+            &self.reloads.with_label_values(&["failure"]),
+            scrape.reloads_failed,
+        );
+        self.client_connections.set(scrape.client_open as i64);
+        sync(&self.client_accepted, scrape.client_accepted);
+        for (reason, value) in &scrape.client_refusals {
+            sync(&self.client_refusals.with_label_values(&[reason]), *value);
+        }
+        self.config_loaded.set(scrape.config_loaded as f64);
+        self.worker_threads.set(scrape.worker_threads as i64);
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Certificates, OCSP staples, ACME and failed handshakes.
+    fn render_tls(&self, scrape: &Scrape) {
         for (listener, cert, not_after) in &scrape.certificates {
             self.cert_expiry
                 .with_label_values(&[listener, cert])
@@ -254,33 +286,6 @@ impl Metrics {
                 *n,
             );
         }
-        self.readonly_mode.set(i64::from(scrape.readonly_active));
-        sync(&self.readonly_refused, scrape.readonly_refused);
-        for (name, sent, dropped) in &scrape.log_targets {
-            sync(&self.log_records.with_label_values(&[name, "sent"]), *sent);
-            sync(
-                &self.log_records.with_label_values(&[name, "dropped"]),
-                *dropped,
-            );
-        }
-        sync(
-            &self.reloads.with_label_values(&["success"]),
-            scrape.reloads_ok,
-        );
-        sync(
-            &self.reloads.with_label_values(&["failure"]),
-            scrape.reloads_failed,
-        );
-        self.client_connections.set(scrape.client_open as i64);
-        sync(&self.client_accepted, scrape.client_accepted);
-        for (reason, value) in &scrape.client_refusals {
-            sync(&self.client_refusals.with_label_values(&[reason]), *value);
-        }
-        self.config_loaded.set(scrape.config_loaded as f64);
-        self.worker_threads.set(scrape.worker_threads as i64);
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
 }
 
