@@ -8,7 +8,6 @@ use crate::common::*;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Pebble {
@@ -116,20 +115,7 @@ impl Pebble {
 
 /// The certificate served for `sni` on `addr`, if a handshake succeeds.
 async fn served(addr: SocketAddr, sni: &str) -> Option<Vec<u8>> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAny))
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .ok()?;
+    let tls = crate::tls::handshake(addr, Some(sni), &[]).await.ok()?;
     Some(tls.get_ref().1.peer_certificates()?[0].as_ref().to_vec())
 }
 
@@ -307,20 +293,7 @@ async fn tls_alpn01_issues_for_two_names_on_a_tls_only_gatehouse() {
     assert!(issuer.contains("Pebble"), "{issuer}");
     // The validation certificates are gone once the order is done: a client offering
     // acme-tls/1 gets no certificate now.
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAny))
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(tls).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("c.test").unwrap();
-    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await;
+    let handshake = crate::tls::handshake(tls, Some("c.test"), &[b"acme-tls/1"]).await;
     assert!(
         handshake.is_err(),
         "no challenge certificate outside an order"

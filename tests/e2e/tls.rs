@@ -51,7 +51,11 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 pub(crate) type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// Handshakes with `sni` (None: an IP name, so no SNI is sent) and offers `alpn`.
-async fn handshake(addr: SocketAddr, sni: Option<&str>, alpn: &[&[u8]]) -> std::io::Result<Tls> {
+pub(crate) async fn handshake(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    alpn: &[&[u8]],
+) -> std::io::Result<Tls> {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
