@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building gatehouse needs on Debian/Ubuntu: a C compiler and cmake (pingora's
-# zlib-ng, ring and zstd build C code). Uses apt when run as root; otherwise says what to run.
+# zlib-ng, ring and zstd build C code), protoc and protobuf's standard .proto files (the etcd
+# client compiles etcd's API). Uses apt when run as root; otherwise says what to run.
 set -euo pipefail
 
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 # Extra needs as COMMAND or COMMAND:PACKAGE (e.g. rsyslogd:rsyslog).
 for extra in "$@"; do
   cmd=${extra%%:*}

@@ -55,7 +55,8 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config.
+    /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config,
+    /// cluster.
     Ctl {
         /// Configuration file to take the admin address and token from.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -69,6 +70,9 @@ pub enum Command {
         /// Print the API's JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
+        /// In a cluster: change this node only, not every node through etcd.
+        #[arg(long, global = true)]
+        local: bool,
         #[command(subcommand)]
         action: CtlAction,
     },
@@ -82,7 +86,8 @@ pub enum CtlAction {
     Drain {
         pool: String,
         server: String,
-        /// Wait up to this long for in-flight requests (e.g. 30s); exit 1 if some remain.
+        /// Wait up to this long for in-flight requests (e.g. 30s), and in a cluster for every
+        /// node to apply the drain and finish its requests; exit 1 if some remain.
         #[arg(long)]
         wait: Option<String>,
     },
@@ -94,11 +99,23 @@ pub enum CtlAction {
         wait: Option<String>,
     },
     /// Put a server back; it takes traffic once its health check passes.
-    Ready { pool: String, server: String },
+    Ready {
+        pool: String,
+        server: String,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
+        wait: Option<String>,
+    },
     /// Reload the config file (all or nothing; the errors are printed on refusal).
     Reload,
     /// Remove one URL from the cache, every Vary variant (PATH with its query, as requested).
-    Purge { host: String, path: String },
+    Purge {
+        host: String,
+        path: String,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
+        wait: Option<String>,
+    },
     /// Remove the cached objects of HOST ("*": every host) under a path prefix or matching a
     /// regular expression on path and query.
     Ban {
@@ -107,6 +124,9 @@ pub enum CtlAction {
         prefix: Option<String>,
         #[arg(long)]
         regex: Option<String>,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
+        wait: Option<String>,
     },
     /// The running config: file, checksum, load time, generation, warnings.
     Config,
@@ -120,7 +140,12 @@ pub enum CtlAction {
         /// Turn itself off after this long (e.g. 2h).
         #[arg(long = "for")]
         duration: Option<String>,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
+        wait: Option<String>,
     },
+    /// The cluster: this node's link to etcd, its applied revision, and every node.
+    Cluster,
 }
 
 /// Writes the completion script for `shell` (clap_complete, from the same definitions).

@@ -8,6 +8,13 @@ pub fn unix_now() -> u64 {
     unix_secs(SystemTime::now())
 }
 
+/// Now, as Unix milliseconds.
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A wall-clock time as whole Unix seconds (0 before 1970).
 pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

@@ -107,6 +107,13 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     if let Some(acme) = acme_service(config, &shared) {
         server.add_service(background_service("gatehouse acme", acme));
     }
+    if let Some(cluster) = shared.cluster.clone() {
+        let node = Arc::new(crate::runtime::FleetNode(shared.clone()));
+        server.add_service(background_service(
+            "gatehouse cluster",
+            crate::cluster::ClusterService::new(cluster, node),
+        ));
+    }
     let pools = shared.clone();
     server.add_service(background_service(
         "gatehouse health checks",

@@ -12,6 +12,7 @@ pub mod balance;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod ctl;

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             admin,
             token,
             json,
+            local,
             action,
         } => gatehouse::ctl::run(
             gatehouse::ctl::CtlArgs {
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
                 admin,
                 token,
                 json,
+                local,
             },
             action,
         ),

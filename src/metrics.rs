@@ -79,6 +79,10 @@ pub struct Metrics {
     worker_threads: IntGauge,
     in_flight: IntGauge,
     client_connections: IntGauge,
+    cluster_connected: IntGaugeVec,
+    cluster_revision: IntGaugeVec,
+    cluster_sync_age: GaugeVec,
+    cluster_events: IntCounterVec,
     client_accepted: IntCounter,
     client_refusals: IntCounterVec,
 }
@@ -158,6 +162,10 @@ impl Metrics {
             client_connections: single(&r, IntGauge::new("gatehouse_client_connections", "Open client connections (after the TLS handshake).").expect("valid")),
             client_accepted: single(&r, IntCounter::new("gatehouse_client_connections_total", "Client connections accepted (after the TLS handshake).").expect("valid")),
             client_refusals: counter_vec(&r, "gatehouse_client_refusals_total", "Client connections refused or cut: max_connections, max_connections_per_client (503), header_timeout (408).", &["reason"]),
+            cluster_connected: gauge_vec(&r, "gatehouse_cluster_connected", "1 while this node watches the cluster's state in etcd.", &["cluster", "node"]),
+            cluster_revision: gauge_vec(&r, "gatehouse_cluster_applied_revision", "The etcd revision of the cluster state applied on this node.", &["cluster", "node"]),
+            cluster_sync_age: single(&r, GaugeVec::new(Opts::new("gatehouse_cluster_sync_age_seconds", "Seconds since this node last knew it had the cluster's latest state."), &["cluster", "node"]).expect("valid")),
+            cluster_events: counter_vec(&r, "gatehouse_cluster_events_total", "Cluster link events: reconnect, full_read, write_ok, write_unknown.", &["cluster", "node", "event"]),
             registry: r,
         }
     }
@@ -251,9 +259,35 @@ impl Metrics {
         }
         self.config_loaded.set(scrape.config_loaded as f64);
         self.worker_threads.set(scrape.worker_threads as i64);
+        self.render_cluster(scrape);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The link of a clustered node to etcd.
+    fn render_cluster(&self, scrape: &Scrape) {
+        let Some(c) = &scrape.cluster else {
+            return;
+        };
+        let labels = [c.cluster, c.node];
+        self.cluster_connected
+            .with_label_values(&labels)
+            .set(i64::from(c.connected));
+        self.cluster_revision
+            .with_label_values(&labels)
+            .set(c.applied_revision);
+        if let Some(age) = c.sync_age {
+            self.cluster_sync_age.with_label_values(&labels).set(age);
+        }
+        for (event, n) in c.events {
+            sync(
+                &self
+                    .cluster_events
+                    .with_label_values(&[c.cluster, c.node, event]),
+                n,
+            );
+        }
     }
 
     /// Certificates, OCSP staples, ACME and failed handshakes.
@@ -333,6 +367,18 @@ pub struct Scrape<'a> {
     pub client_refusals: Vec<(&'static str, u64)>,
     pub config_loaded: u64,
     pub worker_threads: usize,
+    pub cluster: Option<ClusterScrape<'a>>,
+}
+
+/// The link of a clustered node to etcd.
+pub struct ClusterScrape<'a> {
+    pub cluster: &'a str,
+    pub node: &'a str,
+    pub connected: bool,
+    pub applied_revision: i64,
+    pub sync_age: Option<f64>,
+    /// (event, count): reconnect, full_read, write_ok, write_unknown.
+    pub events: [(&'static str, u64); 4],
 }
 
 impl Default for Metrics {

@@ -102,6 +102,59 @@ pub struct ServerActionView {
     pub waited_ms: Option<u64>,
     #[serde(flatten)]
     pub persisted: Persisted,
+    /// Present when the change went through the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterWriteView>,
+}
+
+/// A change written to the cluster: its etcd revision, and whether this node applied it
+/// before answering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterWriteView {
+    pub revision: i64,
+    pub applied_here: bool,
+}
+
+/// `GET /api/cluster`: this node's link to etcd and every node's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub cluster: String,
+    pub node: String,
+    pub endpoints: Vec<String>,
+    pub connected: bool,
+    /// The etcd revision of the cluster state applied here.
+    pub applied_revision: i64,
+    /// Milliseconds since this node last knew it was up to date.
+    pub sync_age_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub reconnects: u64,
+    pub full_reads: u64,
+    /// The live nodes (their records, read from etcd now).
+    pub nodes: Vec<NodeView>,
+    /// Why `nodes` could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: String,
+    pub applied_revision: i64,
+    pub healthy: bool,
+    pub admin: String,
+    pub version: String,
+    pub started_at: u64,
+    pub updated_at: u64,
+}
+
+/// `GET /health`: whether this node should hold the service address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthView {
+    pub healthy: bool,
+    pub status: String,
+    /// Pools with at least one usable server, of all pools.
+    pub pools_usable: usize,
+    pub pools: usize,
 }
 
 /// Whether a runtime change reached the state file; absent fields: it did.
@@ -154,6 +207,8 @@ pub struct ReadonlyView {
     pub refused_writes: u64,
     #[serde(flatten)]
     pub persisted: Persisted,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterWriteView>,
 }
 
 /// `GET /api/config`.
@@ -302,5 +357,8 @@ pub struct Invalidation {
 /// The answer to a purge or ban.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvalidationView {
-    pub removed: u64,
+    /// Objects removed here (unknown when clustered and not yet applied here).
+    pub removed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterWriteView>,
 }

@@ -2,8 +2,10 @@
 //! with the typed views of `api`.
 
 use super::api::*;
+use super::cluster::{written, Caller};
 use super::Reply;
 use crate::balance::{AdminState, Pool, Server};
+use crate::cache::Invalidation as CacheInvalidation;
 use crate::config::Config;
 use crate::runtime::{Runtime, Shared};
 use http::StatusCode;
@@ -34,6 +36,7 @@ pub fn server(rt: &Runtime, pool: &str, server: &str) -> Reply {
 }
 
 /// `drain`, `maint` or `ready`; a drain may wait (`?wait=30s`) for in-flight requests.
+/// Clustered, the change goes through etcd to every node (`?local=1`: this node only).
 pub async fn server_action(
     shared: &Shared,
     rt: &Runtime,
@@ -41,6 +44,7 @@ pub async fn server_action(
     server: &str,
     action: &str,
     query: &str,
+    caller: &Caller,
 ) -> Reply {
     let Some(state) = AdminState::parse(action) else {
         return Reply::error(
@@ -48,29 +52,30 @@ pub async fn server_action(
             format!("unknown action {action:?}: use drain, maint or ready"),
         );
     };
-    let wait = match query_param(query, "wait").map(humantime::parse_duration) {
-        None => None,
-        Some(Ok(d)) if d <= MAX_WAIT => Some(d),
-        Some(_) => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "wait must be a duration up to 10m, e.g. wait=30s",
-            )
-        }
+    let wait = match drain_wait(query, state) {
+        Ok(w) => w,
+        Err(reply) => return reply,
     };
-    if wait.is_some() && state == AdminState::Ready {
-        return Reply::error(
-            StatusCode::BAD_REQUEST,
-            "wait applies to drain and maint only",
-        );
-    }
     let (p, s) = match find_server(rt, pool, server) {
         Ok(found) => found,
         Err(r) => return r,
     };
-    let previous = s.state.set_admin_state(state);
+    let (previous, persisted, cluster) = match caller.cluster(shared) {
+        Some(c) => {
+            let previous = s.state.admin_state();
+            let write = c.put_server(pool, server, state, &caller.by).await;
+            match written(c, write).await {
+                Ok(w) => (previous, Persisted::default(), Some(w)),
+                Err(reply) => return reply,
+            }
+        }
+        None => {
+            let previous = s.state.set_admin_state(state);
+            (previous, Persisted::from(shared.persist_state()), None)
+        }
+    };
     tracing::info!(
-        pool = %p.config.name, server = %s.config.name,
+        pool = %p.config.name, server = %s.config.name, by = caller.by,
         from = previous.as_str(), to = state.as_str(), "admin state changed"
     );
     let mut view = ServerActionView {
@@ -78,7 +83,8 @@ pub async fn server_action(
         previous_state: previous.as_str().into(),
         drained: None,
         waited_ms: None,
-        persisted: Persisted::from(shared.persist_state()),
+        persisted,
+        cluster,
     };
     if let Some(wait) = wait {
         let started = Instant::now();
@@ -101,6 +107,27 @@ pub async fn server_action(
         view.server.in_flight = s.state.inflight();
     }
     Reply::ok(&view)
+}
+
+/// `?wait=30s`: how long a drain or maint waits for in-flight requests.
+fn drain_wait(query: &str, state: AdminState) -> Result<Option<Duration>, Reply> {
+    let wait = match query_param(query, "wait").map(humantime::parse_duration) {
+        None => None,
+        Some(Ok(d)) if d <= MAX_WAIT => Some(d),
+        Some(_) => {
+            return Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                "wait must be a duration up to 10m, e.g. wait=30s",
+            ))
+        }
+    };
+    if wait.is_some() && state == AdminState::Ready {
+        return Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "wait applies to drain and maint only",
+        ));
+    }
+    Ok(wait)
 }
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -188,7 +215,11 @@ fn server_view(p: &Pool, s: &Server) -> ServerView {
     }
 }
 
-fn readonly_view(shared: &Shared, persisted: Persisted) -> ReadonlyView {
+fn readonly_view(
+    shared: &Shared,
+    persisted: Persisted,
+    cluster: Option<ClusterWriteView>,
+) -> ReadonlyView {
     let state = shared.readonly.load();
     ReadonlyView {
         enabled: state.enabled,
@@ -198,15 +229,16 @@ fn readonly_view(shared: &Shared, persisted: Persisted) -> ReadonlyView {
         until: state.until,
         refused_writes: shared.readonly_refused.load(Relaxed),
         persisted,
+        cluster,
     }
 }
 
 pub fn readonly(shared: &Shared) -> Reply {
-    Reply::ok(&readonly_view(shared, Persisted::default()))
+    Reply::ok(&readonly_view(shared, Persisted::default(), None))
 }
 
 /// `{"enabled": bool, "reason": "...", "for": "2h"}`
-pub fn set_readonly(shared: &Shared, body: &[u8]) -> Reply {
+pub async fn set_readonly(shared: &Shared, body: &[u8], caller: &Caller) -> Reply {
     let switch: ReadonlySwitch = match serde_json::from_slice(body) {
         Ok(s) => s,
         Err(e) => {
@@ -229,8 +261,16 @@ pub fn set_readonly(shared: &Shared, body: &[u8]) -> Reply {
         }
     };
     let state = crate::readonly::ReadonlyState::switched(switch.enabled, switch.reason, duration);
-    let persisted = Persisted::from(shared.set_readonly(state));
-    Reply::ok(&readonly_view(shared, persisted))
+    match caller.cluster(shared) {
+        Some(c) => match written(c, c.put_readonly(state, &caller.by).await).await {
+            Ok(w) => Reply::ok(&readonly_view(shared, Persisted::default(), Some(w))),
+            Err(reply) => reply,
+        },
+        None => {
+            let persisted = Persisted::from(shared.set_readonly(state));
+            Reply::ok(&readonly_view(shared, persisted, None))
+        }
+    }
 }
 
 pub fn config(rt: &Runtime) -> Reply {
@@ -318,37 +358,52 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
 }
 
 /// Purge one URL (all its variants) or ban by host and path prefix or regex.
-pub fn invalidate(rt: &Runtime, action: &str, body: &[u8]) -> Reply {
+pub async fn invalidate(
+    shared: &Shared,
+    rt: &Runtime,
+    action: &str,
+    body: &[u8],
+    caller: &Caller,
+) -> Reply {
     let t: Invalidation = match serde_json::from_slice(body) {
         Ok(t) => t,
         Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
-    let cache = &rt.cache;
-    let host = t.host.as_deref();
-    let removed =
-        match (action, &t.path, &t.prefix, &t.regex) {
-            ("purge", Some(path), None, None) if host.is_some() => {
-                cache.purge(host.unwrap_or_default(), path)
-            }
-            ("ban", None, Some(prefix), None) => cache.ban_prefix(host, prefix),
-            ("ban", None, None, Some(re)) => match regex::Regex::new(re) {
-                Ok(re) => cache.ban_regex(host, &re),
-                Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad regex: {e}")),
-            },
-            ("purge", ..) => {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
-                    "purge takes {\"host\": \"...\", \"path\": \"/...\"}",
-                )
-            }
-            _ => return Reply::error(
+    let what = match (action, t.host, t.path, t.prefix, t.regex) {
+        ("purge", Some(host), Some(path), None, None) => CacheInvalidation::Purge { host, path },
+        ("ban", host, None, Some(prefix), None) => CacheInvalidation::BanPrefix { host, prefix },
+        ("ban", host, None, None, Some(regex)) => CacheInvalidation::BanRegex { host, regex },
+        ("purge", ..) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "purge takes {\"host\": \"...\", \"path\": \"/...\"}",
+            )
+        }
+        _ => {
+            return Reply::error(
                 StatusCode::BAD_REQUEST,
                 "ban takes {\"host\": optional, and \"prefix\": \"/...\" or \"regex\": \"...\"}",
-            ),
-        };
-    tracing::info!(action, host = ?t.host, removed, "cache invalidation");
+            )
+        }
+    };
+    if let Err(e) = what.check() {
+        return Reply::error(StatusCode::BAD_REQUEST, e);
+    }
+    let (removed, cluster) = match caller.cluster(shared) {
+        Some(c) => {
+            let lifetime = crate::cache::longest_life(&rt.config.routes);
+            let write = c.put_invalidation(what.clone(), lifetime, &caller.by).await;
+            match written(c, write).await {
+                Ok(w) => (c.status.removed_at(w.revision), Some(w)),
+                Err(reply) => return reply,
+            }
+        }
+        None => (rt.cache.apply(&what).ok(), None),
+    };
+    tracing::info!(?what, by = caller.by, removed, "cache invalidation");
     Reply::ok(&InvalidationView {
-        removed: removed as u64,
+        removed: removed.map(|n| n as u64),
+        cluster,
     })
 }
 

@@ -12,6 +12,8 @@
 //! POST /api/config/check  {file, text}               what a reload of that text would do
 //! GET  /api/config                                  checksum, load time and file of the config
 //! GET  /api/tls                                     TLS listeners: protocol, certificates
+//! GET  /api/cluster                                 the etcd link, applied revision, every node
+//! GET  /health                                      200 while serving (keepalived; no token)
 //! GET  /api/cache                                   cache counters and size
 //! POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
 //! POST /api/cache/ban    {"host": "...", "prefix": "/img/"} or {"regex": "\\.css$"}
@@ -20,11 +22,14 @@
 //! GET  /api/readonly                                read-only mode: on/off, since, why, until
 //! POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
 //! ```
+//! Every state-changing call goes to every node through etcd when clustered (`?local=1`: this
+//! node alone; `X-Gatehouse-By` names who asked), see `cluster`.
 //! Handlers are plain functions of (shared state, request parts) in `handlers`, answering with
 //! the typed views of `api` (which `gatehouse ctl` reads back), so the HTTP layer here only
 //! parses, authenticates and serializes. `scrape` reads the running state for `/metrics`.
 
 pub mod api;
+mod cluster;
 mod handlers;
 mod scrape;
 mod status_page;
@@ -117,7 +122,11 @@ impl ServeHttp for AdminApp {
                     .unwrap_or_default();
             }
         }
-        let reply = self.handle(session).await;
+        let reply = if session.req_header().method == Method::GET && path == "/health" {
+            cluster::health(&self.shared, &self.shared.current())
+        } else {
+            self.handle(session).await
+        };
         let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
         body.push(b'\n');
         Response::builder()
@@ -144,6 +153,12 @@ impl AdminApp {
                 return reply;
             }
         }
+        let caller = cluster::Caller::new(
+            session
+                .get_header("x-gatehouse-by")
+                .and_then(|v| v.to_str().ok()),
+            &query,
+        );
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (&method, segments.as_slice()) {
             (&Method::GET, ["api", "pools"]) => handlers::pools(&rt),
@@ -152,7 +167,8 @@ impl AdminApp {
                 handlers::server(&rt, pool, server)
             }
             (&Method::POST, ["api", "pools", pool, "servers", server, action]) => {
-                handlers::server_action(&self.shared, &rt, pool, server, action, &query).await
+                handlers::server_action(&self.shared, &rt, pool, server, action, &query, &caller)
+                    .await
             }
             (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
             (&Method::GET, ["api", "config"]) => handlers::config(&rt),
@@ -165,14 +181,17 @@ impl AdminApp {
             }
             (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
             (&Method::GET, ["api", "tls"]) => tls::tls(&self.shared, &rt),
+            (&Method::GET, ["api", "cluster"]) => cluster::view(&self.shared).await,
             (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
                 match read_body(session, MAX_BODY).await {
-                    Ok(body) => handlers::invalidate(&rt, action, &body),
+                    Ok(body) => {
+                        handlers::invalidate(&self.shared, &rt, action, &body, &caller).await
+                    }
                     Err(reply) => reply,
                 }
             }
             (&Method::POST, ["api", "readonly"]) => match read_body(session, MAX_BODY).await {
-                Ok(body) => handlers::set_readonly(&self.shared, &body),
+                Ok(body) => handlers::set_readonly(&self.shared, &body, &caller).await,
                 Err(reply) => reply,
             },
             (_, ["api", "readonly"]) => Reply::error(

@@ -1,7 +1,7 @@
 //! What `GET /metrics` reads from the running state at scrape time, handed to `metrics` as
 //! plain values.
 
-use crate::metrics::{Scrape, ServerScrape};
+use crate::metrics::{ClusterScrape, Scrape, ServerScrape};
 use crate::runtime::Shared;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -41,27 +41,7 @@ pub fn render(shared: &Shared) -> String {
     .map(|(event, v)| (event, v.load(Relaxed)))
     .collect();
     (scrape.cache_bytes, scrape.cache_objects) = rt.cache.usage();
-    for l in &rt.config.listeners {
-        for cert in l.tls.iter().flat_map(|t| &t.certificates) {
-            scrape
-                .certificates
-                .push((&l.name, &cert.cert_path, cert.not_after));
-            if let Some((_, Some(next))) = &cert.ocsp {
-                scrape
-                    .ocsp_next_update
-                    .push((&l.name, &cert.cert_path, *next));
-            }
-        }
-    }
-    for (listener, st) in &shared.acme {
-        scrape.acme.push((
-            listener,
-            st.not_after.load(Relaxed),
-            st.renewals.load(Relaxed),
-            st.failures.load(Relaxed),
-        ));
-    }
-    scrape.tls_handshake_failures = crate::telemetry::handshake_failures();
+    add_tls(&mut scrape, shared, &rt);
     scrape.readonly_active = shared.readonly.load().is_active();
     scrape.readonly_refused = shared.readonly_refused.load(Relaxed);
     for (name, stats) in shared.access_log.stats() {
@@ -84,5 +64,50 @@ pub fn render(shared: &Shared) -> String {
     ];
     scrape.config_loaded = rt.loaded_at;
     scrape.worker_threads = rt.config.server.threads;
+    scrape.cluster = cluster(shared);
     shared.metrics.render(&scrape)
+}
+
+fn cluster(shared: &Shared) -> Option<ClusterScrape<'_>> {
+    shared.cluster.as_deref().map(|c| {
+        let st = &c.status;
+        ClusterScrape {
+            cluster: &c.config.name,
+            node: &c.config.node,
+            connected: st.connected.load(Relaxed),
+            applied_revision: st.applied_revision(),
+            sync_age: st.sync_age_ms().map(|ms| ms as f64 / 1000.0),
+            events: [
+                ("reconnect", st.reconnects.load(Relaxed)),
+                ("full_read", st.full_reads.load(Relaxed)),
+                ("write_ok", st.writes_ok.load(Relaxed)),
+                ("write_unknown", st.writes_failed.load(Relaxed)),
+            ],
+        }
+    })
+}
+
+/// Certificates, OCSP staples, ACME and failed handshakes.
+fn add_tls<'a>(scrape: &mut Scrape<'a>, shared: &'a Shared, rt: &'a crate::runtime::Runtime) {
+    for l in &rt.config.listeners {
+        for cert in l.tls.iter().flat_map(|t| &t.certificates) {
+            scrape
+                .certificates
+                .push((&l.name, &cert.cert_path, cert.not_after));
+            if let Some((_, Some(next))) = &cert.ocsp {
+                scrape
+                    .ocsp_next_update
+                    .push((&l.name, &cert.cert_path, *next));
+            }
+        }
+    }
+    for (listener, st) in &shared.acme {
+        scrape.acme.push((
+            listener,
+            st.not_after.load(Relaxed),
+            st.renewals.load(Relaxed),
+            st.failures.load(Relaxed),
+        ));
+    }
+    scrape.tls_handshake_failures = crate::telemetry::handshake_failures();
 }

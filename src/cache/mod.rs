@@ -5,6 +5,7 @@
 //! - `key`: the cache key and Vary variants;
 //! - `store`: the moka storage;
 //! - `invalidate`: what a successful write invalidates (RFC 9111 §4.4);
+//! - `purge`: operator purges and bans as values (shared by a cluster);
 //! - `shelf`: what pingora holds as `&'static`, pointing at the current storage;
 //! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
@@ -13,6 +14,7 @@ pub mod control;
 mod invalidate;
 pub mod key;
 pub mod policy;
+mod purge;
 mod shelf;
 pub mod store;
 
@@ -22,6 +24,7 @@ use moka::sync::Cache as Moka;
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::cache::{CacheKey, CacheOptionOverrides, CachePhase};
+pub use purge::{longest_life, Invalidation};
 use shelf::Shelf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;

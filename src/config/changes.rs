@@ -139,6 +139,9 @@ fn deferred(old: &Config, new: &Config) -> Vec<String> {
         .filter(|(_, a, b)| a != b)
         .map(|(key, a, b)| format!("{key}: {a} → {b}"))
         .collect();
+    if old.cluster != new.cluster {
+        out.push("cluster (the etcd connection and this node's id are set up at start)".into());
+    }
     // A TLS listener's protocol settings are built into it when it starts.
     for l in &new.listeners {
         let before = old.listeners.iter().find(|o| o.name == l.name);

@@ -94,3 +94,9 @@ pub fn readonly_page(message: &str) -> bytes::Bytes {
         "<!doctype html>\n<meta charset=utf-8>\n<title>Read-only</title>\n<h1>Read-only for now</h1>\n<p>{escaped}</p>\n"
     ))
 }
+
+// [cluster]
+pub const CLUSTER_PREFIX: &str = "/gatehouse";
+pub const CLUSTER_DIAL_TIMEOUT: &str = "2s";
+pub const CLUSTER_REQUEST_TIMEOUT: &str = "5s";
+pub const CLUSTER_NODE_TTL: &str = "10s";

@@ -30,6 +30,25 @@ pub struct FileConfig {
     pub access_log: AccessLogSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`: nodes sharing runtime state through etcd.
+#[derive(Debug, Default, Deserialize)]
+pub struct ClusterSection {
+    pub name: Option<String>,
+    pub node: Option<String>,
+    #[serde(default)]
+    pub etcd_endpoints: Vec<String>,
+    pub prefix: Option<String>,
+    pub dial_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub node_ttl: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

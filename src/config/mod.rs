@@ -33,6 +33,8 @@ pub struct Config {
     pub access_log: AccessLogConfig,
     pub source: ConfigSource,
     pub limits: Limits,
+    /// `[cluster]`: None for a node on its own.
+    pub cluster: Option<ClusterConfig>,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -279,6 +281,38 @@ pub enum HostPattern {
     Exact(String),
     /// `*.example.com`, kept as `.example.com`.
     Wildcard(String),
+}
+
+/// Sharing drain, read-only and purges with other nodes through etcd.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// This node's id, unique in the cluster.
+    pub node: String,
+    /// `http://host:port` or `https://host:port`.
+    pub etcd_endpoints: Vec<String>,
+    /// Keys live under `{prefix}/{name}/`.
+    pub prefix: String,
+    pub dial_timeout: Duration,
+    /// How long a write may take before its outcome is reported unknown.
+    pub request_timeout: Duration,
+    /// The lease of this node's record: it disappears this long after the node stops.
+    pub node_ttl: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, both or neither.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// etcd user and password (read from `password_file`).
+    pub credentials: Option<(String, Secret)>,
+}
+
+/// A password: compared, never printed.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -42,7 +42,8 @@ pub fn call(
         .unwrap_or_default();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}X-Gatehouse-By: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        caller(),
         body.len()
     );
     stream
@@ -53,6 +54,22 @@ pub fn call(
         .read_to_end(&mut raw)
         .map_err(|e| format!("admin API {addr}: no complete answer: {e}"))?;
     parse_response(&raw)
+}
+
+/// "user@host", recorded with the changes a cluster shares.
+fn caller() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let clean = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect()
+    };
+    format!("{}@{} (gatehouse ctl)", clean(&user), clean(&host))
 }
 
 fn parse_response(raw: &[u8]) -> Result<Answer, String> {

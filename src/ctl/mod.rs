@@ -5,6 +5,7 @@
 
 pub mod check;
 mod client;
+mod fleet;
 
 pub use client::{call, Answer, Target};
 
@@ -24,6 +25,8 @@ pub struct CtlArgs {
     pub admin: Option<SocketAddr>,
     pub token: Option<String>,
     pub json: bool,
+    /// Change this node only (`?local=1`).
+    pub local: bool,
 }
 
 /// Runs one `ctl` action; the exit status says whether the API accepted it.
@@ -31,7 +34,11 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
     let Some(target) = target(&args.config, args.admin, args.token) else {
         return ExitCode::FAILURE;
     };
-    let (method, path, body, timeout) = request(&action);
+    let (method, mut path, body, timeout) = request(&action);
+    if args.local && method == "POST" && path != "/api/reload" {
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str("local=1");
+    }
     let answer = match call(&target, method, &path, body.as_ref(), timeout) {
         Ok(answer) => answer,
         Err(e) => {
@@ -40,6 +47,7 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
         }
     };
     let ok = (200..300).contains(&answer.status);
+    let cluster_wait = fleet::written_revision(&answer.body).zip(fleet::wait_of(&action));
     if args.json {
         println!(
             "{}",
@@ -51,10 +59,12 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
         eprintln!("gatehouse ctl: unexpected answer from the admin API: {e}");
         return ExitCode::FAILURE;
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if !ok {
+        return ExitCode::FAILURE;
+    }
+    match cluster_wait {
+        Some((revision, wait)) => fleet::wait_for_nodes(&target, &action, revision, wait),
+        None => ExitCode::SUCCESS,
     }
 }
 
@@ -93,6 +103,7 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
             switch,
             reason,
             duration,
+            ..
         } => {
             let body = ReadonlySwitch {
                 enabled: switch == "on",
@@ -118,13 +129,13 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
                 .unwrap_or_default();
             ("POST", path, None, timeout)
         }
-        CtlAction::Ready { pool, server } => (
+        CtlAction::Ready { pool, server, .. } => (
             "POST",
             server_path(pool, server, "ready"),
             None,
             Duration::ZERO,
         ),
-        CtlAction::Purge { host, path } => {
+        CtlAction::Purge { host, path, .. } => {
             let body = Invalidation {
                 host: Some(host.clone()),
                 path: Some(path.clone()),
@@ -137,6 +148,7 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
             host,
             prefix,
             regex,
+            ..
         } => {
             let body = Invalidation {
                 host: (host != "*").then(|| host.clone()),
@@ -148,6 +160,7 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
             ("POST", "/api/cache/ban".into(), body, Duration::ZERO)
         }
         CtlAction::Config => ("GET", "/api/config".into(), None, Duration::ZERO),
+        CtlAction::Cluster => ("GET", "/api/cluster".into(), None, Duration::ZERO),
     }
 }
 
@@ -198,7 +211,10 @@ fn print_answer(action: &CtlAction, body: serde_json::Value) -> Result<(), Strin
         }
         CtlAction::Purge { .. } | CtlAction::Ban { .. } => {
             let r: InvalidationView = view(body)?;
-            println!("removed {} object(s)", r.removed);
+            match r.removed {
+                Some(n) => println!("removed {n} object(s)"),
+                None => println!("sent to the cluster"),
+            }
         }
         CtlAction::Config => {
             let c: ConfigView = view(body)?;
@@ -210,6 +226,7 @@ fn print_answer(action: &CtlAction, body: serde_json::Value) -> Result<(), Strin
                 println!("warning:    {w}");
             }
         }
+        CtlAction::Cluster => fleet::print_cluster(view(body)?),
         CtlAction::Drain { .. } | CtlAction::Maint { .. } | CtlAction::Ready { .. } => {
             let a: ServerActionView = view(body)?;
             print_server_row(&a.server);

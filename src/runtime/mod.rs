@@ -1,10 +1,14 @@
 //! The running state shared by every request: the current config generation (`Runtime`) behind
 //! one `ArcSwap`, loaded once per request so a request never sees two configs, and beside it the
 //! state that outlives a config (server states in the `ServerRegistry`, the read-only switch,
-//! counters). `reload` swaps generations; `policy` answers the connection layer.
+//! counters). `reload` swaps generations; `policy` answers the connection layer; `fleet` is
+//! this node as the cluster sees it.
 
+mod fleet;
 mod policy;
 mod reload;
+
+pub use fleet::FleetNode;
 
 use crate::accesslog::AccessLog;
 use crate::balance::{build_pools, Pool, ServerRegistry};
@@ -86,6 +90,8 @@ pub struct Shared {
     pub readonly_refused: AtomicU64,
     /// Open client connections and their refusals.
     pub conns: Arc<ConnTracker>,
+    /// The cluster this node belongs to (`[cluster]`), fixed for the life of the process.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Serializes writes of the state file (admin calls only, never held across an await).
     state_file: Mutex<PathBuf>,
 }
@@ -116,6 +122,7 @@ impl Shared {
             .filter(|l| l.tls.as_ref().is_some_and(|t| t.acme.is_some()))
             .map(|l| (l.name.clone(), Arc::default()))
             .collect();
+        let config_cluster = config.cluster.clone().map(crate::cluster::Cluster::new);
         let runtime = build(config, &registry, cache, &metrics, 0);
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
@@ -132,6 +139,7 @@ impl Shared {
             readonly: ArcSwap::from_pointee(readonly),
             readonly_refused: AtomicU64::new(0),
             conns: Default::default(),
+            cluster: config_cluster,
             state_file: Mutex::new(state_file),
         });
         shared.restore_state();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod etcd;
 pub mod origin;
 
 pub use origin::{Mode, Origin};
@@ -264,14 +265,10 @@ pub fn tool(name: &str, paths: &[&str], package: &str) -> Option<std::path::Path
     }
     let skips = std::env::var("GATEHOUSE_TEST_SKIP").unwrap_or_default();
     if skips.split(',').any(|s| s.trim() == name) {
-        let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests");
-        let line = format!("{name} (needs {package})\n");
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(list)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-        eprintln!("SKIPPED by GATEHOUSE_TEST_SKIP: {name} (needs {package})");
+        record_skip(
+            &format!("{name} (needs {package})"),
+            "SKIPPED by GATEHOUSE_TEST_SKIP",
+        );
         return None;
     }
     panic!(
@@ -279,6 +276,19 @@ pub fn tool(name: &str, paths: &[&str], package: &str) -> Option<std::path::Path
          or skip it explicitly with GATEHOUSE_TEST_SKIP={name}",
         paths.join(" or ")
     );
+}
+
+/// Notes a skipped test in `target/tmp/skipped-tests` (which `make test` lists at the end) and
+/// prints why.
+pub fn record_skip(what: &str, why: &str) {
+    let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests");
+    let line = format!("{what}\n");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    eprintln!("{why}: {what}");
 }
 
 /// Runs `cmd` with `input` on its stdin; its whole output.

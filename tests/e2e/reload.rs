@@ -49,7 +49,7 @@ pub(crate) fn pool_of(origins: &[&Origin], extra: &str) -> String {
 }
 
 /// A bounded load loop: `workers` clients sending GETs until stopped; counts ok and failed.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
@@ -57,7 +57,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(addr: std::net::SocketAddr, workers: usize) -> Load {
+    pub(crate) fn start(addr: std::net::SocketAddr, workers: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let tasks = (0..workers)
@@ -90,7 +90,7 @@ impl Load {
         }
     }
 
-    async fn finish(self) -> (usize, usize) {
+    pub(crate) async fn finish(self) -> (usize, usize) {
         self.stop.store(true, SeqCst);
         for t in self.tasks {
             t.await.unwrap();

@@ -4,6 +4,7 @@
 
 mod access_log;
 mod cache;
+mod cluster;
 mod listeners;
 mod pools;
 mod readonly;
@@ -84,6 +85,12 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
     fix(&mut f.server.upgrade_socket);
     fix(&mut f.admin.token_file);
     fix(&mut f.readonly.page);
+    if let Some(cl) = f.cluster.as_mut() {
+        fix(&mut cl.ca_file);
+        fix(&mut cl.cert_file);
+        fix(&mut cl.key_file);
+        fix(&mut cl.password_file);
+    }
     for t in &mut f.access_log.targets {
         fix(&mut t.path);
     }
@@ -156,6 +163,9 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let cache = cache::cache(f.cache, &root.key("cache"), c);
     let readonly = readonly::readonly(f.readonly, &root.key("readonly"), c);
     let access_log = access_log::access_log(f.access_log, &root.key("access_log"), c);
+    let cluster = f
+        .cluster
+        .map(|s| cluster::cluster(s, &root.key("cluster"), c));
     for (pi, pool) in pools.iter().enumerate() {
         if !routes.iter().any(|r| r.pool == pi) {
             c.warn(
@@ -175,6 +185,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         readonly,
         access_log,
         limits,
+        cluster,
         source: ConfigSource::default(),
         warnings: Vec::new(),
     }

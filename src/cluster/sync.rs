@@ -1,0 +1,270 @@
+//! The watcher: brings this node to the cluster's state and keeps it there.
+//!
+//! A session reads the whole `state/` prefix once (when it has no revision to resume from) and
+//! applies it in one pass, then watches from the next revision. etcd's watch streams do not
+//! reconnect by themselves: on any error the session ends, and the next one (after a backoff,
+//! on whichever endpoint answers) resumes from the last revision seen, so no event is missed;
+//! if that revision was compacted, it reads everything again. Every second it asks etcd to
+//! confirm it is up to date (a progress request); three unanswered in a row end the session.
+//! Nothing known is dropped while etcd is away: the node keeps its last state.
+
+use super::{Change, Cluster, LocalNode};
+use crate::balance::AdminState;
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use pingora::server::ShutdownWatch;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(
+    cluster: Arc<Cluster>,
+    node: Arc<dyn LocalNode>,
+    mut shutdown: ShutdownWatch,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let mut resume: Option<i64> = None;
+    loop {
+        let outcome = tokio::select! {
+            r = session(&cluster, node.as_ref(), &mut resume, &mut backoff) => r,
+            _ = shutdown.changed() => return,
+        };
+        cluster.status.connected.store(false, Relaxed);
+        cluster.status.set_error(Some(outcome));
+        cluster.status.reconnects.fetch_add(1, Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's worth of watching; returns why it ended.
+async fn session(
+    cluster: &Cluster,
+    node: &dyn LocalNode,
+    resume: &mut Option<i64>,
+    backoff: &mut Duration,
+) -> String {
+    let mut client = match cluster.connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let timeout = cluster.config.request_timeout;
+    let from = match *resume {
+        Some(r) => r + 1,
+        None => match full_read(cluster, node, &mut client).await {
+            Ok(rev) => {
+                *resume = Some(rev);
+                *backoff = MIN_BACKOFF;
+                rev + 1
+            }
+            Err(e) => return e,
+        },
+    };
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(from)
+        .with_progress_notify();
+    let stream = match tokio::time::timeout(
+        timeout,
+        client.watch(cluster.keys.state(), Some(options)),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return format!("watch: {e}"),
+        Err(_) => return format!("watch: no answer within {timeout:?}"),
+    };
+    let (mut requests, mut responses) = stream.split();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let mut unanswered = 0u32;
+    loop {
+        tokio::select! {
+            msg = responses.message() => {
+                let msg = match msg {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return "watch: etcd closed the stream".into(),
+                    Err(e) => return format!("watch: {e}"),
+                };
+                unanswered = 0;
+                let handled = on_message(cluster, node, &msg, from, resume, backoff);
+                if let Err(e) = handled {
+                    return e;
+                }
+                if msg.created() {
+                    if let Err(e) = requests.request_progress().await {
+                        return format!("watch: {e}");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if unanswered >= 3 {
+                    return "watch: etcd stopped answering progress requests".into();
+                }
+                unanswered += 1;
+                if let Err(e) = requests.request_progress().await {
+                    return format!("watch: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Handles one watch response; an error ends the session.
+fn on_message(
+    cluster: &Cluster,
+    node: &dyn LocalNode,
+    msg: &etcd_client::WatchResponse,
+    from: i64,
+    resume: &mut Option<i64>,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    if msg.canceled() {
+        if msg.compact_revision() > 0 {
+            *resume = None;
+            return Err(format!(
+                "revision {from} was compacted (oldest kept {}): reading everything again",
+                msg.compact_revision()
+            ));
+        }
+        return Err(format!("watch cancelled by etcd: {}", msg.cancel_reason()));
+    }
+    if msg.created() {
+        cluster.status.connected.store(true, Relaxed);
+        cluster.status.set_error(None);
+        *backoff = MIN_BACKOFF;
+    } else if msg.events().is_empty() {
+        // A progress notification: every event up to its revision was delivered.
+        if let Some(h) = msg.header() {
+            *resume = Some(resume.unwrap_or(0).max(h.revision()));
+        }
+        cluster.status.mark_synced();
+    } else {
+        apply_events(cluster, node, msg.events(), resume);
+    }
+    Ok(())
+}
+
+/// Reads the whole state and applies it in one pass; answers its revision.
+async fn full_read(
+    cluster: &Cluster,
+    node: &dyn LocalNode,
+    client: &mut etcd_client::Client,
+) -> Result<i64, String> {
+    let timeout = cluster.config.request_timeout;
+    let get = client.get(cluster.keys.state(), Some(GetOptions::new().with_prefix()));
+    let resp = match tokio::time::timeout(timeout, get).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(format!("reading the cluster state: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "reading the cluster state: no answer within {timeout:?}"
+            ))
+        }
+    };
+    let revision = resp.header().map_or(0, |h| h.revision());
+    // Invalidations made while this node was away; at the first read the cache is empty.
+    let seen = cluster.status.applied_revision();
+    let mut servers: HashMap<(String, String), AdminState> = HashMap::new();
+    let mut readonly = None;
+    for kv in resp.kvs() {
+        match cluster.keys.parse(kv.key(), Some(kv.value())) {
+            Ok(Change::Server {
+                pool,
+                server,
+                record,
+            }) => {
+                servers.insert(
+                    (pool, server),
+                    record.map_or(AdminState::Ready, |r| r.state),
+                );
+            }
+            Ok(Change::Readonly(r)) => readonly = r.map(|r| r.state),
+            Ok(Change::Invalidation(i)) if seen > 0 && kv.mod_revision() > seen => {
+                let removed = node.invalidate(&i.what);
+                cluster.status.record_removed(kv.mod_revision(), removed);
+            }
+            Ok(_) => {}
+            Err(e) => cluster.status.set_error(Some(format!("skipped: {e}"))),
+        }
+    }
+    let mut changed = false;
+    for (pool, server) in node.servers() {
+        let key = (pool, server);
+        let state = servers.get(&key).copied().unwrap_or(AdminState::Ready);
+        changed |= node.set_server(&key.0, &key.1, state);
+    }
+    changed |= node.set_readonly(readonly);
+    if changed {
+        node.persist();
+    }
+    cluster.status.full_reads.fetch_add(1, Relaxed);
+    cluster.status.mark_synced();
+    cluster.publish_applied(revision);
+    tracing::info!(revision, changed, "cluster: read the whole state");
+    Ok(revision)
+}
+
+fn apply_events(
+    cluster: &Cluster,
+    node: &dyn LocalNode,
+    events: &[etcd_client::Event],
+    resume: &mut Option<i64>,
+) {
+    let mut changed = false;
+    let mut last = 0;
+    for ev in events {
+        let Some(kv) = ev.kv() else { continue };
+        let revision = kv.mod_revision();
+        let value = (ev.event_type() == EventType::Put).then(|| kv.value());
+        match cluster.keys.parse(kv.key(), value) {
+            Ok(change) => changed |= apply(cluster, node, change, revision),
+            Err(e) => cluster.status.set_error(Some(format!("skipped: {e}"))),
+        }
+        last = last.max(revision);
+    }
+    if changed {
+        node.persist();
+    }
+    *resume = Some(resume.unwrap_or(0).max(last));
+    cluster.publish_applied(last);
+}
+
+/// Applies one change; true if the state file needs writing.
+fn apply(cluster: &Cluster, node: &dyn LocalNode, change: Change, revision: i64) -> bool {
+    match change {
+        Change::Server {
+            pool,
+            server,
+            record,
+        } => {
+            let state = record.as_ref().map_or(AdminState::Ready, |r| r.state);
+            let changed = node.set_server(&pool, &server, state);
+            if changed {
+                tracing::info!(
+                    pool,
+                    server,
+                    to = state.as_str(),
+                    by = record.map(|r| r.by),
+                    revision,
+                    "cluster: admin state changed"
+                );
+            }
+            changed
+        }
+        Change::Readonly(r) => node.set_readonly(r.map(|r| r.state)),
+        Change::Invalidation(i) => {
+            let removed = node.invalidate(&i.what);
+            tracing::info!(what = ?i.what, by = i.by, removed, revision, "cluster: invalidation");
+            cluster.status.record_removed(revision, removed);
+            false
+        }
+        Change::Expired => false,
+    }
+}

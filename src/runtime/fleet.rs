@@ -1,0 +1,90 @@
+//! The node as the cluster sees it (`cluster::LocalNode`): what the cluster's watcher applies
+//! lands in the same server states, read-only switch and cache the admin API changes.
+
+use super::Shared;
+use crate::balance::AdminState;
+use crate::cache::Invalidation;
+use crate::clock::unix_now;
+use crate::cluster::LocalNode;
+use crate::readonly::ReadonlyState;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub struct FleetNode(pub Arc<Shared>);
+
+impl LocalNode for FleetNode {
+    fn servers(&self) -> Vec<(String, String)> {
+        let rt = self.0.current();
+        rt.pools
+            .iter()
+            .flat_map(|p| {
+                p.servers
+                    .iter()
+                    .map(|s| (p.config.name.clone(), s.config.name.clone()))
+            })
+            .collect()
+    }
+
+    fn set_server(&self, pool: &str, server: &str, state: AdminState) -> bool {
+        let rt = self.0.current();
+        let found = rt
+            .pools
+            .iter()
+            .filter(|p| p.config.name == pool)
+            .flat_map(|p| &p.servers)
+            .find(|s| s.config.name == server);
+        match found {
+            Some(s) => s.state.set_admin_state(state) != state,
+            None => false,
+        }
+    }
+
+    fn set_readonly(&self, state: Option<ReadonlyState>) -> bool {
+        let current = self.0.readonly.load();
+        let wanted = match state {
+            Some(s) => s,
+            None => {
+                let enabled = self.0.current().config.readonly.enabled;
+                if current.enabled == enabled && current.reason.is_none() && current.until.is_none()
+                {
+                    return false;
+                }
+                ReadonlyState {
+                    enabled,
+                    since: unix_now(),
+                    ..Default::default()
+                }
+            }
+        };
+        if **current == wanted {
+            return false;
+        }
+        tracing::warn!(enabled = wanted.enabled, reason = ?wanted.reason, until = ?wanted.until, "read-only mode switched by the cluster");
+        self.0.readonly.store(Arc::new(wanted));
+        true
+    }
+
+    fn invalidate(&self, what: &Invalidation) -> usize {
+        match self.0.current().cache.apply(what) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cluster invalidation not applied: {e}");
+                0
+            }
+        }
+    }
+
+    fn persist(&self) {
+        if let Err(e) = self.0.persist_state() {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        !self.0.closing.load(Relaxed)
+    }
+
+    fn admin_address(&self) -> String {
+        self.0.current().config.admin.address.to_string()
+    }
+}

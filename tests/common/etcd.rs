@@ -1,0 +1,158 @@
+//! A real etcd cluster for tests: Debian's `etcd-server`, members on 127.0.0.1 ephemeral ports,
+//! each a child process that a test can kill and start again on its data directory.
+
+use super::{free_port, state_dir, tool};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Member {
+    name: String,
+    client: SocketAddr,
+    peer: SocketAddr,
+    child: Option<Child>,
+}
+
+pub struct Etcd {
+    bin: PathBuf,
+    dir: PathBuf,
+    members: Vec<Member>,
+    initial: String,
+}
+
+impl Etcd {
+    /// Starts `n` members and waits until the cluster takes writes; None when skipped.
+    pub async fn start(n: usize) -> Option<Etcd> {
+        let bin = tool("etcd", &["/usr/bin/etcd"], "etcd-server")?;
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+                child: None,
+            })
+            .collect();
+        let initial = members
+            .iter()
+            .map(|m| format!("{}=http://{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Etcd {
+            bin,
+            dir: state_dir(),
+            members,
+            initial,
+        };
+        for i in 0..n {
+            etcd.restart(i);
+        }
+        etcd.wait_writable(Duration::from_secs(20)).await;
+        Some(etcd)
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        (0..self.members.len()).map(|i| self.endpoint(i)).collect()
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("http://{}", self.members[i].client)
+    }
+
+    /// Kills member `i` (SIGKILL: no goodbye to its peers).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts member `i` (again) on its data directory.
+    pub fn restart(&mut self, i: usize) {
+        let m = &self.members[i];
+        let data = self.dir.join(&m.name);
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", m.name))).unwrap();
+        let child = Command::new(&self.bin)
+            .arg(format!("--name={}", m.name))
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--listen-client-urls=http://{}", m.client))
+            .arg(format!("--advertise-client-urls=http://{}", m.client))
+            .arg(format!("--listen-peer-urls=http://{}", m.peer))
+            .arg(format!("--initial-advertise-peer-urls=http://{}", m.peer))
+            .arg(format!("--initial-cluster={}", self.initial))
+            .arg("--initial-cluster-state=new")
+            .arg("--initial-cluster-token=gatehouse-test")
+            // Elections in about half a second rather than one to two.
+            .args(["--heartbeat-interval=50", "--election-timeout=500"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd did not start");
+        self.members[i].child = Some(child);
+    }
+
+    /// A client on every member.
+    pub async fn client(&self) -> etcd_client::Client {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_timeout(Duration::from_secs(3));
+        etcd_client::Client::connect(self.endpoints(), Some(options))
+            .await
+            .unwrap()
+    }
+
+    /// Waits until a write succeeds (a leader is elected and a quorum is up).
+    pub async fn wait_writable(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut client = self.client().await;
+        loop {
+            if client.put("/gatehouse-test/ping", "1", None).await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd not writable within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The index of the member that leads now.
+    pub async fn leader(&self) -> usize {
+        for i in 0..self.members.len() {
+            let Ok(mut c) = etcd_client::Client::connect([self.endpoint(i)], None).await else {
+                continue;
+            };
+            if let Ok(s) = c.status().await {
+                if s.leader() == s.header().map_or(0, |h| h.member_id()) {
+                    return i;
+                }
+            }
+        }
+        panic!("no etcd member leads");
+    }
+
+    /// Compacts the history up to the current revision; answers it.
+    pub async fn compact(&self) -> i64 {
+        let mut c = self.client().await;
+        let rev = c
+            .get("/gatehouse-test/ping", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        c.compact(rev, None).await.unwrap();
+        rev
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

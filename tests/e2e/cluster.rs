@@ -1,0 +1,488 @@
+//! A fleet on real etcd: three etcd members and three gatehouse processes on loopback. One
+//! command reaches every node; leader loss, quorum loss, a node restarted while etcd is down
+//! and a compaction past a node's revision all end with every node agreeing; a drain under load
+//! fails no request.
+
+use crate::common::etcd::Etcd;
+use crate::common::*;
+use crate::reload::{spawn_gatehouse, wait_listening, Load};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One gatehouse process of the fleet.
+struct Node {
+    name: String,
+    config: PathBuf,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    child: Option<Reap>,
+}
+
+impl Node {
+    /// Writes the node's config: pool "web" of `origins`, `/cached/` cached, the cluster.
+    fn new(name: &str, endpoints: &[String], origins: &[&Origin]) -> Node {
+        let dir = state_dir();
+        let config = dir.join("gatehouse.toml");
+        let listen = free_port();
+        let text = format!(
+            "{}[[listeners]]\naddress = \"{listen}\"\n\n{}\
+             [[routes]]\npath_prefix = \"/cached/\"\npool = \"web\"\n[routes.cache]\ndefault_ttl = \"60s\"\n\n\
+             [[routes]]\npool = \"web\"\n\n\
+             [cluster]\nname = \"test\"\nnode = \"{name}\"\netcd_endpoints = {endpoints:?}\n\
+             request_timeout = \"3s\"\ndial_timeout = \"500ms\"\nnode_ttl = \"3s\"\n",
+            server_section_in(&dir),
+            unchecked_pool("web", origins),
+        );
+        std::fs::write(&config, text).unwrap();
+        let admin = gatehouse::Config::load(&config).unwrap().admin.address;
+        Node {
+            name: name.into(),
+            config,
+            listen,
+            admin,
+            child: None,
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = self.config.with_extension("log");
+        self.child = Some(Reap(spawn_gatehouse(&self.config, false, &log)));
+        wait_listening(self.listen).await;
+        wait_listening(self.admin).await;
+    }
+
+    /// Kills the process (no goodbye to the cluster).
+    fn kill(&mut self) {
+        self.child = None;
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = client()
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", self.admin),
+            )
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("admin API");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn state_of(&self, server: &str) -> String {
+        let (_, v) = self
+            .api("GET", &format!("/api/pools/web/servers/{server}"), None)
+            .await;
+        v["state"].as_str().unwrap_or("?").to_string()
+    }
+
+    async fn cluster(&self) -> Value {
+        self.api("GET", "/api/cluster", None).await.1
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        ctl(&self.admin.to_string(), args)
+    }
+
+    async fn request(&self, method: &str, path: &str) -> (u16, String) {
+        let r = client()
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", self.listen),
+            )
+            .header("host", "www.test")
+            .send()
+            .await
+            .expect("request through the node");
+        let x_cache = r
+            .headers()
+            .get("x-cache")
+            .map_or(String::new(), |v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), x_cache)
+    }
+}
+
+/// Polls `check` on every node until all pass; the time that took.
+async fn all_within(
+    nodes: &[Node],
+    timeout: Duration,
+    what: &str,
+    check: impl AsyncFn(&Node) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut all = true;
+        for n in nodes {
+            all &= check(n).await;
+        }
+        if all {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not on every node within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn connected(n: &Node) -> bool {
+    n.cluster().await["connected"] == json!(true)
+}
+
+async fn fleet(endpoints: &[Vec<String>], origins: &[&Origin]) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        let mut n = Node::new(&format!("n{i}"), e, origins);
+        n.start().await;
+        nodes.push(n);
+    }
+    all_within(&nodes, Duration::from_secs(10), "connected", connected).await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_command_reaches_every_node() {
+    let Some(etcd) = Etcd::start(3).await else {
+        return;
+    };
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let nodes = fleet(&vec![etcd.endpoints(); 3], &[&a, &b]).await;
+    // The cluster view lists every node.
+    let view = nodes[1].cluster().await;
+    assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
+
+    // A drain through one node's API: every node stops sending b new requests.
+    let started = Instant::now();
+    let (status, answer) = nodes[0]
+        .api("POST", "/api/pools/web/servers/b/drain", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cluster"]["applied_here"], json!(true), "{answer}");
+    all_within(&nodes, Duration::from_millis(500), "drain", async |n| {
+        n.state_of("b").await == "drain"
+    })
+    .await;
+    let drain_ms = started.elapsed().as_millis();
+    let before = b.hits();
+    for n in &nodes {
+        for _ in 0..10 {
+            assert_eq!(n.request("GET", "/page").await.0, 200);
+        }
+    }
+    assert_eq!(
+        b.hits(),
+        before,
+        "a node sent requests to the drained server"
+    );
+
+    // Read-only on, through another node: every node refuses writes; off again with ctl.
+    let started = Instant::now();
+    let (status, _) = nodes[1]
+        .api(
+            "POST",
+            "/api/readonly",
+            Some(json!({"enabled": true, "reason": "migration"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    all_within(&nodes, Duration::from_millis(500), "read-only", async |n| {
+        n.request("POST", "/form").await.0 == 503
+    })
+    .await;
+    let readonly_ms = started.elapsed().as_millis();
+    let out = nodes[2].ctl(&["readonly", "off", "--wait"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("applied on every node (n0, n1, n2)"), "{err}");
+    for n in &nodes {
+        assert_eq!(n.request("POST", "/form").await.0, 200);
+    }
+
+    // A purge through the third node empties that URL on every node.
+    for n in &nodes {
+        n.request("GET", "/cached/x").await;
+        assert_eq!(n.request("GET", "/cached/x").await.1, "HIT");
+    }
+    let started = Instant::now();
+    let (status, answer) = nodes[2]
+        .api(
+            "POST",
+            "/api/cache/purge",
+            Some(json!({"host": "www.test", "path": "/cached/x"})),
+        )
+        .await;
+    assert_eq!((status, &answer["removed"]), (200, &json!(1)), "{answer}");
+    let revision = answer["cluster"]["revision"].as_i64().unwrap();
+    all_within(
+        &nodes,
+        Duration::from_millis(500),
+        "purge",
+        async move |n| n.cluster().await["applied_revision"].as_i64() >= Some(revision),
+    )
+    .await;
+    let purge_ms = started.elapsed().as_millis();
+    for n in &nodes {
+        assert_eq!(n.request("GET", "/cached/x").await.1, "MISS", "{}", n.name);
+    }
+    // ctl --wait names every node; `--local` changes one node only.
+    let out = nodes[0].ctl(&["ready", "web", "b", "--wait"]);
+    assert!(out.status.success());
+    let out = nodes[0].ctl(&["--local", "maint", "web", "a"]);
+    assert!(out.status.success());
+    assert_eq!(nodes[0].state_of("a").await, "maint");
+    assert_eq!(nodes[1].state_of("a").await, "ready");
+    eprintln!("propagation to 3 nodes: drain {drain_ms} ms, read-only {readonly_ms} ms, purge {purge_ms} ms");
+}
+
+/// A TCP relay a test can cut: a node's only way to etcd, to part it from the cluster.
+struct Gate {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Gate {
+    async fn to(target: String) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let target = target.trim_start_matches("http://").to_string();
+        let (o, t) = (open.clone(), tasks.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                t.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Gate { addr, open, tasks }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, SeqCst);
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.open.store(true, SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_rides_out_etcd_faults() {
+    let Some(mut etcd) = Etcd::start(3).await else {
+        return;
+    };
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    // n2 reaches etcd only through a relay the test can cut.
+    let gate = Gate::to(etcd.endpoint(0)).await;
+    let all = etcd.endpoints();
+    let endpoints = [
+        all.clone(),
+        all.clone(),
+        vec![format!("http://{}", gate.addr)],
+    ];
+    let mut nodes = fleet(&endpoints, &[&a, &b]).await;
+
+    // Compaction past a node's revision: n2 is cut off, misses changes that are then
+    // compacted away; mended, it reads everything again and converges.
+    let full_reads = nodes[2].cluster().await["full_reads"].as_u64().unwrap();
+    gate.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        nodes[0]
+            .api("POST", "/api/pools/web/servers/a/drain", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        nodes[0]
+            .api("POST", "/api/pools/web/servers/a/ready", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        nodes[1]
+            .api("POST", "/api/pools/web/servers/b/maint", None)
+            .await
+            .0,
+        200
+    );
+    etcd.compact().await;
+    assert_eq!(nodes[2].state_of("b").await, "ready", "n2 is cut off");
+    gate.mend();
+    all_within(
+        &nodes,
+        Duration::from_secs(8),
+        "after compaction",
+        async |n| n.state_of("b").await == "maint" && n.state_of("a").await == "ready",
+    )
+    .await;
+    let after = nodes[2].cluster().await["full_reads"].as_u64().unwrap();
+    assert!(after > full_reads, "n2 did not read the state again");
+
+    // The leader killed: commands still propagate.
+    let leader = etcd.leader().await;
+    etcd.kill(leader);
+    let (status, answer) = nodes[1]
+        .api("POST", "/api/pools/web/servers/b/drain", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let survivors: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| leader != 0 || n.name != "n2")
+        .collect();
+    let started = Instant::now();
+    for n in &survivors {
+        while n.state_of("b").await != "drain" {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{} missed the drain",
+                n.name
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    eprintln!(
+        "leader killed: drain on the surviving nodes after {} ms",
+        started.elapsed().as_millis()
+    );
+    etcd.restart(leader);
+    etcd.wait_writable(Duration::from_secs(10)).await;
+    all_within(
+        &nodes,
+        Duration::from_secs(8),
+        "after the leader's return",
+        async |n| n.state_of("b").await == "drain",
+    )
+    .await;
+
+    // Two of three members gone: no quorum. Nodes keep their state and serve; a write's
+    // outcome is unknown; once quorum is back every node converges on what etcd holds.
+    let alive = (leader + 1) % 3;
+    for i in (0..3).filter(|i| *i != alive) {
+        etcd.kill(i);
+    }
+    let out = nodes[0].ctl(&["ready", "web", "b"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a write without quorum succeeded");
+    assert!(err.contains("outcome unknown"), "{err}");
+    for n in &nodes {
+        assert_eq!(
+            n.request("GET", "/page").await.0,
+            200,
+            "{} stopped serving",
+            n.name
+        );
+        assert_eq!(n.state_of("b").await, "drain");
+    }
+    for i in (0..3).filter(|i| *i != alive) {
+        etcd.restart(i);
+    }
+    etcd.wait_writable(Duration::from_secs(15)).await;
+    let mut client = etcd.client().await;
+    let held = client
+        .get("/gatehouse/test/state/servers/web/b", None)
+        .await
+        .unwrap();
+    let held: Value = serde_json::from_slice(held.kvs()[0].value()).unwrap();
+    let held = held["state"].as_str().unwrap().to_string();
+    all_within(
+        &nodes,
+        Duration::from_secs(10),
+        "after quorum returned",
+        async |n| n.state_of("b").await == held,
+    )
+    .await;
+    assert_eq!(
+        nodes[2]
+            .api("POST", "/api/pools/web/servers/b/drain", None)
+            .await
+            .0,
+        200
+    );
+    all_within(
+        &nodes,
+        Duration::from_secs(2),
+        "a write after recovery",
+        async |n| n.state_of("b").await == "drain",
+    )
+    .await;
+
+    // etcd entirely down and a node restarted: it comes up from its state file, b drained.
+    for i in 0..3 {
+        etcd.kill(i);
+    }
+    nodes[0].kill();
+    nodes[0].start().await;
+    assert_eq!(nodes[0].state_of("b").await, "drain");
+    let before = b.hits();
+    for _ in 0..10 {
+        assert_eq!(nodes[0].request("GET", "/page").await.0, 200);
+    }
+    assert_eq!(
+        b.hits(),
+        before,
+        "the restarted node sent requests to a drained server"
+    );
+    assert_eq!(nodes[0].cluster().await["connected"], json!(false));
+    for i in 0..3 {
+        etcd.restart(i);
+    }
+    all_within(&nodes, Duration::from_secs(15), "reconnected", connected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_under_load_on_every_node_fails_no_request() {
+    let Some(etcd) = Etcd::start(3).await else {
+        return;
+    };
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    b.set_mode(Mode::Delay(Duration::from_millis(50)));
+    let nodes = fleet(&vec![etcd.endpoints(); 3], &[&a, &b]).await;
+    let loads: Vec<Load> = nodes.iter().map(|n| Load::start(n.listen, 3)).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = nodes[1].ctl(&["drain", "web", "b", "--wait", "10s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("nothing in flight on any node"), "{err}");
+    let drained_at = b.hits();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.hits(), drained_at, "b got requests after the drain");
+    assert!(nodes[2]
+        .ctl(&["ready", "web", "b", "--wait"])
+        .status
+        .success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut total = (0, 0);
+    for l in loads {
+        let (ok, failed) = l.finish().await;
+        total = (total.0 + ok, total.1 + failed);
+    }
+    assert_eq!(
+        total.1,
+        0,
+        "{} of {} requests failed",
+        total.1,
+        total.0 + total.1
+    );
+    assert!(total.0 > 100, "too little load: {}", total.0);
+    assert!(b.hits() > drained_at, "b took no traffic after ready");
+}
