@@ -29,7 +29,7 @@ test: deps fmt lint layout
 	$(MAKE) check-configs PREBUILT=1
 	GATEHOUSE_PREBUILT=1 packaging/check-deb.sh
 	@if [ -s target/tmp/skipped-tests ]; then \
-	  echo "skipped (GATEHOUSE_TEST_SKIP): $$(paste -sd, target/tmp/skipped-tests)"; \
+	  echo "skipped: $$(paste -sd, target/tmp/skipped-tests)"; \
 	else echo "skipped: none"; fi
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "%d passed, %d failed\n", p, f }' \
 	  target/tmp/test-output

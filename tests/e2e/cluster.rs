@@ -397,6 +397,7 @@ async fn the_fleet_rides_out_etcd_faults() {
         etcd.restart(i);
     }
     etcd.wait_writable(Duration::from_secs(15)).await;
+    all_within(&nodes, Duration::from_secs(15), "reconnected", connected).await;
     let mut client = etcd.client().await;
     let held = client
         .get("/gatehouse/test/state/servers/web/b", None)
@@ -411,13 +412,10 @@ async fn the_fleet_rides_out_etcd_faults() {
         async |n| n.state_of("b").await == held,
     )
     .await;
-    assert_eq!(
-        nodes[2]
-            .api("POST", "/api/pools/web/servers/b/drain", None)
-            .await
-            .0,
-        200
-    );
+    let (status, answer) = nodes[2]
+        .api("POST", "/api/pools/web/servers/b/drain", None)
+        .await;
+    assert_eq!(status, 200, "a write after recovery: {answer}");
     all_within(
         &nodes,
         Duration::from_secs(2),
@@ -485,4 +483,56 @@ async fn a_drain_under_load_on_every_node_fails_no_request() {
     );
     assert!(total.0 > 100, "too little load: {}", total.0);
     assert!(b.hits() > drained_at, "b took no traffic after ready");
+}
+
+#[test]
+fn the_shipped_cluster_examples_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/cluster");
+    // gatehouse: the [cluster] example validates (its token file exists only on a real node).
+    let text = std::fs::read_to_string(dir.join("gatehouse-cluster.toml")).unwrap();
+    let text = text.replace(
+        "token_file = \"/etc/gatehouse/admin-token\"",
+        &format!("token = \"{TOKEN}\""),
+    );
+    let config = gatehouse::Config::from_toml(&text, "example").unwrap_or_else(|e| panic!("{e}"));
+    let cluster = config.cluster.expect("a [cluster] section");
+    assert_eq!(
+        (cluster.name.as_str(), cluster.etcd_endpoints.len()),
+        ("front", 3)
+    );
+    // keepalived: its own configuration test.
+    if let Some(keepalived) = tool("keepalived", &["/usr/sbin/keepalived"], "keepalived") {
+        let out = std::process::Command::new(keepalived)
+            .arg("-t")
+            .arg("-f")
+            .arg(dir.join("keepalived.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // etcd: every ETCD_* setting of the example is a flag etcd knows.
+    if let Some(etcd) = tool("etcd", &["/usr/bin/etcd"], "etcd-server") {
+        let help = std::process::Command::new(etcd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout).to_string()
+            + &String::from_utf8_lossy(&help.stderr);
+        let env = std::fs::read_to_string(dir.join("etcd.env")).unwrap();
+        let mut seen = 0;
+        for line in env.lines().filter(|l| l.starts_with("ETCD_")) {
+            let var = line.split('=').next().unwrap();
+            let flag = format!(
+                "--{}",
+                var["ETCD_".len()..].to_lowercase().replace('_', "-")
+            );
+            assert!(help.contains(&flag), "etcd has no {flag} (from {var})");
+            seen += 1;
+        }
+        assert!(seen >= 10, "only {seen} settings in etcd.env");
+    }
 }

@@ -85,6 +85,55 @@ fn server_timeouts_limits_and_admin_rules_name_their_key() {
 }
 
 #[test]
+fn cluster_rules_name_their_key() {
+    let ok = "[cluster]\nname = \"front\"\nnode = \"lb1\"\netcd_endpoints = [\"http://10.0.0.1:2379\"]\n";
+    assert_eq!(errors_of(ok), Vec::<String>::new());
+    let cases: &[(&str, &str)] = &[
+        (
+            "[cluster]\nnode = \"lb1\"\netcd_endpoints = [\"http://e:2379\"]",
+            "cluster.name: required in [cluster]",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"lb 1\"\netcd_endpoints = [\"http://e:2379\"]",
+            "cluster.node: \"lb 1\": use letters, digits, '-', '_' and '.'",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"",
+            "cluster.etcd_endpoints: list at least one etcd endpoint",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"10.0.0.1:2379\"]",
+            "cluster.etcd_endpoints[0]: \"10.0.0.1:2379\": must start with http:// or https://",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"http://e\"]",
+            "cluster.etcd_endpoints[0]: \"http://e\": give the port",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"https://e:2379\"]",
+            "cluster.ca_file: https endpoints need ca_file",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"http://e:2379\"]\nprefix = \"gh/\"",
+            "cluster.prefix: \"gh/\": write a key path",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"http://e:2379\"]\nnode_ttl = \"1s\"",
+            "cluster.node_ttl: must be at least 3s",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"http://e:2379\"]\nuser = \"gh\"",
+            "cluster.user: set user and password_file together",
+        ),
+        (
+            "[cluster]\nname = \"f\"\nnode = \"a\"\netcd_endpoints = [\"http://e:2379\"]\nrequest_timeout = \"0s\"",
+            "cluster.request_timeout: must be more than 0",
+        ),
+    ];
+    check(cases);
+}
+
+#[test]
 fn cache_readonly_and_log_rules_name_their_key() {
     let cases: &[(&str, &str)] = &[
         (
