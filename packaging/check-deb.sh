@@ -12,6 +12,7 @@ done
 for want in ./usr/bin/gatehouse ./lib/systemd/system/gatehouse.service \
             ./etc/gatehouse/gatehouse.toml ./var/lib/gatehouse/ \
             ./usr/share/doc/gatehouse/gatehouse.example.toml \
+            ./usr/share/doc/gatehouse/cluster/keepalived.conf \
             ./usr/share/man/man1/gatehouse.1.gz ./usr/share/man/man1/gatehouse-ctl-drain.1.gz \
             ./usr/share/bash-completion/completions/gatehouse \
             ./usr/share/zsh/vendor-completions/_gatehouse \

@@ -30,6 +30,10 @@ impl Ca {
         Ca { cert, key }
     }
 
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
     pub fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
     }

@@ -19,11 +19,22 @@ pub struct Etcd {
     dir: PathBuf,
     members: Vec<Member>,
     initial: String,
+    /// Client TLS: (CA file, server certificate, key); clients must show a certificate.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl Etcd {
     /// Starts `n` members and waits until the cluster takes writes; None when skipped.
     pub async fn start(n: usize) -> Option<Etcd> {
+        Etcd::start_with(n, None).await
+    }
+
+    /// One member serving its clients over TLS with client certificates required.
+    pub async fn start_tls(ca: PathBuf, cert: PathBuf, key: PathBuf) -> Option<Etcd> {
+        Etcd::start_with(1, Some((ca, cert, key))).await
+    }
+
+    async fn start_with(n: usize, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Option<Etcd> {
         let bin = tool("etcd", &["/usr/bin/etcd"], "etcd-server")?;
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
@@ -43,11 +54,26 @@ impl Etcd {
             dir: state_dir(),
             members,
             initial,
+            tls,
         };
         for i in 0..n {
             etcd.restart(i);
         }
-        etcd.wait_writable(Duration::from_secs(20)).await;
+        if etcd.tls.is_none() {
+            etcd.wait_writable(Duration::from_secs(20)).await;
+        } else {
+            let started = Instant::now();
+            while tokio::net::TcpStream::connect(etcd.members[0].client)
+                .await
+                .is_err()
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "etcd never listened"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         Some(etcd)
     }
 
@@ -57,7 +83,8 @@ impl Etcd {
     }
 
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://{}", self.members[i].client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.members[i].client)
     }
 
     /// Kills member `i` (SIGKILL: no goodbye to its peers).
@@ -73,11 +100,19 @@ impl Etcd {
         let m = &self.members[i];
         let data = self.dir.join(&m.name);
         let log = std::fs::File::create(self.dir.join(format!("{}.log", m.name))).unwrap();
-        let child = Command::new(&self.bin)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut cmd = Command::new(&self.bin);
+        if let Some((ca, cert, key)) = &self.tls {
+            cmd.arg(format!("--trusted-ca-file={}", ca.display()))
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg(format!("--name={}", m.name))
             .arg(format!("--data-dir={}", data.display()))
-            .arg(format!("--listen-client-urls=http://{}", m.client))
-            .arg(format!("--advertise-client-urls=http://{}", m.client))
+            .arg(format!("--listen-client-urls={scheme}://{}", m.client))
+            .arg(format!("--advertise-client-urls={scheme}://{}", m.client))
             .arg(format!("--listen-peer-urls=http://{}", m.peer))
             .arg(format!("--initial-advertise-peer-urls=http://{}", m.peer))
             .arg(format!("--initial-cluster={}", self.initial))

@@ -25,6 +25,11 @@ struct Node {
 impl Node {
     /// Writes the node's config: pool "web" of `origins`, `/cached/` cached, the cluster.
     fn new(name: &str, endpoints: &[String], origins: &[&Origin]) -> Node {
+        Node::with(name, endpoints, origins, "")
+    }
+
+    /// Like `new`, with more `[cluster]` settings.
+    fn with(name: &str, endpoints: &[String], origins: &[&Origin], cluster: &str) -> Node {
         let dir = state_dir();
         let config = dir.join("gatehouse.toml");
         let listen = free_port();
@@ -33,7 +38,7 @@ impl Node {
              [[routes]]\npath_prefix = \"/cached/\"\npool = \"web\"\n[routes.cache]\ndefault_ttl = \"60s\"\n\n\
              [[routes]]\npool = \"web\"\n\n\
              [cluster]\nname = \"test\"\nnode = \"{name}\"\netcd_endpoints = {endpoints:?}\n\
-             request_timeout = \"3s\"\ndial_timeout = \"500ms\"\nnode_ttl = \"3s\"\n",
+             request_timeout = \"3s\"\ndial_timeout = \"500ms\"\nnode_ttl = \"3s\"\n{cluster}",
             server_section_in(&dir),
             unchecked_pool("web", origins),
         );
@@ -535,4 +540,52 @@ fn the_shipped_cluster_examples_are_valid() {
         }
         assert!(seen >= 10, "only {seen} settings in etcd.env");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_with_a_client_certificate() {
+    let dir = state_dir();
+    let ca = crate::common::certs::Ca::new();
+    let server = ca.issue(&dir, "etcd", &["127.0.0.1", "localhost"]);
+    let client_cert = ca.issue(&dir, "gatehouse", &["gatehouse"]);
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let Some(etcd) = Etcd::start_tls(ca_file.clone(), server.cert, server.key).await else {
+        return;
+    };
+    let origin = Origin::start("a").await;
+    let tls = format!(
+        "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n",
+        ca_file.display().to_string(),
+        client_cert.cert.display().to_string(),
+        client_cert.key.display().to_string()
+    );
+    let mut node = Node::with("tls", &etcd.endpoints(), &[&origin], &tls);
+    node.start().await;
+    let nodes = [node];
+    all_within(
+        &nodes,
+        Duration::from_secs(10),
+        "connected over TLS",
+        connected,
+    )
+    .await;
+    let (status, answer) = nodes[0]
+        .api("POST", "/api/pools/web/servers/a/drain", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cluster"]["applied_here"], json!(true));
+    assert_eq!(nodes[0].state_of("a").await, "drain");
+
+    // Without a client certificate etcd refuses the node: it says so and stays disconnected.
+    let ca_only = format!("ca_file = {:?}\n", ca_file.display().to_string());
+    let mut bare = Node::with("bare", &etcd.endpoints(), &[&origin], &ca_only);
+    bare.start().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let view = bare.cluster().await;
+    assert_eq!(view["connected"], json!(false), "{view}");
+    assert!(
+        view["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{view}"
+    );
 }
