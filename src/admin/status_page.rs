@@ -34,6 +34,7 @@ pub const PAGE: &str = r##"<!doctype html>
 <div id="cache">-</div>
 <h2>TLS</h2>
 <div id="tls">-</div>
+<div id="cluster-box" hidden><h2>Cluster</h2><div id="cluster">-</div></div>
 <h2>Pools</h2>
 <table id="servers"><thead><tr><th>pool</th><th>server</th><th>address</th><th>state</th>
 <th>health</th><th>in flight</th><th>req/s</th><th>requests</th><th></th></tr></thead>
@@ -84,6 +85,8 @@ async function refresh() {
     const [pools, ro, cache, config, tls] = await Promise.all([
       api("GET", "/api/pools"), api("GET", "/api/readonly"), api("GET", "/api/cache"), api("GET", "/api/config"),
       api("GET", "/api/tls")]);
+    // 404 when this node is not in a cluster: the section stays hidden.
+    const cluster = await api("GET", "/api/cluster").catch(() => null);
     const now = Date.now() / 1000;
     const tbody = document.querySelector("#servers tbody");
     tbody.textContent = "";
@@ -135,6 +138,16 @@ async function refresh() {
         (a.last_error ? ` — last error: ${a.last_error}` : "");
       div.textContent = text;
       tlsEl.appendChild(div);
+    }
+    document.getElementById("cluster-box").hidden = !cluster;
+    if (cluster) {
+      const nodes = cluster.nodes.map(n => `${n.node} r${n.applied_revision}${n.healthy ? "" : " (stopping)"}`);
+      document.getElementById("cluster").textContent =
+        `${cluster.cluster} · this node ${cluster.node} · etcd ${cluster.connected ? "connected" : "DISCONNECTED"}` +
+        ` · applied revision ${cluster.applied_revision}` +
+        (cluster.sync_age_ms !== null ? `, confirmed ${(cluster.sync_age_ms / 1000).toFixed(1)} s ago` : "") +
+        ` · nodes: ${nodes.join(", ") || (cluster.nodes_error || "none")}` +
+        (cluster.last_error ? ` — last error: ${cluster.last_error}` : "");
     }
     document.getElementById("checksum").textContent = config.checksum;
     document.getElementById("loaded").textContent = new Date(config.loaded_at * 1000).toLocaleString();
