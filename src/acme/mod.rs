@@ -94,8 +94,8 @@ impl AcmeJob {
                     earliest = now + wait.as_secs().max(1) as i64;
                 }
                 Err(e) => {
-                    self.state.failures.fetch_add(1, Relaxed);
                     tracing::warn!(listener = %self.listener, "ACME order failed, retrying in {}: {e}", humantime::format_duration(wait));
+                    // The error and the next attempt first: whoever sees the count sees why.
                     *self
                         .state
                         .last_error
@@ -104,6 +104,7 @@ impl AcmeJob {
                     self.state
                         .next_attempt
                         .store(now + wait.as_secs() as i64, Relaxed);
+                    self.state.failures.fetch_add(1, Relaxed);
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(3600));
                 }

@@ -136,16 +136,8 @@ pub struct ClusterView {
     pub nodes_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeView {
-    pub node: String,
-    pub applied_revision: i64,
-    pub healthy: bool,
-    pub admin: String,
-    pub version: String,
-    pub started_at: u64,
-    pub updated_at: u64,
-}
+/// A node of the cluster: its own record in etcd.
+pub use crate::cluster::NodeRecord as NodeView;
 
 /// `GET /health`: whether this node should hold the service address.
 #[derive(Debug, Clone, Serialize, Deserialize)]

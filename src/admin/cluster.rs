@@ -5,7 +5,7 @@
 //! etcd does not confirm it, the answer is 503 "outcome unknown" (a timed-out write may still
 //! commit), never a silent change of this node alone. `?local=1` changes this node only.
 
-use super::api::{ClusterView, ClusterWriteView, HealthView, NodeView};
+use super::api::{ClusterView, ClusterWriteView, HealthView};
 use super::Reply;
 use crate::cluster::{Cluster, WriteError};
 use crate::runtime::{Runtime, Shared};
@@ -84,18 +84,7 @@ pub async fn view(shared: &Shared) -> Reply {
         last_error: st.last_error(),
         reconnects: st.reconnects.load(Relaxed),
         full_reads: st.full_reads.load(Relaxed),
-        nodes: nodes
-            .into_iter()
-            .map(|n| NodeView {
-                node: n.node,
-                applied_revision: n.applied_revision,
-                healthy: n.healthy,
-                admin: n.admin,
-                version: n.version,
-                started_at: n.started_at,
-                updated_at: n.updated_at,
-            })
-            .collect(),
+        nodes,
         nodes_error,
     })
 }

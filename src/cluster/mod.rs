@@ -58,7 +58,13 @@ pub struct Cluster {
     pub keys: Keys,
     client: ArcSwapOption<etcd_client::Client>,
     pub status: Status,
+    /// The server states the cluster holds, as last read and watched (None before the first
+    /// read): what a reload gives the servers it adds.
+    known: Mutex<Option<ServerStates>>,
 }
+
+/// (pool, server) → admin state; a server with no record is ready.
+pub type ServerStates = std::collections::HashMap<(String, String), AdminState>;
 
 /// The state of the link to etcd, for `/api/cluster` and `/metrics`.
 pub struct Status {
@@ -129,6 +135,7 @@ impl Cluster {
             keys: Keys::new(&config.prefix, &config.name),
             config,
             client: ArcSwapOption::empty(),
+            known: Mutex::new(None),
             status: Status {
                 connected: AtomicBool::new(false),
                 applied: tokio::sync::watch::Sender::new(0),
@@ -180,6 +187,16 @@ impl Cluster {
             .map_err(|e| format!("etcd {:?}: {e}", c.etcd_endpoints))?;
         self.client.store(Some(Arc::new(client.clone())));
         Ok(client)
+    }
+
+    /// The server states the cluster holds (None before this node first read them).
+    pub fn known_servers(&self) -> Option<ServerStates> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn remember(&self, update: impl FnOnce(&mut ServerStates)) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        update(known.get_or_insert_with(ServerStates::new));
     }
 
     fn publish_applied(&self, revision: i64) {

@@ -12,7 +12,6 @@ use super::{Change, Cluster, LocalNode};
 use crate::balance::AdminState;
 use etcd_client::{EventType, GetOptions, WatchOptions};
 use pingora::server::ShutdownWatch;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,7 +170,7 @@ async fn full_read(
     let revision = resp.header().map_or(0, |h| h.revision());
     // Invalidations made while this node was away; at the first read the cache is empty.
     let seen = cluster.status.applied_revision();
-    let mut servers: HashMap<(String, String), AdminState> = HashMap::new();
+    let mut servers = super::ServerStates::new();
     let mut readonly = None;
     for kv in resp.kvs() {
         match cluster.keys.parse(kv.key(), Some(kv.value())) {
@@ -194,6 +193,7 @@ async fn full_read(
             Err(e) => cluster.status.set_error(Some(format!("skipped: {e}"))),
         }
     }
+    cluster.remember(|known| known.clone_from(&servers));
     let mut changed = false;
     for (pool, server) in node.servers() {
         let key = (pool, server);
@@ -245,6 +245,9 @@ fn apply(cluster: &Cluster, node: &dyn LocalNode, change: Change, revision: i64)
             record,
         } => {
             let state = record.as_ref().map_or(AdminState::Ready, |r| r.state);
+            cluster.remember(|known| {
+                known.insert((pool.clone(), server.clone()), state);
+            });
             let changed = node.set_server(&pool, &server, state);
             if changed {
                 tracing::info!(

@@ -12,6 +12,23 @@ use std::sync::Arc;
 
 pub struct FleetNode(pub Arc<Shared>);
 
+impl FleetNode {
+    /// Gives every server of the running config the state the cluster holds for it (after a
+    /// reload: a server the cluster drained before this node's config had it).
+    pub fn apply_known(shared: &Shared) {
+        let Some(known) = shared.cluster.as_ref().and_then(|c| c.known_servers()) else {
+            return;
+        };
+        for pool in &shared.current().pools {
+            for s in &pool.servers {
+                let key = (pool.config.name.clone(), s.config.name.clone());
+                let state = known.get(&key).copied().unwrap_or(AdminState::Ready);
+                s.state.set_admin_state(state);
+            }
+        }
+    }
+}
+
 impl LocalNode for FleetNode {
     fn servers(&self) -> Vec<(String, String)> {
         let rt = self.0.current();

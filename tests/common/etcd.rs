@@ -34,8 +34,26 @@ impl Etcd {
         Etcd::start_with(1, Some((ca, cert, key))).await
     }
 
+    /// Starts the members; a member that exits at once (a port taken meanwhile by another
+    /// test) means a fresh set of ports, up to three times.
     async fn start_with(n: usize, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Option<Etcd> {
         let bin = tool("etcd", &["/usr/bin/etcd"], "etcd-server")?;
+        let mut attempt = 1;
+        loop {
+            let mut etcd = Etcd::new(bin.clone(), n, tls.clone());
+            for i in 0..n {
+                etcd.restart(i);
+            }
+            match etcd.wait_ready(Duration::from_secs(20)).await {
+                Ok(()) => return Some(etcd),
+                Err(why) if attempt < 3 => eprintln!("etcd did not start, new ports: {why}"),
+                Err(why) => panic!("etcd did not start: {why}"),
+            }
+            attempt += 1;
+        }
+    }
+
+    fn new(bin: PathBuf, n: usize, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Etcd {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -49,32 +67,45 @@ impl Etcd {
             .map(|m| format!("{}=http://{}", m.name, m.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut etcd = Etcd {
+        Etcd {
             bin,
             dir: state_dir(),
             members,
             initial,
             tls,
-        };
-        for i in 0..n {
-            etcd.restart(i);
         }
-        if etcd.tls.is_none() {
-            etcd.wait_writable(Duration::from_secs(20)).await;
-        } else {
-            let started = Instant::now();
-            while tokio::net::TcpStream::connect(etcd.members[0].client)
-                .await
-                .is_err()
-            {
-                assert!(
-                    started.elapsed() < Duration::from_secs(20),
-                    "etcd never listened"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Until the cluster takes a write (with TLS: until the member listens).
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let exited = self.members.iter_mut().find_map(|m| {
+                let status = m.child.as_mut()?.try_wait().ok()??;
+                Some(format!("{} exited ({status})", m.name))
+            });
+            if let Some(exited) = exited {
+                return Err(format!("{exited}: {}", self.log_tail()));
             }
+            let ready = match self.tls {
+                Some(_) => tokio::net::TcpStream::connect(self.members[0].client)
+                    .await
+                    .is_ok(),
+                None => self
+                    .client()
+                    .await
+                    .put("/gatehouse-test/ping", "1", None)
+                    .await
+                    .is_ok(),
+            };
+            if ready {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(format!("not ready within {timeout:?}: {}", self.log_tail()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Some(etcd)
     }
 
     /// Every member's client URL.
@@ -151,6 +182,19 @@ impl Etcd {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The end of every member's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let mut out = String::new();
+        for m in &self.members {
+            let log = std::fs::read_to_string(self.dir.join(format!("{}.log", m.name)))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+            out.push_str(&format!("\n--- {} ---\n{tail}", m.name));
+        }
+        out
     }
 
     /// The index of the member that leads now.

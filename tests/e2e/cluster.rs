@@ -589,3 +589,35 @@ async fn etcd_over_tls_with_a_client_certificate() {
         "{view}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_added_by_reload_takes_the_state_the_cluster_holds() {
+    let Some(etcd) = Etcd::start(1).await else {
+        return;
+    };
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let mut n0 = Node::new("n0", &etcd.endpoints(), &[&a, &b]);
+    let mut n1 = Node::new("n1", &etcd.endpoints(), &[&a]);
+    n0.start().await;
+    n1.start().await;
+    let nodes = [n0, n1];
+    all_within(&nodes, Duration::from_secs(10), "connected", connected).await;
+    let (status, _) = nodes[0]
+        .api("POST", "/api/pools/web/servers/b/drain", None)
+        .await;
+    assert_eq!(status, 200);
+    // n1 has no server b yet; its config gains b and is reloaded: b comes in drained.
+    let text = std::fs::read_to_string(&nodes[1].config).unwrap().replace(
+        &unchecked_pool("web", &[&a]),
+        &unchecked_pool("web", &[&a, &b]),
+    );
+    std::fs::write(&nodes[1].config, text).unwrap();
+    let (status, answer) = nodes[1].api("POST", "/api/reload", None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(nodes[1].state_of("b").await, "drain");
+    let before = b.hits();
+    for _ in 0..5 {
+        assert_eq!(nodes[1].request("GET", "/page").await.0, 200);
+    }
+    assert_eq!(b.hits(), before);
+}
