@@ -180,7 +180,10 @@ impl Cluster {
             options = options.with_tls(tls);
         }
         if let Some((user, password)) = &c.credentials {
-            options = options.with_user(user.clone(), password.0.clone());
+            // etcd's auth tokens expire: the client asks for a fresh one when told so.
+            options = options
+                .with_user(user.clone(), password.0.clone())
+                .with_auto_token_refresh(true);
         }
         let client = etcd_client::Client::connect(&c.etcd_endpoints, Some(options))
             .await

@@ -621,3 +621,63 @@ async fn a_server_added_by_reload_takes_the_state_the_cluster_holds() {
     }
     assert_eq!(b.hits(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_with_authentication() {
+    let Some(etcd) = Etcd::start(1).await else {
+        return;
+    };
+    // Authentication on: root, and a user allowed the gatehouse prefix only.
+    let mut admin = etcd.client().await;
+    admin.user_add("root", "root-pw", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.user_add("gh", "gh-pw", None).await.unwrap();
+    admin.role_add("gatehouse").await.unwrap();
+    let perm = etcd_client::Permission::read_write("/gatehouse/").with_prefix();
+    admin
+        .role_grant_permission("gatehouse", perm)
+        .await
+        .unwrap();
+    admin.user_grant_role("gh", "gatehouse").await.unwrap();
+    admin.auth_enable().await.unwrap();
+
+    let dir = state_dir();
+    let (good, bad) = (dir.join("good"), dir.join("bad"));
+    std::fs::write(&good, "gh-pw\n").unwrap();
+    std::fs::write(&bad, "wrong\n").unwrap();
+    let origin = Origin::start("a").await;
+    let creds = |f: &std::path::Path| {
+        format!(
+            "user = \"gh\"\npassword_file = {:?}\n",
+            f.display().to_string()
+        )
+    };
+    let mut node = Node::with("auth", &etcd.endpoints(), &[&origin], &creds(&good));
+    node.start().await;
+    let nodes = [node];
+    all_within(
+        &nodes,
+        Duration::from_secs(10),
+        "connected with a password",
+        connected,
+    )
+    .await;
+    let (status, answer) = nodes[0]
+        .api("POST", "/api/pools/web/servers/a/drain", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(nodes[0].state_of("a").await, "drain");
+    // A wrong password: refused, said, and the node still serves.
+    let mut wrong = Node::with("wrong", &etcd.endpoints(), &[&origin], &creds(&bad));
+    wrong.start().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let view = wrong.cluster().await;
+    assert_eq!(view["connected"], json!(false), "{view}");
+    assert!(
+        view["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("auth")),
+        "{view}"
+    );
+    assert_eq!(wrong.request("GET", "/").await.0, 200);
+}
