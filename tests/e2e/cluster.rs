@@ -38,7 +38,7 @@ impl Node {
              [[routes]]\npath_prefix = \"/cached/\"\npool = \"web\"\n[routes.cache]\ndefault_ttl = \"60s\"\n\n\
              [[routes]]\npool = \"web\"\n\n\
              [cluster]\nname = \"test\"\nnode = \"{name}\"\netcd_endpoints = {endpoints:?}\n\
-             request_timeout = \"3s\"\ndial_timeout = \"500ms\"\nnode_ttl = \"3s\"\n{cluster}",
+             request_timeout = \"5s\"\ndial_timeout = \"500ms\"\nnode_ttl = \"3s\"\n{cluster}",
             server_section_in(&dir),
             unchecked_pool("web", origins),
         );
@@ -346,10 +346,12 @@ async fn the_fleet_rides_out_etcd_faults() {
     // The leader killed: commands still propagate.
     let leader = etcd.leader().await;
     etcd.kill(leader);
+    let written = Instant::now();
     let (status, answer) = nodes[1]
         .api("POST", "/api/pools/web/servers/b/drain", None)
         .await;
     assert_eq!(status, 200, "{answer}");
+    let write_ms = written.elapsed().as_millis();
     let survivors: Vec<&Node> = nodes
         .iter()
         .filter(|n| leader != 0 || n.name != "n2")
@@ -366,7 +368,7 @@ async fn the_fleet_rides_out_etcd_faults() {
         }
     }
     eprintln!(
-        "leader killed: drain on the surviving nodes after {} ms",
+        "leader killed: the write took {write_ms} ms; then the drain was on every surviving node after {} ms",
         started.elapsed().as_millis()
     );
     etcd.restart(leader);
@@ -385,7 +387,12 @@ async fn the_fleet_rides_out_etcd_faults() {
     for i in (0..3).filter(|i| *i != alive) {
         etcd.kill(i);
     }
+    let asked = Instant::now();
     let out = nodes[0].ctl(&["ready", "web", "b"]);
+    eprintln!(
+        "no quorum: ctl answered after {} ms",
+        asked.elapsed().as_millis()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a write without quorum succeeded");
     assert!(err.contains("outcome unknown"), "{err}");
