@@ -126,10 +126,11 @@ impl Cluster {
     }
 
     /// The nodes' records, read from the member that answers (a serializable read, so a lone
-    /// member still answers while etcd has no quorum).
+    /// member still answers while etcd has no quorum). One attempt of at most `ATTEMPT`: the
+    /// status page and `ctl --wait` ask often and would rather hear "unknown" at once.
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, String> {
         let mut client = self.connect().await?;
-        let t = self.config.request_timeout;
+        let t = ATTEMPT.min(self.config.request_timeout);
         let options = GetOptions::new().with_prefix().with_serializable();
         let resp = match tokio::time::timeout(t, client.get(self.keys.nodes(), Some(options))).await
         {
