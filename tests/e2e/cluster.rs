@@ -309,13 +309,11 @@ async fn the_fleet_rides_out_etcd_faults() {
     let full_reads = nodes[2].cluster().await["full_reads"].as_u64().unwrap();
     gate.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        nodes[0]
-            .api("POST", "/api/pools/web/servers/a/drain", None)
-            .await
-            .0,
-        200
-    );
+    // ctl --wait names the node that lags (n2's record lives on until its lease runs out).
+    let out = nodes[0].ctl(&["drain", "web", "a", "--wait", "1s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not applied on: n2 (at revision"), "{err}");
     assert_eq!(
         nodes[0]
             .api("POST", "/api/pools/web/servers/a/ready", None)
