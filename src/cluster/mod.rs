@@ -221,6 +221,19 @@ impl Cluster {
     }
 }
 
+/// `call` within `limit`; its error or the timeout as text naming `what`.
+async fn within<T, E: std::fmt::Display>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within {limit:?}")),
+    }
+}
+
 /// The background service: the watcher and this node's record.
 pub struct ClusterService {
     cluster: Arc<Cluster>,

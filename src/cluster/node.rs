@@ -4,7 +4,7 @@
 //! revokes its lease and disappears at once, one that dies disappears after `node_ttl`.
 
 use super::sync::{MAX_BACKOFF, MIN_BACKOFF};
-use super::{Cluster, LocalNode, NodeRecord};
+use super::{within, Cluster, LocalNode, NodeRecord};
 use crate::clock::unix_now;
 use etcd_client::PutOptions;
 use pingora::server::ShutdownWatch;
@@ -20,7 +20,10 @@ pub(super) async fn run(
     let mut lease = None;
     loop {
         let ended = tokio::select! {
-            e = keep(&cluster, node.as_ref(), &mut lease, &mut backoff) => e,
+            r = hold(&cluster, node.as_ref(), &mut lease, &mut backoff) => {
+                let Err(e) = r;
+                e
+            }
             _ = shutdown.changed() => break,
         };
         tracing::debug!("cluster: node record: {ended}");
@@ -38,30 +41,20 @@ pub(super) async fn run(
 }
 
 /// Holds the record up until something fails; returns what did.
-async fn keep(
+async fn hold(
     cluster: &Cluster,
     node: &dyn LocalNode,
     lease: &mut Option<i64>,
     backoff: &mut Duration,
-) -> String {
-    let mut client = match cluster.connect().await {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
+) -> Result<std::convert::Infallible, String> {
+    let mut client = cluster.connect().await?;
     let t = cluster.config.request_timeout;
     let ttl = cluster.config.node_ttl;
-    let id = match tokio::time::timeout(t, client.lease_grant(ttl.as_secs() as i64, None)).await {
-        Ok(Ok(l)) => l.id(),
-        Ok(Err(e)) => return format!("lease: {e}"),
-        Err(_) => return "lease: no answer".into(),
-    };
+    let grant = client.lease_grant(ttl.as_secs() as i64, None);
+    let id = within(t, "lease", grant).await?.id();
     *lease = Some(id);
-    let (mut keeper, mut answers) = match tokio::time::timeout(t, client.lease_keep_alive(id)).await
-    {
-        Ok(Ok(k)) => k,
-        Ok(Err(e)) => return format!("lease keep-alive: {e}"),
-        Err(_) => return "lease keep-alive: no answer".into(),
-    };
+    let (mut keeper, mut answers) =
+        within(t, "lease keep-alive", client.lease_keep_alive(id)).await?;
     let mut applied = cluster.status.applied.subscribe();
     let mut tick = tokio::time::interval(ttl / 3);
     let mut written: Option<(i64, bool)> = None;
@@ -80,24 +73,17 @@ async fn keep(
             };
             let value = serde_json::to_vec(&record).unwrap_or_default();
             let put = client.put(key.clone(), value, Some(PutOptions::new().with_lease(id)));
-            match tokio::time::timeout(t, put).await {
-                Ok(Ok(_)) => written = Some(now),
-                Ok(Err(e)) => return format!("writing the node record: {e}"),
-                Err(_) => return "writing the node record: no answer".into(),
-            }
+            within(t, "writing the node record", put).await?;
+            written = Some(now);
             *backoff = MIN_BACKOFF;
         }
         tokio::select! {
             _ = applied.changed() => {}
             _ = tick.tick() => {
-                if let Err(e) = keeper.keep_alive().await {
-                    return format!("lease keep-alive: {e}");
-                }
-                match tokio::time::timeout(t, answers.message()).await {
-                    Ok(Ok(Some(a))) if a.ttl() > 0 => {}
-                    Ok(Ok(_)) => return "the node's lease expired".into(),
-                    Ok(Err(e)) => return format!("lease keep-alive: {e}"),
-                    Err(_) => return "lease keep-alive: no answer".into(),
+                keeper.keep_alive().await.map_err(|e| format!("lease keep-alive: {e}"))?;
+                match within(t, "lease keep-alive", answers.message()).await? {
+                    Some(a) if a.ttl() > 0 => {}
+                    _ => return Err("the node's lease expired".into()),
                 }
             }
         }

@@ -8,7 +8,7 @@
 //! confirm it is up to date (a progress request); three unanswered in a row end the session.
 //! Nothing known is dropped while etcd is away: the node keeps its last state.
 
-use super::{Change, Cluster, LocalNode};
+use super::{within, Change, Cluster, LocalNode};
 use crate::balance::AdminState;
 use etcd_client::{EventType, GetOptions, WatchOptions};
 use pingora::server::ShutdownWatch;
@@ -29,7 +29,10 @@ pub(super) async fn run(
     let mut resume: Option<i64> = None;
     loop {
         let outcome = tokio::select! {
-            r = session(&cluster, node.as_ref(), &mut resume, &mut backoff) => r,
+            r = watch(&cluster, node.as_ref(), &mut resume, &mut backoff) => {
+                let Err(e) = r;
+                e
+            }
             _ = shutdown.changed() => return,
         };
         cluster.status.connected.store(false, Relaxed);
@@ -43,73 +46,49 @@ pub(super) async fn run(
     }
 }
 
-/// One connection's worth of watching; returns why it ended.
-async fn session(
+/// One connection's worth of watching, until something fails; returns what did.
+async fn watch(
     cluster: &Cluster,
     node: &dyn LocalNode,
     resume: &mut Option<i64>,
     backoff: &mut Duration,
-) -> String {
-    let mut client = match cluster.connect().await {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let timeout = cluster.config.request_timeout;
+) -> Result<std::convert::Infallible, String> {
+    let mut client = cluster.connect().await?;
     let from = match *resume {
         Some(r) => r + 1,
-        None => match full_read(cluster, node, &mut client).await {
-            Ok(rev) => {
-                *resume = Some(rev);
-                *backoff = MIN_BACKOFF;
-                rev + 1
-            }
-            Err(e) => return e,
-        },
+        None => {
+            let rev = full_read(cluster, node, &mut client).await?;
+            *resume = Some(rev);
+            *backoff = MIN_BACKOFF;
+            rev + 1
+        }
     };
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(from)
         .with_progress_notify();
-    let stream = match tokio::time::timeout(
-        timeout,
-        client.watch(cluster.keys.state(), Some(options)),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return format!("watch: {e}"),
-        Err(_) => return format!("watch: no answer within {timeout:?}"),
-    };
+    let create = client.watch(cluster.keys.state(), Some(options));
+    let stream = within(cluster.config.request_timeout, "watch", create).await?;
     let (mut requests, mut responses) = stream.split();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     let mut unanswered = 0u32;
+    let watch_error = |e: etcd_client::Error| format!("watch: {e}");
     loop {
         tokio::select! {
             msg = responses.message() => {
-                let msg = match msg {
-                    Ok(Some(m)) => m,
-                    Ok(None) => return "watch: etcd closed the stream".into(),
-                    Err(e) => return format!("watch: {e}"),
-                };
+                let msg = msg.map_err(watch_error)?.ok_or("watch: etcd closed the stream")?;
                 unanswered = 0;
-                let handled = on_message(cluster, node, &msg, from, resume, backoff);
-                if let Err(e) = handled {
-                    return e;
-                }
+                on_message(cluster, node, &msg, from, resume, backoff)?;
                 if msg.created() {
-                    if let Err(e) = requests.request_progress().await {
-                        return format!("watch: {e}");
-                    }
+                    requests.request_progress().await.map_err(watch_error)?;
                 }
             }
             _ = tick.tick() => {
                 if unanswered >= 3 {
-                    return "watch: etcd stopped answering progress requests".into();
+                    return Err("watch: etcd stopped answering progress requests".into());
                 }
                 unanswered += 1;
-                if let Err(e) = requests.request_progress().await {
-                    return format!("watch: {e}");
-                }
+                requests.request_progress().await.map_err(watch_error)?;
             }
         }
     }
@@ -156,17 +135,13 @@ async fn full_read(
     node: &dyn LocalNode,
     client: &mut etcd_client::Client,
 ) -> Result<i64, String> {
-    let timeout = cluster.config.request_timeout;
     let get = client.get(cluster.keys.state(), Some(GetOptions::new().with_prefix()));
-    let resp = match tokio::time::timeout(timeout, get).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(format!("reading the cluster state: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "reading the cluster state: no answer within {timeout:?}"
-            ))
-        }
-    };
+    let resp = within(
+        cluster.config.request_timeout,
+        "reading the cluster state",
+        get,
+    )
+    .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     // Invalidations made while this node was away; at the first read the cache is empty.
     let seen = cluster.status.applied_revision();

@@ -4,7 +4,7 @@
 //! outcome: etcd may still commit it once it has a quorum again, so it is never reported as
 //! "not done", and never applied here alone.
 
-use super::{Cluster, InvalidationRecord, NodeRecord, ReadonlyRecord, ServerRecord};
+use super::{within, Cluster, InvalidationRecord, NodeRecord, ReadonlyRecord, ServerRecord};
 use crate::balance::AdminState;
 use crate::cache::Invalidation;
 use crate::clock::unix_now;
@@ -132,12 +132,7 @@ impl Cluster {
         let mut client = self.connect().await?;
         let t = ATTEMPT.min(self.config.request_timeout);
         let options = GetOptions::new().with_prefix().with_serializable();
-        let resp = match tokio::time::timeout(t, client.get(self.keys.nodes(), Some(options))).await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(format!("etcd: {e}")),
-            Err(_) => return Err(format!("etcd did not answer within {t:?}")),
-        };
+        let resp = within(t, "etcd", client.get(self.keys.nodes(), Some(options))).await?;
         let mut nodes: Vec<NodeRecord> = resp
             .kvs()
             .iter()

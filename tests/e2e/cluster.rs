@@ -547,6 +547,31 @@ fn the_shipped_cluster_examples_are_valid() {
     }
 }
 
+/// Starts `node`, waits until it watches etcd, and drains `a` through it: the round trip.
+async fn round_trip(mut node: Node) {
+    node.start().await;
+    let nodes = [node];
+    all_within(&nodes, Duration::from_secs(10), "connected", connected).await;
+    let (status, answer) = nodes[0]
+        .api("POST", "/api/pools/web/servers/a/drain", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cluster"]["applied_here"], json!(true));
+    assert_eq!(nodes[0].state_of("a").await, "drain");
+}
+
+/// Starts `node`, which etcd refuses: it stays disconnected, shows why (containing `reason`),
+/// and serves.
+async fn refused(mut node: Node, reason: &str) {
+    node.start().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let view = node.cluster().await;
+    assert_eq!(view["connected"], json!(false), "{view}");
+    let error = view["last_error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty() && error.contains(reason), "{view}");
+    assert_eq!(node.request("GET", "/").await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_over_tls_with_a_client_certificate() {
     let dir = state_dir();
@@ -565,34 +590,15 @@ async fn etcd_over_tls_with_a_client_certificate() {
         client_cert.cert.display().to_string(),
         client_cert.key.display().to_string()
     );
-    let mut node = Node::with("tls", &etcd.endpoints(), &[&origin], &tls);
-    node.start().await;
-    let nodes = [node];
-    all_within(
-        &nodes,
-        Duration::from_secs(10),
-        "connected over TLS",
-        connected,
-    )
-    .await;
-    let (status, answer) = nodes[0]
-        .api("POST", "/api/pools/web/servers/a/drain", None)
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["cluster"]["applied_here"], json!(true));
-    assert_eq!(nodes[0].state_of("a").await, "drain");
+    round_trip(Node::with("tls", &etcd.endpoints(), &[&origin], &tls)).await;
 
     // Without a client certificate etcd refuses the node: it says so and stays disconnected.
     let ca_only = format!("ca_file = {:?}\n", ca_file.display().to_string());
-    let mut bare = Node::with("bare", &etcd.endpoints(), &[&origin], &ca_only);
-    bare.start().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let view = bare.cluster().await;
-    assert_eq!(view["connected"], json!(false), "{view}");
-    assert!(
-        view["last_error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{view}"
-    );
+    refused(
+        Node::with("bare", &etcd.endpoints(), &[&origin], &ca_only),
+        "",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -657,32 +663,17 @@ async fn etcd_with_authentication() {
             f.display().to_string()
         )
     };
-    let mut node = Node::with("auth", &etcd.endpoints(), &[&origin], &creds(&good));
-    node.start().await;
-    let nodes = [node];
-    all_within(
-        &nodes,
-        Duration::from_secs(10),
-        "connected with a password",
-        connected,
+    round_trip(Node::with(
+        "auth",
+        &etcd.endpoints(),
+        &[&origin],
+        &creds(&good),
+    ))
+    .await;
+    // A wrong password: refused, said, and the node still serves.
+    refused(
+        Node::with("wrong", &etcd.endpoints(), &[&origin], &creds(&bad)),
+        "auth",
     )
     .await;
-    let (status, answer) = nodes[0]
-        .api("POST", "/api/pools/web/servers/a/drain", None)
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(nodes[0].state_of("a").await, "drain");
-    // A wrong password: refused, said, and the node still serves.
-    let mut wrong = Node::with("wrong", &etcd.endpoints(), &[&origin], &creds(&bad));
-    wrong.start().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let view = wrong.cluster().await;
-    assert_eq!(view["connected"], json!(false), "{view}");
-    assert!(
-        view["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("auth")),
-        "{view}"
-    );
-    assert_eq!(wrong.request("GET", "/").await.0, 200);
 }
