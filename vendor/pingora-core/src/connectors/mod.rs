@@ -261,7 +261,7 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
+                        if same_peer(peer, &stream)
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)
@@ -470,6 +470,20 @@ impl PreferredHttpVersion {
 
 use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
+
+// gatehouse patch 3: whether a pooled stream leads to `peer`, from the address its socket
+// digest recorded when it was connected, instead of a `getpeername` system call on every
+// reuse; streams without a recorded address (and proxied peers) keep the kernel check.
+#[cfg(unix)]
+fn same_peer<P: Peer>(peer: &P, stream: &Stream) -> bool {
+    let recorded = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr.get().cloned().flatten());
+    match recorded {
+        Some(addr) if peer.get_proxy().is_none() => &addr == peer.address(),
+        _ => peer.matches_fd(stream.id()),
+    }
+}
 
 /// Test whether a stream is already closed or not reusable (server sent unexpected data)
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
