@@ -64,6 +64,11 @@ impl Proxy {
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
+    /// No downstream modules. pingora's default registers a disabled compression module, and
+    /// every request would then build its context and pass each header and body chunk through
+    /// its filters; gatehouse compresses nothing (responses pass as the server sent them).
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> Ctx {
         Ctx::new(self.shared.current())
     }
