@@ -3,6 +3,7 @@
 //! the route allows it. Also the facts about the client request those are made from.
 
 use super::ctx::Ctx;
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -13,6 +14,18 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
         .authority()
         .map(|a| a.as_str())
         .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+}
+
+/// `request_host` as a header value: the Host header's own when it is the source.
+fn request_host_value(req: &RequestHeader) -> Option<HeaderValue> {
+    match req.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .filter(|v| v.to_str().is_ok())
+            .cloned(),
+    }
 }
 
 /// The client's IP address (the TCP peer; gatehouse is the edge).
@@ -48,15 +61,14 @@ pub fn upstream_headers(session: &Session, upstream: &mut RequestHeader, ctx: &C
         };
         upstream.insert_header("X-Forwarded-For", xff)?;
     }
-    upstream.insert_header(
-        "X-Forwarded-Proto",
-        if ctx.https { "https" } else { "http" },
-    )?;
-    if let Some(host) = request_host(session.req_header()) {
-        let host = host.to_string();
+    // Values reused rather than re-parsed: a static one for the scheme, the client's own
+    // (shared, not copied) for the host.
+    let proto = if ctx.https { "https" } else { "http" };
+    upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+    if let Some(host) = request_host_value(session.req_header()) {
         // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs a Host header.
         if !upstream.headers.contains_key(http::header::HOST) {
-            upstream.insert_header(http::header::HOST, host.as_str())?;
+            upstream.insert_header(http::header::HOST, host.clone())?;
         }
         upstream.insert_header("X-Forwarded-Host", host)?;
     }
