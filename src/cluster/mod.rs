@@ -36,8 +36,9 @@ use std::sync::{Arc, Mutex};
 
 /// What the cluster asks of the node it runs in.
 pub trait LocalNode: Send + Sync + 'static {
-    /// The servers of the running config, as (pool, server).
-    fn servers(&self) -> Vec<(String, String)>;
+    /// Sets every server of the running config to its state in `known` (no entry: ready);
+    /// true if any changed.
+    fn set_servers(&self, known: &ServerStates) -> bool;
     /// Sets a server's admin state; true if it changed. Unknown servers are ignored.
     fn set_server(&self, pool: &str, server: &str, state: AdminState) -> bool;
     /// Switches read-only mode (None: back to the config's default); true if it changed.

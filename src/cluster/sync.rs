@@ -169,12 +169,7 @@ async fn full_read(
         }
     }
     cluster.remember(|known| known.clone_from(&servers));
-    let mut changed = false;
-    for (pool, server) in node.servers() {
-        let key = (pool, server);
-        let state = servers.get(&key).copied().unwrap_or(AdminState::Ready);
-        changed |= node.set_server(&key.0, &key.1, state);
-    }
+    let mut changed = node.set_servers(&servers);
     changed |= node.set_readonly(readonly);
     if changed {
         node.persist();

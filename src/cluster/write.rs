@@ -41,10 +41,7 @@ impl Cluster {
         let attempts = async {
             loop {
                 let attempt = put_once(client.clone(), &key, &value, ttl);
-                match tokio::time::timeout(ATTEMPT, attempt)
-                    .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {ATTEMPT:?}")))
-                {
+                match within(ATTEMPT, "etcd", attempt).await {
                     Ok(revision) => return revision,
                     Err(e) => {
                         tracing::debug!("cluster write of {key}: {e}; trying again");

@@ -5,7 +5,7 @@ use super::Shared;
 use crate::balance::AdminState;
 use crate::cache::Invalidation;
 use crate::clock::unix_now;
-use crate::cluster::LocalNode;
+use crate::cluster::{LocalNode, ServerStates};
 use crate::readonly::ReadonlyState;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -16,30 +16,29 @@ impl FleetNode {
     /// Gives every server of the running config the state the cluster holds for it (after a
     /// reload: a server the cluster drained before this node's config had it).
     pub fn apply_known(shared: &Shared) {
-        let Some(known) = shared.cluster.as_ref().and_then(|c| c.known_servers()) else {
-            return;
-        };
-        for pool in &shared.current().pools {
-            for s in &pool.servers {
-                let key = (pool.config.name.clone(), s.config.name.clone());
-                let state = known.get(&key).copied().unwrap_or(AdminState::Ready);
-                s.state.set_admin_state(state);
-            }
+        if let Some(known) = shared.cluster.as_ref().and_then(|c| c.known_servers()) {
+            set_states(shared, &known);
         }
     }
 }
 
+/// Sets every server of the running config to its state in `known` (no entry: ready); true if
+/// any changed.
+fn set_states(shared: &Shared, known: &ServerStates) -> bool {
+    let mut changed = false;
+    for pool in &shared.current().pools {
+        for s in &pool.servers {
+            let key = (pool.config.name.clone(), s.config.name.clone());
+            let state = known.get(&key).copied().unwrap_or(AdminState::Ready);
+            changed |= s.state.set_admin_state(state) != state;
+        }
+    }
+    changed
+}
+
 impl LocalNode for FleetNode {
-    fn servers(&self) -> Vec<(String, String)> {
-        let rt = self.0.current();
-        rt.pools
-            .iter()
-            .flat_map(|p| {
-                p.servers
-                    .iter()
-                    .map(|s| (p.config.name.clone(), s.config.name.clone()))
-            })
-            .collect()
+    fn set_servers(&self, known: &ServerStates) -> bool {
+        set_states(&self.0, known)
     }
 
     fn set_server(&self, pool: &str, server: &str, state: AdminState) -> bool {
