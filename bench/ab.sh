@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A/B of two gatehouse binaries on HTTP/1.1 keep-alive pass-through: CPU per request of each,
+# interleaved in the same minutes (A, B, A, B...), the proxy pinned to CPU 1 and the origin
+# and load generator to CPU 0. The figure for one hot-path change (a vendor/ patch) where
+# `bench/run.sh` compares against HAProxy/nginx/Varnish.
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY [ROUNDS]      e.g. ROUNDS=4, 40 000 requests, 32 connections
+#
+# CPU is utime+stime of the proxy process from /proc (1/CLK_TCK resolution, ~0.3% here).
+# Needs h2load (nghttp2-client) and taskset (util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+old=$(realpath "$1") new=$(realpath "$2") rounds=${3:-4} n=${N:-40000} conns=${CONNS:-32}
+scripts/install-deps.sh h2load:nghttp2-client taskset:util-linux
+cargo build --release --example demo-origin >/dev/null 2>&1
+work=$(mktemp -d /tmp/gatehouse-ab.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cat > "$work/gatehouse.toml" <<CONF
+[server]
+threads = 1
+state_dir = "$work"
+grace_period = "0s"
+shutdown_timeout = "1s"
+[admin]
+address = "127.0.0.1:19471"
+[[listeners]]
+address = "127.0.0.1:18471"
+[pools.web]
+servers = [{ name = "a", address = "127.0.0.1:18472" }]
+[[routes]]
+pool = "web"
+[access_log]
+enabled = false
+CONF
+taskset -c 0 target/release/examples/demo-origin 18472 >/dev/null 2>&1 &
+sleep 0.5
+url=http://127.0.0.1:18471/health
+tck=$(getconf CLK_TCK)
+for round in $(seq 1 "$rounds"); do
+  for side in old new; do
+    bin=$old; [ "$side" = new ] && bin=$new
+    taskset -c 1 "$bin" run -c "$work/gatehouse.toml" > "$work/$side.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/18471) 2>/dev/null && break; sleep 0.05; done
+    taskset -c 0 h2load --h1 -n 2000 -c "$conns" "$url" >/dev/null 2>&1   # warm-up
+    a=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    taskset -c 0 h2load --h1 -n "$n" -c "$conns" "$url" > "$work/load" 2>&1
+    b=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    grep -q " 0 failed" "$work/load" || { cat "$work/load" >&2; exit 1; }
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$side $(python3 -c "print(round(($b - $a) / $tck / $n * 1e6, 2))")" | tee -a "$work/results"
+  done
+done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = {s: statistics.median(float(v) for k, v in rows if k == s) for s in ("old", "new")}
+print(f"median CPU µs per request: old {med['old']:.1f}, new {med['new']:.1f} "
+      f"(new/old {med['new'] / med['old']:.3f})")
+PY
