@@ -161,6 +161,11 @@ async fn one_command_reaches_every_node() {
     // The cluster view lists every node.
     let view = nodes[1].cluster().await;
     assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
+    let metrics = metrics_text(nodes[1].admin).await;
+    assert!(
+        metrics.contains("gatehouse_cluster_connected{cluster=\"test\",node=\"n1\"} 1"),
+        "{metrics}"
+    );
 
     // A drain through one node's API: every node stops sending b new requests.
     let started = Instant::now();
@@ -414,6 +419,12 @@ async fn the_fleet_rides_out_etcd_faults() {
         .await
         .unwrap();
     let held: Value = serde_json::from_slice(held.kvs()[0].value()).unwrap();
+    // The record says who asked and when.
+    assert!(held["by"].as_str().is_some_and(|b| !b.is_empty()), "{held}");
+    assert!(
+        held["at"].as_u64().is_some_and(|t| t > 1_700_000_000),
+        "{held}"
+    );
     let held = held["state"].as_str().unwrap().to_string();
     all_within(
         &nodes,
