@@ -5,6 +5,7 @@
 //! for every server that still exists.
 
 mod health;
+mod idle;
 mod select;
 mod server;
 mod slowstart;

@@ -1,6 +1,7 @@
 //! One backend server's live state: health, in-flight count, totals. Shared by every config
 //! generation that still lists the server (keyed by pool + server name), all atomics.
 
+use super::idle::IdleConns;
 use super::slowstart::Ramp;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -82,6 +83,8 @@ pub struct ServerState {
     check_failures: AtomicU64,
     /// Slow start: the share of its weight the server gets while coming back.
     pub ramp: Ramp,
+    /// Keep-alive connections to the server waiting for the next request.
+    pub idle: IdleConns,
 }
 
 /// What one health check result changed.

@@ -145,6 +145,7 @@ pub struct ServerSection {
     pub state_dir: Option<String>,
     pub grace_period: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub direct_exchange: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

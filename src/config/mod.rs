@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub upgrade_socket: PathBuf,
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
+    /// gatehouse's own HTTP/1 exchange with servers for the requests it can take
+    /// (`proxy::direct`); false: every request goes through pingora's proxy path.
+    pub direct_exchange: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,11 @@
 //!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
 //!         ──► request_filter         connection and request limits; https redirect;
 //!                                    routing: host/path → route → pool (404);
-//!                                    cache policy for the request (enable or pass)
+//!                                    cache policy for the request (enable or pass);
+//!                                    a plain GET/HEAD the cache does not take is proxied
+//!                                    here by `direct` (gatehouse's own HTTP/1 exchange,
+//!                                    through the same `upstream`/`forward` functions as
+//!                                    the hooks below), then straight to fail_to_proxy/logging
 //!         ──► [cache] key, lookup    HIT/STALE answered from the cache; misses coalesce
 //!             (cache_key_callback, cache_vary_filter, should_serve_stale)
 //!         ──► upstream_peer          balance: pick a usable server, count it in flight
@@ -18,45 +22,51 @@
 //!         ──► logging                (always runs)
 //! ```
 //!
+//! The hooks from upstream_peer to response_filter are one-line calls into `upstream` and
+//! `forward`, which `direct` calls too: one implementation of each policy for both paths.
+//!
 //! The context holds the config generation loaded when the request began, so every hook of
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
 mod caching;
 mod ctx;
+mod direct;
 mod failure;
 mod forward;
 mod logging;
+mod upstream;
 
 pub use ctx::{Ctx, Outcome};
 pub use forward::request_host;
 
-use crate::balance::InflightGuard;
 use crate::cache;
-use crate::clock::ms_between;
-use crate::config::HashKey;
 use crate::readonly;
 use crate::respond;
 use crate::runtime::Shared;
 use async_trait::async_trait;
 use ctx::Routed;
-use forward::client_ip;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
+use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub struct Proxy {
     shared: Arc<Shared>,
+    /// Opens connections for `direct` (pingora's path has its own connector).
+    connector: TransportConnector,
 }
 
 impl Proxy {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Proxy { shared }
+        Proxy {
+            shared,
+            connector: TransportConnector::new(None),
+        }
     }
 }
 
@@ -162,6 +172,10 @@ impl ProxyHttp for Proxy {
                 rt.cache.enable(&mut session.cache);
             }
         }
+        if rt.config.server.direct_exchange && direct::takes(session) {
+            direct::exchange(session, ctx, &self.connector).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -234,51 +248,10 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        // A retry releases the previous attempt's in-flight slot before choosing again.
-        ctx.upstream.guard = None;
-        let rt = ctx.rt.clone();
-        let pool = &rt.pools[routed(ctx)?.pool];
-        let ip_octets;
-        let req = session.req_header();
-        let key: Option<&[u8]> = match pool.hash_key() {
-            None => None,
-            Some(HashKey::Path) => Some(req.uri.path().as_bytes()),
-            Some(HashKey::Uri) => Some(
-                req.uri
-                    .path_and_query()
-                    .map_or(b"/".as_slice(), |pq| pq.as_str().as_bytes()),
-            ),
-            Some(HashKey::Header(h)) => req.headers.get(h).map(|v| v.as_bytes()),
-            Some(HashKey::ClientIp) => {
-                ip_octets = client_ip(session).map(|ip| match ip {
-                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-                    std::net::IpAddr::V6(v6) => v6.octets(),
-                });
-                ip_octets.as_ref().map(|o| o.as_slice())
-            }
-        };
-        let Some(ix) = pool.select(key, &ctx.upstream.tried) else {
-            let etype = if ctx.upstream.tried.is_empty() {
-                failure::NO_USABLE_SERVER
-            } else {
-                failure::ALL_SERVERS_FAILED
-            };
-            return Err(Error::explain(etype, format!("pool {}", pool.config.name)).into_up());
-        };
-        let server = &pool.servers[ix];
-        let now = Instant::now();
-        ctx.timings.first_peer.get_or_insert(now);
-        ctx.timings.last_peer = Some(now);
-        ctx.upstream.server = Some(ix);
-        ctx.upstream.attempts += 1;
-        ctx.upstream.guard = Some(InflightGuard::new(&server.state));
-        let t = &rt.config.timeouts;
-        let mut peer = HttpPeer::new(server.config.address, false, String::new());
-        peer.options.connection_timeout = Some(t.connect);
-        peer.options.read_timeout = Some(t.upstream_read);
-        peer.options.write_timeout = Some(t.upstream_write);
-        peer.options.idle_timeout = Some(t.client_idle);
-        Ok(Box::new(peer))
+        let ix = upstream::choose(session, ctx)?;
+        let rt = &ctx.rt;
+        let server = &rt.pools[routed(ctx)?.pool].servers[ix];
+        Ok(Box::new(upstream::peer(server, &rt.config.timeouts)))
     }
 
     fn fail_to_connect(
@@ -286,20 +259,9 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
-        mut e: Box<Error>,
+        e: Box<Error>,
     ) -> Box<Error> {
-        ctx.upstream.guard = None;
-        let Ok(routed) = routed(ctx) else {
-            return e; // cannot happen: upstream_peer chose a server of the route's pool
-        };
-        let pool = &ctx.rt.pools[routed.pool];
-        if let Some(ix) = ctx.upstream.server {
-            pool.servers[ix].state.note_connect_failure();
-            ctx.upstream.tried.push(ix);
-        }
-        // Nothing reached the server: safe to try another, for any method.
-        e.set_retry(ctx.upstream.attempts <= pool.config.retries);
-        e
+        upstream::connect_failed(ctx, e)
     }
 
     fn error_while_proxy(
@@ -363,14 +325,7 @@ impl ProxyHttp for Proxy {
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let now = Instant::now();
-        let t = &mut ctx.timings;
-        t.connected = Some(now);
-        t.connect_ms = Some(if reused {
-            0.0
-        } else {
-            t.last_peer.map_or(0.0, |from| ms_between(from, now))
-        });
+        upstream::connected(ctx, reused);
         Ok(())
     }
 
@@ -380,51 +335,17 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let now = Instant::now();
-        let t = &mut ctx.timings;
-        if t.response_ms.is_none() {
-            t.response_ms = t.connected.map(|from| ms_between(from, now));
-        }
-        let log = &ctx.rt.config.access_log;
-        for name in &log.capture_response_headers {
-            if let Some(v) = resp.headers.get(name) {
-                ctx.captured.push((
-                    name.clone(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                ));
-            }
-        }
-        // Logged-out read-only: responses become anonymous before the cache sees them.
-        if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
-            resp.remove_header(&http::header::SET_COOKIE);
-        }
-        caching::from_server(resp, ctx);
+        upstream::from_server(resp, ctx);
         Ok(())
     }
 
     async fn response_filter(
         &self,
         session: &mut Session,
-        resp: &mut pingora::http::ResponseHeader,
+        resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
-            resp.remove_header(&http::header::SET_COOKIE);
-        }
-        let log = &ctx.rt.config.access_log;
-        if log.strip_captured_response_headers {
-            for name in &log.capture_response_headers {
-                resp.remove_header(name);
-            }
-        }
-        caching::to_client(session, resp, ctx)?;
-        if let Some(hsts) = ctx
-            .listener
-            .and_then(|i| ctx.rt.config.listeners[i].hsts.as_ref())
-        {
-            resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
-        }
-        Ok(())
+        upstream::to_client(session, resp, ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

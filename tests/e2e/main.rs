@@ -13,6 +13,7 @@ mod cache_rfc;
 mod changes;
 mod cli;
 mod cluster;
+mod direct;
 mod errors;
 mod fuzz;
 mod halog;

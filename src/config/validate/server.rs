@@ -44,6 +44,7 @@ pub(super) fn settings(s: file::ServerSection, p: &KeyPath, c: &mut Collector) -
             &p.key("shutdown_timeout"),
             c,
         ),
+        direct_exchange: s.direct_exchange.unwrap_or(true),
     }
 }
 

@@ -1,0 +1,222 @@
+//! gatehouse's own exchange with a server, for the requests most of a front tier's traffic is:
+//! a GET or HEAD without a body that the cache does not handle (a route without caching, or a
+//! request its rules pass), with no connection options beyond keep-alive. pingora's proxy path (`proxy_1to1`) runs each exchange as two tasks joined by two
+//! channels, takes the connection from a pool that spawns a task per returned connection, and
+//! builds its peer, session and request anew per attempt; here one request is one sequence on the
+//! client's own task: choose a server, take an idle connection (or open one), write the request,
+//! stream the response back, give the connection back to the server's idle list.
+//!
+//! Nothing about policy is decided here. The server choice, retries and in-flight slot, the
+//! connect accounting and timings and the response's treatment are `upstream`'s, the forwarding
+//! headers `forward`'s, failures become answers in `fail_to_proxy` and the record in `logging`,
+//! as for every request. The wire is pingora's: its HTTP/1 client session frames the request and
+//! reads the server's response (length, chunked, close-delimited, HEAD, 204/304, informational
+//! responses, keep-alive rules), and the client's session writes it back. A request this path
+//! does not take goes through pingora's path unchanged, and so does every request when
+//! `server.direct_exchange = false`.
+//!
+//! Differences from pingora's path, both deliberate: header names go to the server lowercased
+//! (as HAProxy sends them; HTTP field names are case-insensitive), and idle server connections
+//! are not watched by a task each: one the server closed is found dead when next taken, and
+//! the request retried on a new connection.
+//!
+//! Measured on pass-through of a small response, 1 proxy thread (`bench/instr.sh`, `bench/ab.sh`
+//! with `server.direct_exchange` false/true): 136 600 → 108 600 instructions per request, CPU
+//! 60 → 46 µs per request (user 35 → 24, system 26 → 22).
+
+use super::ctx::Ctx;
+use super::{forward, routed, upstream};
+use pingora::connectors::TransportConnector;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::v1::client::HttpSession as ServerConn;
+use pingora::protocols::http::HttpTask;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+
+/// Attempts per request at most, as pingora's proxy loop allows.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// Removed from the request before it goes upstream: they describe the client's connection.
+const HOP_BY_HOP: [&str; 4] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+];
+
+/// Whether this exchange can carry the request (see the module doc); the rest go to pingora.
+pub fn takes(session: &mut Session) -> bool {
+    if session.cache.enabled() || !session.is_body_empty() {
+        return false;
+    }
+    let req = session.req_header();
+    if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        return false;
+    }
+    let h = &req.headers;
+    let mut hosts = h.get_all(http::header::HOST).iter();
+    let host_ok = match req.version {
+        // Origin-form target and exactly one Host.
+        http::Version::HTTP_11 => {
+            req.raw_path().first() == Some(&b'/')
+                && req.uri.authority().is_none()
+                && hosts.next().is_some_and(|v| !v.as_bytes().contains(&b'@'))
+                && hosts.next().is_none()
+        }
+        // The host comes from :authority alone.
+        http::Version::HTTP_2 => {
+            hosts.next().is_none()
+                && req
+                    .uri
+                    .authority()
+                    .is_some_and(|a| !a.as_str().contains('@'))
+        }
+        _ => false,
+    };
+    host_ok
+        && [
+            http::header::UPGRADE,
+            http::header::TE,
+            http::header::TRAILER,
+            http::header::TRANSFER_ENCODING,
+            http::header::EXPECT,
+            http::header::CONTENT_LENGTH,
+        ]
+        .iter()
+        .all(|name| !h.contains_key(name))
+        && !h.contains_key("http2-settings")
+        && h.get_all(http::header::CONNECTION).iter().all(|v| {
+            v.as_bytes().split(|b| *b == b',').all(|t| {
+                let t = t.trim_ascii();
+                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+            })
+        })
+}
+
+/// Proxies the request; an error is answered and logged by the proxy's failure hooks.
+pub async fn exchange(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    connector: &TransportConnector,
+) -> Result<()> {
+    let rt = ctx.rt.clone();
+    let pool = &rt.pools[routed(ctx)?.pool];
+    let t = &rt.config.timeouts;
+    let (mut conn, ix, addr, task) = loop {
+        let ix = upstream::choose(session, ctx)?;
+        let server = &pool.servers[ix];
+        let addr = server.config.address;
+        let (stream, reused) = match server.state.idle.take(addr, t.client_idle) {
+            Some(stream) => (stream, true),
+            None => match connector.new_stream(&upstream::peer(server, t)).await {
+                Ok(stream) => (stream, false),
+                Err(e) => {
+                    let e = upstream::connect_failed(ctx, e);
+                    if e.retry() && ctx.upstream.attempts < MAX_ATTEMPTS {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        upstream::connected(ctx, reused);
+        let mut conn = ServerConn::new(stream);
+        conn.read_timeout = Some(t.upstream_read);
+        conn.write_timeout = Some(t.upstream_write);
+        match first_response(session, ctx, &mut conn).await {
+            Ok(task) => break (conn, ix, addr, task),
+            Err(mut e) => {
+                ctx.upstream.guard = None;
+                // A reused connection the server had closed: retry on a fresh one (the method
+                // is idempotent and nothing was answered), as pingora does.
+                e.retry.decide_reuse(reused);
+                if e.retry() && ctx.upstream.attempts < MAX_ATTEMPTS {
+                    server.state.idle.clear();
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    };
+    stream_back(session, ctx, &mut conn, task).await?;
+    conn.respect_keepalive();
+    if let Some(stream) = conn.reuse().await {
+        pool.servers[ix].state.idle.give_back(stream, addr);
+    }
+    Ok(())
+}
+
+/// Writes the request and reads the final response header; informational responses (103
+/// Early Hints...) are passed on to the client as they come, as pingora's path does.
+async fn first_response(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    conn: &mut ServerConn,
+) -> Result<HttpTask> {
+    let mut req: RequestHeader = session.req_header().clone();
+    req.set_version(http::Version::HTTP_11);
+    for name in HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    forward::upstream_headers(session, &mut req, ctx)?;
+    conn.write_request_header(Box::new(req))
+        .await
+        .map_err(|e| e.into_up())?;
+    loop {
+        let task = conn.read_response_task().await.map_err(|e| e.into_up())?;
+        match task {
+            HttpTask::Header(resp, _) if resp.status.as_u16() == 101 => {
+                return Error::e_explain(ErrorType::InvalidHTTPHeader, "101 without an upgrade")
+                    .map_err(|e| e.into_up());
+            }
+            HttpTask::Header(resp, _) if resp.status.is_informational() => {
+                session.write_response_header(resp, false).await?;
+            }
+            task => return Ok(task),
+        }
+    }
+}
+
+/// Sends the response header with the first body chunk (one write for a small response), then
+/// the rest as it arrives.
+async fn stream_back(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    conn: &mut ServerConn,
+    task: HttpTask,
+) -> Result<()> {
+    let HttpTask::Header(mut resp, mut end) = task else {
+        return Error::e_explain(ErrorType::InvalidHTTPHeader, "no response header")
+            .map_err(|e| e.into_up());
+    };
+    upstream::from_server(&mut resp, ctx);
+    // As pingora's path does: a body the server delimits by closing reaches the client chunked,
+    // so that the client's connection can stay open.
+    let no_body = session.req_header().method == http::Method::HEAD
+        || matches!(resp.status.as_u16(), 204 | 304);
+    if !no_body
+        && !end
+        && !resp.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && !resp.headers.contains_key(http::header::CONTENT_LENGTH)
+    {
+        resp.set_version(http::Version::HTTP_11);
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    upstream::to_client(session, &mut resp, ctx)?;
+    let mut tasks = vec![HttpTask::Header(resp, end)];
+    while !end {
+        let task = conn.read_response_task().await.map_err(|e| e.into_up())?;
+        end = match &task {
+            HttpTask::Body(_, end) => *end,
+            _ => true,
+        };
+        tasks.push(task);
+        session
+            .write_response_tasks(std::mem::take(&mut tasks))
+            .await?;
+    }
+    if !tasks.is_empty() {
+        session.write_response_tasks(tasks).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! gatehouse's own HTTP/1 exchange with servers (`proxy::direct`): it must send what pingora's
+//! proxy path sends and give the client what pingora's path gives, for every response framing;
+//! keep its connections and survive a server that closed one; time out, fail over and log like
+//! the rest. The origin here is raw TCP, so the exact bytes each path sends are on record.
+
+use crate::common::*;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A raw HTTP/1.1 origin: answers by path (see `answer`), records each request head.
+struct RawOrigin {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+    /// Close each connection after one response (without saying so), like a server whose
+    /// keep-alive timeout is shorter than the proxy's.
+    close_after_each: Arc<AtomicBool>,
+}
+
+fn answer(method: &str, path: &str) -> (&'static str, bool) {
+    let (resp, close) = match path {
+        "/cl" => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\nhello", false),
+        "/chunked" => (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            false,
+        ),
+        "/close" => ("HTTP/1.1 200 OK\r\nX-Who: raw\r\n\r\nuntil-close", true),
+        "/early" => (
+            "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
+        "/empty" => ("HTTP/1.1 204 No Content\r\nX-Who: raw\r\n\r\n", false),
+        "/switch" => (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+            false,
+        ),
+        "/hang" => ("", false),
+        _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
+    };
+    if method == "HEAD" && path == "/cl" {
+        return (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\n",
+            false,
+        );
+    }
+    (resp, close)
+}
+
+impl RawOrigin {
+    async fn start() -> RawOrigin {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let o = RawOrigin {
+            addr: l.local_addr().unwrap(),
+            heads: Arc::default(),
+            connections: Arc::default(),
+            close_after_each: Arc::default(),
+        };
+        let (heads, conns, close_each) = (
+            o.heads.clone(),
+            o.connections.clone(),
+            o.close_after_each.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                conns.fetch_add(1, SeqCst);
+                let (heads, close_each) = (heads.clone(), close_each.clone());
+                tokio::spawn(serve(tcp, heads, close_each));
+            }
+        });
+        o
+    }
+
+    /// Request heads received, `\r\n` as `\n`.
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut tcp: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_each: Arc<AtomicBool>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).replace("\r\n", "\n");
+        buf.drain(..end);
+        let mut words = head.split(' ');
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let (resp, close) = answer(method, path);
+        heads.lock().unwrap().push(head.clone());
+        if resp.is_empty() {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return;
+        }
+        if tcp.write_all(resp.as_bytes()).await.is_err() || close || close_each.load(SeqCst) {
+            return;
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 client connection sending raw requests.
+struct Client {
+    tcp: TcpStream,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            tcp: TcpStream::connect(addr).await.unwrap(),
+        }
+    }
+
+    /// Sends a request and reads one response: (status, headers lowercased, body).
+    async fn send(&mut self, method: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: site.test\r\n{extra}\r\n");
+        self.tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(r) = complete(&got, method == "HEAD") {
+                return r;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(5), self.tcp.read(&mut chunk))
+                .await
+                .expect("response in time")
+                .unwrap();
+            if n == 0 {
+                return complete_at_close(&got);
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// A whole response in `got`, by its framing. Informational responses before it are kept in
+/// the returned head (their status lines first).
+fn complete(got: &[u8], head: bool) -> Option<(u16, String, Vec<u8>)> {
+    let mut start = 0;
+    let (end, headers, status) = loop {
+        let end = start + got[start..].windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let headers = String::from_utf8_lossy(&got[start..end]).to_ascii_lowercase();
+        let status: u16 = headers.split(' ').nth(1)?.parse().ok()?;
+        if !(100..200).contains(&status) {
+            let all = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            break (end, all, status);
+        }
+        start = end;
+    };
+    let body = &got[end..];
+    if head || status == 204 || status == 304 {
+        return Some((status, headers, Vec::new()));
+    }
+    if let Some(cl) = header(&headers, "content-length") {
+        let cl: usize = cl.parse().ok()?;
+        return (body.len() >= cl).then(|| (status, headers.clone(), body[..cl].to_vec()));
+    }
+    if header(&headers, "transfer-encoding").is_some_and(|te| te.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = body;
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                return rest.starts_with(b"\r\n").then_some((status, headers, out));
+            }
+            if rest.len() < size + 2 {
+                return None;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+    }
+    None
+}
+
+fn complete_at_close(got: &[u8]) -> (u16, String, Vec<u8>) {
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let headers = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, headers, got[end..].to_vec())
+}
+
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// A request head with its header lines lowercased and sorted (pingora's path keeps the
+/// client's header case; the own exchange writes names lowercased, as HAProxy does).
+fn normalized(head: &str) -> Vec<String> {
+    let mut lines = head.lines().filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let mut rest: Vec<String> = lines
+        .map(|l| match l.split_once(':') {
+            // The request id differs by request.
+            Some((n, _)) if n.eq_ignore_ascii_case("x-request-id") => "x-request-id:<id>".into(),
+            Some((n, v)) => format!("{}:{}", n.to_ascii_lowercase(), v.trim()),
+            None => l.to_string(),
+        })
+        .collect();
+    rest.sort();
+    std::iter::once(first).chain(rest).collect()
+}
+
+/// gatehouse with one pool of `origins` (no health checks, one retry) and one route without
+/// caching; `direct`: `server.direct_exchange`.
+async fn proxy_to(origins: &[SocketAddr], direct: bool, extra: &str) -> Proxy {
+    let servers: String = origins
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("[[pools.web.servers]]\nname = \"s{i}\"\naddress = \"{a}\"\n"))
+        .collect();
+    let addr = free_port();
+    let section = server_section().replacen(
+        "[server]\n",
+        &format!("[server]\ndirect_exchange = {direct}\n"),
+        1,
+    );
+    let toml = format!(
+        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = 1\n\
+         [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
+         [routes.cache]\nenabled = false\n"
+    );
+    let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
+    assert_eq!(config.server.direct_exchange, direct);
+    Proxy {
+        gh: boot_config(config).await,
+        addr,
+    }
+}
+
+const CLIENT_HEADERS: &str = "User-Agent: t/1\r\nAccept: */*\r\nCookie: a=b\r\n\
+    X-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+    Proxy-Authorization: Basic eDp5\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_exchange_sends_and_returns_what_pingoras_path_does() {
+    let o = RawOrigin::start().await;
+    let own = proxy_to(&[o.addr], true, "").await;
+    let theirs = proxy_to(&[o.addr], false, "").await;
+    let cases = [
+        ("GET", "/cl"),
+        ("HEAD", "/cl"),
+        ("GET", "/chunked"),
+        ("GET", "/early"),
+        ("GET", "/empty"),
+        ("GET", "/close"),
+    ];
+    let mut answers = Vec::new();
+    for gh in [&own, &theirs] {
+        let mut c = Client::connect(gh.addr).await;
+        let mut got = Vec::new();
+        for (method, path) in cases {
+            let (status, headers, body) = c.send(method, path, CLIENT_HEADERS).await;
+            // What the client sees of the server's response (Date and framing aside).
+            let kept: Vec<&str> = [
+                "x-who",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "link",
+            ]
+            .iter()
+            .filter_map(|n| header(&headers, n))
+            .collect();
+            got.push(format!(
+                "{method} {path} -> {status} {kept:?} {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        answers.push(got);
+    }
+    assert_eq!(answers[0], answers[1], "both paths answer alike");
+    let expected = [
+        "GET /cl -> 200 [\"raw\", \"5\", \"keep-alive\"] hello",
+        "HEAD /cl -> 200 [\"raw\", \"5\", \"keep-alive\"] ",
+        "GET /chunked -> 200 [\"chunked\", \"keep-alive\"] abcde",
+        // The 103 reaches the client before the final response.
+        "GET /early -> 200 [\"2\", \"keep-alive\", \"</s.css>\"] ok",
+        "GET /empty -> 204 [\"raw\", \"keep-alive\"] ",
+        // A close-delimited body reaches the client chunked, its connection kept.
+        "GET /close -> 200 [\"raw\", \"chunked\", \"keep-alive\"] until-close",
+    ];
+    assert_eq!(answers[0], expected);
+
+    let heads = o.heads();
+    assert_eq!(heads.len(), 2 * cases.len());
+    let (own_heads, their_heads) = heads.split_at(cases.len());
+    for (a, b) in own_heads.iter().zip(their_heads) {
+        assert_eq!(normalized(a), normalized(b), "both paths send alike");
+    }
+    let first = normalized(&own_heads[0]);
+    assert_eq!(first[0], "GET /cl HTTP/1.1");
+    for expected in [
+        "x-forwarded-for:10.0.0.1, 127.0.0.1",
+        "x-forwarded-proto:http",
+        "x-forwarded-host:site.test",
+        "host:site.test",
+        "cookie:a=b",
+    ] {
+        assert!(
+            first.iter().any(|l| l == expected),
+            "{expected} in {first:?}"
+        );
+    }
+    for hop in ["connection:", "keep-alive:", "proxy-authorization:"] {
+        assert!(
+            !first.iter().any(|l| l.starts_with(hop)),
+            "{hop} in {first:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_exchange_reuses_connections_and_retries_one_the_server_closed() {
+    let o = RawOrigin::start().await;
+    let gh = proxy_to(&[o.addr], true, "").await;
+    let mut c = Client::connect(gh.addr).await;
+    for _ in 0..10 {
+        assert_eq!(c.send("GET", "/cl", "").await.0, 200);
+    }
+    assert_eq!(
+        o.connections.load(SeqCst),
+        1,
+        "one server connection, kept alive"
+    );
+    // The server now closes every connection after one response without saying so: each
+    // pooled connection is dead when next taken, and the request is retried on a new one.
+    o.close_after_each.store(true, SeqCst);
+    for _ in 0..5 {
+        let (status, _, body) = c.send("GET", "/cl", "").await;
+        assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        o.connections.load(SeqCst),
+        5,
+        "one new connection per request"
+    );
+    // A response delimited by the close is never pooled, and the next request still works.
+    o.close_after_each.store(false, SeqCst);
+    assert_eq!(c.send("GET", "/close", "").await.2, b"until-close");
+    assert_eq!(c.send("GET", "/cl", "").await.0, 200);
+}
+
+/// The next access log record (JSON) from `sink`.
+async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
+    let mut buf = vec![0u8; 65536];
+    let n = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
+        .await
+        .expect("a record within 5 s")
+        .unwrap();
+    serde_json::from_slice(&buf[..n]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
+    let o = RawOrigin::start().await;
+    let dead = free_port(); // nothing listens: connection refused
+    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let extra = format!(
+        "[timeouts]\nupstream_read = \"300ms\"\n[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n",
+        sink.local_addr().unwrap()
+    );
+    let gh = proxy_to(&[dead, o.addr], true, &extra).await;
+    let mut c = Client::connect(gh.addr).await;
+    let mut records = Vec::new();
+    for _ in 0..4 {
+        assert_eq!(c.send("GET", "/cl", "").await.0, 200, "retried on s1");
+        records.push(record(&sink).await);
+    }
+    assert!(records
+        .iter()
+        .all(|r| r["server"] == "s1" && r["termination"] == "done"));
+    assert!(
+        records.iter().any(|r| r["retries"] == 1),
+        "the request that met s0 first was retried: {records:?}"
+    );
+    let (status, _, _) = Client::connect(gh.addr)
+        .await
+        .send("GET", "/hang", "")
+        .await;
+    assert_eq!(status, 504);
+    let r = record(&sink).await;
+    assert_eq!(
+        (r["status"].as_u64(), r["termination"].as_str()),
+        (Some(504), Some("server_timeout")),
+        "{r}"
+    );
+    let (status, _, _) = Client::connect(gh.addr)
+        .await
+        .send("GET", "/switch", "")
+        .await;
+    assert_eq!(status, 502, "a 101 nobody asked for");
+    // The dead server was tried, and counted, by the requests that met it.
+    let rt = gh.gh.shared.current();
+    assert!(rt.pools[0].servers[0].state.connect_failures() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
+    use crate::common::certs::Ca;
+    let (ca, dir) = (Ca::new(), state_dir());
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let toml =
+        crate::tls::tls_config(addr, &o, &[&leaf], "", "") + "[routes.cache]\nenabled = false\n";
+    let gh = crate::tls::boot_tls(&toml).await;
+    let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
+    let url = format!("https://a.test:{}/page?x=1", addr.port());
+    for _ in 0..5 {
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "o");
+    }
+    let r = c.head(&url).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.content_length()), (200, Some(1)));
+    assert_eq!(
+        o.connections(),
+        1,
+        "one kept-alive server connection for all"
+    );
+    let idle = gh.shared.current().pools[0].servers[0].state.idle.len();
+    assert_eq!(idle, 1, "the connection is in the own exchange's idle list");
+    for s in o.seen() {
+        assert_eq!(s.path, "/page");
+        assert_eq!(
+            s.headers["host"],
+            format!("a.test:{}", addr.port()),
+            ":authority becomes Host"
+        );
+        assert_eq!(s.headers["x-forwarded-proto"], "https");
+    }
+}
