@@ -362,6 +362,15 @@ impl ProxyHttp for Proxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        if let Some(resp) = session.response_written() {
+            // The client already has the start of a response (the server failed mid-body): an
+            // error page would land inside that body. Closing the connection is the signal
+            // left, as nginx and HAProxy give it.
+            return FailToProxy {
+                error_code: resp.status.as_u16(),
+                can_reuse_downstream: false,
+            };
+        }
         let answer = failure::answer(e);
         let code = match answer {
             Some(a) => {
