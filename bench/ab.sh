@@ -5,19 +5,25 @@
 # `bench/run.sh` compares against HAProxy/nginx/Varnish.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [ROUNDS]      e.g. ROUNDS=4, 40 000 requests, 32 connections
+#   OLD_SERVER='direct_exchange = false' bench/ab.sh BIN BIN   one binary, two [server] settings
 #
+# The route does not cache (as `bench/run.sh pass`): GETs take gatehouse's own exchange unless
+# a side sets `direct_exchange = false`.
 # CPU is utime+stime of the proxy process from /proc (1/CLK_TCK resolution, ~0.3% here).
 # Needs h2load (nghttp2-client) and taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
 old=$(realpath "$1") new=$(realpath "$2") rounds=${3:-4} n=${N:-40000} conns=${CONNS:-32}
 scripts/install-deps.sh h2load:nghttp2-client taskset:util-linux
 cargo build --release --example demo-origin >/dev/null 2>&1
 work=$(mktemp -d /tmp/gatehouse-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/gatehouse.toml" <<CONF
+for side in old new; do
+  extra=${OLD_SERVER:-}; [ "$side" = new ] && extra=${NEW_SERVER:-}
+  cat > "$work/$side.toml" <<CONF
 [server]
+$extra
 threads = 1
 state_dir = "$work"
 grace_period = "0s"
@@ -30,9 +36,12 @@ address = "127.0.0.1:18471"
 servers = [{ name = "a", address = "127.0.0.1:18472" }]
 [[routes]]
 pool = "web"
+[routes.cache]
+enabled = false
 [access_log]
 enabled = false
 CONF
+done
 taskset -c 0 target/release/examples/demo-origin 18472 >/dev/null 2>&1 &
 sleep 0.5
 url=http://127.0.0.1:18471/health
@@ -40,7 +49,7 @@ tck=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
     bin=$old; [ "$side" = new ] && bin=$new
-    taskset -c 1 "$bin" run -c "$work/gatehouse.toml" > "$work/$side.log" 2>&1 &
+    taskset -c 1 "$bin" run -c "$work/$side.toml" > "$work/$side.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/18471) 2>/dev/null && break; sleep 0.05; done
     taskset -c 0 h2load --h1 -n 2000 -c "$conns" "$url" >/dev/null 2>&1   # warm-up

@@ -231,7 +231,11 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let shutdown = shutdown.clone();
                     current_handle().spawn(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        // gatehouse patch 4: the handshake future (a TLS acceptor's state, KiBs)
+                        // lives in its own allocation, freed once the handshake is done, instead
+                        // of inside this task's future for the whole life of the connection.
+                        let handshake = Box::pin(io.handshake());
+                        match timeout(Duration::from_secs(60), handshake).await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,

@@ -174,7 +174,10 @@ impl BodyReader {
     }
 
     fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
-        let mut body_buf = BytesMut::with_capacity(self.body_buf_size.max(buf_to_rewind.len()));
+        // gatehouse patch 5: sized to the bytes to rewind. Every read first grows the buffer to
+        // `body_buf_size` (`prepare_buf_for_io`, `reserve_buf_for_io`), so a body that arrived
+        // with the header (a small response) never allocates the 64 KiB read buffer.
+        let mut body_buf = BytesMut::with_capacity(buf_to_rewind.len());
         if !buf_to_rewind.is_empty() {
             self.rewind_buf_len = buf_to_rewind.len();
             // TODO: this is still 1 copy. Make it zero
