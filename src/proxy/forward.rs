@@ -3,10 +3,16 @@
 //! the route allows it. Also the facts about the client request those are made from.
 
 use super::ctx::Ctx;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::Result;
+
+// Parsed once, here: with vendored patch 6, pingora-http inserts a `HeaderName` without
+// parsing it again (a name given as a string is parsed on every insert).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The host a request names: URI authority first (absolute-form, HTTP/2), then Host.
 pub fn request_host(req: &RequestHeader) -> Option<&str> {
@@ -53,24 +59,24 @@ pub fn upstream_headers(session: &Session, upstream: &mut RequestHeader, ctx: &C
     if let Some(ip) = client_ip(session) {
         let xff = match upstream
             .headers
-            .get("x-forwarded-for")
+            .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
             Some(prev) => format!("{prev}, {ip}"),
             None => ip.to_string(),
         };
-        upstream.insert_header("X-Forwarded-For", xff)?;
+        upstream.insert_header(X_FORWARDED_FOR, xff)?;
     }
     // Values reused rather than re-parsed: a static one for the scheme, the client's own
     // (shared, not copied) for the host.
     let proto = if ctx.https { "https" } else { "http" };
-    upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+    upstream.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
     if let Some(host) = request_host_value(session.req_header()) {
         // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs a Host header.
         if !upstream.headers.contains_key(http::header::HOST) {
             upstream.insert_header(http::header::HOST, host.clone())?;
         }
-        upstream.insert_header("X-Forwarded-Host", host)?;
+        upstream.insert_header(X_FORWARDED_HOST, host)?;
     }
     Ok(())
 }
