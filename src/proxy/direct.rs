@@ -162,7 +162,7 @@ async fn first_response(
         .await
         .map_err(|e| e.into_up())?;
     loop {
-        let task = conn.read_response_task().await.map_err(|e| e.into_up())?;
+        let task = next_header(session, conn).await?;
         match task {
             HttpTask::Header(resp, _) if resp.status.as_u16() == 101 => {
                 return Error::e_explain(ErrorType::InvalidHTTPHeader, "101 without an upgrade")
@@ -172,6 +172,22 @@ async fn first_response(
                 session.write_response_header(resp, false).await?;
             }
             task => return Ok(task),
+        }
+    }
+}
+
+/// The server's next response header, unless the client leaves first: then the exchange ends
+/// there (the server connection is dropped, the server's in-flight slot freed), as on pingora's
+/// path and nginx's default. Bytes of a pipelined next request are kept for it by pingora.
+async fn next_header(session: &mut Session, conn: &mut ServerConn) -> Result<HttpTask> {
+    tokio::select! {
+        task = conn.read_response_task() => task.map_err(|e| e.into_up()),
+        gone = session.downstream_session.read_body_or_idle(true) => {
+            let e = match gone {
+                Err(e) => e,
+                Ok(_) => Error::explain(ErrorType::ConnectionClosed, "client left"),
+            };
+            Err(e.into_down())
         }
     }
 }

@@ -478,3 +478,30 @@ async fn a_server_gone_mid_body_leaves_the_client_a_cut_response_on_both_paths()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_frees_the_server_at_once() {
+    let o = RawOrigin::start().await;
+    let gh = proxy_to(&[o.addr], true, "[timeouts]\nupstream_read = \"30s\"\n").await;
+    let mut tcp = TcpStream::connect(gh.addr).await.unwrap();
+    tcp.write_all(b"GET /hang HTTP/1.1\r\nHost: site.test\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while gh.in_flight("web", "s0") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(tcp); // the client gives up on the slow server
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while gh.in_flight("web", "s0") != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server's slot is freed when the client leaves, not at upstream_read"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
