@@ -1,10 +1,11 @@
 //! gatehouse's own exchange with a server, for the requests most of a front tier's traffic is:
 //! a GET or HEAD without a body that the cache does not handle (a route without caching, or a
-//! request its rules pass), with no connection options beyond keep-alive. pingora's proxy path (`proxy_1to1`) runs each exchange as two tasks joined by two
-//! channels, takes the connection from a pool that spawns a task per returned connection, and
-//! builds its peer, session and request anew per attempt; here one request is one sequence on the
-//! client's own task: choose a server, take an idle connection (or open one), write the request,
-//! stream the response back, give the connection back to the server's idle list.
+//! request its rules pass), with no connection options beyond keep-alive. pingora's proxy path
+//! (`proxy_1to1`) runs each exchange as two tasks joined by two channels, takes the connection
+//! from a pool that spawns a task per returned connection, and builds its peer, session and
+//! request anew per attempt; here one request is one sequence on the client's own task: choose
+//! a server, take an idle connection (or open one), write the request, stream the response
+//! back, give the connection back to the server's idle list.
 //!
 //! Nothing about policy is decided here. The server choice, retries and in-flight slot, the
 //! connect accounting and timings and the response's treatment are `upstream`'s, the forwarding
@@ -20,8 +21,9 @@
 //! a new connection (`tests/e2e/direct.rs` checks both paths send and answer alike).
 //!
 //! Measured on pass-through of a small response, 1 proxy thread (`bench/instr.sh`, `bench/ab.sh`
-//! with `server.direct_exchange` false/true): 136 600 → 108 600 instructions per request, CPU
-//! 60 → 46 µs per request (user 35 → 24, system 26 → 22).
+//! with `server.direct_exchange` false/true on one binary): 136 600 → 108 600 instructions per
+//! request; CPU 60.8 → 46.0 µs per request (user 35 → 24, system 26 → 22); with mimalloc and
+//! vendored patches 1–6 in, 56.6 → 45.2 µs (`bench/results/2026-11-27-vm-direct.md`).
 
 use super::ctx::Ctx;
 use super::{forward, routed, upstream};
