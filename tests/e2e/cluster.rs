@@ -148,6 +148,18 @@ async fn fleet(endpoints: &[Vec<String>], origins: &[&Origin]) -> Vec<Node> {
         nodes.push(n);
     }
     all_within(&nodes, Duration::from_secs(10), "connected", connected).await;
+    // Each node's record reaches the others through their watchers, a moment after that node
+    // is connected: tests (and `ctl --wait`) count on every node knowing every other.
+    let count = nodes.len();
+    let lists_all =
+        async |n: &Node| n.cluster().await["nodes"].as_array().map(Vec::len) == Some(count);
+    all_within(
+        &nodes,
+        Duration::from_secs(5),
+        "every node listed",
+        lists_all,
+    )
+    .await;
     nodes
 }
 
@@ -158,7 +170,7 @@ async fn one_command_reaches_every_node() {
     };
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
     let nodes = fleet(&vec![etcd.endpoints(); 3], &[&a, &b]).await;
-    // The cluster view lists every node.
+    // The cluster view lists every node (`fleet` waited for it).
     let view = nodes[1].cluster().await;
     assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
     let metrics = metrics_text(nodes[1].admin).await;
