@@ -46,11 +46,12 @@ impl IdleConns {
     /// or longer (then it and every older one are closed).
     pub fn take(&self, to: SocketAddr, max_idle: Duration) -> Option<Stream> {
         let mut stale = Vec::new();
+        let now = Instant::now();
         let found = {
             let mut conns = self.lock();
             let mut found = None;
             while let Some(idle) = conns.pop() {
-                if idle.since.elapsed() >= max_idle {
+                if now.saturating_duration_since(idle.since) >= max_idle {
                     // Older entries sit below: all of them are past the limit too.
                     stale.push(idle);
                     stale.append(&mut conns);
@@ -85,7 +86,7 @@ impl IdleConns {
 
     /// Closes every idle connection (its server failed a reused one: the others are suspect).
     pub fn clear(&self) {
-        let all = std::mem::take(&mut *self.lock());
+        let all = std::mem::take(&mut *self.lock()); // the lock is released here, then they close
         drop(all);
     }
 }
