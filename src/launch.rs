@@ -72,6 +72,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     http.server_options = Some(options);
     let app = crate::conn::ClientApp {
         app: Arc::new(http),
+        own: Some(Arc::new(Proxy::new(shared.clone()))),
         tracker: shared.conns.clone(),
         policy: shared.clone(),
     };

@@ -7,24 +7,77 @@
 //! `impl<T: HttpServerApp> ServerApp for T` (`apps/mod.rs`, `process_new`): one
 //! `ServerSession::new_http1` per request, `HttpPersistentSettings` carried from one request to
 //! the next, no reuse once shutdown begins. It differs in waiting for bytes before building the
-//! session, and in applying gatehouse's idle timeout and closing flag.
+//! session, in applying gatehouse's idle timeout and closing flag, and in offering each request
+//! to an `OwnExchange` first: the app may serve it on this loop, without pingora's proxy
+//! framework, or hand the session back (its header read) for pingora's proxy.
 
 use super::stream::{ClientStream, Next};
 use super::{ConnPolicy, ConnState, ConnTracker};
 use async_trait::async_trait;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{GetSocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Counts, wraps and serves client connections for the HTTP app `A` (gatehouse's proxy).
 pub struct ClientApp<A> {
     pub app: Arc<A>,
+    /// Offered every HTTP/1 request first; what it does not take goes to `app`.
+    pub own: Option<Arc<dyn OwnExchange>>,
     pub tracker: Arc<ConnTracker>,
     pub policy: Arc<dyn ConnPolicy>,
+}
+
+/// An app that serves some HTTP/1 requests itself, on this loop, without pingora's proxy
+/// framework (gatehouse's `proxy::own`).
+pub trait OwnExchange: Send + Sync + 'static {
+    /// Builds the session on `stream` (set up by `prepare`), reads the request, and serves it
+    /// if it is one this app takes; otherwise hands the session back, its request read.
+    fn serve<'a>(
+        &'a self,
+        stream: Stream,
+        prepare: Prepare,
+        shutdown: &'a ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>>;
+}
+
+/// What became of a request offered to an `OwnExchange`.
+pub enum Served {
+    /// Served; the connection, if it can carry another request.
+    Done(Option<ReusedHttpStream>),
+    /// Not taken: the session, its request header read, for pingora's proxy.
+    Pass(Box<ServerSession>),
+}
+
+/// How a request's session is set up: the settings carried from the previous request on the
+/// connection, or the first request's.
+pub struct Prepare {
+    carried: Option<HttpPersistentSettings>,
+    idle: Duration,
+    keepalive_limit: Option<u32>,
+    /// Shutdown or a graceful stop has begun: no further request on this connection.
+    close: bool,
+}
+
+impl Prepare {
+    pub fn apply(self, session: &mut ServerSession) {
+        match self.carried {
+            Some(s) => HttpPersistentSettings::apply_to_session(s, session),
+            None => {
+                session.set_keepalive(Some(self.idle.as_secs().max(1)));
+                session.set_keepalive_reuses_remaining(self.keepalive_limit);
+            }
+        }
+        if self.close {
+            session.set_keepalive(None);
+        }
+    }
 }
 
 fn inet(addr: Option<&pingora::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
@@ -107,18 +160,13 @@ where
             if matches!(next, Next::Closed) {
                 break;
             }
-            let mut session = ServerSession::new_http1(stream);
-            match settings.take() {
-                Some(s) => HttpPersistentSettings::apply_to_session(s, &mut session),
-                None => {
-                    session.set_keepalive(Some(idle.as_secs().max(1)));
-                    session.set_keepalive_reuses_remaining(keepalive_limit);
-                }
-            }
-            if stopping || self.policy.closing() {
-                session.set_keepalive(None);
-            }
-            let Some(reused) = self.app.process_new_http(session, shutdown).await else {
+            let prepare = Prepare {
+                carried: settings.take(),
+                idle,
+                keepalive_limit,
+                close: stopping || self.policy.closing(),
+            };
+            let Some(reused) = self.serve(stream, prepare, shutdown).await else {
                 break;
             };
             let (next_stream, next_settings) = reused.consume();
@@ -128,5 +176,26 @@ where
                 Err(_) => break, // not ours: cannot happen, as pingora hands back what it got
             }
         }
+    }
+
+    /// One request: offered to the own exchange first, then to pingora's proxy.
+    async fn serve(
+        &self,
+        stream: Stream,
+        prepare: Prepare,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let session = match &self.own {
+            Some(own) => match own.serve(stream, prepare, shutdown).await {
+                Served::Done(reused) => return reused,
+                Served::Pass(session) => *session,
+            },
+            None => {
+                let mut session = ServerSession::new_http1(stream);
+                prepare.apply(&mut session);
+                session
+            }
+        };
+        self.app.process_new_http(session, shutdown).await
     }
 }

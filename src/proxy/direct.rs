@@ -47,10 +47,11 @@ const HOP_BY_HOP: [&str; 4] = [
 
 /// Whether this exchange can carry the request (see the module doc); the rest go to pingora.
 pub fn takes(session: &mut Session) -> bool {
-    if session.cache.enabled() || !session.is_body_empty() {
-        return false;
-    }
-    let req = session.req_header();
+    !session.cache.enabled() && session.is_body_empty() && takes_header(session.req_header())
+}
+
+/// The request header's part of `takes`: a GET or HEAD without a body or connection options.
+pub fn takes_header(req: &RequestHeader) -> bool {
     if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
         return false;
     }
@@ -109,7 +110,10 @@ pub async fn exchange(
         let addr = server.config.address;
         let (stream, reused) = match server.state.idle.take(addr, t.client_idle) {
             Some(stream) => (stream, true),
-            None => match connector.new_stream(&upstream::peer(server, t)).await {
+            // Boxed: connecting is the rare case on kept-alive connections, and its future
+            // (8 KiB) would otherwise be part of every exchange's, copied into the heap with
+            // request_filter's future on each request.
+            None => match Box::pin(connector.new_stream(&upstream::peer(server, t))).await {
                 Ok(stream) => (stream, false),
                 Err(e) => {
                     let e = upstream::connect_failed(ctx, e);

@@ -2,7 +2,10 @@
 //! concern.
 //!
 //! ```text
-//!  client ──► [conn::ClientApp]      connection counted against its limits; header deadline
+//!  client ──► [conn::ClientApp]      connection counted against its limits; header deadline;
+//!                                    HTTP/1 requests `direct` will take (or gatehouse answers)
+//!                                    run the hooks below from the connection's loop (`own`),
+//!                                    the rest go through pingora's proxy framework
 //!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
 //!         ──► request_filter         connection and request limits; https redirect;
 //!                                    routing: host/path → route → pool (404);
@@ -34,6 +37,7 @@ mod direct;
 mod failure;
 mod forward;
 mod logging;
+mod own;
 mod upstream;
 
 pub use ctx::{Ctx, Outcome};
@@ -59,6 +63,8 @@ pub struct Proxy {
     shared: Arc<Shared>,
     /// Opens connections for `direct` (pingora's path has its own connector).
     connector: TransportConnector,
+    /// None: the sessions `own` builds pass through no downstream module.
+    modules: pingora::modules::http::HttpModules,
 }
 
 impl Proxy {
@@ -66,6 +72,7 @@ impl Proxy {
         Proxy {
             shared,
             connector: TransportConnector::new(None),
+            modules: pingora::modules::http::HttpModules::new(),
         }
     }
 }

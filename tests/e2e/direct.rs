@@ -505,3 +505,33 @@ async fn a_client_that_leaves_frees_the_server_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// On one client connection, requests the connection loop serves itself (`proxy::own`) and
+/// requests it hands to pingora's proxy with their header already read (vendored patch 7)
+/// alternate: each is answered once, in order, and the connection stays open throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_handed_to_pingora_after_being_read_are_answered_on_the_same_connection() {
+    let o = RawOrigin::start().await;
+    let gh = proxy_to(&[o.addr], true, "").await;
+    let mut c = Client::connect(gh.addr).await;
+    for i in 0..3 {
+        // Served by the own loop.
+        let (status, headers, body) = c.send("GET", "/cl", "").await;
+        assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()), "{i}");
+        assert_eq!(header(&headers, "connection"), Some("keep-alive"));
+        // TE is a connection option the own exchange does not carry: pingora's path.
+        let (status, _, body) = c.send("GET", "/chunked", "TE: trailers\r\n").await;
+        assert_eq!((status, body.as_slice()), (200, b"abcde".as_slice()), "{i}");
+    }
+    let heads = o.heads.lock().unwrap().clone();
+    assert_eq!(
+        heads.len(),
+        6,
+        "each request reached the server once: {heads:?}"
+    );
+    assert_eq!(
+        o.connections.load(SeqCst),
+        2,
+        "one server connection kept by each path"
+    );
+}

@@ -278,6 +278,15 @@ impl HttpSession {
     pub async fn read_request(&mut self) -> Result<Option<usize>> {
         const MAX_ERR_BUF_LEN: usize = 2048;
 
+        // gatehouse patch 7: a request already read (by an app that looked at its header before
+        // handing the session to the proxy) is returned as it is, not followed by a read of the
+        // next request.
+        if let (Some(_), Some(raw), None) =
+            (&self.request_header, &self.raw_header, &self.response_written)
+        {
+            return Ok(Some(raw.len()));
+        }
+
         self.buf.clear();
         // Account parsing a fully buffered request against Tokio's cooperative task budget. Do
         // this before taking the prefix so cancellation cannot discard bytes between sessions.

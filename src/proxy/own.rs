@@ -1,0 +1,125 @@
+//! The requests `direct` carries, run from the connection's own loop (`conn::OwnExchange`)
+//! rather than through pingora's proxy framework. For each HTTP/1 request the loop builds the
+//! session and reads the header here; a request `direct` will take (a plain GET/HEAD on a route
+//! that does not cache, `direct::takes_header`), or one gatehouse answers itself, is served by
+//! calling the proxy's own hooks in pingora's order: `early_request_filter`, `request_filter`
+//! (which answers, or proxies through `direct`), `fail_to_proxy` on an error, `logging`, then
+//! the session's `finish`. Every other request is handed to pingora's proxy with its header
+//! read (vendored patch 7 lets pingora take it as read).
+//!
+//! What this skips, per request: pingora-proxy's `process_new_http`/`process_request` futures
+//! (about 24 KiB, allocated and copied into the heap per request), its module, subrequest and
+//! cache-phase steps, none of which a request `direct` takes uses. Policies are untouched: the
+//! hooks called are the ones pingora calls.
+
+use super::{failure, Proxy};
+use crate::conn::{OwnExchange, Prepare, Served};
+use crate::runtime::Runtime;
+use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
+use pingora::protocols::Stream;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType};
+use std::future::Future;
+use std::pin::Pin;
+
+impl OwnExchange for Proxy {
+    fn serve<'a>(
+        &'a self,
+        stream: Stream,
+        prepare: Prepare,
+        shutdown: &'a ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
+        Box::pin(self.serve_own(stream, prepare, shutdown))
+    }
+}
+
+impl Proxy {
+    async fn serve_own(
+        &self,
+        stream: Stream,
+        prepare: Prepare,
+        shutdown: &ShutdownWatch,
+    ) -> Served {
+        let mut session = Session::new_h1_with_modules(stream, &self.modules);
+        prepare.apply(&mut session.downstream_session);
+        if !read_request(&mut session).await {
+            return Served::Done(None);
+        }
+        let rt = self.shared.current();
+        if !takes(&rt, &session) {
+            return Served::Pass(session.downstream_session);
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        let mut ctx = super::Ctx::new(rt);
+        let failed = match self.early_request_filter(&mut session, &mut ctx).await {
+            Err(e) => Some(e),
+            Ok(()) => match self.request_filter(&mut session, &mut ctx).await {
+                Ok(true) => None,
+                // `takes` admits only what request_filter answers or proxies itself.
+                Ok(false) => Some(Error::explain(
+                    failure::IMPOSSIBLE,
+                    "request left to a path that does not run",
+                )),
+                Err(e) => Some(e),
+            },
+        };
+        let reusable = match failed {
+            None => {
+                self.logging(&mut session, None, &mut ctx).await;
+                true
+            }
+            Some(e) => {
+                let res = self.fail_to_proxy(&mut session, &e, &mut ctx).await;
+                tracing::error!(
+                    "Fail to filter request: {e}, status: {}, {}",
+                    res.error_code,
+                    self.request_summary(&session, &ctx)
+                );
+                self.logging(&mut session, Some(&e), &mut ctx).await;
+                session.downstream_session.on_proxy_failure(e);
+                res.can_reuse_downstream
+            }
+        };
+        if !reusable {
+            return Served::Done(None);
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        let reused = session.downstream_session.finish().await.ok().flatten();
+        Served::Done(reused.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)))
+    }
+}
+
+/// Reads the request header as pingora's proxy does: a malformed one is answered 400 and the
+/// connection closed. False when there is no request to serve.
+async fn read_request(session: &mut Session) -> bool {
+    let ds = &mut session.downstream_session;
+    match ds.read_request().await {
+        Ok(read) => read,
+        Err(e) => {
+            if matches!(e.etype, ErrorType::InvalidHTTPHeader) {
+                tracing::debug!("Fail to proxy: {e}, downstream session type: http1");
+                if let Err(e) = ds.respond_error(400).await {
+                    tracing::error!("failed to send error response to downstream: {e}");
+                }
+            } else {
+                tracing::error!("Fail to proxy: {e}, downstream session type: http1");
+            }
+            ds.shutdown().await;
+            false
+        }
+    }
+}
+
+/// Whether the request is one `request_filter` will answer or give to `direct`: `direct` is on,
+/// the header is one it carries, and the route it goes to (if any) does not cache.
+fn takes(rt: &Runtime, session: &Session) -> bool {
+    let req = session.req_header();
+    if !rt.config.server.direct_exchange || !super::direct::takes_header(req) {
+        return false;
+    }
+    let route = rt.router.route(super::request_host(req), req.uri.path());
+    !route.is_some_and(|r| rt.cache.config.enabled && rt.config.routes[r].cache.is_some())
+}
