@@ -38,12 +38,15 @@ use pingora::{Error, ErrorType, Result};
 const MAX_ATTEMPTS: u32 = 16;
 
 /// Removed from the request before it goes upstream: they describe the client's connection.
-const HOP_BY_HOP: [&str; 4] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
+const HOP_BY_HOP: [http::HeaderName; 4] = [
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHORIZATION,
 ];
+
+/// Parsed once: a name given as a string is parsed on every lookup.
+const HTTP2_SETTINGS: http::HeaderName = http::HeaderName::from_static("http2-settings");
 
 /// Whether this exchange can carry the request (see the module doc); the rest go to pingora.
 pub fn takes(session: &mut Session) -> bool {
@@ -86,7 +89,7 @@ pub fn takes_header(req: &RequestHeader) -> bool {
         ]
         .iter()
         .all(|name| !h.contains_key(name))
-        && !h.contains_key("http2-settings")
+        && !h.contains_key(HTTP2_SETTINGS)
         && h.get_all(http::header::CONNECTION).iter().all(|v| {
             v.as_bytes().split(|b| *b == b',').all(|t| {
                 let t = t.trim_ascii();
@@ -160,7 +163,7 @@ async fn first_response(
 ) -> Result<HttpTask> {
     let mut req: RequestHeader = session.req_header().clone();
     req.set_version(http::Version::HTTP_11);
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         req.remove_header(name);
     }
     forward::upstream_headers(session, &mut req, ctx)?;
