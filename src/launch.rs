@@ -43,6 +43,35 @@ pub fn preflight(config: &Config, upgrade: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The proxy's listeners, as configured. A TLS listener whose settings cannot be built is left
+/// out (logged); the others still start.
+fn add_listeners<A>(
+    proxy: &mut pingora::services::listening::Service<A>,
+    config: &Config,
+    shared: &Shared,
+) {
+    for l in &config.listeners {
+        let addr = l.address.to_string();
+        match (&l.tls, shared.tls.get(&l.name)) {
+            (Some(t), Some(state)) => {
+                match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {
+                    Ok(settings) => proxy.add_listener(
+                        ListenerConfig::tcp(addr)
+                            .tls(settings)
+                            .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
+                    ),
+                    Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
+                }
+            }
+            // No write buffer either: `conn::ClientStream` gathers a response's writes in a
+            // buffer it holds only while writing, so an idle connection keeps none.
+            _ => proxy.add_listener(
+                ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(0).write(0)),
+            ),
+        }
+    }
+}
+
 /// Builds the pingora server with gatehouse's services: the proxy on every listener and the
 /// health checker.
 pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Server {
@@ -77,24 +106,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         policy: shared.clone(),
     };
     let mut proxy = pingora::services::listening::Service::new("gatehouse proxy".to_string(), app);
-    for l in &config.listeners {
-        let addr = l.address.to_string();
-        match (&l.tls, shared.tls.get(&l.name)) {
-            (Some(t), Some(state)) => {
-                match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {
-                    Ok(settings) => proxy.add_listener(
-                        ListenerConfig::tcp(addr)
-                            .tls(settings)
-                            .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
-                    ),
-                    Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
-                }
-            }
-            _ => proxy.add_listener(
-                ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(0)),
-            ),
-        }
-    }
+    add_listeners(&mut proxy, config, &shared);
     server.add_service(proxy);
     if config.admin.enabled {
         let mut admin = pingora::services::listening::Service::new(

@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+/// As pingora's listener write buffer (`DEFAULT_L4_WRITE_BUFFER_SIZE`): one TCP segment.
+const WRITE_BUFFER: usize = 1460;
+
 const TIMEOUT_ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n408 Request Timeout\n";
 
 /// How waiting for a client's next request ended.
@@ -38,6 +41,13 @@ pub struct ClientStream {
     /// The first bytes of a request, read by `wait_for_request` before pingora reads.
     stash: Vec<u8>,
     stash_pos: usize,
+    /// Plain connections: writes are gathered here (the listener's own write buffer is off,
+    /// `launch.rs`), so that a response's header and first body bytes leave in one write.
+    buffer_writes: bool,
+    /// Written, not yet sent. Allocated for a response and released once it is sent: an idle
+    /// connection holds no write buffer.
+    out: Vec<u8>,
+    out_sent: usize,
 }
 
 impl std::fmt::Debug for ClientStream {
@@ -55,10 +65,12 @@ thread_local! {
 }
 
 impl ClientStream {
+    /// `buffer_writes`: gather writes here (the stream below does not).
     pub(super) fn new(
         inner: Stream,
         state: Arc<ConnState>,
         header_timeout: Duration,
+        buffer_writes: bool,
     ) -> ClientStream {
         ClientStream {
             inner,
@@ -68,7 +80,25 @@ impl ClientStream {
             answered: None,
             stash: Vec::new(),
             stash_pos: 0,
+            buffer_writes,
+            out: Vec::new(),
+            out_sent: 0,
         }
+    }
+
+    /// Sends what `out` holds.
+    fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_sent < self.out.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.out_sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.out.clear();
+        self.out_sent = 0;
+        Poll::Ready(Ok(()))
     }
 
     /// Waits for the first bytes of the next request and keeps them for pingora. An idle
@@ -155,13 +185,30 @@ impl AsyncRead for ClientStream {
     }
 }
 
+/// Gathered writes, as tokio's `BufWriter` (pingora's listener buffer) gathers them: a write
+/// that does not fit sends what is gathered first, one as large as the buffer goes straight
+/// through.
 impl AsyncWrite for ClientStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if !this.buffer_writes {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        if this.out.len() + buf.len() > WRITE_BUFFER {
+            std::task::ready!(this.poll_send_out(cx))?;
+        }
+        if buf.len() >= WRITE_BUFFER {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        if this.out.capacity() == 0 {
+            this.out.reserve_exact(WRITE_BUFFER);
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -169,25 +216,59 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if !this.buffer_writes {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if this.out.len() + total <= WRITE_BUFFER {
+            if this.out.capacity() == 0 {
+                this.out.reserve_exact(WRITE_BUFFER);
+            }
+            bufs.iter().for_each(|b| this.out.extend_from_slice(b));
+            return Poll::Ready(Ok(total));
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        Pin::new(this).poll_write(cx, first)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.buffer_writes || self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send_out(cx))?;
+        this.out = Vec::new(); // sent: released until the next response
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send_out(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Gathered bytes not yet sent are sent as far as the socket takes them now, as pingora's
+/// stream does with its own buffer when dropped: a response cut by a failing server still
+/// reaches the client as far as it got.
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        if self.out_sent < self.out.len() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let _ = self.poll_send_out(&mut cx);
+        }
     }
 }
 
 #[async_trait]
 impl Shutdown for ClientStream {
     async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.poll_send_out(cx)).await;
         self.inner.shutdown().await
     }
 }
@@ -238,5 +319,82 @@ impl GetSocketDigest for ClientStream {
 impl Peek for ClientStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A `ClientStream` over a real loopback connection, and the peer's end.
+    async fn pair(buffer_writes: bool) -> (ClientStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (peer, accepted) = tokio::join!(peer, listener.accept());
+        let l4: pingora::protocols::l4::stream::Stream = accepted.unwrap().0.into();
+        let state = Arc::new(ConnState::default());
+        let stream = ClientStream::new(Box::new(l4), state, Duration::from_secs(5), buffer_writes);
+        (stream, peer.unwrap())
+    }
+
+    /// Whether the peer has bytes to read now (after a moment for loopback delivery).
+    async fn peer_has_bytes(peer: &tokio::net::TcpStream) -> bool {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        peer.try_read(&mut [0u8; 1]).is_ok()
+    }
+
+    #[tokio::test]
+    async fn writes_are_gathered_until_flushed_and_the_buffer_is_released() {
+        let (mut stream, mut peer) = pair(true).await;
+        stream.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        stream
+            .write_all(b"Content-Length: 5\r\n\r\n")
+            .await
+            .unwrap();
+        stream.write_all(b"hello").await.unwrap();
+        assert!(
+            !peer_has_bytes(&peer).await,
+            "nothing sent before the flush"
+        );
+        assert!(stream.out.capacity() > 0);
+        stream.flush().await.unwrap();
+        assert_eq!(stream.out.capacity(), 0, "no buffer kept once sent");
+        let mut got = vec![0u8; 43];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    }
+
+    #[tokio::test]
+    async fn a_write_larger_than_the_buffer_goes_out_in_order() {
+        let (mut stream, mut peer) = pair(true).await;
+        let big = vec![b'x'; 5000];
+        stream.write_all(b"head\r\n").await.unwrap();
+        stream.write_all(&big).await.unwrap();
+        stream.write_all(b"tail").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut got = vec![0u8; 6 + 5000 + 4];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..6], b"head\r\n");
+        assert!(got[6..5006].iter().all(|b| *b == b'x'));
+        assert_eq!(&got[5006..], b"tail");
+    }
+
+    #[tokio::test]
+    async fn what_is_gathered_is_sent_when_the_stream_is_dropped() {
+        let (mut stream, mut peer) = pair(true).await;
+        stream.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[tokio::test]
+    async fn unbuffered_streams_write_through() {
+        let (mut stream, peer) = pair(false).await;
+        stream.write_all(b"now").await.unwrap();
+        assert!(peer_has_bytes(&peer).await);
+        assert_eq!(stream.out.capacity(), 0);
     }
 }
