@@ -94,6 +94,8 @@ pub struct Ctx {
     pub captured: Vec<(http::HeaderName, String)>,
     /// The fields of a 304 that revalidated the stored response, for updating it.
     pub not_modified: Option<http::HeaderMap>,
+    /// `own` found the request is one `direct` takes (the same test `request_filter` makes).
+    pub direct_checked: bool,
 }
 
 impl Ctx {
@@ -119,6 +121,7 @@ impl Ctx {
             request_id: None,
             captured: Vec::new(),
             not_modified: None,
+            direct_checked: false,
         }
     }
 

@@ -179,7 +179,9 @@ impl ProxyHttp for Proxy {
                 rt.cache.enable(&mut session.cache);
             }
         }
-        if rt.config.server.direct_exchange && direct::takes(session) {
+        let direct =
+            ctx.direct_checked || rt.config.server.direct_exchange && direct::takes(session);
+        if direct {
             direct::exchange(session, ctx, &self.connector).await?;
             return Ok(true);
         }

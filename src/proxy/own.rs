@@ -54,6 +54,7 @@ impl Proxy {
             session.set_keepalive(None);
         }
         let mut ctx = super::Ctx::new(rt);
+        ctx.direct_checked = true;
         let failed = match self.early_request_filter(&mut session, &mut ctx).await {
             Err(e) => Some(e),
             Ok(()) => match self.request_filter(&mut session, &mut ctx).await {
