@@ -92,7 +92,9 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut http = pingora::proxy::http_proxy(&server.configuration, Proxy::new(shared.clone()));
+    let proxy = Proxy::new(shared.clone());
+    let own = Arc::new(proxy.sibling());
+    let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
     let mut options = pingora::apps::HttpServerOptions::default();
     // pingora counts reuses after the first request; nginx's keepalive_requests counts requests.
     options.keepalive_request_limit = Some(config.limits.keepalive_requests.saturating_sub(1));
@@ -101,7 +103,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     http.server_options = Some(options);
     let app = crate::conn::ClientApp {
         app: Arc::new(http),
-        own: Some(Arc::new(Proxy::new(shared.clone()))),
+        own: Some(own),
         tracker: shared.conns.clone(),
         policy: shared.clone(),
     };

@@ -61,8 +61,9 @@ use std::sync::Arc;
 
 pub struct Proxy {
     shared: Arc<Shared>,
-    /// Opens connections for `direct` (pingora's path has its own connector).
-    connector: TransportConnector,
+    /// Opens connections for `direct` (pingora's path has its own connector). Shared with
+    /// `sibling`s: building one loads the system's root certificates (milliseconds).
+    connector: Arc<TransportConnector>,
     /// None: the sessions `own` builds pass through no downstream module.
     modules: pingora::modules::http::HttpModules,
 }
@@ -71,7 +72,17 @@ impl Proxy {
     pub fn new(shared: Arc<Shared>) -> Self {
         Proxy {
             shared,
-            connector: TransportConnector::new(None),
+            connector: Arc::new(TransportConnector::new(None)),
+            modules: pingora::modules::http::HttpModules::new(),
+        }
+    }
+
+    /// Another handle on the same proxy (for the connection loop's `own` exchange, while
+    /// pingora's proxy owns this one).
+    pub fn sibling(&self) -> Self {
+        Proxy {
+            shared: self.shared.clone(),
+            connector: self.connector.clone(),
             modules: pingora::modules::http::HttpModules::new(),
         }
     }
