@@ -11,6 +11,9 @@
 //! (about 24 KiB, allocated and copied into the heap per request), its module, subrequest and
 //! cache-phase steps, none of which a request `direct` takes uses. Policies are untouched: the
 //! hooks called are the ones pingora calls.
+//!
+//! Measured on pass-through of a small response (`bench/instr.sh`, `bench/ab.sh`): 94 300 →
+//! 72 900 instructions per request, CPU 48.8 → 44.4 µs per request in the same minutes.
 
 use super::{failure, Proxy};
 use crate::conn::{OwnExchange, Prepare, Served};
