@@ -17,7 +17,7 @@
 
 use super::{failure, Proxy};
 use crate::conn::{OwnExchange, Prepare, Served};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Shared};
 use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
 use pingora::protocols::Stream;
 use pingora::proxy::{ProxyHttp, Session};
@@ -46,7 +46,7 @@ impl Proxy {
     ) -> Served {
         let mut session = Session::new_h1_with_modules(stream, &self.modules);
         prepare.apply(&mut session.downstream_session);
-        if !read_request(&mut session).await {
+        if !read_request(&mut session, &self.shared).await {
             return Served::Done(None);
         }
         let rt = self.shared.current();
@@ -97,8 +97,9 @@ impl Proxy {
 }
 
 /// Reads the request header as pingora's proxy does: a malformed one is answered 400 and the
-/// connection closed. False when there is no request to serve.
-async fn read_request(session: &mut Session) -> bool {
+/// connection closed; unlike pingora's proxy, it is also logged. False when there is no
+/// request to serve.
+async fn read_request(session: &mut Session, shared: &Shared) -> bool {
     let ds = &mut session.downstream_session;
     match ds.read_request().await {
         Ok(read) => read,
@@ -108,6 +109,10 @@ async fn read_request(session: &mut Session) -> bool {
                 if let Err(e) = ds.respond_error(400).await {
                     tracing::error!("failed to send error response to downstream: {e}");
                 }
+                let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+                    a.and_then(|a| a.as_inet()).copied()
+                };
+                shared.bad_request(inet(ds.client_addr()), inet(ds.server_addr()));
             } else {
                 tracing::error!("Fail to proxy: {e}, downstream session type: http1");
             }

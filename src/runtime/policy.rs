@@ -1,6 +1,6 @@
 //! The connection layer's questions (`conn::ConnPolicy`), answered from the running config:
 //! limits and deadlines, whether gatehouse is closing, and the timing record of a request
-//! whose headers never arrived.
+//! whose headers never arrived or did not parse.
 
 use super::Shared;
 use crate::accesslog::{Record, Termination};
@@ -27,15 +27,55 @@ impl ConnPolicy for Shared {
     }
 
     fn header_timed_out(&self, client: Option<SocketAddr>, server: Option<SocketAddr>) {
+        let record = self.unparsed_request(
+            client,
+            server,
+            408,
+            Termination::ClientTimeout,
+            HEADER_TIMEOUT,
+        );
+        if let Some(r) = record {
+            let waited = self.current().config.timeouts.client_header;
+            self.access_log.push(Record {
+                t_total_ms: crate::clock::ms(waited),
+                ..r
+            });
+        }
+    }
+}
+
+/// Why a request whose header did not parse was answered 400.
+pub const BAD_REQUEST: &str = "bad request";
+
+impl Shared {
+    /// A request header that did not parse was answered 400 (`proxy::own`): its record.
+    pub fn bad_request(&self, client: Option<SocketAddr>, server: Option<SocketAddr>) {
+        let record =
+            self.unparsed_request(client, server, 400, Termination::ClientAbort, BAD_REQUEST);
+        if let Some(r) = record {
+            self.access_log.push(r);
+        }
+    }
+
+    /// The record of a request gatehouse answered before it had a header to log (none when no
+    /// access log is configured).
+    fn unparsed_request(
+        &self,
+        client: Option<SocketAddr>,
+        server: Option<SocketAddr>,
+        status: u16,
+        termination: Termination,
+        error: &str,
+    ) -> Option<Record> {
         if !self.access_log.is_active() {
-            return;
+            return None;
         }
         let rt = self.current();
         let listener = server
             .and_then(|a| rt.listener_for(a))
             .map(|l| rt.config.listeners[l].name.clone())
             .unwrap_or_default();
-        self.access_log.push(Record {
+        Some(Record {
             time: Some(SystemTime::now()),
             client,
             listener,
@@ -43,11 +83,10 @@ impl ConnPolicy for Shared {
             authority: "-".into(),
             path: "-".into(),
             http_version: "HTTP/1.1",
-            status: 408,
-            termination: Termination::ClientTimeout,
-            error: Some(HEADER_TIMEOUT.into()),
-            t_total_ms: crate::clock::ms(rt.config.timeouts.client_header),
+            status,
+            termination,
+            error: Some(error.into()),
             ..Record::default()
-        });
+        })
     }
 }

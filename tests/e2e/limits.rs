@@ -290,3 +290,26 @@ async fn a_server_that_does_not_accept_is_a_504_after_the_connect_timeout() {
     );
     assert_eq!(gh.in_flight("web", "hole"), 0);
 }
+
+/// A request header that does not parse is answered 400, the connection closed, and the
+/// request logged (pingora's proxy answers it without a record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_answered_400_and_logged() {
+    let o = Origin::start("o").await;
+    let (log, targets) = json_log().await;
+    let gh = boot(&format!("[access_log]\n{targets}{}", one_route(&[&o]))).await;
+    let mut bad = TcpStream::connect(gh.addr).await.unwrap();
+    bad.write_all(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut bad).await.unwrap_or_default();
+    assert_eq!(status(&answer), 400, "{answer}");
+    let r = next_record(&log).await;
+    assert_eq!(r["status"], 400, "{r}");
+    assert_eq!(r["error"], "bad request");
+    assert_eq!(r["termination"], "client_abort");
+    assert!(o.seen().is_empty(), "the origin never sees it");
+    // Other clients are unaffected, and logged as usual.
+    assert_eq!(get(&client(), &gh.url("/ok")).await.0, 200);
+    assert_eq!(next_record(&log).await["status"], 200);
+}
