@@ -184,6 +184,25 @@ impl Etcd {
         }
     }
 
+    /// `key` as etcd holds it, asked until a member answers within `timeout`: right after
+    /// quorum returns, a member that has just restarted may still be catching up, and a read
+    /// it receives times out.
+    pub async fn get_when_ready(&self, key: &str, timeout: Duration) -> etcd_client::GetResponse {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut client = self.client().await;
+            match client.get(key, None).await {
+                Ok(r) => return r,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "etcd did not answer a read within {timeout:?}: {e}{}",
+                    self.log_tail()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The end of every member's log, for a failure message.
     fn log_tail(&self) -> String {
         let mut out = String::new();

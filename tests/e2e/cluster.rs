@@ -425,11 +425,12 @@ async fn the_fleet_rides_out_etcd_faults() {
     }
     etcd.wait_writable(Duration::from_secs(15)).await;
     all_within(&nodes, Duration::from_secs(15), "reconnected", connected).await;
-    let mut client = etcd.client().await;
-    let held = client
-        .get("/gatehouse/test/state/servers/web/b", None)
-        .await
-        .unwrap();
+    let held = etcd
+        .get_when_ready(
+            "/gatehouse/test/state/servers/web/b",
+            Duration::from_secs(15),
+        )
+        .await;
     let held: Value = serde_json::from_slice(held.kvs()[0].value()).unwrap();
     // The record says who asked and when.
     assert!(held["by"].as_str().is_some_and(|b| !b.is_empty()), "{held}");
