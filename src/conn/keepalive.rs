@@ -80,7 +80,8 @@ impl Prepare {
     }
 }
 
-fn inet(addr: Option<&pingora::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
+/// The IP socket address of a pingora address, when it is one.
+pub fn inet(addr: Option<&pingora::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
     addr.and_then(|a| a.as_inet()).copied()
 }
 

@@ -19,7 +19,7 @@
 mod keepalive;
 mod stream;
 
-pub use keepalive::{ClientApp, OwnExchange, Prepare, Served};
+pub use keepalive::{inet, ClientApp, OwnExchange, Prepare, Served};
 pub use stream::ClientStream;
 
 use std::collections::HashMap;

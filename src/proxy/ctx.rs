@@ -94,8 +94,9 @@ pub struct Ctx {
     pub captured: Vec<(http::HeaderName, String)>,
     /// The fields of a 304 that revalidated the stored response, for updating it.
     pub not_modified: Option<http::HeaderMap>,
-    /// `own` found the request is one `direct` takes (the same test `request_filter` makes).
-    pub direct_checked: bool,
+    /// Set by `own`, which found the request is one `direct` takes (the test `request_filter`
+    /// would make) and looked up its route (none: no route matches).
+    pub own_route: Option<Option<usize>>,
 }
 
 impl Ctx {
@@ -121,7 +122,7 @@ impl Ctx {
             request_id: None,
             captured: Vec::new(),
             not_modified: None,
-            direct_checked: false,
+            own_route: None,
         }
     }
 

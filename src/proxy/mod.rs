@@ -158,8 +158,7 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         }
-        let req = session.req_header();
-        let route = ctx.rt.router.route(request_host(req), req.uri.path());
+        let route = route_of(session, ctx);
         let Some(route) = route else {
             ctx.outcome = Outcome::Answered;
             respond::send(session, respond::NO_ROUTE, true).await?;
@@ -184,14 +183,14 @@ impl ProxyHttp for Proxy {
                     .remove_header(&http::header::COOKIE);
             }
         }
-        if let (true, Some(rules)) = (rt.cache.config.enabled, &rt.config.routes[route].cache) {
+        if let Some(rules) = rt.cache_rules(route) {
             ctx.cache_attempted = true;
             if cache::policy::request(session.req_header_mut(), rules).is_ok() {
                 rt.cache.enable(&mut session.cache);
             }
         }
         let direct =
-            ctx.direct_checked || rt.config.server.direct_exchange && direct::takes(session);
+            ctx.own_route.is_some() || rt.config.server.direct_exchange && direct::takes(session);
         if direct {
             direct::exchange(session, ctx, &self.connector).await?;
             return Ok(true);
@@ -406,6 +405,14 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// The request's route: the one `own` found, or looked up now.
+fn route_of(session: &Session, ctx: &Ctx) -> Option<usize> {
+    ctx.own_route.unwrap_or_else(|| {
+        let req = session.req_header();
+        ctx.rt.router.route(request_host(req), req.uri.path())
+    })
 }
 
 /// The route and pool `request_filter` chose. Every hook after it runs only for routed

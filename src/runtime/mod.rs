@@ -48,6 +48,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The caching rules of `route`, when the cache is on and the route caches.
+    pub fn cache_rules(&self, route: usize) -> Option<&crate::config::RouteCache> {
+        let rules = self.config.routes[route].cache.as_ref()?;
+        self.cache.config.enabled.then_some(rules)
+    }
+
     /// The listener a connection with local address `local` was accepted on.
     pub fn listener_for(&self, local: SocketAddr) -> Option<usize> {
         self.listener_by_addr
