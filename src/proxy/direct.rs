@@ -10,8 +10,10 @@
 //! Nothing about policy is decided here. The server choice, retries and in-flight slot, the
 //! connect accounting and timings and the response's treatment are `upstream`'s, the forwarding
 //! headers `forward`'s, failures become answers in `fail_to_proxy` and the record in `logging`,
-//! as for every request. The wire is pingora's: its HTTP/1 client session frames the request and
-//! reads the server's response (length, chunked, close-delimited, HEAD, 204/304, informational
+//! as for every request. The request head is serialized by `forward` (the client's header lines
+//! as they came, less hop-by-hop ones, plus the forwarding headers: no second header map is
+//! built, vendored patch 8); the rest of the wire is pingora's: its HTTP/1 client session reads
+//! the server's response (length, chunked, close-delimited, HEAD, 204/304, informational
 //! responses, keep-alive rules), and the client's session writes it back. A request this path
 //! does not take goes through pingora's path unchanged, and so does every request when
 //! `server.direct_exchange = false`.
@@ -27,6 +29,7 @@
 
 use super::ctx::Ctx;
 use super::{forward, routed, upstream};
+use bytes::BytesMut;
 use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::v1::client::HttpSession as ServerConn;
@@ -37,16 +40,19 @@ use pingora::{Error, ErrorType, Result};
 /// Attempts per request at most, as pingora's proxy loop allows.
 const MAX_ATTEMPTS: u32 = 16;
 
-/// Removed from the request before it goes upstream: they describe the client's connection.
-const HOP_BY_HOP: [http::HeaderName; 4] = [
-    http::header::CONNECTION,
-    http::HeaderName::from_static("keep-alive"),
-    http::HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHORIZATION,
-];
+/// Room for a typical request header as sent to its server (grown when larger).
+const WIRE_CAPACITY: usize = 1024;
 
-/// Parsed once: a name given as a string is parsed on every lookup.
-const HTTP2_SETTINGS: http::HeaderName = http::HeaderName::from_static("http2-settings");
+/// A request carrying any of these goes to pingora's path: a body, an upgrade, trailers.
+const NOT_TAKEN: [http::HeaderName; 7] = [
+    http::header::UPGRADE,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::EXPECT,
+    http::header::CONTENT_LENGTH,
+    http::HeaderName::from_static("http2-settings"),
+];
 
 /// Whether this exchange can carry the request (see the module doc); the rest go to pingora.
 pub fn takes(session: &mut Session) -> bool {
@@ -54,48 +60,45 @@ pub fn takes(session: &mut Session) -> bool {
 }
 
 /// The request header's part of `takes`: a GET or HEAD without a body or connection options.
+/// One pass over the header lines (a lookup per name would hash each name again).
 pub fn takes_header(req: &RequestHeader) -> bool {
     if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
         return false;
     }
-    let h = &req.headers;
-    let mut hosts = h.get_all(http::header::HOST).iter();
-    let host_ok = match req.version {
+    let mut hosts = 0;
+    for (name, value) in &req.headers {
+        if name == http::header::HOST {
+            if value.as_bytes().contains(&b'@') {
+                return false;
+            }
+            hosts += 1;
+        } else if name == http::header::CONNECTION {
+            let options_only = value.as_bytes().split(|b| *b == b',').all(|t| {
+                let t = t.trim_ascii();
+                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+            });
+            if !options_only {
+                return false;
+            }
+        } else if NOT_TAKEN.iter().any(|n| n == name) {
+            return false;
+        }
+    }
+    match req.version {
         // Origin-form target and exactly one Host.
         http::Version::HTTP_11 => {
-            req.raw_path().first() == Some(&b'/')
-                && req.uri.authority().is_none()
-                && hosts.next().is_some_and(|v| !v.as_bytes().contains(&b'@'))
-                && hosts.next().is_none()
+            req.raw_path().first() == Some(&b'/') && req.uri.authority().is_none() && hosts == 1
         }
         // The host comes from :authority alone.
         http::Version::HTTP_2 => {
-            hosts.next().is_none()
+            hosts == 0
                 && req
                     .uri
                     .authority()
                     .is_some_and(|a| !a.as_str().contains('@'))
         }
         _ => false,
-    };
-    host_ok
-        && [
-            http::header::UPGRADE,
-            http::header::TE,
-            http::header::TRAILER,
-            http::header::TRANSFER_ENCODING,
-            http::header::EXPECT,
-            http::header::CONTENT_LENGTH,
-        ]
-        .iter()
-        .all(|name| !h.contains_key(name))
-        && !h.contains_key(HTTP2_SETTINGS)
-        && h.get_all(http::header::CONNECTION).iter().all(|v| {
-            v.as_bytes().split(|b| *b == b',').all(|t| {
-                let t = t.trim_ascii();
-                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
-            })
-        })
+    }
 }
 
 /// Proxies the request; an error is answered and logged by the proxy's failure hooks.
@@ -161,13 +164,15 @@ async fn first_response(
     ctx: &mut Ctx,
     conn: &mut ServerConn,
 ) -> Result<HttpTask> {
-    let mut req: RequestHeader = session.req_header().clone();
-    req.set_version(http::Version::HTTP_11);
-    for name in &HOP_BY_HOP {
-        req.remove_header(name);
-    }
-    forward::upstream_headers(session, &mut req, ctx)?;
-    conn.write_request_header(Box::new(req))
+    let req = session.req_header();
+    let mut wire = BytesMut::with_capacity(WIRE_CAPACITY);
+    forward::Forwarding::of(req, session, ctx)
+        .write_head(req, &mut wire)
+        .map_err(|e| e.into_up())?;
+    // What pingora's client keeps of the request: its method (a response to HEAD has no body).
+    // It has no body and no Upgrade (`takes_header`), as `wire` says.
+    let kept = RequestHeader::build_no_case(req.method.clone(), b"/", Some(0))?;
+    conn.write_request_wire(Box::new(kept), &wire)
         .await
         .map_err(|e| e.into_up())?;
     loop {

@@ -1,12 +1,17 @@
 //! What a request carries to its server besides the client's own headers: X-Forwarded-For,
 //! -Proto and -Host, a Host header for HTTP/2 clients, the request id, and Upgrade only where
-//! the route allows it. Also the facts about the client request those are made from.
+//! the route allows it, decided once (`Forwarding`) for both paths; for the own exchange, the
+//! request head as it goes to the server. Also the facts about the client request those are
+//! made from.
 
 use super::ctx::Ctx;
+use bytes::{BufMut, BytesMut};
 use http::{HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use pingora::http::{HeaderNameVariant, RequestHeader};
 use pingora::proxy::Session;
-use pingora::Result;
+use pingora::{Error, ErrorType, Result};
+use std::fmt::Write;
+use std::net::IpAddr;
 
 // Parsed once, here: with vendored patch 6, pingora-http inserts a `HeaderName` without
 // parsing it again (a name given as a string is parsed on every insert).
@@ -42,43 +47,186 @@ pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .map(|a| a.ip())
 }
 
-/// Adds the forwarding headers to the request going upstream.
+/// Left out of the request `write_head` serializes: they describe the client's connection
+/// (`tests/e2e/direct.rs` checks that pingora's path does not send them either).
+const HOP_BY_HOP: [HeaderName; 4] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHORIZATION,
+];
+
+/// Adds the forwarding headers to the request going upstream (pingora's path).
 pub fn upstream_headers(session: &Session, upstream: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-    let route_allows_upgrade = ctx
-        .routed
-        .is_some_and(|r| ctx.rt.config.routes[r.route].allow_upgrade);
-    if !route_allows_upgrade && upstream.headers.contains_key(http::header::UPGRADE) {
-        // Not allowed on this route: proxied as a plain request (nginx's default).
-        upstream.remove_header(&http::header::UPGRADE);
-        upstream.remove_header(&http::header::CONNECTION);
-    }
-    if let Some(id) = &ctx.request_id {
-        let name = ctx.rt.config.access_log.request_id_header.clone();
-        upstream.insert_header(name, id.clone())?;
-    }
-    if let Some(ip) = client_ip(session) {
-        let xff = match upstream
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
-        };
-        upstream.insert_header(X_FORWARDED_FOR, xff)?;
-    }
-    // Values reused rather than re-parsed: a static one for the scheme, the client's own
-    // (shared, not copied) for the host.
-    let proto = if ctx.https { "https" } else { "http" };
-    upstream.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
-    if let Some(host) = request_host_value(session.req_header()) {
-        // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs a Host header.
-        if !upstream.headers.contains_key(http::header::HOST) {
-            upstream.insert_header(http::header::HOST, host.clone())?;
+    Forwarding::of(upstream, session, ctx).apply(upstream)
+}
+
+/// What gatehouse sets on a request going to its server, decided once from the request as it
+/// will be sent: the one policy of both paths. `apply` writes it into pingora's request header
+/// (pingora's path); `write_head` serializes the request with it (the own exchange), without
+/// building a second header map. Each header set replaces any of that name the client sent.
+pub struct Forwarding<'a> {
+    /// Upgrade (and Connection) removed: the route does not allow upgrades.
+    drop_upgrade: bool,
+    request_id: Option<(&'a HeaderName, &'a HeaderValue)>,
+    /// The client's address, appended to the X-Forwarded-For the request carries (if any).
+    client_ip: Option<IpAddr>,
+    prior_forwarded_for: Option<HeaderValue>,
+    proto: &'static str,
+    /// X-Forwarded-Host, and Host when the request has none (HTTP/2 carries it in :authority).
+    host: Option<HeaderValue>,
+    add_host: bool,
+}
+
+impl<'a> Forwarding<'a> {
+    pub fn of(req: &RequestHeader, session: &Session, ctx: &'a Ctx) -> Self {
+        let route_allows_upgrade = ctx
+            .routed
+            .is_some_and(|r| ctx.rt.config.routes[r.route].allow_upgrade);
+        let host = request_host_value(session.req_header());
+        Forwarding {
+            drop_upgrade: !route_allows_upgrade && req.headers.contains_key(http::header::UPGRADE),
+            request_id: ctx
+                .request_id
+                .as_ref()
+                .map(|id| (&ctx.rt.config.access_log.request_id_header, id)),
+            client_ip: client_ip(session),
+            prior_forwarded_for: req
+                .headers
+                .get(X_FORWARDED_FOR)
+                .filter(|v| v.to_str().is_ok())
+                .cloned(),
+            proto: if ctx.https { "https" } else { "http" },
+            add_host: host.is_some() && !req.headers.contains_key(http::header::HOST),
+            host,
         }
-        upstream.insert_header(X_FORWARDED_HOST, host)?;
     }
-    Ok(())
+
+    /// Sets the headers in pingora's request header.
+    pub fn apply(self, upstream: &mut RequestHeader) -> Result<()> {
+        if self.drop_upgrade {
+            // Not allowed on this route: proxied as a plain request (nginx's default).
+            upstream.remove_header(&http::header::UPGRADE);
+            upstream.remove_header(&http::header::CONNECTION);
+        }
+        if let Some((name, id)) = self.request_id {
+            upstream.insert_header(name.clone(), id.clone())?;
+        }
+        if let Some(ip) = self.client_ip {
+            let xff = match self
+                .prior_forwarded_for
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header(X_FORWARDED_FOR, xff)?;
+        }
+        // Values reused rather than re-parsed: a static one for the scheme, the client's own
+        // (shared, not copied) for the host.
+        upstream.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(self.proto))?;
+        if let Some(host) = self.host {
+            if self.add_host {
+                upstream.insert_header(http::header::HOST, host.clone())?;
+            }
+            upstream.insert_header(X_FORWARDED_HOST, host)?;
+        }
+        Ok(())
+    }
+
+    /// Serializes `req` for its server as HTTP/1.1, as pingora's client would once `apply` had
+    /// run and the hop-by-hop headers were removed: request line, the client's header lines as
+    /// they came (names in the client's case) less those removed or set here, then the ones set.
+    pub fn write_head(&self, req: &RequestHeader, buf: &mut BytesMut) -> Result<()> {
+        let target = req.raw_path();
+        if target.iter().any(|b| matches!(b, 0 | b'\n' | b'\r' | b' ')) {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "request target to forward");
+        }
+        buf.put_slice(req.method.as_str().as_bytes());
+        buf.put_u8(b' ');
+        buf.put_slice(target);
+        buf.put_slice(b" HTTP/1.1\r\n");
+        req.map(|name, value| {
+            let name = match name {
+                HeaderNameVariant::Case(n) => n.as_slice(),
+                HeaderNameVariant::Titled(n) => n.as_bytes(),
+            };
+            if !self.replaces(name) {
+                line(buf, name, value.as_bytes());
+            }
+            Ok(())
+        })?;
+        if let Some((name, id)) = self.request_id {
+            line(buf, name.as_str().as_bytes(), id.as_bytes());
+        }
+        if let Some(ip) = self.client_ip {
+            buf.put_slice(b"x-forwarded-for: ");
+            if let Some(prior) = &self.prior_forwarded_for {
+                buf.put_slice(prior.as_bytes());
+                buf.put_slice(b", ");
+            }
+            put_ip(buf, ip);
+            buf.put_slice(b"\r\n");
+        }
+        line(buf, b"x-forwarded-proto", self.proto.as_bytes());
+        if let Some(host) = &self.host {
+            if self.add_host {
+                line(buf, b"host", host.as_bytes());
+            }
+            line(buf, b"x-forwarded-host", host.as_bytes());
+        }
+        buf.put_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Whether a client header of this name is left out of `write_head`'s copy.
+    fn replaces(&self, name: &[u8]) -> bool {
+        let is = |n: &HeaderName| n.as_str().as_bytes().eq_ignore_ascii_case(name);
+        HOP_BY_HOP.iter().any(is)
+            || is(&X_FORWARDED_PROTO)
+            || (self.client_ip.is_some() && is(&X_FORWARDED_FOR))
+            || (self.host.is_some() && is(&X_FORWARDED_HOST))
+            || self.request_id.is_some_and(|(n, _)| is(n))
+            || (self.drop_upgrade && is(&http::header::UPGRADE))
+    }
+}
+
+/// An address as `Display` writes it; IPv4 without the formatting machinery (a fifth of the
+/// cost of serializing a request head went to formatting the client's address).
+fn put_ip(buf: &mut BytesMut, ip: IpAddr) {
+    let IpAddr::V4(v4) = ip else {
+        // Writing to a BytesMut cannot fail.
+        let _ = write!(buf, "{ip}");
+        return;
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    buf.put_slice(&text[..len]);
+}
+
+/// One header line.
+fn line(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
+    buf.put_slice(name);
+    buf.put_slice(b": ");
+    buf.put_slice(value);
+    buf.put_slice(b"\r\n");
 }
 
 /// `https://host[:port]/path?query` for a plain-HTTP request.
@@ -95,6 +243,23 @@ pub fn https_location(req: &RequestHeader, https_port: Option<u16>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut buf = BytesMut::new();
+            put_ip(&mut buf, ip);
+            assert_eq!(buf, ip.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn redirects_keep_path_and_query_and_drop_the_plain_port() {

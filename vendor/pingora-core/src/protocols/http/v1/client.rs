@@ -118,19 +118,27 @@ impl HttpSession {
     /// After the request header is sent. The caller can either start reading the response or
     /// sending request body if any.
     pub async fn write_request_header(&mut self, req: Box<RequestHeader>) -> Result<usize> {
-        // TODO: make sure this can only be called once
-        // init body writer
-        self.init_req_body_writer(&req);
-
         let to_wire = http_req_header_to_wire(&req).ok_or_else(|| {
             Error::explain(
                 InvalidHTTPHeader,
                 "request-line contains forbidden delimiter bytes or unsupported HTTP version",
             )
         })?;
+        self.write_request_wire(req, &to_wire).await
+    }
+
+    /// gatehouse patch 8: write a request header the caller has already serialized (`wire`,
+    /// request line to blank line). `req` is what the session keeps of the request: its method
+    /// and headers decide how the request body and the response are framed, so they must agree
+    /// with `wire` on the method, on `Upgrade` and on the body's framing headers.
+    pub async fn write_request_wire(&mut self, req: Box<RequestHeader>, wire: &[u8]) -> Result<usize> {
+        // TODO: make sure this can only be called once
+        // init body writer
+        self.init_req_body_writer(&req);
+        let to_wire = wire;
         trace!("Writing request header: {to_wire:?}");
 
-        let write_fut = self.underlying_stream.write_all(to_wire.as_ref());
+        let write_fut = self.underlying_stream.write_all(to_wire);
         match self.write_timeout {
             Some(t) => match timeout(t, write_fut).await {
                 Ok(res) => res,
