@@ -9,7 +9,6 @@ use crate::cache;
 use pingora::cache::{NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::Result;
 
 /// `response_cache_filter`: the policy's verdict on `resp`, and `min_uses` admission.
 pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespCacheable {
@@ -48,19 +47,11 @@ pub fn from_server(resp: &ResponseHeader, ctx: &mut Ctx) {
     }
 }
 
-/// `response_filter`: the X-Cache status, the targeted field removed, and invalidation of
-/// what a successful write changed.
-pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-    let config = &ctx.rt.cache.config;
-    if let Some(field) = config
-        .targeted_field
-        .as_ref()
-        .filter(|f| resp.headers.contains_key(*f))
-    {
-        resp.remove_header(field);
-    }
+/// `response_filter`: invalidation of what a successful write changed (the cache status and
+/// the targeted field are `upstream::ClientEdits`').
+pub fn invalidate(session: &Session, resp: &ResponseHeader, ctx: &Ctx) {
     if !ctx.cache_attempted {
-        return Ok(()); // no caching on this route
+        return; // no caching on this route
     }
     let req = session.req_header();
     if let (true, Some(rules)) = (cache::is_unsafe(&req.method), ctx.cache_rules()) {
@@ -75,9 +66,4 @@ pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Res
             rules,
         );
     }
-    if let Some(name) = &config.status_header {
-        let status = cache::Status::from_phase(session.cache.phase());
-        resp.insert_header(name.clone(), status.as_str())?;
-    }
-    Ok(())
 }

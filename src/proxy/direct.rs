@@ -12,10 +12,12 @@
 //! headers `forward`'s, failures become answers in `fail_to_proxy` and the record in `logging`,
 //! as for every request. The request head is serialized by `forward` (the client's header lines
 //! as they came, less hop-by-hop ones, plus the forwarding headers: no second header map is
-//! built, vendored patch 8); the rest of the wire is pingora's: its HTTP/1 client session reads
-//! the server's response (length, chunked, close-delimited, HEAD, 204/304, informational
-//! responses, keep-alive rules), and the client's session writes it back. A request this path
-//! does not take goes through pingora's path unchanged, and so does every request when
+//! built) and written by `relay`, which also reads the response header as bytes and relays the
+//! common response (one Content-Length or no body, strict syntax) to an HTTP/1 client line by
+//! line. Every other response is read by pingora's HTTP/1 client session from the bytes already
+//! read (chunked, close-delimited, informational responses, lenient syntax, HTTP/2 clients) and
+//! written back by the client's session, as before. A request this path does not take goes
+//! through pingora's path unchanged, and so does every request when
 //! `server.direct_exchange = false`.
 //!
 //! One difference from pingora's path, deliberate: idle server connections are not watched by
@@ -28,12 +30,15 @@
 //! vendored patches 1–6 in, 56.6 → 45.2 µs (`bench/results/2026-11-27-vm-direct.md`).
 
 use super::ctx::Ctx;
+use super::relay::{self, Head, RelayTo};
 use super::{forward, routed, upstream};
 use bytes::BytesMut;
 use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::v1::client::HttpSession as ServerConn;
 use pingora::protocols::http::HttpTask;
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
@@ -110,11 +115,12 @@ pub async fn exchange(
     let rt = ctx.rt.clone();
     let pool = &rt.pools[routed(ctx)?.pool];
     let t = &rt.config.timeouts;
-    let (mut conn, ix, addr, task) = loop {
+    let wire = request_head(session, ctx)?;
+    let (stream, ix, addr, buf, head) = loop {
         let ix = upstream::choose(session, ctx)?;
         let server = &pool.servers[ix];
         let addr = server.config.address;
-        let (stream, reused) = match server.state.idle.take(addr, t.client_idle) {
+        let (mut stream, reused) = match server.state.idle.take(addr, t.client_idle) {
             Some(stream) => (stream, true),
             // Boxed: connecting is the rare case on kept-alive connections, and its future
             // (8 KiB) would otherwise be part of every exchange's, copied into the heap with
@@ -131,11 +137,9 @@ pub async fn exchange(
             },
         };
         upstream::connected(ctx, reused);
-        let mut conn = ServerConn::new(stream);
-        conn.read_timeout = Some(t.upstream_read);
-        conn.write_timeout = Some(t.upstream_write);
-        match first_response(session, ctx, &mut conn).await {
-            Ok(task) => break (conn, ix, addr, task),
+        let mut buf = BytesMut::with_capacity(relay::BUF_START);
+        match send_and_read(session, ctx, &mut stream, &wire, &mut buf).await {
+            Ok(head) => break (stream, ix, addr, buf, head),
             Err(mut e) => {
                 ctx.upstream.guard = None;
                 // A reused connection the server had closed: retry on a fresh one (the method
@@ -149,34 +153,87 @@ pub async fn exchange(
             }
         }
     };
-    stream_back(session, ctx, &mut conn, task).await?;
-    conn.respect_keepalive();
-    if let Some(stream) = conn.reuse().await {
+    let kept = match (head, &mut *session.downstream_session) {
+        (Head::Relayed(head), ServerSession::H1(client)) => {
+            relay::relay(client, stream, buf, head, t.upstream_read).await?
+        }
+        _ => through_pingora(session, ctx, stream, &buf).await?,
+    };
+    if let Some(stream) = kept {
         pool.servers[ix].state.idle.give_back(stream, addr);
     }
     Ok(())
 }
 
-/// Writes the request and reads the final response header; informational responses (103
-/// Early Hints...) are passed on to the client as they come, as pingora's path does.
-async fn first_response(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    conn: &mut ServerConn,
-) -> Result<HttpTask> {
+/// The request head as it goes to the server (`forward`).
+fn request_head(session: &Session, ctx: &Ctx) -> Result<BytesMut> {
     let req = session.req_header();
     let mut wire = BytesMut::with_capacity(WIRE_CAPACITY);
     forward::Forwarding::of(req, session, ctx)
         .write_head(req, &mut wire)
         .map_err(|e| e.into_up())?;
-    // What pingora's client keeps of the request: its method (a response to HEAD has no body).
-    // It has no body and no Upgrade (`takes_header`), as `wire` says.
-    let kept = RequestHeader::build_no_case(req.method.clone(), b"/", Some(0))?;
-    conn.write_request_wire(Box::new(kept), &wire)
+    Ok(wire)
+}
+
+/// Writes the request and reads the response header, unless the client leaves first; an
+/// HTTP/1 client can have the response relayed.
+async fn send_and_read(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    stream: &mut Stream,
+    wire: &[u8],
+    buf: &mut BytesMut,
+) -> Result<Head> {
+    let rt = ctx.rt.clone();
+    let t = &rt.config.timeouts;
+    relay::send(stream, wire, t.upstream_write)
         .await
         .map_err(|e| e.into_up())?;
+    let edits = upstream::ClientEdits::of(&rt, session, ctx);
+    let relay_to = matches!(*session.downstream_session, ServerSession::H1(_)).then_some(RelayTo {
+        is_head: session.req_header().method == http::Method::HEAD,
+        edits: &edits,
+        ctx,
+    });
+    unless_client_leaves(
+        session,
+        relay::read_head(stream, buf, t.upstream_read, relay_to),
+    )
+    .await
+}
+
+/// The rest of the exchange on pingora's HTTP/1 client, for the responses `relay` does not
+/// carry: it reads the response from the bytes already read (vendored patch 9). The server's
+/// connection, when it can serve another request.
+async fn through_pingora(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    stream: Stream,
+    read: &[u8],
+) -> Result<Option<Stream>> {
+    let t = &ctx.rt.config.timeouts;
+    let mut conn = ServerConn::new(stream);
+    conn.read_timeout = Some(t.upstream_read);
+    conn.write_timeout = Some(t.upstream_write);
+    // The request is written (`relay::send`): nothing more is. What pingora's client keeps of
+    // it is its method (a response to HEAD has no body); it has no body and no Upgrade
+    // (`takes_header`).
+    let kept = RequestHeader::build_no_case(session.req_header().method.clone(), b"/", Some(0))?;
+    conn.write_request_wire(Box::new(kept), &[])
+        .await
+        .map_err(|e| e.into_up())?;
+    conn.preread_response(read);
+    let task = final_header(session, &mut conn).await?;
+    stream_back(session, ctx, &mut conn, task).await?;
+    conn.respect_keepalive();
+    Ok(conn.reuse().await)
+}
+
+/// Reads the final response header; informational responses (103 Early Hints...) are passed
+/// on to the client as they come, as pingora's path does.
+async fn final_header(session: &mut Session, conn: &mut ServerConn) -> Result<HttpTask> {
     loop {
-        let task = next_header(session, conn).await?;
+        let task = unless_client_leaves(session, conn.read_response_task()).await?;
         match task {
             HttpTask::Header(resp, _) if resp.status.as_u16() == 101 => {
                 return Error::e_explain(ErrorType::InvalidHTTPHeader, "101 without an upgrade")
@@ -190,12 +247,15 @@ async fn first_response(
     }
 }
 
-/// The server's next response header, unless the client leaves first: then the exchange ends
-/// there (the server connection is dropped, the server's in-flight slot freed), as on pingora's
-/// path and nginx's default. Bytes of a pipelined next request are kept for it by pingora.
-async fn next_header(session: &mut Session, conn: &mut ServerConn) -> Result<HttpTask> {
+/// What the server answers, unless the client leaves first: then the exchange ends there (the
+/// server connection is dropped, the server's in-flight slot freed), as on pingora's path and
+/// nginx's default. Bytes of a pipelined next request are kept for it by pingora.
+async fn unless_client_leaves<T>(
+    session: &mut Session,
+    server: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::select! {
-        task = conn.read_response_task() => task.map_err(|e| e.into_up()),
+        answer = server => answer.map_err(|e| e.into_up()),
         gone = session.downstream_session.read_body_or_idle(true) => {
             let e = match gone {
                 Err(e) => e,

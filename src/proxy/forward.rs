@@ -172,7 +172,7 @@ impl<'a> Forwarding<'a> {
         line(buf, b"x-forwarded-proto", self.proto.as_bytes());
         if let Some(host) = &self.host {
             if self.add_host {
-                line(buf, b"host", host.as_bytes());
+                line(buf, b"Host", host.as_bytes());
             }
             line(buf, b"x-forwarded-host", host.as_bytes());
         }

@@ -38,6 +38,7 @@ mod failure;
 mod forward;
 mod logging;
 mod own;
+mod relay;
 mod upstream;
 
 pub use ctx::{Ctx, Outcome};

@@ -9,8 +9,11 @@ use super::failure;
 use super::forward::client_ip;
 use super::{caching, routed};
 use crate::balance::{InflightGuard, Server};
+use crate::cache;
 use crate::clock::ms_between;
 use crate::config::{HashKey, Timeouts};
+use crate::runtime::Runtime;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::Session;
@@ -102,6 +105,16 @@ pub fn connected(ctx: &mut Ctx, reused: bool) {
 /// captures, Set-Cookie dropped in logged-out read-only mode (before the cache sees it), and a
 /// 304's fields kept for the cache.
 pub fn from_server(resp: &mut ResponseHeader, ctx: &mut Ctx) {
+    header_arrived(ctx, |name| resp.headers.get(name).map(|v| v.as_bytes()));
+    if strips_cookies(ctx) {
+        resp.remove_header(&http::header::SET_COOKIE);
+    }
+    caching::from_server(resp, ctx);
+}
+
+/// What every response header yields on arrival, whatever holds it (`get`: a field's first
+/// value): the time to first byte and the captured headers.
+pub fn header_arrived<'h>(ctx: &mut Ctx, get: impl Fn(&HeaderName) -> Option<&'h [u8]>) {
     let now = Instant::now();
     let t = &mut ctx.timings;
     if t.response_ms.is_none() {
@@ -109,38 +122,112 @@ pub fn from_server(resp: &mut ResponseHeader, ctx: &mut Ctx) {
     }
     let log = &ctx.rt.config.access_log;
     for name in &log.capture_response_headers {
-        if let Some(v) = resp.headers.get(name) {
-            ctx.captured.push((
-                name.clone(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            ));
+        if let Some(v) = get(name) {
+            ctx.captured
+                .push((name.clone(), String::from_utf8_lossy(v).into_owned()));
         }
     }
-    if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
-        resp.remove_header(&http::header::SET_COOKIE);
-    }
-    caching::from_server(resp, ctx);
 }
 
-/// What every response gets or loses on its way to the client (`response_filter`): no
-/// Set-Cookie in logged-out read-only mode, captured headers stripped when configured, the
-/// cache's status and invalidations, HSTS on the listeners that send it.
+/// Set-Cookie is dropped from responses in logged-out read-only mode.
+fn strips_cookies(ctx: &Ctx) -> bool {
+    ctx.readonly && ctx.rt.config.readonly.strip_cookies
+}
+
+/// What every response gets or loses on its way to the client (`response_filter`): the
+/// changes `ClientEdits` decides, and the invalidations a write causes.
 pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-    if ctx.readonly && ctx.rt.config.readonly.strip_cookies {
-        resp.remove_header(&http::header::SET_COOKIE);
-    }
-    let log = &ctx.rt.config.access_log;
-    if log.strip_captured_response_headers {
-        for name in &log.capture_response_headers {
-            resp.remove_header(name);
+    let edits = ClientEdits::of(&ctx.rt, session, ctx);
+    edits.remove_from(resp);
+    caching::invalidate(session, resp, ctx);
+    edits.add_to(resp)
+}
+
+/// The changes to a response header on its way to the client, decided once for both ways a
+/// response is written: into pingora's header (`remove_from`/`add_to`) or line by line
+/// (`removes`, `added`) by the own exchange's relay. No Set-Cookie in logged-out read-only
+/// mode, captured headers stripped when configured, the cache's targeted field
+/// (`CDN-Cache-Control`...) removed, the cache status (X-Cache) where the cache was asked, HSTS
+/// on the listeners that send it. Each header added replaces any the server sent.
+pub struct ClientEdits<'a> {
+    strip_cookies: bool,
+    strip_captured: &'a [HeaderName],
+    targeted: Option<&'a HeaderName>,
+    cache_status: Option<(&'a HeaderName, &'static str)>,
+    hsts: Option<&'a HeaderValue>,
+}
+
+impl<'a> ClientEdits<'a> {
+    /// `rt` is the request's runtime (`ctx.rt`), borrowed apart from `ctx`.
+    pub fn of(rt: &'a Runtime, session: &Session, ctx: &Ctx) -> Self {
+        let log = &rt.config.access_log;
+        let cache = &rt.cache.config;
+        ClientEdits {
+            strip_cookies: strips_cookies(ctx),
+            strip_captured: if log.strip_captured_response_headers {
+                &log.capture_response_headers
+            } else {
+                &[]
+            },
+            targeted: cache.targeted_field.as_ref(),
+            cache_status: cache
+                .status_header
+                .as_ref()
+                .filter(|_| ctx.cache_attempted)
+                .map(|name| {
+                    (
+                        name,
+                        cache::Status::from_phase(session.cache.phase()).as_str(),
+                    )
+                }),
+            hsts: ctx
+                .listener
+                .and_then(|i| rt.config.listeners[i].hsts.as_ref()),
         }
     }
-    caching::to_client(session, resp, ctx)?;
-    if let Some(hsts) = ctx
-        .listener
-        .and_then(|i| ctx.rt.config.listeners[i].hsts.as_ref())
-    {
-        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+
+    fn remove_from(&self, resp: &mut ResponseHeader) {
+        if self.strip_cookies {
+            resp.remove_header(&http::header::SET_COOKIE);
+        }
+        for name in self.strip_captured {
+            resp.remove_header(name);
+        }
+        if let Some(field) = self.targeted.filter(|f| resp.headers.contains_key(*f)) {
+            resp.remove_header(field);
+        }
     }
-    Ok(())
+
+    fn add_to(&self, resp: &mut ResponseHeader) -> Result<()> {
+        if let Some((name, status)) = self.cache_status {
+            resp.insert_header(name.clone(), status)?;
+        }
+        if let Some(hsts) = self.hsts {
+            resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Whether a server's header line of this name is left out (removed, or replaced by one of
+    /// `added`).
+    pub fn removes(&self, name: &[u8]) -> bool {
+        let is = |n: &HeaderName| n.as_str().as_bytes().eq_ignore_ascii_case(name);
+        (self.strip_cookies && is(&http::header::SET_COOKIE))
+            || self.strip_captured.iter().any(is)
+            || self.targeted.is_some_and(is)
+            || self.cache_status.is_some_and(|(n, _)| is(n))
+            || (self.hsts.is_some() && is(&http::header::STRICT_TRANSPORT_SECURITY))
+    }
+
+    /// The header lines added, as (name, value), named as pingora's header writes them.
+    pub fn added(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let status = self
+            .cache_status
+            .map(|(name, status)| (name.as_str().as_bytes(), status.as_bytes()));
+        let hsts = self.hsts.map(|v| {
+            let name = http::header::STRICT_TRANSPORT_SECURITY.as_str().as_bytes();
+            (name, v.as_bytes())
+        });
+        status.into_iter().chain(hsts)
+    }
 }

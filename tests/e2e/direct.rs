@@ -3,7 +3,9 @@
 //! keep its connections and survive a server that closed one; time out, fail over and log like
 //! the rest. The origin here is raw TCP, so the exact bytes each path sends are on record.
 
+use crate::balancing::wait_until;
 use crate::common::*;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,14 @@ struct RawOrigin {
     close_after_each: Arc<AtomicBool>,
 }
 
-fn answer(method: &str, path: &str) -> (&'static str, bool) {
+/// Body bytes of `/big`: many reads' worth.
+const BIG: usize = 300_000;
+
+fn answer(method: &str, path: &str) -> (Cow<'static, str>, bool) {
+    if path == "/big" {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+        return (Cow::Owned(head + &"x".repeat(BIG)), false);
+    }
     let (resp, close) = match path {
         "/cl" => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\nhello", false),
         "/chunked" => (
@@ -44,15 +53,29 @@ fn answer(method: &str, path: &str) -> (&'static str, bool) {
             true,
         ),
         "/hang" => ("", false),
+        // The server closes after this response.
+        "/cl-close" => (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            true,
+        ),
+        // More bytes than the body: the connection cannot be trusted with another request.
+        "/extra" => ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSURPLUS", false),
+        // Gone before the announced body is whole.
+        "/cut-length" => ("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", true),
+        // A folded header line (obsolete syntax a strict parser refuses).
+        "/fold" => (
+            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
         _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
     };
     if method == "HEAD" && path == "/cl" {
         return (
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\n",
+            Cow::Borrowed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\n"),
             false,
         );
     }
-    (resp, close)
+    (Cow::Borrowed(resp), close)
 }
 
 impl RawOrigin {
@@ -534,4 +557,41 @@ async fn requests_handed_to_pingora_after_being_read_are_answered_on_the_same_co
         2,
         "one server connection kept by each path"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_bodies_arrive_whole_and_doubtful_server_connections_are_dropped() {
+    let o = RawOrigin::start().await;
+    let gh = proxy_to(&[o.addr], true, "").await;
+    let idle = || gh.gh.shared.current().pools[0].servers[0].state.idle.len();
+    let mut c = Client::connect(gh.addr).await;
+    let (status, _, body) = c.send("GET", "/big", "").await;
+    assert_eq!((status, body.len()), (200, BIG), "a body of many reads");
+    assert!(body.iter().all(|b| *b == b'x'));
+    assert_eq!(c.send("GET", "/cl", "").await.2, b"hello");
+    assert_eq!(
+        o.connections.load(SeqCst),
+        1,
+        "the connection is kept after it"
+    );
+    // The client can have its answer just before the connection is back in the idle list.
+    wait_until(|| idle() == 1).await;
+    for path in ["/cl-close", "/extra"] {
+        let (status, headers, body) = c.send("GET", path, "").await;
+        assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()), "{path}");
+        assert_eq!(header(&headers, "connection"), Some("keep-alive"), "{path}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(idle(), 0, "{path}: the server's connection is not kept");
+        let before = o.connections.load(SeqCst);
+        assert_eq!(c.send("GET", "/cl", "").await.2, b"hello");
+        assert_eq!(o.connections.load(SeqCst), before + 1, "{path}");
+    }
+    // A response lenient syntax allows still reaches the client (pingora's client reads it).
+    let (status, headers, body) = c.send("GET", "/fold", "").await;
+    assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
+    assert_eq!(header(&headers, "x-folded"), Some("a b"));
+    // A body cut short stays short: the client's connection is closed, no error page added.
+    let (status, headers, body) = c.send("GET", "/cut-length", "").await;
+    assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
+    assert_eq!(header(&headers, "content-length"), Some("100"));
 }

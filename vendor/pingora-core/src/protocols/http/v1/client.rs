@@ -442,6 +442,12 @@ impl HttpSession {
         }
     }
 
+    /// gatehouse patch 9: bytes the caller already read from this session's stream, the start
+    /// of the response: the next [`Self::read_response()`] parses them before reading more.
+    pub fn preread_response(&mut self, bytes: &[u8]) {
+        self.response_header_read_buf.put_slice(bytes);
+    }
+
     /// Similar to [`Self::read_response()`], read the response header and then return a copy of it.
     pub async fn read_resp_header_parts(&mut self) -> Result<Box<ResponseHeader>> {
         self.read_response().await?;

@@ -663,9 +663,22 @@ impl HttpSession {
 
     /// Write the response header to the client.
     /// This function can be called more than once to send 1xx informational headers excluding 101.
-    pub async fn write_response_header(&mut self, mut header: Box<ResponseHeader>) -> Result<()> {
+    pub async fn write_response_header(&mut self, header: Box<ResponseHeader>) -> Result<()> {
+        self.write_response_head(header, None).await
+    }
+
+    /// gatehouse patch 10: [`Self::write_response_header()`] with the header serialized by the
+    /// caller: `head` is the status line and every header line except `Connection` (which the
+    /// session adds, as it decides keep-alive) and without the closing blank line; it must
+    /// carry a `Date`. `header` is what the session keeps of the response (its status and
+    /// framing headers decide how the body is written); it is not serialized.
+    pub async fn write_response_head(
+        &mut self,
+        mut header: Box<ResponseHeader>,
+        head: Option<&[u8]>,
+    ) -> Result<()> {
         // Prepare header (handle upgrades, set headers, initialize body writer, serialize to bytes)
-        let Some((write_buf, flush)) = self.prepare_response_header(&mut header)? else {
+        let Some((write_buf, flush)) = self.prepare_response_header_with(&mut header, head)? else {
             // Header already sent or should be ignored
             return Ok(());
         };
@@ -830,6 +843,14 @@ impl HttpSession {
         &mut self,
         header: &mut ResponseHeader,
     ) -> Result<Option<(Bytes, bool)>> {
+        self.prepare_response_header_with(header, None)
+    }
+
+    fn prepare_response_header_with(
+        &mut self,
+        header: &mut ResponseHeader,
+        head: Option<&[u8]>,
+    ) -> Result<Option<(Bytes, bool)>> {
         // Check if we should ignore informational responses
         if header.status.is_informational() && self.ignore_info_resp(header.status.into()) {
             debug!("ignoring informational headers");
@@ -853,21 +874,30 @@ impl HttpSession {
         }
 
         // no need to add these headers to 1xx responses
+        let mut connection_line: Option<&[u8]> = None;
         if !header.status.is_informational() && self.update_resp_headers {
             /* update headers */
-            // gatehouse patch 1: keep a Date the response already has (RFC 9110 §6.6.1: a
-            // recipient adds Date only when it is missing; a cache must not rewrite it).
-            if !header.headers.contains_key(header::DATE) {
-                header.insert_header(header::DATE, date::get_cached_date())?;
-            }
-
             // TODO: make these lazy static
             let connection_value = if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
             };
-            header.insert_header(header::CONNECTION, connection_value)?;
+            if head.is_some() {
+                // gatehouse patch 10: the caller's head has its Date; Connection is added to it.
+                connection_line = Some(if self.will_keepalive() {
+                    b"Connection: keep-alive\r\n"
+                } else {
+                    b"Connection: close\r\n"
+                });
+            } else {
+                // gatehouse patch 1: keep a Date the response already has (RFC 9110 §6.6.1: a
+                // recipient adds Date only when it is missing; a cache must not rewrite it).
+                if !header.headers.contains_key(header::DATE) {
+                    header.insert_header(header::DATE, date::get_cached_date())?;
+                }
+                header.insert_header(header::CONNECTION, connection_value)?;
+            }
         }
 
         if header.status == 101 {
@@ -924,8 +954,15 @@ impl HttpSession {
 
         // Serialize header to bytes
         let mut write_buf = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
-        http_resp_header_to_buf(header, &mut write_buf)
-            .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
+        match head {
+            Some(head) => {
+                write_buf.put_slice(head);
+                write_buf.put_slice(connection_line.unwrap_or_default());
+                write_buf.put_slice(CRLF);
+            }
+            None => http_resp_header_to_buf(header, &mut write_buf)
+                .map_err(|_| Error::explain(WriteError, "serializing response header"))?,
+        }
 
         // Determine if we should flush
         // Don't have to flush response with content length because it is less

@@ -1,0 +1,312 @@
+//! The own exchange's wire to the server: the request head written as bytes, the response
+//! header read and parsed as bytes and, for the common response, relayed to an HTTP/1 client
+//! line by line with its body copied as it comes: no header map is built on either side.
+//!
+//! The common response: HTTP/1.1, a final status with its usual reason phrase, a header
+//! httparse takes under its strict rules, and a body framed by one Content-Length, or none at
+//! all (HEAD, 204, 304). Every other response (informational, chunked, close-delimited,
+//! HTTP/1.0, lenient syntax, an HTTP/2 client...) goes on to pingora's HTTP/1 client with the
+//! bytes read so far (vendored patch 9), which reads it exactly as before.
+//!
+//! Nothing about policy is decided here: what a response header yields on arrival is
+//! `upstream::header_arrived`, what the client gets of it `upstream::ClientEdits` (the same
+//! decisions pingora's path applies to its header maps), keep-alive towards the client the
+//! client's pingora session (vendored patch 10 writes the head serialized here). Errors are
+//! pingora's client's, so that retries and answers do not depend on which reader ran.
+
+use super::ctx::Ctx;
+use super::upstream::{self, ClientEdits};
+use bytes::{BufMut, BytesMut};
+use http::StatusCode;
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::v1::server::HttpSession as ClientSession;
+use pingora::protocols::Stream;
+use pingora::{Error, ErrorType, Result, RetryType};
+use pingora_timeout::timeout;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Header lines parsed in place; a response with more goes to pingora's client (256).
+const MAX_LINES: usize = 64;
+/// A header still incomplete past this size goes to pingora's client, which refuses it.
+const MAX_HEAD: usize = 64 * 1024;
+/// Read buffer to start with: a typical header and a small body.
+pub const BUF_START: usize = 4096;
+
+/// What the response header read is.
+pub enum Head {
+    /// The common response, ready for an HTTP/1 client.
+    Relayed(Relayed),
+    /// Anything else: pingora's client reads it from the bytes in the buffer.
+    Other,
+}
+
+/// A common response, its header parsed and the client's head already serialized.
+pub struct Relayed {
+    /// Bytes of the header at the start of the buffer.
+    len: usize,
+    status: StatusCode,
+    /// Body bytes that follow the header.
+    body: u64,
+    /// Framing for the client's session: the server's Content-Length, if the body has one.
+    content_length: Option<http::HeaderValue>,
+    /// The server keeps the connection open after the response.
+    keepalive: bool,
+    /// Status line and header lines for the client, without Connection or the blank line.
+    client_head: BytesMut,
+}
+
+/// Writes the request head `wire` to the server, as pingora's client would.
+pub async fn send(stream: &mut Stream, wire: &[u8], write_timeout: Duration) -> Result<()> {
+    let write = async {
+        stream.write_all(wire).await?;
+        stream.flush().await
+    };
+    match timeout(write_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "while writing request headers", e),
+        Err(_) => Error::e_explain(
+            ErrorType::WriteTimedout,
+            "while writing request headers (timeout)",
+        ),
+    }
+}
+
+/// What relaying a response to the client needs.
+pub struct RelayTo<'r, 'a> {
+    /// The request is HEAD: the response has no body.
+    pub is_head: bool,
+    pub edits: &'r ClientEdits<'a>,
+    /// Where the response's arrival is accounted.
+    pub ctx: &'r mut Ctx,
+}
+
+/// Reads until `buf` holds the response header, and says what it is. `relay`: the client can
+/// take a relayed response (an HTTP/1 client).
+pub async fn read_head(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    read_timeout: Duration,
+    mut relay: Option<RelayTo<'_, '_>>,
+) -> Result<Head> {
+    loop {
+        if !buf.is_empty() {
+            match parse(buf, relay.as_mut()) {
+                Some(head) => return Ok(head),
+                None if buf.len() > MAX_HEAD => return Ok(Head::Other),
+                None => {}
+            }
+        }
+        if buf.capacity() - buf.len() < BUF_START / 2 {
+            buf.reserve(BUF_START);
+        }
+        let already = buf.len();
+        let read = match timeout(read_timeout, stream.read_buf(buf)).await {
+            Ok(read) => read,
+            Err(_) => {
+                return Error::e_explain(ErrorType::ReadTimedout, "while reading response headers")
+            }
+        };
+        match read {
+            Ok(0) => {
+                let mut e = Error::explain(
+                    ErrorType::ConnectionClosed,
+                    format!("while reading response headers, bytes already read: {already}"),
+                );
+                e.retry = RetryType::ReusedOnly;
+                return Err(e);
+            }
+            Ok(_) => {}
+            Err(io) => {
+                let os_error = io.raw_os_error().is_some();
+                let mut e = Error::because(
+                    ErrorType::ReadError,
+                    format!("while reading response headers, bytes already read: {already}"),
+                    io,
+                );
+                if os_error {
+                    e.retry = RetryType::ReusedOnly;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The header in `buf`, if complete: relayed when it is a common response and `relay` allows,
+/// otherwise left to pingora's client.
+fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_LINES];
+    let mut resp = httparse::Response::new(&mut lines);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return None,
+        // Lenient syntax, too many lines...: pingora's client decides.
+        Err(_) => return Some(Head::Other),
+    };
+    let Some(to) = relay else {
+        return Some(Head::Other);
+    };
+    let Some(framing) = framing(&resp, to.is_head) else {
+        return Some(Head::Other);
+    };
+    if framing.status == StatusCode::NOT_MODIFIED && to.ctx.cache_attempted {
+        // Its fields go to the cache (`caching::from_server`).
+        return Some(Head::Other);
+    }
+    upstream::header_arrived(to.ctx, |name| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+            .map(|h| h.value)
+    });
+    let mut client_head = BytesMut::with_capacity(len + 128);
+    write_client_head(&resp, framing.status, to.edits, &mut client_head);
+    Some(Head::Relayed(Relayed {
+        len,
+        client_head,
+        ..framing
+    }))
+}
+
+/// A common response's status, body length and connection: `None` for any other.
+fn framing(resp: &httparse::Response, is_head: bool) -> Option<Relayed> {
+    let status = StatusCode::from_u16(resp.code?).ok()?;
+    if resp.version != Some(1)
+        || !(200..600).contains(&status.as_u16())
+        || Some(resp.reason?) != status.canonical_reason()
+    {
+        return None;
+    }
+    let mut content_length = None;
+    let mut keepalive = true;
+    for line in resp.headers.iter() {
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let digits = line.value;
+            if content_length.is_some()
+                || digits.is_empty()
+                || digits.len() > 18
+                || !digits.iter().all(u8::is_ascii_digit)
+            {
+                return None;
+            }
+            content_length = Some(digits);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return None;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            keepalive &= !line
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+    }
+    let no_body = is_head || matches!(status.as_u16(), 204 | 304);
+    let body = match (no_body, content_length) {
+        (true, _) => 0,
+        (false, Some(digits)) => std::str::from_utf8(digits).ok()?.parse().ok()?,
+        // Delimited by the server closing the connection.
+        (false, None) => return None,
+    };
+    Some(Relayed {
+        len: 0,
+        status,
+        body,
+        content_length: match no_body {
+            true => None,
+            false => Some(http::HeaderValue::from_bytes(content_length?).ok()?),
+        },
+        keepalive,
+        client_head: BytesMut::new(),
+    })
+}
+
+/// The status line and the server's header lines as they came, less Connection (the client's
+/// session writes its own) and what `edits` removes, plus Date when missing (as pingora's
+/// session adds it) and what `edits` adds.
+fn write_client_head(
+    resp: &httparse::Response,
+    status: StatusCode,
+    edits: &ClientEdits,
+    out: &mut BytesMut,
+) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or_default().as_bytes());
+    out.put_slice(b"\r\n");
+    let mut dated = false;
+    for line in resp.headers.iter() {
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") || edits.removes(name) {
+            continue;
+        }
+        dated |= name.eq_ignore_ascii_case(b"date");
+        put_line(out, name, line.value);
+    }
+    if !dated {
+        let date = pingora::protocols::http::date::get_cached_date();
+        put_line(out, b"Date", date.as_bytes());
+    }
+    for (name, value) in edits.added() {
+        put_line(out, name, value);
+    }
+}
+
+fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes the relayed response to the client and copies its body from the server; the
+/// server's connection when it can serve another request.
+pub async fn relay(
+    client: &mut ClientSession,
+    stream: Stream,
+    mut buf: BytesMut,
+    head: Relayed,
+    read_timeout: Duration,
+) -> Result<Option<Stream>> {
+    let mut stream = stream;
+    // What the client's session keeps of the response: its status and framing.
+    let mut kept = ResponseHeader::build_no_case(head.status, Some(1))?;
+    if let Some(length) = head.content_length {
+        kept.insert_header(http::header::CONTENT_LENGTH, length)?;
+    }
+    client
+        .write_response_head(Box::new(kept), Some(&head.client_head))
+        .await?;
+    let mut left = head.body;
+    let mut overread = false;
+    let mut from = head.len;
+    loop {
+        let available = (buf.len() - from) as u64;
+        let take = available.min(left) as usize;
+        overread |= available > left;
+        if take > 0 {
+            client.write_body(&buf[from..from + take]).await?;
+            left -= take as u64;
+        }
+        if left == 0 {
+            break;
+        }
+        buf.clear();
+        from = 0;
+        if buf.capacity() < BUF_START {
+            buf.reserve(BUF_START);
+        }
+        let read = timeout(read_timeout, stream.read_buf(&mut buf))
+            .await
+            .map_err(|_| Error::explain(ErrorType::ReadTimedout, "while reading response body"))?
+            .map_err(|e| Error::because(ErrorType::ReadError, "while reading response body", e))?;
+        if read == 0 {
+            return Error::e_explain(
+                ErrorType::ConnectionClosed,
+                format!("Peer prematurely closed connection with {left} bytes of body remaining to read"),
+            );
+        }
+    }
+    Ok((head.keepalive && !overread).then_some(stream))
+}
