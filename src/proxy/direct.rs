@@ -30,7 +30,7 @@
 //! vendored patches 1–6 in, 56.6 → 45.2 µs (`bench/results/2026-11-27-vm-direct.md`).
 
 use super::ctx::Ctx;
-use super::relay::{self, Head, RelayTo};
+use super::relay::{self, Client, Head, RelayTo};
 use super::{forward, routed, upstream};
 use bytes::BytesMut;
 use pingora::connectors::TransportConnector;
@@ -128,7 +128,9 @@ pub async fn exchange(
             None => match Box::pin(connector.new_stream(&upstream::peer(server, t))).await {
                 Ok(stream) => (stream, false),
                 Err(e) => {
-                    let e = upstream::connect_failed(ctx, e);
+                    // The server's side: a 502 (504 on a timeout), logged as a connect error,
+                    // as on pingora's path (the connector leaves the side unset).
+                    let e = upstream::connect_failed(ctx, e.into_up());
                     if e.retry() && ctx.upstream.attempts < MAX_ATTEMPTS {
                         continue;
                     }
@@ -153,11 +155,9 @@ pub async fn exchange(
             }
         }
     };
-    let kept = match (head, &mut *session.downstream_session) {
-        (Head::Relayed(head), ServerSession::H1(client)) => {
-            relay::relay(client, stream, buf, head, t.upstream_read).await?
-        }
-        _ => through_pingora(session, ctx, stream, &buf).await?,
+    let kept = match head {
+        Head::Relayed(head) => relay::relay(session, stream, buf, head, t.upstream_read).await?,
+        Head::Other => through_pingora(session, ctx, stream, &buf).await?,
     };
     if let Some(stream) = kept {
         pool.servers[ix].state.idle.give_back(stream, addr);
@@ -190,7 +190,13 @@ async fn send_and_read(
         .await
         .map_err(|e| e.into_up())?;
     let edits = upstream::ClientEdits::of(&rt, session, ctx);
-    let relay_to = matches!(*session.downstream_session, ServerSession::H1(_)).then_some(RelayTo {
+    let client = match *session.downstream_session {
+        ServerSession::H1(_) => Some(Client::H1),
+        ServerSession::H2(_) => Some(Client::H2),
+        _ => None,
+    };
+    let relay_to = client.map(|client| RelayTo {
+        client,
         is_head: session.req_header().method == http::Method::HEAD,
         edits: &edits,
         ctx,

@@ -15,12 +15,14 @@
 //! pingora's client's, so that retries and answers do not depend on which reader ran.
 
 use super::ctx::Ctx;
+use super::failure;
 use super::upstream::{self, ClientEdits};
 use bytes::{BufMut, BytesMut};
 use http::StatusCode;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::v1::server::HttpSession as ClientSession;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
+use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result, RetryType};
 use pingora_timeout::timeout;
 use std::time::Duration;
@@ -52,8 +54,25 @@ pub struct Relayed {
     content_length: Option<http::HeaderValue>,
     /// The server keeps the connection open after the response.
     keepalive: bool,
-    /// Status line and header lines for the client, without Connection or the blank line.
-    client_head: BytesMut,
+    /// The response as the client's session takes it.
+    client_head: ClientHead,
+}
+
+/// A relayed response's head, in the form the client's protocol takes.
+enum ClientHead {
+    /// HTTP/1: status line and header lines, without Connection or the blank line (the client's
+    /// session adds them, vendored patch 10).
+    Lines(BytesMut),
+    /// HTTP/2: a header map (the session turns it into a HEADERS frame, adds Date when missing,
+    /// drops connection-specific fields).
+    Map(Box<ResponseHeader>),
+}
+
+/// The client's protocol: what form its response head takes.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Client {
+    H1,
+    H2,
 }
 
 /// Writes the request head `wire` to the server, as pingora's client would.
@@ -74,6 +93,7 @@ pub async fn send(stream: &mut Stream, wire: &[u8], write_timeout: Duration) -> 
 
 /// What relaying a response to the client needs.
 pub struct RelayTo<'r, 'a> {
+    pub client: Client,
     /// The request is HEAD: the response has no body.
     pub is_head: bool,
     pub edits: &'r ClientEdits<'a>,
@@ -82,7 +102,7 @@ pub struct RelayTo<'r, 'a> {
 }
 
 /// Reads until `buf` holds the response header, and says what it is. `relay`: the client can
-/// take a relayed response (an HTTP/1 client).
+/// take a relayed response.
 pub async fn read_head(
     stream: &mut Stream,
     buf: &mut BytesMut,
@@ -154,14 +174,23 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
         // Its fields go to the cache (`caching::from_server`).
         return Some(Head::Other);
     }
+    let client_head = match to.client {
+        Client::H1 => {
+            let mut lines = BytesMut::with_capacity(len + 128);
+            write_client_head(&resp, framing.status, to.edits, &mut lines);
+            ClientHead::Lines(lines)
+        }
+        Client::H2 => match header_map(&resp, framing.status, to.edits) {
+            Some(map) => ClientHead::Map(Box::new(map)),
+            None => return Some(Head::Other),
+        },
+    };
     upstream::header_arrived(to.ctx, |name| {
         resp.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
             .map(|h| h.value)
     });
-    let mut client_head = BytesMut::with_capacity(len + 128);
-    write_client_head(&resp, framing.status, to.edits, &mut client_head);
     Some(Head::Relayed(Relayed {
         len,
         client_head,
@@ -217,7 +246,7 @@ fn framing(resp: &httparse::Response, is_head: bool) -> Option<Relayed> {
             false => Some(http::HeaderValue::from_bytes(content_length?).ok()?),
         },
         keepalive,
-        client_head: BytesMut::new(),
+        client_head: ClientHead::Lines(BytesMut::new()),
     })
 }
 
@@ -253,6 +282,31 @@ fn write_client_head(
     }
 }
 
+/// The server's header as a map for an HTTP/2 client, less what `edits` removes, plus what it
+/// adds (Connection and the other connection-specific fields are the HTTP/2 session's to
+/// drop). `None` for a field the map refuses: pingora's client then reads the response.
+fn header_map(
+    resp: &httparse::Response,
+    status: StatusCode,
+    edits: &ClientEdits,
+) -> Option<ResponseHeader> {
+    let mut map = ResponseHeader::build_no_case(status, Some(resp.headers.len() + 2)).ok()?;
+    for line in resp.headers.iter() {
+        if edits.removes(line.name.as_bytes()) {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(line.value).ok()?;
+        map.append_header(name, value).ok()?;
+    }
+    for (name, value) in edits.added() {
+        let name = http::HeaderName::from_bytes(name).ok()?;
+        let value = http::HeaderValue::from_bytes(value).ok()?;
+        map.insert_header(name, value).ok()?;
+    }
+    Some(map)
+}
+
 fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
@@ -263,50 +317,83 @@ fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 /// Writes the relayed response to the client and copies its body from the server; the
 /// server's connection when it can serve another request.
 pub async fn relay(
-    client: &mut ClientSession,
+    session: &mut Session,
     stream: Stream,
     mut buf: BytesMut,
     head: Relayed,
     read_timeout: Duration,
 ) -> Result<Option<Stream>> {
     let mut stream = stream;
-    // What the client's session keeps of the response: its status and framing.
-    let mut kept = ResponseHeader::build_no_case(head.status, Some(1))?;
-    if let Some(length) = head.content_length {
-        kept.insert_header(http::header::CONTENT_LENGTH, length)?;
-    }
-    client
-        .write_response_head(Box::new(kept), Some(&head.client_head))
-        .await?;
     let mut left = head.body;
+    write_head(
+        session,
+        head.status,
+        head.content_length,
+        head.client_head,
+        left == 0,
+    )
+    .await?;
     let mut overread = false;
-    let mut from = head.len;
+    let _ = buf.split_to(head.len);
     loop {
-        let available = (buf.len() - from) as u64;
+        let available = buf.len() as u64;
         let take = available.min(left) as usize;
         overread |= available > left;
         if take > 0 {
-            client.write_body(&buf[from..from + take]).await?;
             left -= take as u64;
+            write_body(session, buf.split_to(take), left == 0).await?;
         }
         if left == 0 {
             break;
         }
         buf.clear();
-        from = 0;
-        if buf.capacity() < BUF_START {
-            buf.reserve(BUF_START);
-        }
+        buf.reserve(BUF_START);
         let read = timeout(read_timeout, stream.read_buf(&mut buf))
             .await
             .map_err(|_| Error::explain(ErrorType::ReadTimedout, "while reading response body"))?
-            .map_err(|e| Error::because(ErrorType::ReadError, "while reading response body", e))?;
+            .map_err(|e| Error::because(ErrorType::ReadError, "while reading response body", e))
+            .map_err(|e| e.into_up())?;
         if read == 0 {
             return Error::e_explain(
                 ErrorType::ConnectionClosed,
                 format!("Peer prematurely closed connection with {left} bytes of body remaining to read"),
-            );
+            )
+            .map_err(|e| e.into_up());
         }
     }
     Ok((head.keepalive && !overread).then_some(stream))
+}
+
+/// Writes the response head in the client's protocol; `end`: there is no body.
+async fn write_head(
+    session: &mut Session,
+    status: StatusCode,
+    content_length: Option<http::HeaderValue>,
+    head: ClientHead,
+    end: bool,
+) -> Result<()> {
+    match (head, &mut *session.downstream_session) {
+        (ClientHead::Lines(lines), ServerSession::H1(client)) => {
+            // What the client's session keeps of the response: its status and framing.
+            let mut kept = ResponseHeader::build_no_case(status, Some(1))?;
+            if let Some(length) = content_length {
+                kept.insert_header(http::header::CONTENT_LENGTH, length)?;
+            }
+            client
+                .write_response_head(Box::new(kept), Some(&lines))
+                .await
+        }
+        (ClientHead::Map(map), _) => session.write_response_header(map, end).await,
+        (ClientHead::Lines(_), _) => {
+            Error::e_explain(failure::IMPOSSIBLE, "an HTTP/1 head for another protocol")
+        }
+    }
+}
+
+/// Writes body bytes in the client's protocol; `end`: the last of them.
+async fn write_body(session: &mut Session, bytes: BytesMut, end: bool) -> Result<()> {
+    match &mut *session.downstream_session {
+        ServerSession::H1(client) => client.write_body(&bytes).await.map(|_| ()),
+        _ => session.write_response_body(Some(bytes.freeze()), end).await,
+    }
 }

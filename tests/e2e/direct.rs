@@ -249,6 +249,11 @@ fn normalized(head: &str) -> Vec<String> {
 /// gatehouse with one pool of `origins` (no health checks, one retry) and one route without
 /// caching; `direct`: `server.direct_exchange`.
 async fn proxy_to(origins: &[SocketAddr], direct: bool, extra: &str) -> Proxy {
+    proxy_retrying(origins, direct, extra, 1).await
+}
+
+/// `proxy_to` with the pool's `retries`.
+async fn proxy_retrying(origins: &[SocketAddr], direct: bool, extra: &str, retries: u32) -> Proxy {
     let servers: String = origins
         .iter()
         .enumerate()
@@ -261,7 +266,7 @@ async fn proxy_to(origins: &[SocketAddr], direct: bool, extra: &str) -> Proxy {
         1,
     );
     let toml = format!(
-        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = 1\n\
+        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = {retries}\n\
          [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
          [routes.cache]\nenabled = false\n"
     );
@@ -442,9 +447,23 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         .send("GET", "/switch", "")
         .await;
     assert_eq!(status, 502, "a 101 nobody asked for");
+    record(&sink).await;
     // The dead server was tried, and counted, by the requests that met it.
     let rt = gh.gh.shared.current();
     assert!(rt.pools[0].servers[0].state.connect_failures() >= 1);
+    // A refused connection, not retried: a 502, logged as a connect error (not an internal one).
+    let gone = proxy_retrying(&[dead], true, &extra, 0).await;
+    let (status, _, _) = Client::connect(gone.addr)
+        .await
+        .send("GET", "/cl", "")
+        .await;
+    assert_eq!(status, 502);
+    let r = record(&sink).await;
+    assert_eq!(
+        (r["status"].as_u64(), r["termination"].as_str()),
+        (Some(502), Some("connect_error")),
+        "{r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
