@@ -1,7 +1,8 @@
 //! `ClientApp`: the listening service's app. It counts each connection against the limits,
 //! wraps its stream in a `ClientStream`, and runs the HTTP/1 keep-alive loop itself, waiting
 //! for each request's first bytes outside pingora so that an idle connection holds only its
-//! stream. HTTP/2 connections go to pingora as they are.
+//! stream. HTTP/2 connections run pingora's handshake and accept loop (vendored patch 12), each
+//! stream offered to the `OwnExchange` before pingora's proxy.
 //!
 //! The loop mirrors the HTTP/1 branch of pingora-core 0.9.1's blanket
 //! `impl<T: HttpServerApp> ServerApp for T` (`apps/mod.rs`, `process_new`): one
@@ -15,8 +16,9 @@ use super::stream::{ClientStream, Next};
 use super::{ConnPolicy, ConnState, ConnTracker};
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::v2::server as h2;
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{GetSocketDigest, Stream, ALPN};
+use pingora::protocols::{Digest, GetSocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +45,13 @@ pub trait OwnExchange: Send + Sync + 'static {
         &'a self,
         stream: Stream,
         prepare: Prepare,
+        shutdown: &'a ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>>;
+
+    /// Serves one HTTP/2 stream if it is one this app takes; otherwise hands it back.
+    fn serve_stream<'a>(
+        &'a self,
+        session: ServerSession,
         shutdown: &'a ShutdownWatch,
     ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>>;
 }
@@ -102,7 +111,13 @@ where
             if over_limit.is_some() {
                 return None; // no HTTP/1 answer to give on an HTTP/2 connection
             }
-            return ServerApp::process_new(&self.app, stream, shutdown).await;
+            return match &self.own {
+                Some(own) => {
+                    self.h2_streams(own, stream, shutdown).await;
+                    None
+                }
+                None => ServerApp::process_new(&self.app, stream, shutdown).await,
+            };
         }
         let state = Arc::new(ConnState {
             over_limit,
@@ -180,6 +195,43 @@ where
                 Err(_) => break, // not ours: cannot happen, as pingora hands back what it got
             }
         }
+    }
+
+    /// Serves the streams of one HTTP/2 connection as pingora's blanket `ServerApp` does (the
+    /// handshake, then pingora's accept loop: graceful shutdown, idle timeout, a task per
+    /// stream), each stream offered to the own exchange first, then to pingora's proxy.
+    async fn h2_streams(
+        self: &Arc<Self>,
+        own: &Arc<dyn OwnExchange>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) {
+        let digest = Arc::new(Digest {
+            ssl_digest: stream.get_ssl_digest(),
+            timing_digest: stream.get_timing_digest(),
+            proxy_digest: stream.get_proxy_digest(),
+            socket_digest: stream.get_socket_digest(),
+        });
+        let conn = match h2::handshake(stream, self.app.h2_options()).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!("H2 handshake error {e}");
+                return;
+            }
+        };
+        let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
+        h2::accept_downstream_sessions(conn, digest, shutdown.clone(), idle, |h2, guard| {
+            let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                // Held while the stream is served: the accept loop's idle timeout sees it.
+                let _guard = guard;
+                let session = ServerSession::new_http2(h2);
+                if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
+                    app.process_new_http(*session, &shutdown).await;
+                }
+            });
+        })
+        .await;
     }
 
     /// One request: offered to the own exchange first, then to pingora's proxy.

@@ -1,6 +1,7 @@
 //! The requests `direct` carries, run from the connection's own loop (`conn::OwnExchange`)
 //! rather than through pingora's proxy framework. For each HTTP/1 request the loop builds the
-//! session and reads the header here; a request `direct` will take (a plain GET/HEAD on a route
+//! session and reads the header here (an HTTP/2 stream comes with its header, vendored patches
+//! 11 and 12); a request `direct` will take (a plain GET/HEAD on a route
 //! that does not cache, `direct::takes_header`), or one gatehouse answers itself, is served by
 //! calling the proxy's own hooks in pingora's order: `early_request_filter`, `request_filter`
 //! (which answers, or proxies through `direct`), `fail_to_proxy` on an error, `logging`, then
@@ -19,6 +20,7 @@ use super::{failure, Proxy};
 use crate::conn::{inet, OwnExchange, Prepare, Served};
 use crate::runtime::{Runtime, Shared};
 use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::ShutdownWatch;
@@ -35,6 +37,20 @@ impl OwnExchange for Proxy {
     ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
         Box::pin(self.serve_own(stream, prepare, shutdown))
     }
+
+    fn serve_stream<'a>(
+        &'a self,
+        session: ServerSession,
+        shutdown: &'a ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
+        Box::pin(async move {
+            let mut session = Session::new_with_modules(Box::new(session), &self.modules);
+            if !read_request(&mut session, &self.shared).await {
+                return Served::Done(None);
+            }
+            self.serve_read(session, shutdown).await
+        })
+    }
 }
 
 impl Proxy {
@@ -49,6 +65,11 @@ impl Proxy {
         if !read_request(&mut session, &self.shared).await {
             return Served::Done(None);
         }
+        self.serve_read(session, shutdown).await
+    }
+
+    /// A request whose header is read: served here if `takes` says so, else handed back.
+    async fn serve_read(&self, mut session: Session, shutdown: &ShutdownWatch) -> Served {
         let rt = self.shared.current();
         let Some(route) = takes(&rt, &session) else {
             return Served::Pass(session.downstream_session);
