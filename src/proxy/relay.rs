@@ -1,12 +1,16 @@
 //! The own exchange's wire to the server: the request head written as bytes, the response
-//! header read and parsed as bytes and, for the common response, relayed to an HTTP/1 client
-//! line by line with its body copied as it comes: no header map is built on either side.
+//! header read and parsed as bytes and, for the common response, relayed to the client with
+//! its body copied as it comes. An HTTP/1 client gets the server's header lines as they came
+//! (no header map is built on either side); an HTTP/2 client a header map built once from them.
 //!
 //! The common response: HTTP/1.1, a final status with its usual reason phrase, a header
 //! httparse takes under its strict rules, and a body framed by one Content-Length, or none at
 //! all (HEAD, 204, 304). Every other response (informational, chunked, close-delimited,
-//! HTTP/1.0, lenient syntax, an HTTP/2 client...) goes on to pingora's HTTP/1 client with the
-//! bytes read so far (vendored patch 9), which reads it exactly as before.
+//! HTTP/1.0, lenient syntax...) goes on to pingora's HTTP/1 client with the bytes read so far
+//! (vendored patch 9), which reads it exactly as before.
+//!
+//! Measured (`bench/instr.sh`, instructions per request): pass-through of a small response
+//! 59 248 → 39 558 (HAProxy 31 941), TLS 70 747 → 51 137, HTTP/2 103 947 → 90 332.
 //!
 //! Nothing about policy is decided here: what a response header yields on arrival is
 //! `upstream::header_arrived`, what the client gets of it `upstream::ClientEdits` (the same
@@ -37,7 +41,7 @@ pub const BUF_START: usize = 4096;
 
 /// What the response header read is.
 pub enum Head {
-    /// The common response, ready for an HTTP/1 client.
+    /// The common response, ready for the client.
     Relayed(Relayed),
     /// Anything else: pingora's client reads it from the bytes in the buffer.
     Other,
@@ -69,7 +73,7 @@ enum ClientHead {
 }
 
 /// The client's protocol: what form its response head takes.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 pub enum Client {
     H1,
     H2,
