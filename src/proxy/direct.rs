@@ -13,10 +13,11 @@
 //! as for every request. The request head is serialized by `forward` (the client's header lines
 //! as they came, less hop-by-hop ones, plus the forwarding headers: no second header map is
 //! built) and written by `relay`, which also reads the response header as bytes and relays the
-//! common response (one Content-Length or no body, strict syntax) to an HTTP/1 client line by
-//! line. Every other response is read by pingora's HTTP/1 client session from the bytes already
-//! read (chunked, close-delimited, informational responses, lenient syntax, HTTP/2 clients) and
-//! written back by the client's session, as before. A request this path does not take goes
+//! common response (one Content-Length or no body, strict syntax): line by line to an HTTP/1
+//! client, as one header map to an HTTP/2 client. Every other response is read by pingora's
+//! HTTP/1 client session from the bytes already read (chunked, close-delimited, informational
+//! responses, lenient syntax) and written back by the client's session, as before. A request
+//! this path does not take goes
 //! through pingora's path unchanged, and so does every request when
 //! `server.direct_exchange = false`.
 //!
