@@ -33,6 +33,7 @@
 use super::ctx::Ctx;
 use super::relay::{self, Client, Head, RelayTo};
 use super::{forward, routed, upstream};
+use crate::runtime::Runtime;
 use bytes::BytesMut;
 use pingora::connectors::TransportConnector;
 use pingora::http::RequestHeader;
@@ -141,7 +142,7 @@ pub async fn exchange(
         };
         upstream::connected(ctx, reused);
         let mut buf = BytesMut::with_capacity(relay::BUF_START);
-        match send_and_read(session, ctx, &mut stream, &wire, &mut buf).await {
+        match send_and_read(session, ctx, &rt, &mut stream, &wire, &mut buf).await {
             Ok(head) => break (stream, ix, addr, buf, head),
             Err(mut e) => {
                 ctx.upstream.guard = None;
@@ -181,16 +182,16 @@ fn request_head(session: &Session, ctx: &Ctx) -> Result<BytesMut> {
 async fn send_and_read(
     session: &mut Session,
     ctx: &mut Ctx,
+    rt: &Runtime,
     stream: &mut Stream,
     wire: &[u8],
     buf: &mut BytesMut,
 ) -> Result<Head> {
-    let rt = ctx.rt.clone();
     let t = &rt.config.timeouts;
     relay::send(stream, wire, t.upstream_write)
         .await
         .map_err(|e| e.into_up())?;
-    let edits = upstream::ClientEdits::of(&rt, session, ctx);
+    let edits = upstream::ClientEdits::of(rt, session, ctx);
     let client = match *session.downstream_session {
         ServerSession::H1(_) => Some(Client::H1),
         ServerSession::H2(_) => Some(Client::H2),
@@ -222,13 +223,11 @@ async fn through_pingora(
     let mut conn = ServerConn::new(stream);
     conn.read_timeout = Some(t.upstream_read);
     conn.write_timeout = Some(t.upstream_write);
-    // The request is written (`relay::send`): nothing more is. What pingora's client keeps of
+    // The request is written (`relay::send`, vendored patch 8). What pingora's client keeps of
     // it is its method (a response to HEAD has no body); it has no body and no Upgrade
     // (`takes_header`).
     let kept = RequestHeader::build_no_case(session.req_header().method.clone(), b"/", Some(0))?;
-    conn.write_request_wire(Box::new(kept), &[])
-        .await
-        .map_err(|e| e.into_up())?;
+    conn.request_written_by_caller(Box::new(kept));
     conn.preread_response(read);
     let task = final_header(session, &mut conn).await?;
     stream_back(session, ctx, &mut conn, task).await?;

@@ -5,6 +5,7 @@
 //! made from.
 
 use super::ctx::Ctx;
+use super::relay::put_line;
 use bytes::{BufMut, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::{HeaderNameVariant, RequestHeader};
@@ -153,12 +154,12 @@ impl<'a> Forwarding<'a> {
                 HeaderNameVariant::Titled(n) => n.as_bytes(),
             };
             if !self.replaces(name) {
-                line(buf, name, value.as_bytes());
+                put_line(buf, name, value.as_bytes());
             }
             Ok(())
         })?;
         if let Some((name, id)) = self.request_id {
-            line(buf, name.as_str().as_bytes(), id.as_bytes());
+            put_line(buf, name.as_str().as_bytes(), id.as_bytes());
         }
         if let Some(ip) = self.client_ip {
             buf.put_slice(b"x-forwarded-for: ");
@@ -169,12 +170,12 @@ impl<'a> Forwarding<'a> {
             put_ip(buf, ip);
             buf.put_slice(b"\r\n");
         }
-        line(buf, b"x-forwarded-proto", self.proto.as_bytes());
+        put_line(buf, b"x-forwarded-proto", self.proto.as_bytes());
         if let Some(host) = &self.host {
             if self.add_host {
-                line(buf, b"Host", host.as_bytes());
+                put_line(buf, b"Host", host.as_bytes());
             }
-            line(buf, b"x-forwarded-host", host.as_bytes());
+            put_line(buf, b"x-forwarded-host", host.as_bytes());
         }
         buf.put_slice(b"\r\n");
         Ok(())
@@ -219,14 +220,6 @@ fn put_ip(buf: &mut BytesMut, ip: IpAddr) {
         len += 1;
     }
     buf.put_slice(&text[..len]);
-}
-
-/// One header line.
-fn line(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
-    buf.put_slice(name);
-    buf.put_slice(b": ");
-    buf.put_slice(value);
-    buf.put_slice(b"\r\n");
 }
 
 /// `https://host[:port]/path?query` for a plain-HTTP request.

@@ -51,6 +51,13 @@ pub enum Head {
 pub struct Relayed {
     /// Bytes of the header at the start of the buffer.
     len: usize,
+    framing: Framing,
+    /// The response as the client's session takes it.
+    client_head: ClientHead,
+}
+
+/// What a common response's header says of its status, body and connection.
+struct Framing {
     status: StatusCode,
     /// Body bytes that follow the header.
     body: u64,
@@ -58,8 +65,6 @@ pub struct Relayed {
     content_length: Option<http::HeaderValue>,
     /// The server keeps the connection open after the response.
     keepalive: bool,
-    /// The response as the client's session takes it.
-    client_head: ClientHead,
 }
 
 /// A relayed response's head, in the form the client's protocol takes.
@@ -197,13 +202,13 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
     });
     Some(Head::Relayed(Relayed {
         len,
+        framing,
         client_head,
-        ..framing
     }))
 }
 
 /// A common response's status, body length and connection: `None` for any other.
-fn framing(resp: &httparse::Response, is_head: bool) -> Option<Relayed> {
+fn framing(resp: &httparse::Response, is_head: bool) -> Option<Framing> {
     let status = StatusCode::from_u16(resp.code?).ok()?;
     if resp.version != Some(1)
         || !(200..600).contains(&status.as_u16())
@@ -241,8 +246,7 @@ fn framing(resp: &httparse::Response, is_head: bool) -> Option<Relayed> {
         // Delimited by the server closing the connection.
         (false, None) => return None,
     };
-    Some(Relayed {
-        len: 0,
+    Some(Framing {
         status,
         body,
         content_length: match no_body {
@@ -250,7 +254,6 @@ fn framing(resp: &httparse::Response, is_head: bool) -> Option<Relayed> {
             false => Some(http::HeaderValue::from_bytes(content_length?).ok()?),
         },
         keepalive,
-        client_head: ClientHead::Lines(BytesMut::new()),
     })
 }
 
@@ -311,7 +314,8 @@ fn header_map(
     Some(map)
 }
 
-fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+/// One header line, `name: value`, as both heads the own exchange writes have them.
+pub fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");
     out.put_slice(value);
@@ -328,17 +332,15 @@ pub async fn relay(
     read_timeout: Duration,
 ) -> Result<Option<Stream>> {
     let mut stream = stream;
-    let mut left = head.body;
-    write_head(
-        session,
-        head.status,
-        head.content_length,
-        head.client_head,
-        left == 0,
-    )
-    .await?;
+    let Relayed {
+        len,
+        framing,
+        client_head,
+    } = head;
+    let mut left = framing.body;
+    write_head(session, &framing, client_head).await?;
     let mut overread = false;
-    let _ = buf.split_to(head.len);
+    let _ = buf.split_to(len);
     loop {
         let available = buf.len() as u64;
         let take = available.min(left) as usize;
@@ -365,29 +367,23 @@ pub async fn relay(
             .map_err(|e| e.into_up());
         }
     }
-    Ok((head.keepalive && !overread).then_some(stream))
+    Ok((framing.keepalive && !overread).then_some(stream))
 }
 
-/// Writes the response head in the client's protocol; `end`: there is no body.
-async fn write_head(
-    session: &mut Session,
-    status: StatusCode,
-    content_length: Option<http::HeaderValue>,
-    head: ClientHead,
-    end: bool,
-) -> Result<()> {
+/// Writes the response head in the client's protocol.
+async fn write_head(session: &mut Session, framing: &Framing, head: ClientHead) -> Result<()> {
     match (head, &mut *session.downstream_session) {
         (ClientHead::Lines(lines), ServerSession::H1(client)) => {
             // What the client's session keeps of the response: its status and framing.
-            let mut kept = ResponseHeader::build_no_case(status, Some(1))?;
-            if let Some(length) = content_length {
+            let mut kept = ResponseHeader::build_no_case(framing.status, Some(1))?;
+            if let Some(length) = framing.content_length.clone() {
                 kept.insert_header(http::header::CONTENT_LENGTH, length)?;
             }
             client
                 .write_response_head(Box::new(kept), Some(&lines))
                 .await
         }
-        (ClientHead::Map(map), _) => session.write_response_header(map, end).await,
+        (ClientHead::Map(map), _) => session.write_response_header(map, framing.body == 0).await,
         (ClientHead::Lines(_), _) => {
             Error::e_explain(failure::IMPOSSIBLE, "an HTTP/1 head for another protocol")
         }

@@ -118,27 +118,19 @@ impl HttpSession {
     /// After the request header is sent. The caller can either start reading the response or
     /// sending request body if any.
     pub async fn write_request_header(&mut self, req: Box<RequestHeader>) -> Result<usize> {
+        // TODO: make sure this can only be called once
+        // init body writer
+        self.init_req_body_writer(&req);
+
         let to_wire = http_req_header_to_wire(&req).ok_or_else(|| {
             Error::explain(
                 InvalidHTTPHeader,
                 "request-line contains forbidden delimiter bytes or unsupported HTTP version",
             )
         })?;
-        self.write_request_wire(req, &to_wire).await
-    }
-
-    /// gatehouse patch 8: write a request header the caller has already serialized (`wire`,
-    /// request line to blank line). `req` is what the session keeps of the request: its method
-    /// and headers decide how the request body and the response are framed, so they must agree
-    /// with `wire` on the method, on `Upgrade` and on the body's framing headers.
-    pub async fn write_request_wire(&mut self, req: Box<RequestHeader>, wire: &[u8]) -> Result<usize> {
-        // TODO: make sure this can only be called once
-        // init body writer
-        self.init_req_body_writer(&req);
-        let to_wire = wire;
         trace!("Writing request header: {to_wire:?}");
 
-        let write_fut = self.underlying_stream.write_all(to_wire);
+        let write_fut = self.underlying_stream.write_all(to_wire.as_ref());
         match self.write_timeout {
             Some(t) => match timeout(t, write_fut).await {
                 Ok(res) => res,
@@ -161,6 +153,15 @@ impl HttpSession {
         // write was successful
         self.request_written = Some(req);
         Ok(to_wire.len())
+    }
+
+    /// gatehouse patch 8: the request this session answers, written by the caller on the
+    /// session's stream (as [`Self::write_request_header()`] would have written it). The
+    /// session keeps it as if it had written it: its method and headers decide how the request
+    /// body and the response are framed.
+    pub fn request_written_by_caller(&mut self, req: Box<RequestHeader>) {
+        self.init_req_body_writer(&req);
+        self.request_written = Some(req);
     }
 
     async fn do_write_body(&mut self, buf: &[u8]) -> Result<Option<usize>> {
