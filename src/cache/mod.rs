@@ -7,6 +7,7 @@
 //! - `invalidate`: what a successful write invalidates (RFC 9111 §4.4);
 //! - `purge`: operator purges and bans as values (shared by a cluster);
 //! - `shelf`: what pingora holds as `&'static`, pointing at the current storage;
+//! - `wire`: a stored header as lines, for hits served from the proxy's own loop;
 //! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
 
@@ -17,12 +18,14 @@ pub mod policy;
 mod purge;
 mod shelf;
 pub mod store;
+pub mod wire;
 
 use crate::config::{CacheConfig, RouteCache};
 pub use invalidate::is_unsafe;
 use moka::sync::Cache as Moka;
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::lock::CacheKeyLockImpl;
+use pingora::cache::predictor::CacheablePredictor;
 use pingora::cache::{CacheKey, CacheOptionOverrides, CachePhase};
 pub use purge::{longest_life, Invalidation};
 use shelf::Shelf;
@@ -187,8 +190,7 @@ impl Cache {
     /// Builds the cache key of a request, with what bans and the storage need to know.
     pub fn key(https: bool, host: &str, uri: &http::Uri, rules: &RouteCache) -> CacheKey {
         let host = key::host(host);
-        let primary = key::primary(https, &host, uri, rules);
-        let mut k = CacheKey::new(primary, "");
+        let mut k = CacheKey::new(key::primary(https, &host, uri, rules), "");
         let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
         k.extensions.insert(KeyOrigin {
             host: host.into(),
@@ -198,6 +200,31 @@ impl Cache {
             rules.grace.max(rules.stale_if_error) + rules.keep,
         ));
         k
+    }
+
+    /// The stored response a request can be served from the proxy's own loop, without
+    /// pingora-cache's state machine: what that machine would serve as a fresh hit from the
+    /// request's primary key (the key predicted cacheable, the object fresh) and that the own
+    /// loop can frame (`wire::HitHead`). Anything else (no object, a stale or varied one) is
+    /// left to pingora-cache.
+    pub fn own_hit(
+        &self,
+        https: bool,
+        host: &str,
+        uri: &http::Uri,
+        rules: &RouteCache,
+    ) -> Option<Arc<store::Entry>> {
+        let key = CacheKey::new(key::primary(https, &key::host(host), uri, rules), "");
+        if !self.shelf.predictor.cacheable_prediction(&key) {
+            return None;
+        }
+        let entry = self.storage.entries.get(&key.combined_bin())?;
+        let framed = entry.hit_head().is_some_and(|h| {
+            h.content_length
+                .as_ref()
+                .is_none_or(|(_, n)| *n == entry.body().len() as u64)
+        });
+        (framed && entry.is_fresh(std::time::SystemTime::now())).then_some(entry)
     }
 
     /// Counts a finished request by how the cache served it.

@@ -3,6 +3,7 @@
 //! each kept until its own end of life (fresh + grace/stale-if-error + keep), so stale objects
 //! remain for grace, stale-if-error and 304 revalidation.
 
+use super::wire::HitHead;
 use super::Counters;
 use bytes::{Bytes, BytesMut};
 use moka::sync::Cache as Moka;
@@ -43,6 +44,8 @@ struct StoredMeta {
     variance: Option<HashBinary>,
     /// Bytes of the header as it appears on the wire, for the weigher.
     header_bytes: usize,
+    /// The header as lines, when a hit on it can be served from the proxy's own loop.
+    hit_head: Option<HitHead>,
 }
 
 impl StoredMeta {
@@ -55,7 +58,6 @@ impl StoredMeta {
             .sum::<usize>()
             + 16;
         StoredMeta {
-            header,
             fresh_until: meta.fresh_until(),
             created: meta.created(),
             epoch: meta.epoch(),
@@ -63,6 +65,8 @@ impl StoredMeta {
             stale_if_error: meta.stale_if_error_sec(),
             variance: meta.variance(),
             header_bytes,
+            hit_head: HitHead::of(&header),
+            header,
         }
     }
 
@@ -95,9 +99,36 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Fresh at `now`, as pingora-cache decides it (`CacheMeta::is_fresh`).
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.meta.fresh_until >= now
+    }
+
+    /// The Age a response from it carries (RFC 9111 §4.2.3), counted as pingora-cache's
+    /// `CacheMeta::age`: from when it was stored or last revalidated.
+    pub fn age(&self, now: SystemTime) -> std::time::Duration {
+        now.duration_since(self.meta.epoch).unwrap_or_default()
+    }
+
+    /// The stored response header.
+    pub fn header(&self) -> &pingora::http::ResponseHeader {
+        &self.meta.header
+    }
+
+    /// The header as lines, when the own hit path can frame a response from it.
+    pub fn hit_head(&self) -> Option<&HitHead> {
+        self.meta.hit_head.as_ref()
+    }
+
+    /// The whole stored body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     fn weight(&self) -> u32 {
-        // A parsed header costs about twice its wire size (map entries, case-preserving names).
-        let n = 2 * self.meta.header_bytes + self.body.len() + ENTRY_OVERHEAD;
+        // A parsed header costs about twice its wire size (map entries, case-preserving names),
+        // and its lines for the own hit path once more.
+        let n = 3 * self.meta.header_bytes + self.body.len() + ENTRY_OVERHEAD;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 }

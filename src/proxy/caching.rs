@@ -10,6 +10,15 @@ use pingora::cache::{NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+/// The request's cache status (X-Cache, the log, the counters); None on a route without
+/// caching. The own hit path sets it; otherwise pingora-cache's phase gives it.
+pub fn status(session: &Session, ctx: &Ctx) -> Option<cache::Status> {
+    ctx.cache_attempted.then(|| {
+        ctx.served_from_cache
+            .unwrap_or_else(|| cache::Status::from_phase(session.cache.phase()))
+    })
+}
+
 /// `response_cache_filter`: the policy's verdict on `resp`, and `min_uses` admission.
 pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespCacheable {
     let merged;

@@ -97,6 +97,12 @@ pub struct Ctx {
     /// Set by `own`, which found the request is one `direct` takes (the test `request_filter`
     /// would make) and looked up its route (none: no route matches).
     pub own_route: Option<Option<usize>>,
+    /// Set by `own` with `own_route`: the stored response the request is a fresh hit on
+    /// (`cache::Cache::own_hit`), served by `hit` once the request's checks pass.
+    pub own_hit: Option<Arc<crate::cache::store::Entry>>,
+    /// How the cache served the request when gatehouse served it itself (`hit`); otherwise
+    /// pingora-cache's phase says.
+    pub served_from_cache: Option<crate::cache::Status>,
 }
 
 impl Ctx {
@@ -123,6 +129,8 @@ impl Ctx {
             captured: Vec::new(),
             not_modified: None,
             own_route: None,
+            own_hit: None,
+            served_from_cache: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The end of every request: its metrics and cache counters (`account`), and the timing
 //! record handed to the access log (`record`), built from pingora's session and the context.
 
+use super::caching;
 use super::ctx::Ctx;
 use super::failure;
 use super::forward::request_host;
@@ -15,7 +16,7 @@ use std::time::{Instant, SystemTime};
 /// Per-request bookkeeping once the response is done (or failed): cache counters and
 /// metrics, all pre-resolved atomics.
 pub fn account(session: &Session, ctx: &Ctx) {
-    let cache_status = cache_status(session, ctx);
+    let cache_status = caching::status(session, ctx);
     if let Some(status) = cache_status {
         ctx.rt
             .cache
@@ -31,11 +32,6 @@ pub fn account(session: &Session, ctx: &Ctx) {
         ctx.timings.started.elapsed().as_secs_f64(),
         ctx.timings.response_ms.map(|ms| ms / 1000.0),
     );
-}
-
-fn cache_status(session: &Session, ctx: &Ctx) -> Option<cache::Status> {
-    ctx.cache_attempted
-        .then(|| cache::Status::from_phase(session.cache.phase()))
 }
 
 fn tls_record(session: &Session) -> Option<TlsRecord> {
@@ -62,7 +58,7 @@ fn tls_record(session: &Session) -> Option<TlsRecord> {
 
 fn termination(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Termination {
     let from_cache = matches!(
-        cache_status(session, ctx),
+        caching::status(session, ctx),
         Some(cache::Status::Hit | cache::Status::Stale)
     );
     match e {
@@ -131,7 +127,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         route: route.map(|r| r.name.clone()),
         pool: pool.map(|p| p.config.name.clone()),
         server,
-        cache: cache_status(session, ctx).map(|c| c.as_str()),
+        cache: caching::status(session, ctx).map(|c| c.as_str()),
         readonly: ctx.readonly,
         readonly_refused: ctx.outcome == super::ctx::Outcome::ReadonlyRefused,
         t_conn_age_ms: conn_age,

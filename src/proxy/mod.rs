@@ -36,6 +36,7 @@ mod ctx;
 mod direct;
 mod failure;
 mod forward;
+mod hit;
 mod logging;
 mod own;
 mod relay;
@@ -112,7 +113,7 @@ impl ProxyHttp for Proxy {
             .server_addr()
             .and_then(|a| a.as_inet())
             .and_then(|a| ctx.rt.listener_for(*a));
-        ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.https = is_https(session);
         if let Some(conn) = crate::conn::state_of(session) {
             conn.headers_received();
         }
@@ -184,19 +185,7 @@ impl ProxyHttp for Proxy {
                     .remove_header(&http::header::COOKIE);
             }
         }
-        if let Some(rules) = rt.cache_rules(route) {
-            ctx.cache_attempted = true;
-            if cache::policy::request(session.req_header_mut(), rules).is_ok() {
-                rt.cache.enable(&mut session.cache);
-            }
-        }
-        let direct =
-            ctx.own_route.is_some() || rt.config.server.direct_exchange && direct::takes(session);
-        if direct {
-            direct::exchange(session, ctx, &self.connector).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        self.cache_or_direct(session, ctx, route).await
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
@@ -406,6 +395,42 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+impl Proxy {
+    /// The end of `request_filter`: the cache policy for the request, then a fresh hit served
+    /// from the own loop (`hit`), or the request proxied by `direct`; true when answered here.
+    /// Otherwise pingora's proxy goes on (through pingora-cache when it is enabled).
+    async fn cache_or_direct(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: usize,
+    ) -> Result<bool> {
+        let rt = ctx.rt.clone();
+        if let Some(rules) = rt.cache_rules(route) {
+            ctx.cache_attempted = true;
+            if cache::policy::request(session.req_header_mut(), rules).is_ok() {
+                if let Some(entry) = ctx.own_hit.take() {
+                    hit::serve(session, ctx, entry).await?;
+                    return Ok(true);
+                }
+                rt.cache.enable(&mut session.cache);
+            }
+        }
+        let direct =
+            ctx.own_route.is_some() || rt.config.server.direct_exchange && direct::takes(session);
+        if direct {
+            direct::exchange(session, ctx, &self.connector).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Whether the client's connection is TLS.
+fn is_https(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 /// The request's route: the one `own` found, or looked up now.

@@ -17,6 +17,7 @@
 //! 72 900 instructions per request, CPU 48.8 → 44.4 µs per request in the same minutes.
 
 use super::{failure, Proxy};
+use crate::cache::store::Entry;
 use crate::conn::{inet, OwnExchange, Prepare, Served};
 use crate::runtime::{Runtime, Shared};
 use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
@@ -27,6 +28,7 @@ use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 impl OwnExchange for Proxy {
     fn serve<'a>(
@@ -71,7 +73,7 @@ impl Proxy {
     /// A request whose header is read: served here if `takes` says so, else handed back.
     async fn serve_read(&self, mut session: Session, shutdown: &ShutdownWatch) -> Served {
         let rt = self.shared.current();
-        let Some(route) = takes(&rt, &session) else {
+        let Some((route, hit)) = takes(&rt, &session) else {
             return Served::Pass(session.downstream_session);
         };
         if *shutdown.borrow() {
@@ -79,6 +81,7 @@ impl Proxy {
         }
         let mut ctx = super::Ctx::new(rt);
         ctx.own_route = Some(route);
+        ctx.own_hit = hit;
         let failed = match self.early_request_filter(&mut session, &mut ctx).await {
             Err(e) => Some(e),
             Ok(()) => match self.request_filter(&mut session, &mut ctx).await {
@@ -140,17 +143,19 @@ async fn read_request(session: &mut Session, shared: &Shared) -> bool {
     }
 }
 
-/// Whether the request is one `request_filter` will answer or give to `direct`: `direct` is on,
-/// the header is one it carries, and the route it goes to (if any) does not cache. The route
-/// found, when it is.
-fn takes(rt: &Runtime, session: &Session) -> Option<Option<usize>> {
+/// Whether the request is one `request_filter` will answer, serve from the cache (`hit`) or
+/// give to `direct`: `direct` is on, the header is one it carries, and the route it goes to (if
+/// any) does not cache, or has a fresh hit for it. The route found and the hit, when it is.
+fn takes(rt: &Runtime, session: &Session) -> Option<(Option<usize>, Option<Arc<Entry>>)> {
     let req = session.req_header();
     if !rt.config.server.direct_exchange || !super::direct::takes_header(req) {
         return None;
     }
     let route = rt.router.route(super::request_host(req), req.uri.path());
     match route {
-        Some(r) if rt.cache_rules(r).is_some() => None,
-        route => Some(route),
+        Some(r) if rt.cache_rules(r).is_some() => {
+            Some((route, Some(super::hit::lookup(rt, session, r)?)))
+        }
+        route => Some((route, None)),
     }
 }

@@ -21,7 +21,7 @@
 use super::ctx::Ctx;
 use super::failure;
 use super::upstream::{self, ClientEdits};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
@@ -56,19 +56,20 @@ pub struct Relayed {
     client_head: ClientHead,
 }
 
-/// What a common response's header says of its status, body and connection.
-struct Framing {
-    status: StatusCode,
+/// What a common response's header says of its status, body and connection (a cache hit's
+/// too, `hit`).
+pub(super) struct Framing {
+    pub status: StatusCode,
     /// Body bytes that follow the header.
-    body: u64,
+    pub body: u64,
     /// Framing for the client's session: the server's Content-Length, if the body has one.
-    content_length: Option<http::HeaderValue>,
+    pub content_length: Option<http::HeaderValue>,
     /// The server keeps the connection open after the response.
-    keepalive: bool,
+    pub keepalive: bool,
 }
 
 /// A relayed response's head, in the form the client's protocol takes.
-enum ClientHead {
+pub(super) enum ClientHead {
     /// HTTP/1: status line and header lines, without Connection or the blank line (the client's
     /// session adds them, vendored patch 10).
     Lines(BytesMut),
@@ -347,7 +348,7 @@ pub async fn relay(
         overread |= available > left;
         if take > 0 {
             left -= take as u64;
-            write_body(session, buf.split_to(take), left == 0).await?;
+            write_body(session, buf.split_to(take).freeze(), left == 0).await?;
         }
         if left == 0 {
             break;
@@ -371,7 +372,11 @@ pub async fn relay(
 }
 
 /// Writes the response head in the client's protocol.
-async fn write_head(session: &mut Session, framing: &Framing, head: ClientHead) -> Result<()> {
+pub(super) async fn write_head(
+    session: &mut Session,
+    framing: &Framing,
+    head: ClientHead,
+) -> Result<()> {
     match (head, &mut *session.downstream_session) {
         (ClientHead::Lines(lines), ServerSession::H1(client)) => {
             // What the client's session keeps of the response: its status and framing.
@@ -391,9 +396,9 @@ async fn write_head(session: &mut Session, framing: &Framing, head: ClientHead) 
 }
 
 /// Writes body bytes in the client's protocol; `end`: the last of them.
-async fn write_body(session: &mut Session, bytes: BytesMut, end: bool) -> Result<()> {
+pub(super) async fn write_body(session: &mut Session, bytes: Bytes, end: bool) -> Result<()> {
     match &mut *session.downstream_session {
         ServerSession::H1(client) => client.write_body(&bytes).await.map(|_| ()),
-        _ => session.write_response_body(Some(bytes.freeze()), end).await,
+        _ => session.write_response_body(Some(bytes), end).await,
     }
 }

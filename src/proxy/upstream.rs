@@ -9,7 +9,6 @@ use super::failure;
 use super::forward::client_ip;
 use super::{caching, routed};
 use crate::balance::{InflightGuard, Server};
-use crate::cache;
 use crate::clock::ms_between;
 use crate::config::{HashKey, Timeouts};
 use crate::runtime::Runtime;
@@ -173,13 +172,8 @@ impl<'a> ClientEdits<'a> {
             cache_status: cache
                 .status_header
                 .as_ref()
-                .filter(|_| ctx.cache_attempted)
-                .map(|name| {
-                    (
-                        name,
-                        cache::Status::from_phase(session.cache.phase()).as_str(),
-                    )
-                }),
+                .zip(caching::status(session, ctx))
+                .map(|(name, status)| (name, status.as_str())),
             hsts: ctx
                 .listener
                 .and_then(|i| rt.config.listeners[i].hsts.as_ref()),

@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A raw HTTP/1.1 origin: answers by path (see `answer`), records each request head.
-struct RawOrigin {
-    addr: SocketAddr,
+pub(crate) struct RawOrigin {
+    pub(crate) addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
     connections: Arc<AtomicUsize>,
     /// Close each connection after one response (without saying so), like a server whose
@@ -67,6 +67,22 @@ fn answer(method: &str, path: &str) -> (Cow<'static, str>, bool) {
             "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
             false,
         ),
+        // Stored by a caching route: framed by length, with fields a hit must not repeat.
+        "/cached" => (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=60\r\nETag: \"v1\"\r\n\
+             X-Who: raw\r\nAge: 2\r\nConnection: keep-alive\r\n\r\nhello",
+            false,
+        ),
+        "/cached-chunked" => (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n\
+             3\r\nabc\r\n0\r\n\r\n",
+            false,
+        ),
+        "/cached-vary" => (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n\
+             Vary: Accept-Encoding\r\n\r\nok",
+            false,
+        ),
         _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
     };
     if method == "HEAD" && path == "/cl" {
@@ -79,7 +95,7 @@ fn answer(method: &str, path: &str) -> (Cow<'static, str>, bool) {
 }
 
 impl RawOrigin {
-    async fn start() -> RawOrigin {
+    pub(crate) async fn start() -> RawOrigin {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let o = RawOrigin {
             addr: l.local_addr().unwrap(),
@@ -103,7 +119,7 @@ impl RawOrigin {
     }
 
     /// Request heads received, `\r\n` as `\n`.
-    fn heads(&self) -> Vec<String> {
+    pub(crate) fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()
     }
 }
@@ -136,19 +152,24 @@ async fn serve(mut tcp: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_each: A
 }
 
 /// One keep-alive HTTP/1.1 client connection sending raw requests.
-struct Client {
+pub(crate) struct Client {
     tcp: TcpStream,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
+    pub(crate) async fn connect(addr: SocketAddr) -> Client {
         Client {
             tcp: TcpStream::connect(addr).await.unwrap(),
         }
     }
 
     /// Sends a request and reads one response: (status, headers lowercased, body).
-    async fn send(&mut self, method: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    pub(crate) async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra: &str,
+    ) -> (u16, String, Vec<u8>) {
         let req = format!("{method} {path} HTTP/1.1\r\nHost: site.test\r\n{extra}\r\n");
         self.tcp.write_all(req.as_bytes()).await.unwrap();
         let mut got = Vec::new();
@@ -223,7 +244,7 @@ fn complete_at_close(got: &[u8]) -> (u16, String, Vec<u8>) {
     (status, headers, got[end..].to_vec())
 }
 
-fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     headers
         .split("\r\n")
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
@@ -254,6 +275,18 @@ async fn proxy_to(origins: &[SocketAddr], direct: bool, extra: &str) -> Proxy {
 
 /// `proxy_to` with the pool's `retries`.
 async fn proxy_retrying(origins: &[SocketAddr], direct: bool, extra: &str, retries: u32) -> Proxy {
+    proxy_with(origins, direct, extra, retries, "enabled = false").await
+}
+
+/// gatehouse with one pool of `origins` (no health checks) and one route; `cache`: the
+/// route's `[routes.cache]` section.
+pub(crate) async fn proxy_with(
+    origins: &[SocketAddr],
+    direct: bool,
+    extra: &str,
+    retries: u32,
+    cache: &str,
+) -> Proxy {
     let servers: String = origins
         .iter()
         .enumerate()
@@ -268,7 +301,7 @@ async fn proxy_retrying(origins: &[SocketAddr], direct: bool, extra: &str, retri
     let toml = format!(
         "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = {retries}\n\
          [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
-         [routes.cache]\nenabled = false\n"
+         [routes.cache]\n{cache}\n"
     );
     let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
     assert_eq!(config.server.direct_exchange, direct);
@@ -399,7 +432,7 @@ async fn the_own_exchange_reuses_connections_and_retries_one_the_server_closed()
 }
 
 /// The next access log record (JSON) from `sink`.
-async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
+pub(crate) async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
     let mut buf = vec![0u8; 65536];
     let n = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
         .await

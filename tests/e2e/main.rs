@@ -21,6 +21,7 @@ mod health;
 mod hostile;
 mod limits;
 mod metrics;
+mod own_hit;
 mod proxying;
 mod readonly;
 mod reload;

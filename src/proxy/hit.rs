@@ -1,0 +1,132 @@
+//! Cache hits served from the connection's own loop (`own`), for the request a front tier's
+//! cache answers most: a GET or HEAD, without conditions or ranges, on a fresh object stored
+//! under its primary key (`cache::Cache::own_hit` decides, as pingora-cache's lookup would). The
+//! request runs the same hooks as every other (limits, read-only, routing, the cache policy for
+//! the request, logging, metrics); only pingora-proxy's cache phase and its per-request future
+//! are skipped. A stale, varied, conditional or ranged request, or a miss, goes through
+//! pingora-cache as before.
+//!
+//! The response is pingora's hit response (`proxy_cache_hit`): the stored header with its Age,
+//! then `response_filter`'s changes (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped),
+//! then the body. An HTTP/1 client gets the stored header's lines, made once when the object
+//! was stored (`cache::wire`), through the relay's writer (vendored patch 10); an HTTP/2 client
+//! a header map, as pingora's path builds it.
+//!
+//! Measured (`bench/instr.sh`, 1 KiB hit, instructions per request): see
+//! `bench/results/2026-11-28-vm-hit.md`.
+
+use super::ctx::Ctx;
+use super::relay::{self, ClientHead, Framing};
+use super::upstream::{self, ClientEdits};
+use crate::cache::store::Entry;
+use crate::cache::wire::HitHead;
+use crate::cache::Status;
+use crate::runtime::Runtime;
+use bytes::{BufMut, BytesMut};
+use http::header;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Request fields that make a hit something other than the stored response as it is (a 304, a
+/// 206, a 412...): pingora-cache's hit path answers them.
+const CONDITIONS: [header::HeaderName; 6] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+/// The stored response this request on `route` is a plain fresh hit on, if any.
+pub fn lookup(rt: &Runtime, session: &Session, route: usize) -> Option<Arc<Entry>> {
+    let rules = rt.cache_rules(route)?;
+    let req = session.req_header();
+    if asks_conditionally(req) {
+        return None;
+    }
+    let host = super::request_host(req).unwrap_or("");
+    rt.cache
+        .own_hit(super::is_https(session), host, &req.uri, rules)
+}
+
+fn asks_conditionally(req: &RequestHeader) -> bool {
+    req.headers.keys().any(|name| CONDITIONS.contains(name))
+}
+
+/// Serves the hit: the stored header with its Age and the client's edits, then the body (none
+/// for HEAD).
+pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> Result<()> {
+    ctx.served_from_cache = Some(Status::Hit);
+    let Some(stored) = entry.hit_head() else {
+        return Err(pingora::Error::explain(
+            super::failure::IMPOSSIBLE,
+            "a hit the own loop cannot frame",
+        ));
+    };
+    let is_head = session.req_header().method == http::Method::HEAD;
+    let no_body = is_head || matches!(stored.status.as_u16(), 204 | 304);
+    let framing = Framing {
+        status: stored.status,
+        body: if no_body {
+            0
+        } else {
+            entry.body().len() as u64
+        },
+        content_length: stored
+            .content_length
+            .as_ref()
+            .filter(|_| !no_body)
+            .map(|(v, _)| v.clone()),
+        keepalive: true,
+    };
+    let age = entry.age(SystemTime::now()).as_secs();
+    let head = match *session.downstream_session {
+        ServerSession::H1(_) => {
+            let rt = ctx.rt.clone();
+            let edits = ClientEdits::of(&rt, session, ctx);
+            ClientHead::Lines(lines(stored, age, &edits))
+        }
+        _ => {
+            let mut map = Box::new(entry.header().clone());
+            map.set_version(http::Version::HTTP_11);
+            map.insert_header(header::AGE, age)?;
+            upstream::to_client(session, &mut map, ctx)?;
+            ClientHead::Map(map)
+        }
+    };
+    relay::write_head(session, &framing, head).await?;
+    if framing.body > 0 {
+        relay::write_body(session, entry.body().clone(), true).await?;
+    }
+    Ok(())
+}
+
+/// The HTTP/1 head: the stored lines less Connection (the session writes its own), Age and what
+/// `edits` removes; Date when the stored header has none; then Age and what `edits` adds.
+fn lines(stored: &HitHead, age: u64, edits: &ClientEdits) -> BytesMut {
+    let mut out = BytesMut::with_capacity(stored.status_line().len() + 512);
+    out.put_slice(stored.status_line());
+    for (name, line) in stored.lines() {
+        if name.eq_ignore_ascii_case(b"connection")
+            || name.eq_ignore_ascii_case(b"age")
+            || edits.removes(name)
+        {
+            continue;
+        }
+        out.put_slice(line);
+    }
+    if !stored.dated {
+        let date = pingora::protocols::http::date::get_cached_date();
+        relay::put_line(&mut out, b"Date", date.as_bytes());
+    }
+    relay::put_line(&mut out, b"Age", itoa::Buffer::new().format(age).as_bytes());
+    for (name, value) in edits.added() {
+        relay::put_line(&mut out, name, value);
+    }
+    out
+}
