@@ -1,5 +1,6 @@
 //! The Varnish-style cache of anonymous responses: pingora-cache's state machine (lock for
-//! coalescing, predictor for hit-for-miss, stale handling) over our moka storage.
+//! coalescing, predictor for hit-for-miss, stale handling) over our moka storage; plain fresh
+//! hits are found here (`Cache::own_hit`) and served by the proxy's own loop (`proxy::hit`).
 //!
 //! - `policy`: what is cacheable and for how long (`control`: Cache-Control directives);
 //! - `key`: the cache key and Vary variants;

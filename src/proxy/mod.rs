@@ -3,13 +3,15 @@
 //!
 //! ```text
 //!  client ──► [conn::ClientApp]      connection counted against its limits; header deadline;
-//!                                    HTTP/1 requests `direct` will take (or gatehouse answers)
-//!                                    run the hooks below from the connection's loop (`own`),
-//!                                    the rest go through pingora's proxy framework
+//!                                    requests `direct` will take, plain fresh cache hits (or
+//!                                    what gatehouse answers) run the hooks below from the
+//!                                    connection's loop (`own`), the rest go through pingora's
+//!                                    proxy framework
 //!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
 //!         ──► request_filter         connection and request limits; https redirect;
 //!                                    routing: host/path → route → pool (404);
-//!                                    cache policy for the request (enable or pass);
+//!                                    cache policy for the request (enable or pass); a
+//!                                    plain fresh hit found by `own` is served by `hit`;
 //!                                    a plain GET/HEAD the cache does not take is proxied
 //!                                    here by `direct` (gatehouse's own HTTP/1 exchange,
 //!                                    through the same `upstream`/`forward` functions as

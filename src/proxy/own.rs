@@ -1,17 +1,18 @@
 //! The requests `direct` carries, run from the connection's own loop (`conn::OwnExchange`)
 //! rather than through pingora's proxy framework. For each HTTP/1 request the loop builds the
 //! session and reads the header here (an HTTP/2 stream comes with its header, vendored patches
-//! 11 and 12); a request `direct` will take (a plain GET/HEAD on a route
-//! that does not cache, `direct::takes_header`), or one gatehouse answers itself, is served by
-//! calling the proxy's own hooks in pingora's order: `early_request_filter`, `request_filter`
-//! (which answers, or proxies through `direct`), `fail_to_proxy` on an error, `logging`, then
-//! the session's `finish`. Every other request is handed to pingora's proxy with its header
-//! read (vendored patch 7 lets pingora take it as read).
+//! 11 and 12); a request `direct` will take (a plain GET/HEAD on a route that does not cache,
+//! `direct::takes_header`), a plain fresh cache hit (the same kind of request on a caching
+//! route, `hit::lookup`), or one gatehouse answers itself, is served by calling the proxy's own
+//! hooks in pingora's order: `early_request_filter`, `request_filter` (which answers, serves
+//! the hit through `hit`, or proxies through `direct`), `fail_to_proxy` on an error,
+//! `logging`, then the session's `finish`. Every other request is handed to pingora's proxy
+//! with its header read (vendored patch 7 lets pingora take it as read).
 //!
 //! What this skips, per request: pingora-proxy's `process_new_http`/`process_request` futures
 //! (about 24 KiB, allocated and copied into the heap per request), its module, subrequest and
-//! cache-phase steps, none of which a request `direct` takes uses. Policies are untouched: the
-//! hooks called are the ones pingora calls.
+//! cache-phase steps, none of which these requests use. Policies are untouched: the hooks
+//! called are the ones pingora calls.
 //!
 //! Measured on pass-through of a small response (`bench/instr.sh`, `bench/ab.sh`): 94 300 →
 //! 72 900 instructions per request, CPU 48.8 → 44.4 µs per request in the same minutes.
