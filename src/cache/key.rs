@@ -4,6 +4,7 @@
 
 use crate::config::RouteCache;
 use http::Uri;
+use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheMeta, VarianceBuilder};
 use pingora::http::RequestHeader;
 
@@ -64,9 +65,14 @@ pub fn normalize_accept_encoding(value: &[u8]) -> &'static str {
 }
 
 /// The variance of a request against a stored response's `Vary` (None: no variance).
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<pingora::cache::key::HashBinary> {
+pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+    variance_of(meta.headers(), req)
+}
+
+/// `variance`, from the stored response's header fields.
+pub fn variance_of(stored: &http::HeaderMap, req: &RequestHeader) -> Option<HashBinary> {
     let mut builder = VarianceBuilder::new();
-    for vary in meta.headers().get_all(http::header::VARY) {
+    for vary in stored.get_all(http::header::VARY) {
         let Ok(list) = vary.to_str() else { continue };
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let name = name.to_ascii_lowercase();

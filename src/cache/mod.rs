@@ -204,22 +204,37 @@ impl Cache {
     }
 
     /// The stored response a request can be served from the proxy's own loop, without
-    /// pingora-cache's state machine: what that machine would serve as a fresh hit from the
-    /// request's primary key (the key predicted cacheable, the object fresh) and that the own
-    /// loop can frame (`wire::HitHead`). Anything else (no object, a stale or varied one) is
-    /// left to pingora-cache.
+    /// pingora-cache's state machine: what that machine's lookup would serve as a fresh hit (the
+    /// key predicted cacheable; the object under the primary key, or the request's Vary
+    /// variant of it, chosen as `HttpCache::cache_vary_lookup` does; fresh) and that the own
+    /// loop can frame (`wire::HitHead`). Anything else (no object, a stale one, a variant
+    /// pingora-cache would not trust) is left to pingora-cache.
     pub fn own_hit(
         &self,
         https: bool,
         host: &str,
-        uri: &http::Uri,
+        req: &pingora::http::RequestHeader,
         rules: &RouteCache,
     ) -> Option<Arc<store::Entry>> {
-        let key = CacheKey::new(key::primary(https, &key::host(host), uri, rules), "");
+        let mut key = CacheKey::new(key::primary(https, &key::host(host), &req.uri, rules), "");
         if !self.shelf.predictor.cacheable_prediction(&key) {
             return None;
         }
-        let entry = self.storage.entries.get(&key.combined_bin())?;
+        let primary = self.storage.entries.get(&key.combined_bin())?;
+        let entry = match key::variance_of(&primary.header().headers, req) {
+            None => primary,
+            Some(v) if primary.variance() == Some(v) => primary,
+            Some(v) => {
+                key.set_variance_key(v);
+                let variant = self.storage.entries.get(&key.combined_bin())?;
+                // As pingora-cache: the variant must be the one asked for, and not older than
+                // the primary (whose creation is its variants' tombstone).
+                if variant.variance() != Some(v) || variant.created() < primary.created() {
+                    return None;
+                }
+                variant
+            }
+        };
         let framed = entry.hit_head().is_some_and(|h| {
             h.content_length
                 .as_ref()

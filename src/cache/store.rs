@@ -110,6 +110,16 @@ impl Entry {
         now.duration_since(self.meta.epoch).unwrap_or_default()
     }
 
+    /// The Vary variance it was stored under, if any.
+    pub fn variance(&self) -> Option<HashBinary> {
+        self.meta.variance
+    }
+
+    /// When it was stored (what pingora-cache checks a variant against its primary's).
+    pub fn created(&self) -> SystemTime {
+        self.meta.created
+    }
+
     /// The stored response header.
     pub fn header(&self) -> &pingora::http::ResponseHeader {
         &self.meta.header

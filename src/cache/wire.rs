@@ -1,8 +1,7 @@
 //! A stored response's header as HTTP/1 lines, made once when the response is stored, so that
 //! a hit served from the proxy's own loop (`proxy::hit`) writes bytes instead of cloning and
 //! serializing a header map on every request. Only a response that loop can frame gets one: a
-//! final status, one valid Content-Length (none for 204 and 304), no Transfer-Encoding, and no
-//! Vary (a varied object's variants are pingora-cache's to choose).
+//! final status, one valid Content-Length (none for 204 and 304), and no Transfer-Encoding.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, StatusCode};
@@ -27,10 +26,7 @@ impl HitHead {
     /// The lines of `header`, when the own hit path can frame its response.
     pub fn of(header: &ResponseHeader) -> Option<HitHead> {
         let headers = &header.headers;
-        if header.status.is_informational()
-            || headers.contains_key(header::TRANSFER_ENCODING)
-            || headers.contains_key(header::VARY)
-        {
+        if header.status.is_informational() || headers.contains_key(header::TRANSFER_ENCODING) {
             return None;
         }
         let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -127,7 +123,6 @@ mod tests {
     #[test]
     fn responses_it_cannot_frame_get_none() {
         assert!(HitHead::of(&header(200, &[])).is_none(), "no length");
-        assert!(HitHead::of(&header(200, &[("Content-Length", "1"), ("Vary", "x")])).is_none());
         let two = [("Content-Length", "1"), ("Content-Length", "1")];
         assert!(HitHead::of(&header(200, &two)).is_none());
         assert!(HitHead::of(&header(200, &[("Content-Length", "+1")])).is_none());

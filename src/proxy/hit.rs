@@ -1,16 +1,18 @@
 //! Cache hits served from the connection's own loop (`own`), for the request a front tier's
-//! cache answers most: a GET or HEAD, without conditions or ranges, on a fresh object stored
-//! under its primary key (`cache::Cache::own_hit` decides, as pingora-cache's lookup would). The
-//! request runs the same hooks as every other (limits, read-only, routing, the cache policy for
-//! the request, logging, metrics); only pingora-proxy's cache phase and its per-request future
-//! are skipped. A stale, varied, conditional or ranged request, or a miss, goes through
+//! cache answers most: a GET or HEAD without a range on a fresh object (`cache::Cache::own_hit`
+//! finds it, its Vary variant included, as pingora-cache's lookup would). The request runs the
+//! same hooks as every other (limits, read-only, routing, the cache policy for the request,
+//! logging, metrics); only pingora-proxy's cache phase and its per-request future are skipped.
+//! A stale object, a range, If-Match or If-Unmodified-Since, or a miss, goes through
 //! pingora-cache as before.
 //!
 //! The response is pingora's hit response (`proxy_cache_hit`): the stored header with its Age,
-//! then `response_filter`'s changes (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped),
-//! then the body. An HTTP/1 client gets the stored header's lines, made once when the object
-//! was stored (`cache::wire`), through the relay's writer (vendored patch 10); an HTTP/2 client
-//! a header map, as pingora's path builds it.
+//! a 304 when If-None-Match or If-Modified-Since says the client has it (pingora's
+//! `conditional_filter`, as its hit path evaluates them), then `response_filter`'s changes
+//! (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped), then the body. An HTTP/1 client
+//! gets the stored header's lines, made once when the object was stored (`cache::wire`),
+//! through the relay's writer (vendored patch 10); an HTTP/2 client, and a 304, a header map
+//! as pingora's path builds it.
 //!
 //! Measured (`bench/instr.sh`, 1 KiB hit, instructions per request): see
 //! `bench/results/2026-11-28-vm-hit.md`.
@@ -24,18 +26,16 @@ use crate::cache::Status;
 use crate::runtime::Runtime;
 use bytes::{BufMut, BytesMut};
 use http::header;
-use pingora::http::RequestHeader;
+use pingora::protocols::http::conditional_filter;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 use pingora::Result;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Request fields that make a hit something other than the stored response as it is (a 304, a
-/// 206, a 412...): pingora-cache's hit path answers them.
-const CONDITIONS: [header::HeaderName; 6] = [
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
+/// Request fields left to pingora-cache's hit path: ranges (a 206 or 416 from the stored
+/// body), and the preconditions it does not evaluate on hits either.
+const LEFT_TO_PINGORA: [header::HeaderName; 4] = [
     header::IF_MATCH,
     header::IF_UNMODIFIED_SINCE,
     header::IF_RANGE,
@@ -46,16 +46,15 @@ const CONDITIONS: [header::HeaderName; 6] = [
 pub fn lookup(rt: &Runtime, session: &Session, route: usize) -> Option<Arc<Entry>> {
     let rules = rt.cache_rules(route)?;
     let req = session.req_header();
-    if asks_conditionally(req) {
+    if req
+        .headers
+        .keys()
+        .any(|name| LEFT_TO_PINGORA.contains(name))
+    {
         return None;
     }
     let host = super::request_host(req).unwrap_or("");
-    rt.cache
-        .own_hit(super::is_https(session), host, &req.uri, rules)
-}
-
-fn asks_conditionally(req: &RequestHeader) -> bool {
-    req.headers.keys().any(|name| CONDITIONS.contains(name))
+    rt.cache.own_hit(super::is_https(session), host, req, rules)
 }
 
 /// Serves the hit: the stored header with its Age and the client's edits, then the body (none
@@ -68,8 +67,11 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
             "a hit the own loop cannot frame",
         ));
     };
-    let is_head = session.req_header().method == http::Method::HEAD;
-    let no_body = is_head || matches!(stored.status.as_u16(), 204 | 304);
+    let req = session.req_header();
+    // If-None-Match, If-Modified-Since: pingora's hit path's own evaluation and 304.
+    let not_modified = conditional_filter::not_modified_filter(req, entry.header());
+    let is_head = req.method == http::Method::HEAD;
+    let no_body = not_modified || is_head || matches!(stored.status.as_u16(), 204 | 304);
     let framing = Framing {
         status: stored.status,
         body: if no_body {
@@ -86,7 +88,7 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
     };
     let age = entry.age(SystemTime::now()).as_secs();
     let head = match *session.downstream_session {
-        ServerSession::H1(_) => {
+        ServerSession::H1(_) if !not_modified => {
             let rt = ctx.rt.clone();
             let edits = ClientEdits::of(&rt, session, ctx);
             ClientHead::Lines(lines(stored, age, &edits))
@@ -95,6 +97,9 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
             let mut map = Box::new(entry.header().clone());
             map.set_version(http::Version::HTTP_11);
             map.insert_header(header::AGE, age)?;
+            if not_modified {
+                conditional_filter::to_304(&mut map);
+            }
             upstream::to_client(session, &mut map, ctx)?;
             ClientHead::Map(map)
         }

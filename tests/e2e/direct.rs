@@ -70,17 +70,13 @@ fn answer(method: &str, path: &str) -> (Cow<'static, str>, bool) {
         // Stored by a caching route: framed by length, with fields a hit must not repeat.
         "/cached" => (
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=60\r\nETag: \"v1\"\r\n\
-             X-Who: raw\r\nAge: 2\r\nConnection: keep-alive\r\n\r\nhello",
+             Last-Modified: Wed, 01 Jan 2025 00:00:00 GMT\r\nX-Who: raw\r\nAge: 2\r\n\
+             Connection: keep-alive\r\n\r\nhello",
             false,
         ),
         "/cached-chunked" => (
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n\
              3\r\nabc\r\n0\r\n\r\n",
-            false,
-        ),
-        "/cached-vary" => (
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n\
-             Vary: Accept-Encoding\r\n\r\nok",
             false,
         ),
         _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
@@ -124,6 +120,19 @@ impl RawOrigin {
     }
 }
 
+/// A stored response that varies by Accept-Encoding: its body is the request's (`none`).
+fn varied(head: &str) -> String {
+    let asked = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Accept-Encoding: "))
+        .unwrap_or("none");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=60\r\n\
+         Vary: Accept-Encoding\r\n\r\n{asked}",
+        asked.len()
+    )
+}
+
 async fn serve(mut tcp: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_each: Arc<AtomicBool>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -139,7 +148,10 @@ async fn serve(mut tcp: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_each: A
         buf.drain(..end);
         let mut words = head.split(' ');
         let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let (resp, close) = answer(method, path);
+        let (resp, close) = match path {
+            "/cached-vary" => (Cow::Owned(varied(&head)), false),
+            _ => answer(method, path),
+        };
         heads.lock().unwrap().push(head.clone());
         if resp.is_empty() {
             tokio::time::sleep(Duration::from_secs(5)).await;

@@ -55,6 +55,19 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
         ("GET", "/cached-vary", "Accept-Encoding: gzip\r\n"),
         ("GET", "/cached-vary", "Accept-Encoding: gzip\r\n"),
         ("GET", "/cached", ""),
+        // Preconditions the own loop evaluates as pingora's hit path does: a 200, then a 304.
+        ("GET", "/cached", "If-None-Match: \"v2\"\r\n"),
+        (
+            "GET",
+            "/cached",
+            "If-Modified-Since: Thu, 01 Jan 2026 00:00:00 GMT\r\n",
+        ),
+        // Each variant stored once, then a hit; the first one still is.
+        ("GET", "/cached-vary", "Accept-Encoding: br\r\n"),
+        ("GET", "/cached-vary", "Accept-Encoding: br\r\n"),
+        ("GET", "/cached-vary", ""),
+        ("GET", "/cached-vary", ""),
+        ("GET", "/cached-vary", "Accept-Encoding: gzip, deflate\r\n"),
     ];
     let mut answers = Vec::new();
     for gh in [&own, &theirs] {
@@ -93,17 +106,34 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
     assert!(answers[0][3].starts_with("304 "), "{}", answers[0][3]);
     assert!(answers[0][4].starts_with("206 ") && answers[0][4].ends_with("| el"));
     assert!(answers[0][6].contains("x-cache: hit") && answers[0][6].ends_with("| abc"));
-    assert!(answers[0][8].contains("x-cache: hit") && answers[0][8].ends_with("| ok"));
+    assert!(answers[0][8].contains("x-cache: hit") && answers[0][8].ends_with("| gzip"));
+    assert!(answers[0][10].starts_with("200 ") && answers[0][10].ends_with("| hello"));
+    let not_modified = &answers[0][11];
+    assert!(not_modified.starts_with("304 ") && not_modified.contains("x-cache: hit"));
+    assert!(!not_modified.contains("content-length"), "{not_modified}");
+    for (i, cache, body) in [
+        (12, "miss", "br"),
+        (13, "hit", "br"),
+        (14, "miss", "none"),
+        (15, "hit", "none"),
+        // Normalized as gzip: the variant the first gzip request stored.
+        (16, "hit", "gzip"),
+    ] {
+        let got = &answers[0][i];
+        assert!(got.contains(&format!("x-cache: {cache}")), "{i}: {got}");
+        assert!(got.ends_with(&format!("| {body}")), "{i}: {got}");
+    }
 
-    // Each object reached the origin once per proxy; every other answer was a hit.
-    assert_eq!(o.heads().len(), 6, "{:?}", o.heads());
+    // Each object (each variant) reached the origin once per proxy; every other answer was a
+    // hit.
+    assert_eq!(o.heads().len(), 10, "{:?}", o.heads());
     for gh in [&own, &theirs] {
         let rt = gh.gh.shared.current();
         let counters = &rt.cache.counters;
-        wait_until(|| counters.hits.load(Relaxed) == 7).await;
+        wait_until(|| counters.hits.load(Relaxed) == 12).await;
         assert_eq!(
             (counters.hits.load(Relaxed), counters.misses.load(Relaxed)),
-            (7, 3)
+            (12, 5)
         );
     }
     let records = records(&sink, cases.len()).await;
