@@ -6,19 +6,34 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [ROUNDS]      e.g. ROUNDS=4, 40 000 requests, 32 connections
 #   OLD_SERVER='direct_exchange = false' bench/ab.sh BIN BIN   one binary, two [server] settings
+#   PROTO=h2 bench/ab.sh OLD NEW     HTTP/2 over TLS instead (h2load, 10 streams per connection)
 #
 # The route does not cache (as `bench/run.sh pass`): GETs take gatehouse's own exchange unless
 # a side sets `direct_exchange = false`.
 # CPU is utime+stime of the proxy process from /proc (1/CLK_TCK resolution, ~0.3% here).
-# Needs h2load (nghttp2-client) and taskset (util-linux).
+# Needs h2load (nghttp2-client), taskset (util-linux) and, for h2, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
 old=$(realpath "$1") new=$(realpath "$2") rounds=${3:-4} n=${N:-40000} conns=${CONNS:-32}
-scripts/install-deps.sh h2load:nghttp2-client taskset:util-linux
+proto=${PROTO:-h1}
+scripts/install-deps.sh h2load:nghttp2-client taskset:util-linux openssl
 cargo build --release --example demo-origin >/dev/null 2>&1
 work=$(mktemp -d /tmp/gatehouse-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+tls="" url=http://127.0.0.1:18471/health load=(--h1)
+case $proto in
+  h1) ;;
+  h2)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+      -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+    tls="[[listeners.tls.certificates]]
+cert = \"$work/cert.pem\"
+key = \"$work/key.pem\""
+    url=https://127.0.0.1:18471/health load=(-m 10) ;;
+  *) echo "PROTO is h1 or h2" >&2; exit 2 ;;
+esac
 for side in old new; do
   extra=${OLD_SERVER:-}; [ "$side" = new ] && extra=${NEW_SERVER:-}
   cat > "$work/$side.toml" <<CONF
@@ -32,6 +47,7 @@ shutdown_timeout = "1s"
 address = "127.0.0.1:19471"
 [[listeners]]
 address = "127.0.0.1:18471"
+$tls
 [pools.web]
 servers = [{ name = "a", address = "127.0.0.1:18472" }]
 [[routes]]
@@ -44,7 +60,6 @@ CONF
 done
 taskset -c 0 target/release/examples/demo-origin 18472 >/dev/null 2>&1 &
 sleep 0.5
-url=http://127.0.0.1:18471/health
 tck=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
@@ -52,9 +67,10 @@ for round in $(seq 1 "$rounds"); do
     taskset -c 1 "$bin" run -c "$work/$side.toml" > "$work/$side.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/18471) 2>/dev/null && break; sleep 0.05; done
-    taskset -c 0 h2load --h1 -n 2000 -c "$conns" "$url" >/dev/null 2>&1   # warm-up
+    kill -0 "$pid" 2>/dev/null || { echo "$side did not start:" >&2; cat "$work/$side.log" >&2; exit 1; }
+    taskset -c 0 h2load "${load[@]}" -n 2000 -c "$conns" "$url" >/dev/null 2>&1   # warm-up
     a=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    taskset -c 0 h2load --h1 -n "$n" -c "$conns" "$url" > "$work/load" 2>&1
+    taskset -c 0 h2load "${load[@]}" -n "$n" -c "$conns" "$url" > "$work/load" 2>&1
     b=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     grep -q " 0 failed" "$work/load" || { cat "$work/load" >&2; exit 1; }
     kill "$pid"; wait "$pid" 2>/dev/null || true
