@@ -655,14 +655,19 @@ impl HttpSession {
         header.remove_header(&HeaderName::from_static("keep-alive"));
         header.remove_header(&HeaderName::from_static("proxy-connection"));
 
-        let resp = Response::from_parts(header.as_owned_parts(), ());
+        // gatehouse patch 13: the header's fields move into the response sent instead of being
+        // cloned; the session keeps the status and version (what `response_written()` is read
+        // for), not a second copy of every field.
+        let mut written = ResponseHeader::build_no_case(header.status, Some(0))?;
+        written.set_version(header.version);
+        let resp = Response::from_parts(http::response::Parts::from(*header), ());
 
         let body_writer = self.send_response.send_response(resp, end).or_err(
             ErrorType::WriteError,
             "while writing h2 response to downstream",
         )?;
 
-        self.response_written = Some(header);
+        self.response_written = Some(Box::new(written));
         self.send_response_body = Some(body_writer);
         self.ended = self.ended || end;
         Ok(())
