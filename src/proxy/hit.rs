@@ -73,7 +73,10 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
     let is_head = req.method == http::Method::HEAD;
     let no_body = not_modified || is_head || matches!(stored.status.as_u16(), 204 | 304);
     let framing = Framing {
-        status: stored.status,
+        status: match not_modified {
+            true => http::StatusCode::NOT_MODIFIED,
+            false => stored.status,
+        },
         body: if no_body {
             0
         } else {

@@ -13,10 +13,31 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on right now (bound then released).
+/// A port nobody listens on right now (bound then released), for a listener started later.
+/// Taken below the kernel's ephemeral range: a port from `bind(:0)` is in that range, and an
+/// outgoing connection of another test could take it as its source port before the listener
+/// binds it ("address already in use"). Each call takes the next port of a sequence that
+/// starts at a different place in each process.
 pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    const FIRST: usize = 10_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(FIRST);
+    assert!(
+        span >= 1_000,
+        "ephemeral ports start at {ephemeral}: no room below for tests"
+    );
+    let start = std::process::id() as usize * 7_919;
+    for _ in 0..span {
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free port in {FIRST}..{ephemeral}");
 }
 
 /// A fresh directory for one gatehouse's state.
