@@ -121,21 +121,12 @@ fn lines(stored: &HitHead, age: u64, edits: &ClientEdits) -> BytesMut {
     let mut out = BytesMut::with_capacity(stored.status_line().len() + 512);
     out.put_slice(stored.status_line());
     for (name, line) in stored.lines() {
-        if name.eq_ignore_ascii_case(b"connection")
-            || name.eq_ignore_ascii_case(b"age")
-            || edits.removes(name)
-        {
-            continue;
+        if relay::client_keeps(name, edits) && !name.eq_ignore_ascii_case(b"age") {
+            out.put_slice(line);
         }
-        out.put_slice(line);
     }
-    if !stored.dated {
-        let date = pingora::protocols::http::date::get_cached_date();
-        relay::put_line(&mut out, b"Date", date.as_bytes());
-    }
-    relay::put_line(&mut out, b"Age", itoa::Buffer::new().format(age).as_bytes());
-    for (name, value) in edits.added() {
-        relay::put_line(&mut out, name, value);
-    }
+    let mut digits = itoa::Buffer::new();
+    let age = (&b"Age"[..], digits.format(age).as_bytes());
+    relay::finish_head(&mut out, stored.dated, Some(age), edits);
     out
 }

@@ -275,17 +275,33 @@ fn write_client_head(
     let mut dated = false;
     for line in resp.headers.iter() {
         let name = line.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") || edits.removes(name) {
-            continue;
+        if client_keeps(name, edits) {
+            dated |= name.eq_ignore_ascii_case(b"date");
+            put_line(out, name, line.value);
         }
-        dated |= name.eq_ignore_ascii_case(b"date");
-        put_line(out, name, line.value);
     }
+    finish_head(out, dated, None, edits);
+}
+
+/// Whether a server's (or stored) header line goes to an HTTP/1 client: not Connection (the
+/// client's session writes its own), not what `edits` removes.
+pub fn client_keeps(name: &[u8], edits: &ClientEdits) -> bool {
+    !name.eq_ignore_ascii_case(b"connection") && !edits.removes(name)
+}
+
+/// The last lines of an HTTP/1 client's head: Date when the response has none (as pingora's
+/// session adds it), `extra`, then what `edits` adds.
+pub fn finish_head(
+    out: &mut BytesMut,
+    dated: bool,
+    extra: Option<(&[u8], &[u8])>,
+    edits: &ClientEdits,
+) {
     if !dated {
         let date = pingora::protocols::http::date::get_cached_date();
         put_line(out, b"Date", date.as_bytes());
     }
-    for (name, value) in edits.added() {
+    for (name, value) in extra.into_iter().chain(edits.added()) {
         put_line(out, name, value);
     }
 }

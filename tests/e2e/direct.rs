@@ -453,6 +453,16 @@ pub(crate) async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
     serde_json::from_slice(&buf[..n]).unwrap()
 }
 
+/// The next access log record has this status and termination.
+async fn expect_record(sink: &tokio::net::UdpSocket, status: u64, termination: &str) {
+    let r = record(sink).await;
+    assert_eq!(
+        (r["status"].as_u64(), r["termination"].as_str()),
+        (Some(status), Some(termination)),
+        "{r}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
     let o = RawOrigin::start().await;
@@ -481,12 +491,7 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         .send("GET", "/hang", "")
         .await;
     assert_eq!(status, 504);
-    let r = record(&sink).await;
-    assert_eq!(
-        (r["status"].as_u64(), r["termination"].as_str()),
-        (Some(504), Some("server_timeout")),
-        "{r}"
-    );
+    expect_record(&sink, 504, "server_timeout").await;
     let (status, _, _) = Client::connect(gh.addr)
         .await
         .send("GET", "/switch", "")
@@ -503,12 +508,7 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         .send("GET", "/cl", "")
         .await;
     assert_eq!(status, 502);
-    let r = record(&sink).await;
-    assert_eq!(
-        (r["status"].as_u64(), r["termination"].as_str()),
-        (Some(502), Some("connect_error")),
-        "{r}"
-    );
+    expect_record(&sink, 502, "connect_error").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
