@@ -40,6 +40,11 @@ pub fn preflight(config: &Config, upgrade: bool) -> Result<(), String> {
             )
         })?;
     }
+    if config.admin.enabled {
+        let address = config.admin.address;
+        std::net::TcpListener::bind(address)
+            .map_err(|e| format!("admin.address: cannot listen on {address}: {e}"))?;
+    }
     Ok(())
 }
 
@@ -140,6 +145,14 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     server
 }
 
+/// Every address gatehouse listens on: the proxy's listeners and, when enabled, the admin
+/// API's. Ready means all of them: a deploy script's first call goes to the admin API.
+fn listening_addresses(config: &Config) -> Vec<SocketAddr> {
+    let proxy = config.listeners.iter().map(|l| l.address);
+    let admin = config.admin.enabled.then_some(config.admin.address);
+    proxy.chain(admin).collect()
+}
+
 /// Waits until every address accepts TCP connections; the first one that did not, on timeout.
 fn wait_listening(addrs: &[SocketAddr], timeout: Duration) -> Result<(), SocketAddr> {
     let deadline = std::time::Instant::now() + timeout;
@@ -173,15 +186,9 @@ pub fn run_foreground(
     let shared = Shared::new(config);
     crate::signals::reload_on_sighup(shared.clone(), config_path.to_path_buf());
     let server = build_server(&shared.current().config, shared.clone(), upgrade);
-    let listeners: Vec<SocketAddr> = shared
-        .current()
-        .config
-        .listeners
-        .iter()
-        .map(|l| l.address)
-        .collect();
+    let listeners = listening_addresses(&shared.current().config);
     std::thread::spawn(move || {
-        // systemd readiness: once every listener accepts connections.
+        // systemd readiness: once every listener, the admin one too, accepts connections.
         if wait_listening(&listeners, Duration::from_secs(30)).is_ok() {
             crate::signals::notify("READY=1");
         }
@@ -238,10 +245,11 @@ impl ShutdownSignalWatch for StopOnSignal {
 }
 
 impl Gatehouse {
-    /// Starts gatehouse on a thread and returns once its listeners accept connections.
+    /// Starts gatehouse on a thread and returns once its listeners, the admin API's too, accept
+    /// connections.
     pub fn start(config: Config) -> Result<Gatehouse, String> {
         preflight(&config, false)?;
-        let listeners: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+        let listeners = listening_addresses(&config);
         let shared = Shared::new(config);
         let (stop, rx) = tokio::sync::watch::channel(false);
         let for_thread = shared.clone();

@@ -75,6 +75,59 @@ fn a_missing_file_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
 }
 
+/// `run` on an address something else holds: exit 1 naming the key, for the proxy's listener
+/// and for the admin API's (which pingora would otherwise find taken only deep in its start).
+#[test]
+fn a_taken_address_is_refused_at_start_naming_its_key() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap();
+    for (key, listener, admin) in [
+        ("listeners[0].address", taken, crate::common::free_port()),
+        ("admin.address", crate::common::free_port(), taken),
+    ] {
+        let dir = crate::common::state_dir();
+        let path = dir.join("gatehouse.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nstate_dir = {:?}\n[admin]\naddress = \"{admin}\"\n\
+                 [[listeners]]\naddress = \"{listener}\"\n\
+                 [[pools.web.servers]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\n\
+                 [[routes]]\npool = \"web\"\n",
+                dir.display().to_string()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("stderr");
+        let mut child = gatehouse()
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let err = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{key}: {err}");
+        assert!(
+            err.contains(&format!("{key}: cannot listen on {taken}")),
+            "{key}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
 #[test]
 fn version_is_printed() {
     let out = gatehouse().arg("--version").output().unwrap();
