@@ -7,11 +7,14 @@
 #
 #   bench/instr.sh [SCENARIO ...]     default: pass hit1k tls h2      N=2000 bench/instr.sh
 #
+# BIN=path measures another gatehouse binary (an A/B against an earlier build).
+#
 # Needs valgrind, h2load (nghttp2-client), haproxy, nginx (the origin). About a minute per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 N=${N:-2000}
+bin=${BIN:-$root/target/release/gatehouse}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(pass hit1k tls h2)
 scripts/install-deps.sh valgrind h2load:nghttp2-client haproxy nginx openssl curl
@@ -61,7 +64,7 @@ for s in "${scenarios[@]}"; do
     h2) url=https://127.0.0.1:18443/1k; proto="" ;;
   esac
   render gatehouse.toml "$cache" > "$work/gh.toml"
-  printf '%s\tgatehouse\t%s\n' "$s" "$(RUST_LOG=error per_request "$url" "$proto" "$root/target/release/gatehouse" run -c "$work/gh.toml")"
+  printf '%s\tgatehouse\t%s\n' "$s" "$(RUST_LOG=error per_request "$url" "$proto" "$bin" run -c "$work/gh.toml")"
   if [ "$s" = pass ]; then
     render haproxy.cfg x > "$work/haproxy.cfg"
     printf '%s\thaproxy\t%s\n' "$s" "$(per_request "$url" "$proto" haproxy -f "$work/haproxy.cfg" -db)"

@@ -190,7 +190,7 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
             write_client_head(&resp, framing.status, to.edits, &mut lines);
             ClientHead::Lines(lines)
         }
-        Client::H2 => match header_map(&resp, framing.status, to.edits) {
+        Client::H2 => match header_map(&resp, &buf[..len], framing.status, to.edits) {
             Some(map) => ClientHead::Map(Box::new(map)),
             None => return Some(Head::Other),
         },
@@ -309,26 +309,37 @@ pub fn finish_head(
 /// The server's header as a map for an HTTP/2 client, less what `edits` removes, plus what it
 /// adds (Connection and the other connection-specific fields are the HTTP/2 session's to
 /// drop). `None` for a field the map refuses: pingora's client then reads the response.
+/// The map is filled directly (an HTTP/2 session keeps no original case, and pingora's
+/// `append_header` would work out each name's title case for the case map it does not have),
+/// and its values share one copy of the header bytes `head` instead of one allocation each.
 fn header_map(
     resp: &httparse::Response,
+    head: &[u8],
     status: StatusCode,
     edits: &ClientEdits,
 ) -> Option<ResponseHeader> {
-    let mut map = ResponseHeader::build_no_case(status, Some(resp.headers.len() + 2)).ok()?;
+    let shared = Bytes::copy_from_slice(head);
+    let mut fields = http::HeaderMap::try_with_capacity(resp.headers.len() + 2).ok()?;
     for line in resp.headers.iter() {
         if edits.removes(line.name.as_bytes()) {
             continue;
         }
         let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        let value = http::HeaderValue::from_bytes(line.value).ok()?;
-        map.append_header(name, value).ok()?;
+        // httparse's values are slices of `head`: the same range of the copy.
+        let at = (line.value.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+        let value = shared.get(at..at + line.value.len())?;
+        let value = http::HeaderValue::from_maybe_shared(shared.slice_ref(value)).ok()?;
+        fields.try_append(name, value).ok()?;
     }
     for (name, value) in edits.added() {
         let name = http::HeaderName::from_bytes(name).ok()?;
         let value = http::HeaderValue::from_bytes(value).ok()?;
-        map.insert_header(name, value).ok()?;
+        fields.try_insert(name, value).ok()?;
     }
-    Some(map)
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.headers = fields;
+    Some(ResponseHeader::from(parts))
 }
 
 /// One header line, `name: value`, as both heads the own exchange writes have them.

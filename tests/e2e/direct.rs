@@ -547,6 +547,44 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
         );
         assert_eq!(s.headers["x-forwarded-proto"], "https");
     }
+    // The relayed header map (built from the server's lines) is the one pingora's path builds:
+    // every field and value, repeated fields in order, an obs-text value byte for byte.
+    o.set_headers(&[
+        ("x-one", "1"),
+        ("set-cookie", "a=1"),
+        ("set-cookie", "b=2"),
+        ("x-empty", ""),
+        ("x-latin", "caf\u{e9}"),
+        ("cache-control", "no-store"),
+    ]);
+    let via_pingora = free_port();
+    let toml = crate::tls::tls_config(via_pingora, &o, &[&leaf], "", "")
+        + "[routes.cache]\nenabled = false\n";
+    let _pingoras =
+        crate::tls::boot_tls(&toml.replace("[server]\n", "[server]\ndirect_exchange = false\n"))
+            .await;
+    let fields = |r: &reqwest::Response| {
+        let mut v: Vec<(String, Vec<u8>)> = r
+            .headers()
+            .iter()
+            .filter(|(n, _)| *n != "date")
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    let own = c.get(&url).send().await.unwrap();
+    let c2 = crate::common::certs::https_client(&ca, &["a.test"], via_pingora, false);
+    let theirs = c2
+        .get(format!("https://a.test:{}/page?x=1", via_pingora.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.version(), reqwest::Version::HTTP_2);
+    assert_eq!(fields(&own), fields(&theirs));
+    let cookies: Vec<_> = own.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(own.headers()["x-latin"].as_bytes(), "café".as_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
