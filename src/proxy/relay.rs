@@ -327,8 +327,11 @@ fn header_map(
         let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
         // httparse's values are slices of `head`: the same range of the copy.
         let at = (line.value.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
-        let value = shared.get(at..at + line.value.len())?;
-        let value = http::HeaderValue::from_maybe_shared(shared.slice_ref(value)).ok()?;
+        let end = at
+            .checked_add(line.value.len())
+            .filter(|end| *end <= shared.len())?;
+        let value = shared.slice(at..end);
+        let value = http::HeaderValue::from_maybe_shared(value).ok()?;
         fields.try_append(name, value).ok()?;
     }
     for (name, value) in edits.added() {

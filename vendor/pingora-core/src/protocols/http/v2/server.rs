@@ -652,8 +652,11 @@ impl HttpSession {
         header.remove_header(&header::TRANSFER_ENCODING);
         header.remove_header(&header::CONNECTION);
         header.remove_header(&header::UPGRADE);
-        header.remove_header(&HeaderName::from_static("keep-alive"));
-        header.remove_header(&HeaderName::from_static("proxy-connection"));
+        // gatehouse patch 14: these two names are constants, not parsed again per response.
+        const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+        const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+        header.remove_header(&KEEP_ALIVE);
+        header.remove_header(&PROXY_CONNECTION);
 
         // gatehouse patch 13: the header's fields move into the response sent instead of being
         // cloned; the session keeps the status and version (what `response_written()` is read
