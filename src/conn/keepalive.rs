@@ -12,6 +12,7 @@
 //! to an `OwnExchange` first: the app may serve it on this loop, without pingora's proxy
 //! framework, or hand the session back (its header read) for pingora's proxy.
 
+use super::cork::{CorkedStream, Streaming};
 use super::stream::{ClientStream, Next};
 use super::{ConnPolicy, ConnState, ConnTracker};
 use async_trait::async_trait;
@@ -212,6 +213,8 @@ where
             proxy_digest: stream.get_proxy_digest(),
             socket_digest: stream.get_socket_digest(),
         });
+        let streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = Box::new(CorkedStream::new(stream, streams.clone()));
         let conn = match h2::handshake(stream, self.app.h2_options()).await {
             Ok(conn) => conn,
             Err(e) => {
@@ -222,9 +225,11 @@ where
         let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
         h2::accept_downstream_sessions(conn, digest, shutdown.clone(), idle, |h2, guard| {
             let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
+            let streaming = Streaming::new(&streams);
             tokio::spawn(async move {
-                // Held while the stream is served: the accept loop's idle timeout sees it.
-                let _guard = guard;
+                // Held while the stream is served: the accept loop's idle timeout sees it, and
+                // the connection's writes wait for it (`CorkedStream`).
+                let (_guard, _streaming) = (guard, streaming);
                 let session = ServerSession::new_http2(h2);
                 if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
                     app.process_new_http(*session, &shutdown).await;

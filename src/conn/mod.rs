@@ -11,11 +11,14 @@
 //!
 //! Between requests (and before the first) an HTTP/1 connection waits for its next bytes
 //! (`client_idle`), holding only its stream: pingora's session and request future, tens of KiB,
-//! exist only while a request is in progress. HTTP/2 connections go to pingora as they are.
+//! exist only while a request is in progress. HTTP/2 connections go to pingora's HTTP/2 layer
+//! over `cork::CorkedStream`, which sends the responses of streams finishing together in one
+//! write.
 //!
 //! This module knows nothing of the proxy: what it needs of the running config and of the
 //! timing log comes through `ConnPolicy`.
 
+mod cork;
 mod keepalive;
 mod stream;
 
