@@ -3,7 +3,7 @@
 # For each scenario, gatehouse runs twice under `valgrind --tool=callgrind`, serving N then 2N
 # requests (h2load, 8 connections, after a 50-request warm-up); (Ir(2N) - Ir(N)) / N is the
 # marginal cost of one request, start-up and shutdown cancelling out. HAProxy is measured the
-# same way on pass-through, as the anchor.
+# same way on pass, tls and h2, as their anchor.
 #
 #   bench/instr.sh [SCENARIO ...]     default: pass hit1k tls h2      N=2000 bench/instr.sh
 #
