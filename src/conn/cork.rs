@@ -7,17 +7,13 @@
 //! once, as HAProxy's HTTP/2 mux sends them. A lone stream's response is sent at once.
 //! HTTP/2 over TLS, 32 connections of 10 streams: 2.0 → 1.1 `sendto` per request.
 
-use async_trait::async_trait;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
-    UniqueIDType, ALPN,
-};
+use super::gather::{pass_through_stream_traits, Gathered};
+use pingora::protocols::Stream;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The most gathered before sending: one TLS record's plaintext.
@@ -26,10 +22,7 @@ const CORK_MAX: usize = 16 * 1024;
 /// The client stream of an HTTP/2 connection, its writes gathered until a flush.
 pub struct CorkedStream {
     inner: Stream,
-    /// Written, not yet sent; allocated while there is something to send, so an idle
-    /// connection holds no buffer.
-    out: Vec<u8>,
-    out_sent: usize,
+    out: Gathered,
     /// The current flush has already let the other ready tasks run once.
     yielded: bool,
     /// Streams of this connection being served (`Streaming`).
@@ -65,41 +58,10 @@ impl CorkedStream {
     pub fn new(inner: Stream, streams: Arc<AtomicUsize>) -> CorkedStream {
         CorkedStream {
             inner,
-            out: Vec::new(),
-            out_sent: 0,
+            out: Gathered::new(CORK_MAX),
             yielded: false,
             streams,
         }
-    }
-
-    /// Sends what `out` holds.
-    fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_sent < self.out.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_sent..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.out_sent += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        self.out.clear();
-        self.out_sent = 0;
-        Poll::Ready(Ok(()))
-    }
-
-    /// Takes `len` more bytes into `out` (sending what is there first when they would not
-    /// fit); false when they go straight to the stream below instead.
-    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<bool>> {
-        if self.out.len() + len > CORK_MAX {
-            std::task::ready!(self.poll_send_out(cx))?;
-        }
-        if len >= CORK_MAX {
-            return Poll::Ready(Ok(false));
-        }
-        if self.out.capacity() == 0 {
-            self.out.reserve(CORK_MAX.min(4 * 1024).max(len));
-        }
-        Poll::Ready(Ok(true))
     }
 }
 
@@ -120,11 +82,8 @@ impl AsyncWrite for CorkedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !std::task::ready!(this.poll_room(cx, buf.len()))? {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
-        this.out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        let bufs = [io::IoSlice::new(buf)];
+        this.out.poll_write(&mut this.inner, cx, &bufs, buf.len())
     }
 
     fn poll_write_vectored(
@@ -133,12 +92,8 @@ impl AsyncWrite for CorkedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if !std::task::ready!(this.poll_room(cx, total))? {
-            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        }
-        bufs.iter().for_each(|b| this.out.extend_from_slice(b));
-        Poll::Ready(Ok(total))
+        let total = bufs.iter().map(|b| b.len()).sum();
+        this.out.poll_write(&mut this.inner, cx, bufs, total)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -147,96 +102,31 @@ impl AsyncWrite for CorkedStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.out.len() > this.out_sent && !this.yielded && this.streams.load(Relaxed) > 0 {
+        if this.out.pending() && !this.yielded && this.streams.load(Relaxed) > 0 {
             // Once: the other tasks ready now (streams with responses) run first.
             this.yielded = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        std::task::ready!(this.poll_send_out(cx))?;
+        std::task::ready!(this.out.poll_send_and_release(&mut this.inner, cx))?;
         this.yielded = false;
-        this.out = Vec::new(); // sent: released until the next write
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_send_out(cx))?;
+        std::task::ready!(this.out.poll_send(&mut this.inner, cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
-/// Gathered bytes not yet sent go out as far as the socket takes them now.
-impl Drop for CorkedStream {
-    fn drop(&mut self) {
-        if self.out_sent < self.out.len() {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            let _ = self.poll_send_out(&mut cx);
-        }
-    }
-}
-
-#[async_trait]
-impl Shutdown for CorkedStream {
-    async fn shutdown(&mut self) {
-        let _ = std::future::poll_fn(|cx| self.poll_send_out(cx)).await;
-        self.inner.shutdown().await
-    }
-}
-
-impl UniqueID for CorkedStream {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for CorkedStream {
-    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
-    }
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for CorkedStream {
-    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for CorkedStream {
-    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-}
-
-impl GetSocketDigest for CorkedStream {
-    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-}
-
-#[async_trait]
-impl Peek for CorkedStream {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
-    }
-}
+pass_through_stream_traits!(CorkedStream);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::future::poll_fn;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A `CorkedStream` over a real loopback connection, the peer's end, and the stream count.

@@ -19,6 +19,7 @@
 //! timing log comes through `ConnPolicy`.
 
 mod cork;
+mod gather;
 mod keepalive;
 mod stream;
 

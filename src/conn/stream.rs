@@ -2,12 +2,9 @@
 //! written here when it passes) and the first bytes of a request, read while the connection
 //! waited outside pingora, handed back to pingora's parser.
 
+use super::gather::{pass_through_stream_traits, Gathered};
 use super::{ConnState, HEADER_TIMEOUT};
-use async_trait::async_trait;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, UniqueID, UniqueIDType,
-};
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::Stream;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -46,8 +43,7 @@ pub struct ClientStream {
     buffer_writes: bool,
     /// Written, not yet sent. Allocated for a response and released once it is sent: an idle
     /// connection holds no write buffer.
-    out: Vec<u8>,
-    out_sent: usize,
+    out: Gathered,
 }
 
 impl std::fmt::Debug for ClientStream {
@@ -81,24 +77,8 @@ impl ClientStream {
             stash: Vec::new(),
             stash_pos: 0,
             buffer_writes,
-            out: Vec::new(),
-            out_sent: 0,
+            out: Gathered::new(WRITE_BUFFER),
         }
-    }
-
-    /// Sends what `out` holds.
-    fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_sent < self.out.len() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.out[self.out_sent..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.out_sent += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        self.out.clear();
-        self.out_sent = 0;
-        Poll::Ready(Ok(()))
     }
 
     /// Waits for the first bytes of the next request and keeps them for pingora. An idle
@@ -185,9 +165,7 @@ impl AsyncRead for ClientStream {
     }
 }
 
-/// Gathered writes, as tokio's `BufWriter` (pingora's listener buffer) gathers them: a write
-/// that does not fit sends what is gathered first, one as large as the buffer goes straight
-/// through.
+/// Gathered writes (`Gathered`) on plain connections; TLS ones write through.
 impl AsyncWrite for ClientStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -198,17 +176,8 @@ impl AsyncWrite for ClientStream {
         if !this.buffer_writes {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
-        if this.out.len() + buf.len() > WRITE_BUFFER {
-            std::task::ready!(this.poll_send_out(cx))?;
-        }
-        if buf.len() >= WRITE_BUFFER {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
-        if this.out.capacity() == 0 {
-            this.out.reserve_exact(WRITE_BUFFER);
-        }
-        this.out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        let bufs = [io::IoSlice::new(buf)];
+        this.out.poll_write(&mut this.inner, cx, &bufs, buf.len())
     }
 
     fn poll_write_vectored(
@@ -220,19 +189,8 @@ impl AsyncWrite for ClientStream {
         if !this.buffer_writes {
             return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         }
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if this.out.len() + total <= WRITE_BUFFER {
-            if this.out.capacity() == 0 {
-                this.out.reserve_exact(WRITE_BUFFER);
-            }
-            bufs.iter().for_each(|b| this.out.extend_from_slice(b));
-            return Poll::Ready(Ok(total));
-        }
-        let first = bufs
-            .iter()
-            .find(|b| !b.is_empty())
-            .map_or(&[][..], |b| &**b);
-        Pin::new(this).poll_write(cx, first)
+        let total = bufs.iter().map(|b| b.len()).sum();
+        this.out.poll_write(&mut this.inner, cx, bufs, total)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -241,86 +199,18 @@ impl AsyncWrite for ClientStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_send_out(cx))?;
-        this.out = Vec::new(); // sent: released until the next response
+        std::task::ready!(this.out.poll_send_and_release(&mut this.inner, cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_send_out(cx))?;
+        std::task::ready!(this.out.poll_send(&mut this.inner, cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
-/// Gathered bytes not yet sent are sent as far as the socket takes them now, as pingora's
-/// stream does with its own buffer when dropped: a response cut by a failing server still
-/// reaches the client as far as it got.
-impl Drop for ClientStream {
-    fn drop(&mut self) {
-        if self.out_sent < self.out.len() {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            let _ = self.poll_send_out(&mut cx);
-        }
-    }
-}
-
-#[async_trait]
-impl Shutdown for ClientStream {
-    async fn shutdown(&mut self) {
-        let _ = std::future::poll_fn(|cx| self.poll_send_out(cx)).await;
-        self.inner.shutdown().await
-    }
-}
-
-impl UniqueID for ClientStream {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for ClientStream {
-    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
-    }
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for ClientStream {
-    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for ClientStream {
-    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-}
-
-impl GetSocketDigest for ClientStream {
-    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-}
-
-#[async_trait]
-impl Peek for ClientStream {
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
-    }
-}
+pass_through_stream_traits!(ClientStream);
 
 #[cfg(test)]
 mod tests {
