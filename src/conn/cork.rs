@@ -109,15 +109,14 @@ impl AsyncWrite for CorkedStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        std::task::ready!(this.out.poll_send_and_release(&mut this.inner, cx))?;
+        std::task::ready!(this.out.poll_flush(&mut this.inner, cx))?;
         this.yielded = false;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.out.poll_send(&mut this.inner, cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        this.out.poll_shutdown(&mut this.inner, cx)
     }
 }
 
@@ -132,13 +131,9 @@ mod tests {
 
     /// A `CorkedStream` over a real loopback connection, the peer's end, and the stream count.
     async fn pair() -> (CorkedStream, tokio::net::TcpStream, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let (peer, accepted) = tokio::join!(peer, listener.accept());
-        let l4: pingora::protocols::l4::stream::Stream = accepted.unwrap().0.into();
+        let (inner, peer) = crate::conn::gather::loopback().await;
         let streams = Arc::new(AtomicUsize::new(0));
-        let stream = CorkedStream::new(Box::new(l4), streams.clone());
-        (stream, peer.unwrap(), streams)
+        (CorkedStream::new(inner, streams.clone()), peer, streams)
     }
 
     /// Whether the peer has bytes to read now (after a moment for loopback delivery).

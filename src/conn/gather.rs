@@ -45,15 +45,22 @@ impl Gathered {
         Poll::Ready(Ok(()))
     }
 
-    /// Sends what is gathered, then gives the buffer back: an idle connection holds none.
-    pub fn poll_send_and_release(
+    /// Sends what is gathered and gives the buffer back (an idle connection holds none), then
+    /// flushes `inner`.
+    pub fn poll_flush(&mut self, inner: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_send(inner, cx))?;
+        self.buf = Vec::new();
+        Pin::new(&mut *inner).poll_flush(cx)
+    }
+
+    /// Sends what is gathered, then shuts `inner` down.
+    pub fn poll_shutdown(
         &mut self,
         inner: &mut Stream,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_send(inner, cx))?;
-        self.buf = Vec::new();
-        Poll::Ready(Ok(()))
+        Pin::new(&mut *inner).poll_shutdown(cx)
     }
 
     /// Gathers the bytes of `bufs` (`total` of them) or, when they are as large as the limit,
@@ -83,6 +90,16 @@ impl Gathered {
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }
+}
+
+/// Tests: a pingora stream over a real loopback connection, and the peer's end.
+#[cfg(test)]
+pub(super) async fn loopback() -> (Stream, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+    let (peer, accepted) = tokio::join!(peer, listener.accept());
+    let l4: pingora::protocols::l4::stream::Stream = accepted.unwrap().0.into();
+    (Box::new(l4), peer.unwrap())
 }
 
 /// pingora's stream traits for a wrapper with fields `inner: Stream` and `out: Gathered`,

@@ -199,14 +199,12 @@ impl AsyncWrite for ClientStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.out.poll_send_and_release(&mut this.inner, cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        this.out.poll_flush(&mut this.inner, cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        std::task::ready!(this.out.poll_send(&mut this.inner, cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        this.out.poll_shutdown(&mut this.inner, cx)
     }
 }
 
@@ -219,13 +217,10 @@ mod tests {
 
     /// A `ClientStream` over a real loopback connection, and the peer's end.
     async fn pair(buffer_writes: bool) -> (ClientStream, tokio::net::TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
-        let (peer, accepted) = tokio::join!(peer, listener.accept());
-        let l4: pingora::protocols::l4::stream::Stream = accepted.unwrap().0.into();
+        let (inner, peer) = crate::conn::gather::loopback().await;
         let state = Arc::new(ConnState::default());
-        let stream = ClientStream::new(Box::new(l4), state, Duration::from_secs(5), buffer_writes);
-        (stream, peer.unwrap())
+        let stream = ClientStream::new(inner, state, Duration::from_secs(5), buffer_writes);
+        (stream, peer)
     }
 
     /// Whether the peer has bytes to read now (after a moment for loopback delivery).
