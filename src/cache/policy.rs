@@ -224,18 +224,6 @@ pub fn updated_by_304(stored: &ResponseHeader, fresh: &http::HeaderMap) -> Respo
     out
 }
 
-/// Hop-by-hop fields: never stored (RFC 9111 §3.1, RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
-    "proxy-authenticate",
-];
-
 /// The response as it may be stored: without hop-by-hop fields and the fields `Connection`
 /// names.
 pub fn storable_header(resp: &ResponseHeader) -> ResponseHeader {
@@ -257,9 +245,9 @@ fn not_stored(headers: &http::HeaderMap) -> Vec<String> {
         .flat_map(|v| v.split(','))
         .map(|n| n.trim().to_ascii_lowercase())
         .filter(|n| !n.is_empty());
-    HOP_BY_HOP
+    crate::hop_by_hop::FIELDS
         .iter()
-        .map(|h| h.to_string())
+        .map(|h| h.as_str().to_string())
         .chain(named)
         .collect()
 }
