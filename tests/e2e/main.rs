@@ -23,6 +23,7 @@ mod hostile;
 mod limits;
 mod metrics;
 mod own_hit;
+mod probes;
 mod proxying;
 mod readonly;
 mod reload;
