@@ -3,20 +3,23 @@
 //! route gets or loses on its way out (X-Cache, the targeted Cache-Control field, invalidation
 //! by writes).
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Plan};
 use super::forward::request_host;
 use crate::cache;
 use pingora::cache::{NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-/// The request's cache status (X-Cache, the log, the counters); None on a route without
-/// caching. The own hit path sets it; otherwise pingora-cache's phase gives it.
+/// The request's cache status (X-Cache, the log, the counters): on a caching route, for a
+/// request that went past `request_filter`'s checks; a hit from the own loop is a HIT,
+/// otherwise pingora-cache's phase says.
 pub fn status(session: &Session, ctx: &Ctx) -> Option<cache::Status> {
-    ctx.cache_attempted.then(|| {
-        ctx.served_from_cache
-            .unwrap_or_else(|| cache::Status::from_phase(session.cache.phase()))
-    })
+    ctx.cache_rules()?;
+    match ctx.plan {
+        Plan::OwnHit => Some(cache::Status::Hit),
+        ref plan if plan.went_on() => Some(cache::Status::from_phase(session.cache.phase())),
+        _ => None,
+    }
 }
 
 /// `response_cache_filter`: the policy's verdict on `resp`, and `min_uses` admission.
@@ -51,7 +54,7 @@ pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespC
 
 /// `upstream_response_filter`: keeps a 304's fields for `verdict`.
 pub fn from_server(resp: &ResponseHeader, ctx: &mut Ctx) {
-    if resp.status == http::StatusCode::NOT_MODIFIED && ctx.cache_attempted {
+    if resp.status == http::StatusCode::NOT_MODIFIED && matches!(ctx.plan, Plan::Cache) {
         ctx.not_modified = Some(resp.headers.clone());
     }
 }
@@ -59,8 +62,8 @@ pub fn from_server(resp: &ResponseHeader, ctx: &mut Ctx) {
 /// `response_filter`: invalidation of what a successful write changed (the cache status and
 /// the targeted field are `upstream::ClientEdits`').
 pub fn invalidate(session: &Session, resp: &ResponseHeader, ctx: &Ctx) {
-    if !ctx.cache_attempted {
-        return; // no caching on this route
+    if !ctx.plan.went_on() {
+        return; // answered by gatehouse: nothing was written
     }
     let req = session.req_header();
     if let (true, Some(rules)) = (cache::is_unsafe(&req.method), ctx.cache_rules()) {

@@ -49,6 +49,43 @@ pub struct Routed {
     pub pool: usize,
 }
 
+/// Which way a request goes: one value, decided once by `request_filter`'s last step
+/// (`recv::decide`, as Varnish's `vcl_recv` returns pass, hash or synth) and read by every hook
+/// after it. The connection's own loop may look ahead first (`Previewed`); gatehouse's
+/// answers set `Local` wherever in `request_filter` they are given.
+#[derive(Default)]
+pub enum Plan {
+    /// `request_filter` has not decided yet.
+    #[default]
+    Undecided,
+    /// The connection's own loop looked ahead before the hooks ran (`own::takes`): the route it
+    /// found (`None`: no route matches) and, on a caching route, the fresh stored response the
+    /// request hits. The request's checks still run before `decide` settles the plan.
+    Previewed {
+        route: Option<usize>,
+        hit: Option<Arc<crate::cache::store::Entry>>,
+    },
+    /// Answered by gatehouse itself (a refusal, an ACME challenge, a redirect, no route,
+    /// read-only mode).
+    Local,
+    /// A fresh hit served from the connection's own loop (`hit`).
+    OwnHit,
+    /// Proxied by gatehouse's own exchange (`direct`).
+    Direct,
+    /// Through pingora's proxy and pingora-cache.
+    Cache,
+    /// Through pingora's proxy, past the cache.
+    Pass,
+}
+
+impl Plan {
+    /// The request went (or goes) on past `request_filter`'s checks: served from the cache or
+    /// sent to a server.
+    pub fn went_on(&self) -> bool {
+        matches!(self, Plan::OwnHit | Plan::Direct | Plan::Cache | Plan::Pass)
+    }
+}
+
 /// Servers tried for this request.
 #[derive(Default)]
 pub struct Upstream {
@@ -82,8 +119,7 @@ pub struct Ctx {
     pub routed: Option<Routed>,
     pub upstream: Upstream,
     pub timings: Timings,
-    /// The route has caching: the response reports an X-Cache status.
-    pub cache_attempted: bool,
+    pub plan: Plan,
     /// Read-only mode applied to this request.
     pub readonly: bool,
     pub outcome: Outcome,
@@ -94,15 +130,6 @@ pub struct Ctx {
     pub captured: Vec<(http::HeaderName, String)>,
     /// The fields of a 304 that revalidated the stored response, for updating it.
     pub not_modified: Option<http::HeaderMap>,
-    /// Set by `own`, which found the request is one `direct` takes (the test `request_filter`
-    /// would make) and looked up its route (none: no route matches).
-    pub own_route: Option<Option<usize>>,
-    /// Set by `own` with `own_route`: the stored response the request is a fresh hit on
-    /// (`cache::Cache::own_hit`), served by `hit` once the request's checks pass.
-    pub own_hit: Option<Arc<crate::cache::store::Entry>>,
-    /// How the cache served the request when gatehouse served it itself (`hit`); otherwise
-    /// pingora-cache's phase says.
-    pub served_from_cache: Option<crate::cache::Status>,
 }
 
 impl Ctx {
@@ -121,17 +148,20 @@ impl Ctx {
                 connect_ms: None,
                 response_ms: None,
             },
-            cache_attempted: false,
+            plan: Plan::Undecided,
             readonly: false,
             outcome: Outcome::Forwarded,
             body_bytes: 0,
             request_id: None,
             captured: Vec::new(),
             not_modified: None,
-            own_route: None,
-            own_hit: None,
-            served_from_cache: None,
         }
+    }
+
+    /// Gatehouse answers the request itself, for this reason.
+    pub fn answer_locally(&mut self, outcome: Outcome) {
+        self.plan = Plan::Local;
+        self.outcome = outcome;
     }
 
     /// The Strict-Transport-Security value of the listener the request came on, if it sets one.

@@ -21,9 +21,11 @@
 //! through pingora's path unchanged, and so does every request when
 //! `server.direct_exchange = false`.
 //!
-//! One difference from pingora's path, deliberate: idle server connections are not watched by
-//! a task each; one the server closed is found dead when next taken, and the request retried on
-//! a new connection (`tests/e2e/direct.rs` checks both paths send and answer alike).
+//! Server connections are held to pingora's standard: an idle one is checked when taken
+//! (closed, reset, or bytes nobody asked for: dropped, `balance::idle`), bytes past a
+//! response's framing close it, and a reused one that fails before any response byte is
+//! retried once on a new connection. Idle connections are not watched by a task each, as
+//! pingora's pool does: the check runs when one is taken instead.
 //!
 //! Measured on pass-through of a small response, 1 proxy thread (`bench/instr.sh`, `bench/ab.sh`
 //! with `server.direct_exchange` false/true on one binary): 136 600 → 108 600 instructions per

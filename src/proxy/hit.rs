@@ -23,7 +23,6 @@ use super::relay::{self, ClientHead, Framing};
 use super::upstream::{self, ClientEdits};
 use crate::cache::store::Entry;
 use crate::cache::wire::HitHead;
-use crate::cache::Status;
 use crate::runtime::Runtime;
 use bytes::{BufMut, BytesMut};
 use http::header;
@@ -61,7 +60,6 @@ pub fn lookup(rt: &Runtime, session: &Session, route: usize) -> Option<Arc<Entry
 /// Serves the hit: the stored header with its Age and the client's edits, then the body (none
 /// for HEAD).
 pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> Result<()> {
-    ctx.served_from_cache = Some(Status::Hit);
     let Some(stored) = entry.hit_head() else {
         return Err(pingora::Error::explain(
             super::failure::IMPOSSIBLE,

@@ -8,14 +8,16 @@
 //!                                    connection's loop (`own`), the rest go through pingora's
 //!                                    proxy framework
 //!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
-//!         ──► request_filter         connection and request limits; https redirect;
-//!                                    routing: host/path → route → pool (404);
-//!                                    cache policy for the request (enable or pass); a
-//!                                    plain fresh hit found by `own` is served by `hit`;
-//!                                    a plain GET/HEAD the cache does not take is proxied
-//!                                    here by `direct` (gatehouse's own HTTP/1 exchange,
-//!                                    through the same `upstream`/`forward` functions as
-//!                                    the hooks below), then straight to fail_to_proxy/logging
+//!         ──► request_filter         `recv`'s steps, each of which may answer: connection
+//!                                    and request limits; ACME; https redirect; routing:
+//!                                    host/path → route → pool (404); read-only mode; then
+//!                                    `decide` settles the request's one `Plan`: a plain
+//!                                    fresh hit found by `own` is served by `hit`; a plain
+//!                                    GET/HEAD the cache does not take is proxied here by
+//!                                    `direct` (gatehouse's own HTTP/1 exchange, through the
+//!                                    same `upstream`/`forward` functions as the hooks
+//!                                    below), then straight to fail_to_proxy/logging; the
+//!                                    rest go on, through pingora-cache or past it
 //!         ──► [cache] key, lookup    HIT/STALE answered from the cache; misses coalesce
 //!             (cache_key_callback, cache_vary_filter, should_serve_stale)
 //!         ──► upstream_peer          balance: pick a usable server, count it in flight
@@ -41,14 +43,14 @@ mod forward;
 mod hit;
 mod logging;
 mod own;
+mod recv;
 mod relay;
 mod upstream;
 
-pub use ctx::{Ctx, Outcome};
+pub use ctx::{Ctx, Outcome, Plan};
 pub use forward::request_host;
 
 use crate::cache;
-use crate::readonly;
 use crate::respond;
 use crate::runtime::Shared;
 use async_trait::async_trait;
@@ -123,80 +125,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let rt = ctx.rt.clone();
-        let over_limit = crate::conn::state_of(session).and_then(|c| c.over_limit);
-        let refusal = match over_limit {
-            Some(reason) => Some((respond::TOO_MANY_CONNECTIONS, reason)),
-            None => crate::limits::check(session.req_header(), &rt.config.limits),
-        };
-        if let Some((answer, reason)) = refusal {
-            ctx.outcome = Outcome::Refused(reason);
-            tracing::debug!(reason, "request refused");
-            // Close after answering: the body (if any) is never read.
-            respond::send(session, ctx.hsts(), answer, false).await?;
-            return Ok(true);
-        }
-        // Passed upstream in upstream_request_filter: a cache hit never pays for the header.
-        let id_header = &rt.config.access_log.request_id_header;
-        ctx.request_id = Some(crate::accesslog::request_id(
-            session.req_header().headers.get(id_header),
-        ));
-        if let Some(answer) = self
-            .shared
-            .challenges
-            .http01(session.req_header().uri.path())
-        {
-            ctx.outcome = Outcome::Answered;
-            let body = bytes::Bytes::from(answer);
-            respond::write(
-                session,
-                ctx.hsts(),
-                200,
-                &[],
-                "application/octet-stream",
-                body,
-                true,
-            )
-            .await?;
-            return Ok(true);
-        }
-        let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
-        if listener.is_some_and(|l| l.redirect_to_https) {
-            let req = session.req_header();
-            // ACME http-01 challenges must stay reachable over plain HTTP.
-            if !req.uri.path().starts_with("/.well-known/acme-challenge/") {
-                let location = forward::https_location(req, rt.config.https_port());
-                ctx.outcome = Outcome::Answered;
-                respond::redirect(session, ctx.hsts(), &location).await?;
-                return Ok(true);
-            }
-        }
-        let route = route_of(session, ctx);
-        let Some(route) = route else {
-            ctx.outcome = Outcome::Answered;
-            respond::send(session, ctx.hsts(), respond::NO_ROUTE, true).await?;
-            return Ok(true);
-        };
-        let pool = rt.config.routes[route].pool;
-        ctx.routed = Some(Routed { route, pool });
-        let ro_state = self.shared.readonly.load();
-        if readonly::applies(&ro_state, rt.config.routes[route].readonly) {
-            ctx.readonly = true;
-            let ro = &rt.config.readonly;
-            let req = session.req_header();
-            if readonly::refuses(&req.method, req.uri.path(), ro) {
-                ctx.outcome = Outcome::ReadonlyRefused;
-                self.shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
-                readonly::refuse(session, ctx.hsts(), ro, &ro_state).await?;
-                return Ok(true);
-            }
-            if ro.strip_cookies {
-                session
-                    .req_header_mut()
-                    .remove_header(&http::header::COOKIE);
-            }
-        }
-        self.cache_or_direct(session, ctx, route).await
+        recv::request_filter(&self.shared, &self.connector, session, ctx).await
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
@@ -408,48 +337,9 @@ impl ProxyHttp for Proxy {
     }
 }
 
-impl Proxy {
-    /// The end of `request_filter`: the cache policy for the request, then a fresh hit served
-    /// from the own loop (`hit`), or the request proxied by `direct`; true when answered here.
-    /// Otherwise pingora's proxy goes on (through pingora-cache when it is enabled).
-    async fn cache_or_direct(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        route: usize,
-    ) -> Result<bool> {
-        let rt = ctx.rt.clone();
-        if let Some(rules) = rt.cache_rules(route) {
-            ctx.cache_attempted = true;
-            if cache::policy::request(session.req_header_mut(), rules).is_ok() {
-                if let Some(entry) = ctx.own_hit.take() {
-                    hit::serve(session, ctx, entry).await?;
-                    return Ok(true);
-                }
-                rt.cache.enable(&mut session.cache);
-            }
-        }
-        let direct =
-            ctx.own_route.is_some() || rt.config.server.direct_exchange && direct::takes(session);
-        if direct {
-            direct::exchange(session, ctx, &self.connector).await?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-}
-
 /// Whether the client's connection is TLS.
 fn is_https(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
-/// The request's route: the one `own` found, or looked up now.
-fn route_of(session: &Session, ctx: &Ctx) -> Option<usize> {
-    ctx.own_route.unwrap_or_else(|| {
-        let req = session.req_header();
-        ctx.rt.router.route(request_host(req), req.uri.path())
-    })
 }
 
 /// The route and pool `request_filter` chose. Every hook after it runs only for routed

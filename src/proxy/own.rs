@@ -81,8 +81,7 @@ impl Proxy {
             session.set_keepalive(None);
         }
         let mut ctx = super::Ctx::new(rt);
-        ctx.own_route = Some(route);
-        ctx.own_hit = hit;
+        ctx.plan = super::Plan::Previewed { route, hit };
         let failed = match self.early_request_filter(&mut session, &mut ctx).await {
             Err(e) => Some(e),
             Ok(()) => match self.request_filter(&mut session, &mut ctx).await {

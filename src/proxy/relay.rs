@@ -191,10 +191,6 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
     let Some(framing) = framing(&resp, to.is_head) else {
         return Some(Head::Other);
     };
-    if framing.status == StatusCode::NOT_MODIFIED && to.ctx.cache_attempted {
-        // Its fields go to the cache (`caching::from_server`).
-        return Some(Head::Other);
-    }
     let client_head = match to.client {
         Client::H1 => {
             let mut lines = BytesMut::with_capacity(len + 128);

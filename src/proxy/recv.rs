@@ -1,0 +1,184 @@
+//! `request_filter` as named steps, each of which may answer the request (HAProxy's
+//! `http_process_req_common`, Varnish's `vcl_recv`): the connection's and the request's limits,
+//! ACME http-01 challenges, the plain-HTTP redirect, routing, read-only mode, then `decide`,
+//! the one place that settles which way the request goes (`Plan`): a fresh hit from the own
+//! loop, gatehouse's own exchange, or pingora's proxy with or without its cache.
+
+use super::ctx::{Ctx, Outcome, Plan, Routed};
+use super::{direct, forward, hit};
+use crate::cache;
+use crate::readonly;
+use crate::respond;
+use crate::runtime::Shared;
+use pingora::connectors::TransportConnector;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::sync::atomic::Ordering;
+
+/// Runs the steps in order; true when the request was answered (or proxied) here.
+pub async fn request_filter(
+    shared: &Shared,
+    connector: &TransportConnector,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> Result<bool> {
+    if over_limits(session, ctx).await? {
+        return Ok(true);
+    }
+    // Passed upstream by `forward`: a cache hit never pays for the header.
+    let id_header = &ctx.rt.config.access_log.request_id_header;
+    ctx.request_id = Some(crate::accesslog::request_id(
+        session.req_header().headers.get(id_header),
+    ));
+    if acme_challenge(shared, session, ctx).await? || https_redirect(session, ctx).await? {
+        return Ok(true);
+    }
+    let Some(route) = route(session, ctx).await? else {
+        return Ok(true);
+    };
+    if readonly_gate(shared, session, ctx, route).await? {
+        return Ok(true);
+    }
+    decide(session, ctx, connector, route).await
+}
+
+/// The connection over its limit, or the request over `[limits]`: refused, the connection
+/// closed after the answer (a body is never read).
+async fn over_limits(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let over_limit = crate::conn::state_of(session).and_then(|c| c.over_limit);
+    let refusal = match over_limit {
+        Some(reason) => Some((respond::TOO_MANY_CONNECTIONS, reason)),
+        None => crate::limits::check(session.req_header(), &ctx.rt.config.limits),
+    };
+    let Some((answer, reason)) = refusal else {
+        return Ok(false);
+    };
+    ctx.answer_locally(Outcome::Refused(reason));
+    tracing::debug!(reason, "request refused");
+    respond::send(session, ctx.hsts(), answer, false).await?;
+    Ok(true)
+}
+
+/// An ACME http-01 challenge gatehouse is answering for its own certificates.
+async fn acme_challenge(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let Some(answer) = shared.challenges.http01(session.req_header().uri.path()) else {
+        return Ok(false);
+    };
+    ctx.answer_locally(Outcome::Answered);
+    let body = bytes::Bytes::from(answer);
+    respond::write(
+        session,
+        ctx.hsts(),
+        200,
+        &[],
+        "application/octet-stream",
+        body,
+        true,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// A listener that sends plain HTTP to HTTPS (ACME challenges excepted).
+async fn https_redirect(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    let redirects = ctx
+        .listener
+        .is_some_and(|i| rt.config.listeners[i].redirect_to_https);
+    let req = session.req_header();
+    if !redirects || req.uri.path().starts_with("/.well-known/acme-challenge/") {
+        return Ok(false);
+    }
+    let location = forward::https_location(req, rt.config.https_port());
+    ctx.answer_locally(Outcome::Answered);
+    respond::redirect(session, ctx.hsts(), &location).await?;
+    Ok(true)
+}
+
+/// The request's route and pool (the one the own loop looked up, or looked up now); `None`
+/// when no route matches, answered 404.
+async fn route(session: &mut Session, ctx: &mut Ctx) -> Result<Option<usize>> {
+    let route = match &ctx.plan {
+        Plan::Previewed { route, .. } => *route,
+        _ => {
+            let req = session.req_header();
+            ctx.rt
+                .router
+                .route(forward::request_host(req), req.uri.path())
+        }
+    };
+    let Some(route) = route else {
+        ctx.answer_locally(Outcome::Answered);
+        respond::send(session, ctx.hsts(), respond::NO_ROUTE, true).await?;
+        return Ok(None);
+    };
+    let pool = ctx.rt.config.routes[route].pool;
+    ctx.routed = Some(Routed { route, pool });
+    Ok(Some(route))
+}
+
+/// Read-only mode on the route: writes refused with 503, and cookies stripped when it says so.
+async fn readonly_gate(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    route: usize,
+) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    let ro_state = shared.readonly.load();
+    if !readonly::applies(&ro_state, rt.config.routes[route].readonly) {
+        return Ok(false);
+    }
+    ctx.readonly = true;
+    let ro = &rt.config.readonly;
+    let req = session.req_header();
+    if readonly::refuses(&req.method, req.uri.path(), ro) {
+        ctx.answer_locally(Outcome::ReadonlyRefused);
+        shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
+        readonly::refuse(session, ctx.hsts(), ro, &ro_state).await?;
+        return Ok(true);
+    }
+    if ro.strip_cookies {
+        session
+            .req_header_mut()
+            .remove_header(&http::header::COOKIE);
+    }
+    Ok(false)
+}
+
+/// Settles the plan: the route's cache policy for the request, then a fresh hit the own loop
+/// found is served (`hit`), a request the own exchange carries is proxied (`direct`), and
+/// anything else goes on to pingora's proxy, through pingora-cache when the policy enabled
+/// it. True when served here.
+async fn decide(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    connector: &TransportConnector,
+    route: usize,
+) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    // Whether the own loop took the request, and the hit it found.
+    let previewed = match std::mem::take(&mut ctx.plan) {
+        Plan::Previewed { hit, .. } => Some(hit),
+        _ => None,
+    };
+    let mut plan = Plan::Pass;
+    if let Some(rules) = rt.cache_rules(route) {
+        if cache::policy::request(session.req_header_mut(), rules).is_ok() {
+            if let Some(Some(entry)) = previewed {
+                ctx.plan = Plan::OwnHit;
+                hit::serve(session, ctx, entry).await?;
+                return Ok(true);
+            }
+            rt.cache.enable(&mut session.cache);
+            plan = Plan::Cache;
+        }
+    }
+    if previewed.is_some() || rt.config.server.direct_exchange && direct::takes(session) {
+        ctx.plan = Plan::Direct;
+        direct::exchange(session, ctx, connector).await?;
+        return Ok(true);
+    }
+    ctx.plan = plan;
+    Ok(false)
+}
