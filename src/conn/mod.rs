@@ -26,6 +26,13 @@ mod stream;
 pub use keepalive::{inet, ClientApp, OwnExchange, Prepare, Served};
 pub use stream::ClientStream;
 
+/// Tests elsewhere in the crate: a pingora stream over a real loopback connection, and the
+/// peer's end.
+#[cfg(test)]
+pub(crate) async fn test_loopback() -> (pingora::protocols::Stream, tokio::net::TcpStream) {
+    gather::loopback().await
+}
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};

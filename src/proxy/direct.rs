@@ -317,3 +317,7 @@ async fn stream_back(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "direct_tests.rs"]
+mod tests;

@@ -439,3 +439,7 @@ pub(super) async fn write_body(session: &mut Session, bytes: Bytes, end: bool) -
         _ => session.write_response_body(Some(bytes), end).await,
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;
