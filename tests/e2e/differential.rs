@@ -21,8 +21,9 @@ const WAIT: Duration = Duration::from_millis(1500);
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"];
 
 /// Hop-by-hop fields a request may carry (`X-Hop` is named by `Connection` when it says so).
-const HOPS: [&str; 7] = [
+const HOPS: [&str; 8] = [
     "Keep-Alive: timeout=5",
+    "Proxy-Authenticate: Basic realm=\"x\"",
     "Proxy-Authorization: Basic eDp5",
     "Proxy-Connection: keep-alive",
     "TE: trailers",
@@ -75,20 +76,29 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     let body = prop_oneof![
-        Just(Body::None),
         (0usize..12).prop_map(Body::Length),
         (1usize..12).prop_map(Body::Chunked),
     ];
+    // Weighted towards the requests the own exchange takes (GET or HEAD, HTTP/1.1, origin
+    // form, no body, no connection option): the others go to pingora's path on both.
+    let method = prop_oneof![
+        3 => prop::sample::select(&METHODS[..2]),
+        1 => prop::sample::select(&METHODS[..]),
+    ];
+    let hops = prop_oneof![
+        2 => Just(Vec::new()),
+        1 => prop::sample::subsequence(&HOPS[..], 1..=3),
+    ];
     (
         (
-            prop::sample::select(&METHODS[..]),
-            prop::bool::weighted(0.2),
-            prop::bool::weighted(0.2),
-            prop::sample::subsequence(&HOPS[..], 0..=3),
+            method,
+            prop::bool::weighted(0.15),
+            prop::bool::weighted(0.15),
+            hops,
             prop::sample::select(&CONNECTIONS[..]),
         ),
         (
-            body,
+            prop_oneof![2 => Just(Body::None), 1 => body],
             prop::bool::weighted(0.2),
             prop::bool::weighted(0.25),
             prop::sample::select(&ANSWERS[..]),
@@ -151,6 +161,21 @@ impl Case {
             out += &format!("GET /c{n}/length HTTP/1.1\r\nHost: site.test\r\n\r\n");
         }
         out.into_bytes()
+    }
+
+    /// A shape the own exchange takes (`proxy::direct::takes_header`); the others go to
+    /// pingora's path on both gatehouses.
+    fn own_shaped(&self) -> bool {
+        let options = ["TE", "Trailer", "Upgrade"];
+        ["GET", "HEAD"].contains(&self.method)
+            && !self.http10
+            && !self.absolute
+            && matches!(self.body, Body::None)
+            && self.connection != CONNECTIONS[3]
+            && !self
+                .hops
+                .iter()
+                .any(|h| options.iter().any(|o| h.starts_with(o)))
     }
 
     fn responses(&self) -> Vec<bool> {
@@ -300,6 +325,7 @@ async fn run(case: &Case, n: usize, gh: SocketAddr, origin: &ScriptOrigin) -> Ou
 
 /// Differences that are intended, each with why; (name, applies to case and both outcomes).
 type Allowed = (&'static str, fn(&Case, &Outcome, &Outcome) -> bool);
+/// None so far: every difference seen is a bug of one path (issue 30), not a choice.
 const ALLOWED: &[Allowed] = &[];
 
 /// The difference between the two paths' outcomes, unless none or allowed.
@@ -315,7 +341,7 @@ fn difference(case: &Case, own: &Outcome, theirs: &Outcome) -> Option<String> {
     };
     Some(format!(
         "{case:?}\n request: {:?}\n own exchange:\n{}\n pingora's path:\n{}",
-        shown(&case.wire(0)),
+        shown(&case.wire(0)).replace("/c0/", "/c<n>/"),
         side(own),
         side(theirs)
     ))
@@ -334,6 +360,9 @@ impl Bench {
         self.runs += 1;
         let own = run(case, self.runs, self.own.addr, &self.origin).await;
         let theirs = run(case, self.runs, self.theirs.addr, &self.origin).await;
+        if std::env::var_os("GATEHOUSE_DIFF_SHOW").is_some() {
+            eprintln!("{case:?}\n own: {own:#?}\n pingora: {theirs:#?}");
+        }
         difference(case, &own, &theirs)
     }
 }
@@ -374,14 +403,19 @@ fn both_paths_send_and_answer_alike() {
     let mut runner = TestRunner::new_with_rng(ProptestConfig::default(), rng);
     let strategy = case();
     let mut failures = Vec::new();
-    let mut first = None;
+    let (mut first, mut own_shaped) = (None, 0);
     for _ in 0..cases {
         let tree = strategy.new_tree(&mut runner).unwrap();
+        own_shaped += usize::from(tree.current().own_shaped());
         if let Some(d) = rt.block_on(bench.check(&tree.current())) {
             failures.push(d);
             first.get_or_insert(tree);
         }
     }
+    assert!(
+        own_shaped > 0 || cases < 16,
+        "GATEHOUSE_DIFF_SEED={seed}: no case the own exchange takes: the test compared nothing"
+    );
     if let Some(tree) = first {
         let shrunk = shrink(&rt, &mut bench, tree);
         panic!(
