@@ -74,7 +74,7 @@ struct Desync {
 
 fn desyncs() -> Vec<Desync> {
     let mut v = vec![Desync {
-        name: "poison 50 ms after a whole response",
+        name: "an unasked response after a whole one",
         method: "GET",
         request_extra: "",
         first: "HTTP/1.1 200 OK\r\nX-Path: /p\r\nContent-Length: 2\r\n\r\nOK".into(),
