@@ -145,19 +145,34 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     server
 }
 
-/// Every address gatehouse listens on: the proxy's listeners and, when enabled, the admin
-/// API's. Ready means all of them: a deploy script's first call goes to the admin API.
-fn listening_addresses(config: &Config) -> Vec<SocketAddr> {
-    let proxy = config.listeners.iter().map(|l| l.address);
-    let admin = config.admin.enabled.then_some(config.admin.address);
+/// Every address gatehouse listens on, and whether it speaks TLS: the proxy's listeners and,
+/// when enabled, the admin API's. Ready means all of them: a deploy script's first call goes
+/// to the admin API.
+fn listening_addresses(config: &Config) -> Vec<(SocketAddr, bool)> {
+    let proxy = config
+        .listeners
+        .iter()
+        .map(|l| (l.address, l.tls.is_some()));
+    let admin = config
+        .admin
+        .enabled
+        .then_some((config.admin.address, false));
     proxy.chain(admin).collect()
 }
 
 /// Waits until every address accepts TCP connections; the first one that did not, on timeout.
-fn wait_listening(addrs: &[SocketAddr], timeout: Duration) -> Result<(), SocketAddr> {
+/// The probe connects and closes: on a TLS listener that is a handshake that never started,
+/// so its source address is registered as gatehouse's own (`telemetry::own_probe`) first.
+fn wait_listening(addrs: &[(SocketAddr, bool)], timeout: Duration) -> Result<(), SocketAddr> {
     let deadline = std::time::Instant::now() + timeout;
-    for &addr in addrs {
-        while std::net::TcpStream::connect(addr).is_err() {
+    for &(addr, tls) in addrs {
+        loop {
+            if let Ok(probe) = std::net::TcpStream::connect(addr) {
+                if let (true, Ok(from)) = (tls, probe.local_addr()) {
+                    crate::telemetry::own_probe(from);
+                }
+                break;
+            }
             if std::time::Instant::now() > deadline {
                 return Err(addr);
             }

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod ctl;
+pub mod hop_by_hop;
 pub mod launch;
 pub mod limits;
 pub mod metrics;

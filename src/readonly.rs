@@ -84,6 +84,7 @@ fn wants_json(session: &Session) -> bool {
 /// The 503 for a refused write. The connection closes after it: an upload's body is never read.
 pub async fn refuse(
     session: &mut Session,
+    hsts: Option<&http::HeaderValue>,
     config: &ReadonlyConfig,
     state: &ReadonlyState,
 ) -> pingora::Result<()> {
@@ -108,5 +109,5 @@ pub async fn refuse(
             http::HeaderValue::from_static("1"),
         ),
     ];
-    crate::respond::write(session, 503, &extra, content_type, body, false).await
+    crate::respond::write(session, hsts, 503, &extra, content_type, body, false).await
 }

@@ -59,17 +59,23 @@ pub const INTERNAL: LocalAnswer = LocalAnswer {
 
 /// Writes a whole local response: `status`, `extra` headers, a body, and whether the
 /// connection stays open after it (closing it means an unread request body is never read).
+/// `hsts`: the listener's Strict-Transport-Security value, which every response it sends
+/// carries, gatehouse's own answers included.
 pub async fn write(
     session: &mut Session,
+    hsts: Option<&http::HeaderValue>,
     status: u16,
     extra: &[(http::HeaderName, http::HeaderValue)],
     content_type: &'static str,
     body: Bytes,
     keepalive: bool,
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut resp = ResponseHeader::build(status, Some(5 + extra.len()))?;
     for (k, v) in extra {
         resp.insert_header(k.clone(), v.clone())?;
+    }
+    if let Some(hsts) = hsts {
+        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
     }
     resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
@@ -86,12 +92,14 @@ pub async fn write(
 /// Writes `answer` to the client. `keepalive = false` closes the connection after it.
 pub async fn send(
     session: &mut Session,
+    hsts: Option<&http::HeaderValue>,
     answer: LocalAnswer,
     keepalive: bool,
 ) -> pingora::Result<()> {
     let body = Bytes::from_static(answer.body.as_bytes());
     write(
         session,
+        hsts,
         answer.status,
         &[],
         "text/plain; charset=utf-8",
@@ -102,12 +110,17 @@ pub async fn send(
 }
 
 /// A 301 to `location` (plain HTTP to HTTPS).
-pub async fn redirect(session: &mut Session, location: &str) -> pingora::Result<()> {
+pub async fn redirect(
+    session: &mut Session,
+    hsts: Option<&http::HeaderValue>,
+    location: &str,
+) -> pingora::Result<()> {
     let location = http::HeaderValue::from_str(location)
         .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad Location"))?;
     let body = Bytes::from_static(b"301 Moved Permanently\n");
     write(
         session,
+        hsts,
         301,
         &[(http::header::LOCATION, location)],
         "text/plain; charset=utf-8",

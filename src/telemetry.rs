@@ -6,8 +6,15 @@
 //! logs the 408 in the access log). pingora logs an ERROR line for each, so a scan could flood
 //! the journal. They are counted instead (`handshake_failures`, by reason, for `/metrics`) and
 //! summarised in one warning at most every 10 seconds, with the count since the last one.
+//!
+//! Gatehouse's own connections are not clients: the readiness probe connects to every
+//! listener and closes without a handshake, which pingora reports like any client that gave
+//! up. The probe registers its source address (`own_probe`) before it closes; the one failed
+//! handshake from that address is then neither counted nor reported.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -19,6 +26,45 @@ pub static HANDSHAKE_FAILURES: [(&str, AtomicU64); 3] = [
     ("timeout", AtomicU64::new(0)),
     ("protocol", AtomicU64::new(0)),
 ];
+
+/// Source addresses of gatehouse's own probe connections whose handshake failure has not been
+/// seen yet; `PROBES_WAITING` spares the lock while there are none (the usual case).
+static OWN_PROBES: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+static PROBES_WAITING: AtomicUsize = AtomicUsize::new(0);
+/// Probes remembered at most (one per listener per start; the oldest is forgotten first).
+const MAX_PROBES: usize = 64;
+
+/// Marks a connection gatehouse itself made to one of its TLS listeners, by its source
+/// address, before it closes: its failed handshake is not client noise.
+pub fn own_probe(from: SocketAddr) {
+    let mut probes = OWN_PROBES.lock().unwrap_or_else(|e| e.into_inner());
+    if probes.len() >= MAX_PROBES {
+        probes.remove(0);
+    }
+    probes.push(from);
+    PROBES_WAITING.store(probes.len(), Relaxed);
+}
+
+/// Whether a handshake error message (pingora: "Downstream handshake error from PEER: ...")
+/// is about an own probe; that probe is then forgotten.
+fn from_own_probe(message: &str) -> bool {
+    if PROBES_WAITING.load(Relaxed) == 0 {
+        return false;
+    }
+    let peer = message
+        .split_once(" from ")
+        .and_then(|(_, rest)| rest.split(": ").next()?.parse::<SocketAddr>().ok());
+    let Some(peer) = peer else {
+        return false;
+    };
+    let mut probes = OWN_PROBES.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(i) = probes.iter().position(|p| *p == peer) else {
+        return false;
+    };
+    probes.remove(i);
+    PROBES_WAITING.store(probes.len(), Relaxed);
+    true
+}
 
 /// Installs the logger once at level "info"; later calls (tests boot several servers) do nothing.
 pub fn init() {
@@ -48,6 +94,8 @@ pub fn handshake_failures() -> Vec<(&'static str, u64)> {
 enum Noise {
     Handshake(usize),
     HeaderTimeout,
+    /// A failed handshake of gatehouse's own probe: neither counted nor logged.
+    OwnProbe,
 }
 
 struct Message(String);
@@ -78,6 +126,9 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     event.record(&mut m);
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {
+        if from_own_probe(&m.0) {
+            return Some(Noise::OwnProbe);
+        }
         let reason = if text.contains("eof") || text.contains("connection reset") {
             0
         } else if text.contains("timeout") || text.contains("timed out") {
@@ -112,6 +163,7 @@ impl<S: Subscriber> Layer<S> for QuietClientNoise {
             Noise::HeaderTimeout => {
                 SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
             }
+            Noise::OwnProbe => return false,
         }
         let now = crate::clock::unix_now();
         let last = LAST_SUMMARY.load(Relaxed);

@@ -1,8 +1,17 @@
 //! UDP and unix-datagram output of a writer: one datagram per record, a whole batch handed to
 //! the kernel with one `sendmmsg`, on a connected non-blocking socket. A receiver whose buffer
-//! is full (`EAGAIN`) loses the rest of the batch, counted; a gone one (refused, no such
-//! socket) is reconnected for the next batch.
+//! is full (`EAGAIN`) loses the rest of the batch, counted; a gone one (no such socket) is
+//! reconnected for the next batch.
+//!
+//! A refusal (`ECONNREFUSED`) is news about the past, not about the batch being sent: a
+//! connected UDP socket reports the ICMP "port unreachable" of an earlier datagram on its next
+//! send (syslog restarting a moment ago), and a unix socket reports that the receiver it was
+//! connected to has closed (a new one may be bound on the path). So the batch is sent again,
+//! once, on a new connection, and only what that cannot deliver is lost and counted. An
+//! earlier datagram that the receiver refused was counted as sent: nothing could know better
+//! when it left, as with HAProxy's unconnected sends.
 
+use nix::errno::Errno;
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, UdpSocket};
@@ -69,27 +78,37 @@ impl Datagrams {
         if self.sock.is_none() {
             self.sock = self.connect().ok();
         }
-        let Some(fd) = self.sock.as_ref().map(Sock::fd) else {
-            return 0;
-        };
         let mut sent = 0;
+        let mut retried = false;
         while sent < msgs.len() {
+            let Some(fd) = self.sock.as_ref().map(Sock::fd) else {
+                break;
+            };
             let chunk = &msgs[sent..msgs.len().min(sent + PER_CALL)];
-            let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|m| [IoSlice::new(m)]).collect();
-            let addrs = vec![None::<SockaddrStorage>; chunk.len()];
-            let mut headers = MultiHeaders::preallocate(chunk.len(), None);
-            match sendmmsg(fd, &mut headers, &iovs, addrs, [], MsgFlags::MSG_DONTWAIT) {
-                Ok(results) => match results.count() {
-                    0 => break,
-                    n => sent += n,
-                },
-                Err(nix::errno::Errno::EAGAIN) => break, // the receiver is full: drop the rest
+            match send_chunk(fd, chunk) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(Errno::EAGAIN) => break, // the receiver is full: drop the rest
+                Err(Errno::ECONNREFUSED) if !retried => {
+                    // An earlier datagram was refused, or the receiver was replaced: the
+                    // refusal is consumed; send again once on a new connection.
+                    retried = true;
+                    self.sock = self.connect().ok();
+                }
                 Err(_) => {
-                    self.sock = None; // refused or gone: reconnect for the next batch
+                    self.sock = None; // refused again or gone: reconnect for the next batch
                     break;
                 }
             }
         }
         sent
     }
+}
+
+/// One `sendmmsg` of at most `PER_CALL` datagrams; how many the kernel took.
+fn send_chunk(fd: i32, chunk: &[&[u8]]) -> Result<usize, Errno> {
+    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|m| [IoSlice::new(m)]).collect();
+    let addrs = vec![None::<SockaddrStorage>; chunk.len()];
+    let mut headers = MultiHeaders::preallocate(chunk.len(), None);
+    sendmmsg(fd, &mut headers, &iovs, addrs, [], MsgFlags::MSG_DONTWAIT).map(|r| r.count())
 }

@@ -6,9 +6,10 @@
 //! `private | no-store | no-cache`, `Vary: *`, a status outside the cacheable set, a body
 //! larger than `max_object_size`, or when already stale on arrival. Directives come from the
 //! gatehouse-targeted field, else `CDN-Cache-Control`, else `Cache-Control` (RFC 9213: a
-//! targeted field replaces `Cache-Control` and `Expires`). Freshness lifetime: `s-maxage`,
-//! then `max-age`, then `Expires` − `Date`, then the route's `default_ttl`; capped by `max_ttl`
-//! (or the route's `override_ttl`); minus the response's age on arrival (`Age`, or now −
+//! targeted field replaces `Cache-Control` and `Expires`; one that is not a valid Structured
+//! Field is ignored, as if absent). Freshness lifetime: `s-maxage`, then `max-age`, then
+//! `Expires` − `Date`, then the route's `default_ttl`; capped by `max_ttl` (or the route's
+//! `override_ttl`); minus the response's age on arrival (the first member of `Age`, or now −
 //! `Date`, whichever is larger). Stale serving: the response's `stale-while-revalidate` /
 //! `stale-if-error` when present, else the route's `grace` / `stale_if_error`; none at all
 //! with `must-revalidate`, `proxy-revalidate` or `s-maxage`.
@@ -89,8 +90,8 @@ pub fn response(
     }
     let h = &resp.headers;
     let from_targeted = targeted
-        .and_then(|name| Directives::of(h, name.as_str()))
-        .or_else(|| Directives::of(h, "cdn-cache-control"));
+        .and_then(|name| Directives::targeted(h, name.as_str()))
+        .or_else(|| Directives::targeted(h, "cdn-cache-control"));
     let is_targeted = from_targeted.is_some();
     let cc = from_targeted
         .or_else(|| Directives::of(h, "cache-control"))
@@ -101,10 +102,7 @@ pub fn response(
     let now = SystemTime::now();
     let date = header_time(resp, http::header::DATE);
     // RFC 9111 §4.2.3: the larger of the received Age and the apparent age.
-    let age_value = h
-        .get(http::header::AGE)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age_value = received_age(h);
     let apparent = date.map_or(Duration::ZERO, |d| {
         now.duration_since(d).unwrap_or_default()
     });
@@ -148,6 +146,21 @@ pub fn response(
         sie,
         storable_header(resp),
     ))
+}
+
+/// The received `Age` (RFC 9111 §5.1): of a list or of several lines, the first member counts;
+/// an invalid one (anything but digits: `abc`, `-7200`, `7200.0`) is ignored (zero), and one
+/// too large for the cache counts as 2^31 seconds (§1.2.2). So `Age: 7200, 0` is two hours.
+fn received_age(h: &http::HeaderMap) -> Duration {
+    let first = h
+        .get(http::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    first.map_or(Duration::ZERO, |v| {
+        Duration::from_secs(v.parse::<u64>().map_or(1 << 31, |s| s.min(1 << 31)))
+    })
 }
 
 /// Varnish's builtin refusals: status, Set-Cookie, Vary: *, size.
@@ -224,18 +237,6 @@ pub fn updated_by_304(stored: &ResponseHeader, fresh: &http::HeaderMap) -> Respo
     out
 }
 
-/// Hop-by-hop fields: never stored (RFC 9111 §3.1, RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
-    "proxy-authenticate",
-];
-
 /// The response as it may be stored: without hop-by-hop fields and the fields `Connection`
 /// names.
 pub fn storable_header(resp: &ResponseHeader) -> ResponseHeader {
@@ -257,9 +258,9 @@ fn not_stored(headers: &http::HeaderMap) -> Vec<String> {
         .flat_map(|v| v.split(','))
         .map(|n| n.trim().to_ascii_lowercase())
         .filter(|n| !n.is_empty());
-    HOP_BY_HOP
+    crate::hop_by_hop::FIELDS
         .iter()
-        .map(|h| h.to_string())
+        .map(|h| h.as_str().to_string())
         .chain(named)
         .collect()
 }

@@ -82,6 +82,9 @@ impl Prepare {
             None => {
                 session.set_keepalive(Some(self.idle.as_secs().max(1)));
                 session.set_keepalive_reuses_remaining(self.keepalive_limit);
+                // Bytes read past a request are kept for the next one (RFC 9112 §9.3.2); the
+                // settings carry the choice to the connection's later requests.
+                session.set_pipelining_enabled(true);
             }
         }
         if self.close {
@@ -189,11 +192,19 @@ where
             let Some(reused) = self.serve(stream, prepare, shutdown).await else {
                 break;
             };
-            let (next_stream, next_settings) = reused.consume();
+            let (next_stream, mut next_settings) = reused.consume();
+            let pipelined = next_settings
+                .as_mut()
+                .and_then(|s| s.take_pipelined_prefix());
             settings = next_settings;
             match next_stream.into_any().downcast::<ClientStream>() {
                 Ok(s) => stream = s,
                 Err(_) => break, // not ours: cannot happen, as pingora hands back what it got
+            }
+            if let Some(bytes) = pipelined {
+                // The next request already arrived behind this one: it is served next, in
+                // order, once this response is written (one request at a time).
+                stream.unread(&bytes);
             }
         }
     }

@@ -85,6 +85,12 @@ impl ClientStream {
     /// connection then holds only this stream, not pingora's per-request session and future
     /// (tens of KiB); the header deadline starts with these bytes.
     pub(super) fn poll_next_request(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if self.stash_pos < self.stash.len() {
+            // A pipelined request, read with the previous one (`unread`).
+            self.state.head_pending.store(true, Relaxed);
+            self.arm();
+            return Poll::Ready(Next::Request);
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let mut buf = ReadBuf::new(&mut scratch[..]);
@@ -101,6 +107,16 @@ impl ClientStream {
                 Poll::Ready(_) => Poll::Ready(Next::Closed),
             }
         })
+    }
+
+    /// Bytes read from the client past the end of a request (the start of the next, pipelined
+    /// one): the next read returns them first.
+    pub(super) fn unread(&mut self, bytes: &[u8]) {
+        let mut stash = Vec::with_capacity(bytes.len() + self.stash.len() - self.stash_pos);
+        stash.extend_from_slice(bytes);
+        stash.extend_from_slice(&self.stash[self.stash_pos..]);
+        self.stash = stash;
+        self.stash_pos = 0;
     }
 
     fn arm(&mut self) {

@@ -134,6 +134,11 @@ impl Ctx {
         }
     }
 
+    /// The Strict-Transport-Security value of the listener the request came on, if it sets one.
+    pub fn hsts(&self) -> Option<&http::HeaderValue> {
+        self.rt.config.listeners[self.listener?].hsts.as_ref()
+    }
+
     /// The caching rules of the request's route, when it has any.
     pub fn cache_rules(&self) -> Option<&crate::config::RouteCache> {
         self.rt.config.routes[self.routed?.route].cache.as_ref()

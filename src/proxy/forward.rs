@@ -48,15 +48,6 @@ pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .map(|a| a.ip())
 }
 
-/// Left out of the request `write_head` serializes: they describe the client's connection
-/// (`tests/e2e/direct.rs` checks that pingora's path does not send them either).
-const HOP_BY_HOP: [HeaderName; 4] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHORIZATION,
-];
-
 /// Adds the forwarding headers to the request going upstream (pingora's path).
 pub fn upstream_headers(session: &Session, upstream: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
     Forwarding::of(upstream, session, ctx).apply(upstream)
@@ -77,6 +68,9 @@ pub struct Forwarding<'a> {
     /// X-Forwarded-Host, and Host when the request has none (HTTP/2 carries it in :authority).
     host: Option<HeaderValue>,
     add_host: bool,
+    /// An HTTP/2 client's cookie fields joined into one (RFC 9113 §8.2.3: an HTTP/1 server
+    /// gets one Cookie line), when it sent more than one.
+    cookie: Option<HeaderValue>,
 }
 
 impl<'a> Forwarding<'a> {
@@ -100,6 +94,7 @@ impl<'a> Forwarding<'a> {
             proto: if ctx.https { "https" } else { "http" },
             add_host: host.is_some() && !req.headers.contains_key(http::header::HOST),
             host,
+            cookie: joined_cookies(session.req_header()),
         }
     }
 
@@ -127,6 +122,9 @@ impl<'a> Forwarding<'a> {
         // Values reused rather than re-parsed: a static one for the scheme, the client's own
         // (shared, not copied) for the host.
         upstream.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(self.proto))?;
+        if let Some(cookie) = self.cookie {
+            upstream.insert_header(http::header::COOKIE, cookie)?;
+        }
         if let Some(host) = self.host {
             if self.add_host {
                 upstream.insert_header(http::header::HOST, host.clone())?;
@@ -171,6 +169,9 @@ impl<'a> Forwarding<'a> {
             buf.put_slice(b"\r\n");
         }
         put_line(buf, b"x-forwarded-proto", self.proto.as_bytes());
+        if let Some(cookie) = &self.cookie {
+            put_line(buf, b"cookie", cookie.as_bytes());
+        }
         if let Some(host) = &self.host {
             if self.add_host {
                 put_line(buf, b"Host", host.as_bytes());
@@ -184,13 +185,32 @@ impl<'a> Forwarding<'a> {
     /// Whether a client header of this name is left out of `write_head`'s copy.
     fn replaces(&self, name: &[u8]) -> bool {
         let is = |n: &HeaderName| n.as_str().as_bytes().eq_ignore_ascii_case(name);
-        HOP_BY_HOP.iter().any(is)
+        crate::hop_by_hop::is(name)
             || is(&X_FORWARDED_PROTO)
             || (self.client_ip.is_some() && is(&X_FORWARDED_FOR))
             || (self.host.is_some() && is(&X_FORWARDED_HOST))
             || self.request_id.is_some_and(|(n, _)| is(n))
             || (self.drop_upgrade && is(&http::header::UPGRADE))
+            || (self.cookie.is_some() && is(&http::header::COOKIE))
     }
+}
+
+/// An HTTP/2 request's cookie fields as one value joined with `; ` (RFC 9113 §8.2.3), when it
+/// has more than one; `None` otherwise (the fields go as they came).
+fn joined_cookies(req: &RequestHeader) -> Option<HeaderValue> {
+    if req.version != http::Version::HTTP_2 {
+        return None;
+    }
+    let mut cookies = req.headers.get_all(http::header::COOKIE).iter();
+    let first = cookies.next()?;
+    let mut rest = cookies.peekable();
+    rest.peek()?;
+    let mut joined = BytesMut::from(first.as_bytes());
+    for cookie in rest {
+        joined.put_slice(b"; ");
+        joined.put_slice(cookie.as_bytes());
+    }
+    HeaderValue::from_maybe_shared(joined.freeze()).ok()
 }
 
 /// An address as `Display` writes it; IPv4 without the formatting machinery (a fifth of the
@@ -252,6 +272,18 @@ mod tests {
             put_ip(&mut buf, ip);
             assert_eq!(buf, ip.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn an_http2_clients_cookies_are_joined_into_one() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", "a=1").unwrap();
+        assert_eq!(joined_cookies(&req), None, "HTTP/1.1: sent as they came");
+        req.set_version(http::Version::HTTP_2);
+        assert_eq!(joined_cookies(&req), None, "one field: nothing to join");
+        req.append_header("cookie", "b=2").unwrap();
+        req.append_header("cookie", "c=3").unwrap();
+        assert_eq!(joined_cookies(&req).unwrap(), "a=1; b=2; c=3");
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl ProxyHttp for Proxy {
             ctx.outcome = Outcome::Refused(reason);
             tracing::debug!(reason, "request refused");
             // Close after answering: the body (if any) is never read.
-            respond::send(session, answer, false).await?;
+            respond::send(session, ctx.hsts(), answer, false).await?;
             return Ok(true);
         }
         // Passed upstream in upstream_request_filter: a cache hit never pays for the header.
@@ -148,7 +148,16 @@ impl ProxyHttp for Proxy {
         {
             ctx.outcome = Outcome::Answered;
             let body = bytes::Bytes::from(answer);
-            respond::write(session, 200, &[], "application/octet-stream", body, true).await?;
+            respond::write(
+                session,
+                ctx.hsts(),
+                200,
+                &[],
+                "application/octet-stream",
+                body,
+                true,
+            )
+            .await?;
             return Ok(true);
         }
         let listener = ctx.listener.map(|i| &rt.config.listeners[i]);
@@ -158,14 +167,14 @@ impl ProxyHttp for Proxy {
             if !req.uri.path().starts_with("/.well-known/acme-challenge/") {
                 let location = forward::https_location(req, rt.config.https_port());
                 ctx.outcome = Outcome::Answered;
-                respond::redirect(session, &location).await?;
+                respond::redirect(session, ctx.hsts(), &location).await?;
                 return Ok(true);
             }
         }
         let route = route_of(session, ctx);
         let Some(route) = route else {
             ctx.outcome = Outcome::Answered;
-            respond::send(session, respond::NO_ROUTE, true).await?;
+            respond::send(session, ctx.hsts(), respond::NO_ROUTE, true).await?;
             return Ok(true);
         };
         let pool = rt.config.routes[route].pool;
@@ -178,7 +187,7 @@ impl ProxyHttp for Proxy {
             if readonly::refuses(&req.method, req.uri.path(), ro) {
                 ctx.outcome = Outcome::ReadonlyRefused;
                 self.shared.readonly_refused.fetch_add(1, Ordering::Relaxed);
-                readonly::refuse(session, ro, &ro_state).await?;
+                readonly::refuse(session, ctx.hsts(), ro, &ro_state).await?;
                 return Ok(true);
             }
             if ro.strip_cookies {
@@ -372,7 +381,7 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         if let Some(resp) = session.response_written() {
             // The client already has the start of a response (the server failed mid-body): an
             // error page would land inside that body. Closing the connection is the signal
@@ -385,7 +394,7 @@ impl ProxyHttp for Proxy {
         let answer = failure::answer(e);
         let code = match answer {
             Some(a) => {
-                if let Err(err) = respond::send(session, a, false).await {
+                if let Err(err) = respond::send(session, ctx.hsts(), a, false).await {
                     tracing::debug!("could not send error answer: {err}");
                 }
                 a.status

@@ -74,7 +74,7 @@ impl Proxy {
     /// A request whose header is read: served here if `takes` says so, else handed back.
     async fn serve_read(&self, mut session: Session, shutdown: &ShutdownWatch) -> Served {
         let rt = self.shared.current();
-        let Some((route, hit)) = takes(&rt, &session) else {
+        let Some((route, hit)) = takes(&rt, &mut session) else {
             return Served::Pass(session.downstream_session);
         };
         if *shutdown.borrow() {
@@ -126,17 +126,18 @@ impl Proxy {
 /// request to serve.
 async fn read_request(session: &mut Session, shared: &Shared) -> bool {
     let ds = &mut session.downstream_session;
+    let kind = if ds.is_http2() { "http2" } else { "http1" };
     match ds.read_request().await {
         Ok(read) => read,
         Err(e) => {
             if matches!(e.etype, ErrorType::InvalidHTTPHeader) {
-                tracing::debug!("Fail to proxy: {e}, downstream session type: http1");
+                tracing::debug!("Fail to proxy: {e}, downstream session type: {kind}");
                 if let Err(e) = ds.respond_error(400).await {
                     tracing::error!("failed to send error response to downstream: {e}");
                 }
                 shared.bad_request(inet(ds.client_addr()), inet(ds.server_addr()));
             } else {
-                tracing::error!("Fail to proxy: {e}, downstream session type: http1");
+                tracing::error!("Fail to proxy: {e}, downstream session type: {kind}");
             }
             ds.shutdown().await;
             false
@@ -147,11 +148,18 @@ async fn read_request(session: &mut Session, shared: &Shared) -> bool {
 /// Whether the request is one `request_filter` will answer, serve from the cache (`hit`) or
 /// give to `direct`: `direct` is on, the header is one it carries, and the route it goes to (if
 /// any) does not cache, or has a fresh hit for it. The route found and the hit, when it is.
-fn takes(rt: &Runtime, session: &Session) -> Option<(Option<usize>, Option<Arc<Entry>>)> {
-    let req = session.req_header();
-    if !rt.config.server.direct_exchange || !super::direct::takes_header(req) {
+fn takes(rt: &Runtime, session: &mut Session) -> Option<(Option<usize>, Option<Arc<Entry>>)> {
+    if !rt.config.server.direct_exchange || !super::direct::takes_header(session.req_header()) {
         return None;
     }
+    // An HTTP/2 request says it has a body by leaving its stream open, with or without a
+    // content-length: that body goes to pingora's path, which forwards it.
+    if matches!(*session.downstream_session, ServerSession::H2(_))
+        && !session.downstream_session.is_body_empty()
+    {
+        return None;
+    }
+    let req = session.req_header();
     let route = rt.router.route(super::request_host(req), req.uri.path());
     match route {
         Some(r) if rt.cache_rules(r).is_some() => {

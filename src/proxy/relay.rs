@@ -93,7 +93,13 @@ pub async fn send(stream: &mut Stream, wire: &[u8], write_timeout: Duration) -> 
     };
     match timeout(write_timeout, write).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Error::e_because(ErrorType::WriteError, "while writing request headers", e),
+        Ok(Err(io)) => {
+            // On a reused connection the server may have closed it meanwhile: nothing reached
+            // it, and the exchange retries on a new connection.
+            let mut e = Error::because(ErrorType::WriteError, "while writing request headers", io);
+            e.retry = RetryType::ReusedOnly;
+            Err(e)
+        }
         Err(_) => Error::e_explain(
             ErrorType::WriteTimedout,
             "while writing request headers (timeout)",
@@ -138,12 +144,17 @@ pub async fn read_head(
             }
         };
         match read {
+            // A reused connection that fails before any response byte is retried on a new
+            // one (nginx, HAProxy's `retry-on conn-failure empty-response`, pingora); once the
+            // server has begun answering, the request may have had its effect.
             Ok(0) => {
                 let mut e = Error::explain(
                     ErrorType::ConnectionClosed,
                     format!("while reading response headers, bytes already read: {already}"),
                 );
-                e.retry = RetryType::ReusedOnly;
+                if already == 0 {
+                    e.retry = RetryType::ReusedOnly;
+                }
                 return Err(e);
             }
             Ok(_) => {}
@@ -154,7 +165,7 @@ pub async fn read_head(
                     format!("while reading response headers, bytes already read: {already}"),
                     io,
                 );
-                if os_error {
+                if os_error && already == 0 {
                     e.retry = RetryType::ReusedOnly;
                 }
                 return Err(e);

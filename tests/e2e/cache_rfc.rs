@@ -406,3 +406,66 @@ async fn single_ranges_are_served_from_a_stored_response() {
     assert_eq!(r.text().await.unwrap().len(), 100);
     assert_eq!(o.hits(), 1, "all from the stored response");
 }
+
+/// RFC 9111 §5.1: of an `Age` list (one line or several), the first member counts, so
+/// `7200, 0` is two hours old and stale on arrival under `max-age=3600`; an invalid first
+/// member is ignored (the HTTP caching test suite's `age-parse-*`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_member_of_a_listed_age_counts() {
+    let o = Origin::start("o").await;
+    let gh = cached(&o, "", "").await;
+    let date = http_date(SystemTime::now());
+    for (path, ages, reaching_origin) in [
+        ("/suffix", &["7200, 0"][..], 2),
+        ("/suffix-twoline", &["7200", "0"][..], 2),
+        ("/prefix", &["0, 7200"][..], 1),
+        ("/prefix-twoline", &["0", "7200"][..], 1),
+        ("/dup-0", &["0, 0"][..], 1),
+        ("/nonnumeric", &["abc"][..], 1),
+        ("/negative", &["-7200"][..], 1),
+        ("/float", &["7200.0"][..], 1),
+        ("/large", &["2147483648"][..], 2),
+    ] {
+        let mut headers = vec![("date", date.as_str()), ("cache-control", "max-age=3600")];
+        headers.extend(ages.iter().map(|a| ("age", *a)));
+        assert_eq!(
+            origin_hits_for_two_gets(&o, &gh, path, &headers).await,
+            reaching_origin,
+            "Age {ages:?}"
+        );
+    }
+}
+
+/// RFC 9213 §2.1: a targeted field that is not a valid Structured Field Dictionary (RFC 8941),
+/// or whose `max-age` is not an Integer, is ignored whole: `Cache-Control: no-store` then
+/// rules. A valid one still wins over it (the HTTP caching test suite's `cdn-cc-invalid-*`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_targeted_field_is_ignored_whole() {
+    let o = Origin::start("o").await;
+    let gh = cached(&o, "", "").await;
+    for (path, field, value, reaching_origin) in [
+        (
+            "/unknown-type",
+            "cdn-cache-control",
+            "max-age=10000, &&&&&",
+            2,
+        ),
+        ("/wrong-type", "cdn-cache-control", "max-age=\"10000\"", 2),
+        ("/negative", "cdn-cache-control", "max-age=-1", 2),
+        ("/ours-wrong", "gatehouse-cache-control", "s-maxage=1.5", 2),
+        ("/valid", "cdn-cache-control", "foobar, max-age=10000", 1),
+        (
+            "/ours-valid",
+            "gatehouse-cache-control",
+            "max-age=60;x=1",
+            1,
+        ),
+    ] {
+        let headers = [(field, value), ("cache-control", "no-store")];
+        assert_eq!(
+            origin_hits_for_two_gets(&o, &gh, path, &headers).await,
+            reaching_origin,
+            "{field}: {value}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 mod common;
 
 mod accesslog;
+mod accesslog_restart;
 mod acme;
 mod admin;
 mod balancing;
@@ -23,6 +24,7 @@ mod hostile;
 mod limits;
 mod metrics;
 mod own_hit;
+mod probes;
 mod proxying;
 mod readonly;
 mod reload;

@@ -148,6 +148,13 @@ impl HttpPersistentSettings {
         self.pipelined_prefix = Some(prefix);
     }
 
+    /// gatehouse patch 15: takes the pipelined-prefix bytes out of these settings, for a caller
+    /// that runs its own keep-alive loop and feeds them to the next request itself (it must
+    /// not wait for new bytes from the client while these are pending).
+    pub fn take_pipelined_prefix(&mut self) -> Option<BytesMut> {
+        self.pipelined_prefix.take()
+    }
+
     pub fn apply_to_session(self, session: &mut ServerSession) {
         let Self {
             keepalive_timeout,

@@ -158,6 +158,9 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    /// gatehouse patch 16: the request's framing requires closing the connection after the
+    /// response (RFC 9112 §6.1: Transfer-Encoding with Content-Length, or on HTTP/1.0).
+    framing_forces_close: bool,
 }
 
 impl HttpSession {
@@ -206,6 +209,7 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            framing_forces_close: false,
         }
     }
 
@@ -421,6 +425,11 @@ impl HttpSession {
                         if has_both_te_and_cl {
                             request_header.remove_header(&CONTENT_LENGTH);
                         }
+                        // gatehouse patch 16: and close after the response, so that bytes
+                        // after the body are never read as a pipelined request.
+                        self.framing_forces_close = has_both_te_and_cl
+                            || (contains_transfer_encoding
+                                && request_header.version < Version::HTTP_11);
 
                         self.buf = buf;
                         self.preread_body = Some(preread_body);
@@ -818,7 +827,9 @@ impl HttpSession {
     /// For HTTP 1.1, assume keepalive as long as there is no `Connection: Close` request header.
     /// For HTTP 1.0, only keepalive if there is an explicit header `Connection: keep-alive`.
     pub fn respect_keepalive(&mut self) {
-        if let Some(keepalive) = self.is_connection_keepalive() {
+        if self.framing_forces_close {
+            self.set_keepalive(None); // gatehouse patch 16
+        } else if let Some(keepalive) = self.is_connection_keepalive() {
             if keepalive {
                 let (timeout, _max_use) = self.get_keepalive_values();
                 // TODO: respect max_use
@@ -1370,7 +1381,7 @@ impl HttpSession {
     /// `Some(>0)`: reusing this session is allowed within the given timeout in seconds.
     /// If the client disallows connection reuse, then `keepalive` will be ignored.
     pub fn set_server_keepalive(&mut self, keepalive: Option<u64>) {
-        if let Some(false) = self.is_connection_keepalive() {
+        if self.framing_forces_close || self.is_connection_keepalive() == Some(false) {
             // connection: close is set
             self.set_keepalive(None);
         } else {
