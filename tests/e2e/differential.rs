@@ -2,10 +2,8 @@
 //! and origin behaviours run through one raw scriptable origin and two gatehouses started once,
 //! one with the own exchange (`server.direct_exchange = true`) and one with pingora's path
 //! (`false`). For each case, what the origin received and what the client received must be the
-//! same on both, or the difference must be in `ALLOWED` with the reason.
-//!
-//! Cases: `GATEHOUSE_DIFF_CASES` (default 48); seed: `GATEHOUSE_DIFF_SEED` (printed on failure,
-//! with every differing case, and the first one shrunk, both sides shown).
+//! same on both, or the difference must be in `ALLOWED` with the reason. Cases:
+//! `GATEHOUSE_DIFF_CASES` (48); seed `GATEHOUSE_DIFF_SEED` (printed on failure with each case).
 
 use crate::common::raw::{shown, Act, Msg, ScriptOrigin, Wire};
 use crate::direct::proxy_with;
@@ -325,8 +323,30 @@ async fn run(case: &Case, n: usize, gh: SocketAddr, origin: &ScriptOrigin) -> Ou
 
 /// Differences that are intended, each with why; (name, applies to case and both outcomes).
 type Allowed = (&'static str, fn(&Case, &Outcome, &Outcome) -> bool);
-/// None so far: every difference seen is a bug of one path (issue 30), not a choice.
-const ALLOWED: &[Allowed] = &[];
+const ALLOWED: &[Allowed] = &[(
+    "an unasked response answers a pipelined request sent before it came",
+    late_answers_pipelined,
+)];
+
+/// The unasked response (`late`) reaches a server connection after the pipelined second
+/// request was sent on it: to any proxy it is that request's answer. Whether the second request
+/// reused that connection depends on its pool (on the own exchange's gatehouse a plain GET
+/// takes the own idle list even after a first request through pingora), so one side may get
+/// `POISON` for it. Allowed for that one response line only.
+fn late_answers_pipelined(case: &Case, own: &Outcome, theirs: &Outcome) -> bool {
+    let poisoned = |o: &Outcome| o.client.get(1).is_some_and(|l| l.contains("X-Poison"));
+    let rest = |o: &Outcome| {
+        (
+            o.origin.clone(),
+            o.client.iter().skip(2).cloned().collect::<Vec<_>>(),
+        )
+    };
+    case.pipelined
+        && case.answer == "late"
+        && (poisoned(own) || poisoned(theirs))
+        && own.client.first() == theirs.client.first()
+        && rest(own) == rest(theirs)
+}
 
 /// The difference between the two paths' outcomes, unless none or allowed.
 fn difference(case: &Case, own: &Outcome, theirs: &Outcome) -> Option<String> {
@@ -360,17 +380,12 @@ impl Bench {
         self.runs += 1;
         let own = run(case, self.runs, self.own.addr, &self.origin).await;
         let theirs = run(case, self.runs, self.theirs.addr, &self.origin).await;
-        if std::env::var_os("GATEHOUSE_DIFF_SHOW").is_some() {
-            eprintln!("{case:?}\n own: {own:#?}\n pingora: {theirs:#?}");
-        }
         difference(case, &own, &theirs)
     }
 }
 
 fn env(name: &str) -> Option<u64> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}")))
+    (std::env::var(name).ok()).map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}")))
 }
 
 #[test]
