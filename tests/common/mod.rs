@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod etcd;
 pub mod origin;
+pub mod raw;
 
 pub use origin::{Mode, Origin};
 
