@@ -425,6 +425,17 @@ async fn plain_http_redirects_to_https_and_https_sends_hsts() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // Gatehouse's own answers on that listener carry it too (here a 414).
+    let hits = o.hits();
+    let long = "a".repeat(20_000);
+    let r = https_client(&ca, tls, false)
+        .get(format!("https://a.test:{}/{long}", tls.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 414);
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    assert_eq!(o.hits(), hits, "the 414 was gatehouse's own");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
