@@ -67,6 +67,7 @@ pub struct Metrics {
     cache_objects: IntGauge,
     pub tls_handshakes: IntCounterVec,
     tls_handshake_failures: IntCounterVec,
+    client_misbehaviour: IntCounterVec,
     cert_expiry: GaugeVec,
     ocsp_next_update: GaugeVec,
     acme_expiry: GaugeVec,
@@ -148,6 +149,7 @@ impl Metrics {
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
             tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),
             tls_handshake_failures: counter_vec(&r, "gatehouse_tls_handshake_failures_total", "Failed TLS handshakes by reason: eof (the client closed), timeout, protocol.", &["reason"]),
+            client_misbehaviour: counter_vec(&r, "gatehouse_client_misbehaviour_total", "Client misbehaviour by reason: silent (no request before client_header), h2_handshake, cancelled (gave up before its answer), send_timeout (took nothing for client_send), reset_flood (an HTTP/2 connection closed for cancelling most of its streams).", &["reason"]),
             acme_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_acme_certificate_expiry_timestamp_seconds", "Expiry of each listener's ACME certificate (Unix time); absent before the first."), &["listener"]).expect("valid")),
             acme_orders: counter_vec(&r, "gatehouse_acme_orders_total", "ACME orders by listener and result (ok, failure).", &["listener", "result"]),
             ocsp_next_update: single(&r, GaugeVec::new(Opts::new("gatehouse_tls_ocsp_next_update_timestamp_seconds", "nextUpdate of each stapled OCSP response (Unix time): fetch a fresh one before it."), &["listener", "cert"]).expect("valid")),
@@ -320,6 +322,9 @@ impl Metrics {
                 *n,
             );
         }
+        for (reason, n) in &scrape.client_misbehaviour {
+            sync(&self.client_misbehaviour.with_label_values(&[reason]), *n);
+        }
     }
 }
 
@@ -355,6 +360,7 @@ pub struct Scrape<'a> {
     pub ocsp_next_update: Vec<(&'a str, &'a str, i64)>,
     /// (reason, count) of failed TLS handshakes.
     pub tls_handshake_failures: Vec<(&'static str, u64)>,
+    pub client_misbehaviour: Vec<(&'static str, u64)>,
     pub readonly_active: bool,
     pub readonly_refused: u64,
     /// (target, sent, dropped).

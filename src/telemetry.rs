@@ -138,6 +138,9 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
         };
         return Some(Noise::Handshake(reason));
     }
+    if text.contains("downstream handshake timeout") {
+        return Some(Noise::Handshake(1)); // `timeouts.client_handshake` passed (patch 17)
+    }
     text.contains("request header timeout")
         .then_some(Noise::HeaderTimeout)
 }
@@ -146,6 +149,70 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
 static LAST_SUMMARY: AtomicU64 = AtomicU64::new(0);
 static SINCE_HANDSHAKES: AtomicU64 = AtomicU64::new(0);
 static SINCE_HEADER_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+static SINCE_MISBEHAVIOUR: AtomicU64 = AtomicU64::new(0);
+
+/// What a client did that cost gatehouse without being a request it could answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Misbehaviour {
+    /// A connection that sent no request (nor, on HTTP/2, its preface) within
+    /// `timeouts.client_header` of its start.
+    Silent = 0,
+    /// An HTTP/2 connection whose preface or SETTINGS were malformed.
+    H2Handshake = 1,
+    /// A request the client gave up on (closed its connection, reset its stream) before its
+    /// answer was written.
+    Cancelled = 2,
+    /// A client that took none of its response for `timeouts.client_send`.
+    SendTimeout = 3,
+    /// An HTTP/2 connection closed for cancelling most of its many streams (Rapid Reset).
+    ResetFlood = 4,
+}
+
+/// Client misbehaviour by reason (`Misbehaviour`'s order), for `/metrics`.
+pub static MISBEHAVIOUR: [(&str, AtomicU64); 5] = [
+    ("silent", AtomicU64::new(0)),
+    ("h2_handshake", AtomicU64::new(0)),
+    ("cancelled", AtomicU64::new(0)),
+    ("send_timeout", AtomicU64::new(0)),
+    ("reset_flood", AtomicU64::new(0)),
+];
+
+/// Counts client misbehaviour: never a log line per event, only the periodic summary.
+pub fn client_misbehaved(what: Misbehaviour) {
+    MISBEHAVIOUR[what as usize].1.fetch_add(1, Relaxed);
+    SINCE_MISBEHAVIOUR.fetch_add(1, Relaxed);
+    summarise();
+}
+
+/// Client misbehaviour counted so far, by reason.
+pub fn misbehaviour() -> Vec<(&'static str, u64)> {
+    MISBEHAVIOUR
+        .iter()
+        .map(|(reason, n)| (*reason, n.load(Relaxed)))
+        .collect()
+}
+
+/// One warning with the client noise counted since the last, at most every 10 seconds.
+fn summarise() {
+    let now = crate::clock::unix_now();
+    let last = LAST_SUMMARY.load(Relaxed);
+    if now >= last + 10
+        && LAST_SUMMARY
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        let handshakes = SINCE_HANDSHAKES.swap(0, Relaxed);
+        let header_timeouts = SINCE_HEADER_TIMEOUTS.swap(0, Relaxed);
+        let misbehaviour = SINCE_MISBEHAVIOUR.swap(0, Relaxed);
+        tracing::warn!(
+            failed_tls_handshakes = handshakes,
+            request_header_timeouts = header_timeouts,
+            client_misbehaviour = misbehaviour,
+            "client noise since the last report (see gatehouse_tls_handshake_failures_total, \
+             gatehouse_client_refusals_total and gatehouse_client_misbehaviour_total)"
+        );
+    }
+}
 
 /// Counts client noise and keeps it off the log, but for a summary every 10 seconds at most.
 struct QuietClientNoise;
@@ -165,22 +232,7 @@ impl<S: Subscriber> Layer<S> for QuietClientNoise {
             }
             Noise::OwnProbe => return false,
         }
-        let now = crate::clock::unix_now();
-        let last = LAST_SUMMARY.load(Relaxed);
-        if now >= last + 10
-            && LAST_SUMMARY
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            let handshakes = SINCE_HANDSHAKES.swap(0, Relaxed);
-            let header_timeouts = SINCE_HEADER_TIMEOUTS.swap(0, Relaxed);
-            tracing::warn!(
-                failed_tls_handshakes = handshakes,
-                request_header_timeouts = header_timeouts,
-                "client noise since the last report (see gatehouse_tls_handshake_failures_total \
-                 and gatehouse_client_refusals_total)"
-            );
-        }
+        summarise();
         false
     }
 }

@@ -110,4 +110,5 @@ fn add_tls<'a>(scrape: &mut Scrape<'a>, shared: &'a Shared, rt: &'a crate::runti
         ));
     }
     scrape.tls_handshake_failures = crate::telemetry::handshake_failures();
+    scrape.client_misbehaviour = crate::telemetry::misbehaviour();
 }

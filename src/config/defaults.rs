@@ -16,6 +16,8 @@ pub const UPSTREAM_READ: &str = "60s";
 pub const UPSTREAM_WRITE: &str = "60s";
 pub const CLIENT_IDLE: &str = "60s";
 pub const CLIENT_HEADER: &str = "10s";
+pub const CLIENT_HANDSHAKE: &str = "10s";
+pub const CLIENT_SEND: &str = "30s";
 
 // [[listeners]].tls
 pub const H2: bool = true;

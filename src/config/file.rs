@@ -155,6 +155,8 @@ pub struct TimeoutsSection {
     pub upstream_write: Option<String>,
     pub client_idle: Option<String>,
     pub client_header: Option<String>,
+    pub client_handshake: Option<String>,
+    pub client_send: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -58,8 +58,15 @@ pub struct Timeouts {
     pub upstream_read: Duration,
     pub upstream_write: Duration,
     pub client_idle: Duration,
-    /// From the first byte of a request to the end of its headers (slowloris): 408 after.
+    /// From the first byte of a request to the end of its headers (slowloris): 408 after. Also
+    /// from a connection's start (after TLS) to its first request's headers, the HTTP/2
+    /// preface included: closed after.
     pub client_header: Duration,
+    /// From accept to the end of the TLS handshake: closed after.
+    pub client_handshake: Duration,
+    /// Sending a response to a client that takes none of it (a zero window, a full socket) for
+    /// this long: the stream (HTTP/2) or connection (HTTP/1) is closed, its server released.
+    pub client_send: Duration,
 }
 
 #[derive(Debug, Clone)]

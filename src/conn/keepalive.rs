@@ -13,8 +13,10 @@
 //! framework, or hand the session back (its header read) for pingora's proxy.
 
 use super::cork::{CorkedStream, Streaming};
+use super::glitches::Glitches;
 use super::stream::{ClientStream, Next};
 use super::{ConnPolicy, ConnState, ConnTracker};
+use crate::telemetry::Misbehaviour;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::v2::server as h2;
@@ -117,7 +119,8 @@ where
             }
             return match &self.own {
                 Some(own) => {
-                    self.h2_streams(own, stream, shutdown).await;
+                    self.h2_streams(own, stream, settings.header_timeout, shutdown)
+                        .await;
                     None
                 }
                 None => ServerApp::process_new(&self.app, stream, shutdown).await,
@@ -138,7 +141,7 @@ where
         let server = stream
             .get_socket_digest()
             .and_then(|d| inet(d.local_addr()));
-        self.keepalive_loop(stream, settings.idle, shutdown).await;
+        self.keepalive_loop(stream, &settings, shutdown).await;
         if state.timed_out.load(Relaxed) {
             self.tracker.header_timeouts.fetch_add(1, Relaxed);
             tracing::debug!(client = ?peer, "{}", super::HEADER_TIMEOUT);
@@ -150,6 +153,11 @@ where
     async fn cleanup(&self) {
         self.app.http_cleanup().await;
     }
+
+    /// `timeouts.client_handshake` of the config in force (vendored patch 17).
+    fn handshake_timeout(&self) -> Duration {
+        self.policy.settings().handshake_timeout
+    }
 }
 
 impl<A> ClientApp<A>
@@ -160,9 +168,11 @@ where
     async fn keepalive_loop(
         &self,
         mut stream: Box<ClientStream>,
-        idle: std::time::Duration,
+        limits: &super::ConnSettings,
         shutdown: &ShutdownWatch,
     ) {
+        let idle = limits.idle;
+        let mut first = Some(self.tracker.waiting_for_request());
         let keepalive_limit = self
             .app
             .server_options()
@@ -175,11 +185,35 @@ where
             }
             let mut watch = shutdown.clone();
             let request = std::future::poll_fn(|cx| stream.poll_next_request(cx));
+            // A new connection sends its first request within the header deadline (nginx's
+            // client_header_timeout, HAProxy's timeout http-request); then `client_idle`
+            // between requests.
+            let wait = match served {
+                0 => limits.header_timeout.min(idle),
+                _ => idle,
+            };
+            let evicted = async {
+                match &first {
+                    Some(first) => first.evicted().await,
+                    None => std::future::pending().await,
+                }
+            };
             let next = tokio::select! {
                 biased;
                 _ = watch.changed(), if !stopping => Next::Closed,
-                next = tokio::time::timeout(idle, request) => next.unwrap_or(Next::Closed),
+                // The connection table is full and this one has not asked for anything yet.
+                () = evicted => {
+                    crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+                    Next::Closed
+                }
+                next = tokio::time::timeout(wait, request) => next.unwrap_or_else(|_| {
+                    if served == 0 {
+                        crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+                    }
+                    Next::Closed
+                }),
             };
+            first = None; // a request came: no longer the first to go
             if matches!(next, Next::Closed) {
                 break;
             }
@@ -216,6 +250,7 @@ where
         self: &Arc<Self>,
         own: &Arc<dyn OwnExchange>,
         stream: Stream,
+        header_timeout: Duration,
         shutdown: &ShutdownWatch,
     ) {
         let digest = Arc::new(Digest {
@@ -226,28 +261,67 @@ where
         });
         let streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stream = Box::new(CorkedStream::new(stream, streams.clone()));
-        let conn = match h2::handshake(stream, self.app.h2_options()).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::error!("H2 handshake error {e}");
+        // The preface, the SETTINGS exchange and the first request's HEADERS all come within
+        // the header deadline: a connection that says nothing is closed (HAProxy's timeout
+        // http-request), not kept until `client_idle`.
+        let first_request = tokio::time::Instant::now() + header_timeout;
+        let waiting = self.tracker.waiting_for_request();
+        // Ends when the first request's deadline passes, or when the connection table is full
+        // and this connection, still without a request, is the oldest such.
+        let give_up = async {
+            tokio::select! {
+                () = tokio::time::sleep_until(first_request) => {}
+                () = waiting.evicted() => {}
+            }
+        };
+        let mut give_up = std::pin::pin!(give_up);
+        let conn = tokio::select! {
+            conn = h2::handshake(stream, self.app.h2_options()) => match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
+                    tracing::debug!("H2 handshake error {e}");
+                    return;
+                }
+            },
+            () = &mut give_up => {
+                crate::telemetry::client_misbehaved(Misbehaviour::Silent);
                 return;
             }
         };
         let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
-        h2::accept_downstream_sessions(conn, digest, shutdown.clone(), idle, |h2, guard| {
-            let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
-            let streaming = Streaming::new(&streams);
-            tokio::spawn(async move {
-                // Held while the stream is served: the accept loop's idle timeout sees it, and
-                // the connection's writes wait for it (`CorkedStream`).
-                let (_guard, _streaming) = (guard, streaming);
-                let session = ServerSession::new_http2(h2);
-                if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
-                    app.process_new_http(*session, &shutdown).await;
+        let seen = std::sync::atomic::AtomicBool::new(false);
+        let silent = async {
+            (&mut give_up).await;
+            if seen.load(Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        let glitches = Arc::new(Glitches::default());
+        let streams_loop =
+            h2::accept_downstream_sessions(conn, digest, shutdown.clone(), idle, |h2, guard| {
+                if !seen.swap(true, Relaxed) {
+                    waiting.leave(); // a request came: no longer the first to go
                 }
+                let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
+                let streaming = Streaming::new(&streams);
+                tokio::spawn(glitches.serve(async move {
+                    // Held while the stream is served: the accept loop's idle timeout sees it, and
+                    // the connection's writes wait for it (`CorkedStream`).
+                    let (_guard, _streaming) = (guard, streaming);
+                    let session = ServerSession::new_http2(h2);
+                    if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
+                        app.process_new_http(*session, &shutdown).await;
+                    }
+                }));
             });
-        })
-        .await;
+        // Closed (dropped, no GOAWAY) when silent past its deadline, or resetting most of its
+        // streams: the streams being served end with it.
+        tokio::select! {
+            () = streams_loop => {}
+            () = silent => crate::telemetry::client_misbehaved(Misbehaviour::Silent),
+            () = glitches.exceeded() => crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood),
+        }
     }
 
     /// One request: offered to the own exchange first, then to pingora's proxy.

@@ -20,9 +20,12 @@
 
 mod cork;
 mod gather;
+mod glitches;
 mod keepalive;
 mod stream;
+mod waiting;
 
+pub use glitches::stream_cancelled;
 pub use keepalive::{inet, ClientApp, OwnExchange, Prepare, Served};
 pub use stream::ClientStream;
 
@@ -52,6 +55,8 @@ pub struct ConnSettings {
     pub max_connections_per_client: usize,
     pub header_timeout: Duration,
     pub idle: Duration,
+    /// From accept to the end of the TLS handshake.
+    pub handshake_timeout: Duration,
 }
 
 /// What the connection layer asks of the rest of gatehouse.
@@ -75,6 +80,8 @@ pub struct ConnTracker {
     pub refused_total: AtomicU64,
     pub refused_per_client: AtomicU64,
     pub header_timeouts: AtomicU64,
+    /// Connections without a request yet: the first to go when the table is full.
+    waiting: Arc<waiting::Waiting>,
 }
 
 impl ConnTracker {
@@ -100,7 +107,7 @@ impl ConnTracker {
             tracker: self.clone(),
             ip,
         };
-        let over = if total > limits.max_connections {
+        let over = if total > limits.max_connections && !self.waiting.evict_oldest() {
             self.refused_total.fetch_add(1, Relaxed);
             Some(OVER_TOTAL)
         } else if limits.max_connections_per_client > 0
@@ -112,6 +119,13 @@ impl ConnTracker {
             None
         };
         (guard, over)
+    }
+}
+
+impl ConnTracker {
+    /// Lists a connection as waiting for its first request (`waiting`).
+    pub(crate) fn waiting_for_request(&self) -> waiting::FirstRequest {
+        self.waiting.enter()
     }
 }
 

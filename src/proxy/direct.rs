@@ -44,7 +44,7 @@ use pingora::protocols::http::HttpTask;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::Session;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 
 /// Attempts per request at most, as pingora's proxy loop allows.
 const MAX_ATTEMPTS: u32 = 16;
@@ -121,6 +121,10 @@ pub async fn exchange(
     let t = &rt.config.timeouts;
     let wire = request_head(session, ctx)?;
     let (stream, ix, addr, buf, head) = loop {
+        // An HTTP/2 stream the client already reset (Rapid Reset) is never sent to a server.
+        if let Some(gone) = upstream::stream_reset(session) {
+            return Err(gone);
+        }
         let ix = upstream::choose(session, ctx)?;
         let server = &pool.servers[ix];
         let addr = server.config.address;
@@ -128,13 +132,20 @@ pub async fn exchange(
             Some(stream) => (stream, true),
             // Boxed: connecting is the rare case on kept-alive connections, and its future
             // (8 KiB) would otherwise be part of every exchange's, copied into the heap with
-            // request_filter's future on each request.
-            None => match Box::pin(connector.new_stream(&upstream::peer(server, t))).await {
+            // request_filter's future on each request. A client that leaves meanwhile stops
+            // the wait (the connection attempt is dropped, the server's slot freed).
+            None => match unless_client_leaves(
+                session,
+                Box::pin(connector.new_stream(&upstream::peer(server, t))),
+            )
+            .await
+            {
                 Ok(stream) => (stream, false),
+                Err(gone) if *gone.esource() == ErrorSource::Downstream => return Err(gone),
                 Err(e) => {
                     // The server's side: a 502 (504 on a timeout), logged as a connect error,
                     // as on pingora's path (the connector leaves the side unset).
-                    let e = upstream::connect_failed(ctx, e.into_up());
+                    let e = upstream::connect_failed(ctx, e);
                     if e.retry() && ctx.upstream.attempts < MAX_ATTEMPTS {
                         continue;
                     }

@@ -3,6 +3,7 @@
 
 use crate::accesslog::Termination;
 use crate::respond::{self, LocalAnswer};
+use crate::telemetry::Misbehaviour;
 use pingora::{Error, ErrorSource, ErrorType};
 
 /// Raised by `upstream_peer` when the pool has no usable server (marked upstream so that a
@@ -23,6 +24,9 @@ pub fn termination(e: &Error) -> Termination {
     if *etype == ALL_SERVERS_FAILED {
         return Termination::ConnectError;
     }
+    if matches!(client_misbehaviour(e), Some(Misbehaviour::SendTimeout)) {
+        return Termination::ClientTimeout;
+    }
     match (e.esource(), etype) {
         (ErrorSource::Downstream, _) => Termination::ClientAbort,
         (
@@ -32,6 +36,27 @@ pub fn termination(e: &Error) -> Termination {
         (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => Termination::ServerTimeout,
         (ErrorSource::Upstream, _) | (_, HTTPStatus(_)) => Termination::ServerError,
         _ => Termination::InternalError,
+    }
+}
+
+/// The client misbehaviour a failed request shows, if its failure was the client's: it took
+/// none of the response for `timeouts.client_send`, or it left (closed, reset its stream)
+/// before the answer was written.
+pub fn client_misbehaviour(e: &Error) -> Option<Misbehaviour> {
+    match (e.esource(), e.etype()) {
+        // The client session's own write timeout is raised without a side.
+        (ErrorSource::Downstream | ErrorSource::Unset, ErrorType::WriteTimedout) => {
+            return Some(Misbehaviour::SendTimeout)
+        }
+        (ErrorSource::Downstream, _) => {}
+        _ => return None,
+    }
+    match e.etype() {
+        ErrorType::ConnectionClosed
+        | ErrorType::ReadError
+        | ErrorType::WriteError
+        | ErrorType::H2Error => Some(Misbehaviour::Cancelled),
+        _ => None,
     }
 }
 

@@ -108,11 +108,15 @@ impl ProxyHttp for Proxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let timeouts = &ctx.rt.config.timeouts;
         if self.shared.closing.load(Ordering::Relaxed) {
             session.set_keepalive(None);
         } else {
-            session.set_keepalive(Some(ctx.rt.config.timeouts.client_idle.as_secs().max(1)));
+            session.set_keepalive(Some(timeouts.client_idle.as_secs().max(1)));
         }
+        // A client that takes nothing of its response for this long loses it (HAProxy's
+        // timeout client, nginx's send_timeout), and the server connection behind it is freed.
+        session.set_write_timeout(Some(timeouts.client_send));
         ctx.listener = session
             .server_addr()
             .and_then(|a| a.as_inet())
@@ -197,6 +201,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        if let Some(gone) = upstream::stream_reset(session) {
+            return Err(gone);
+        }
         let ix = upstream::choose(session, ctx)?;
         let rt = &ctx.rt;
         let server = &rt.pools[routed(ctx)?.pool].servers[ix];
@@ -295,6 +302,19 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream::to_client(session, resp, ctx)
+    }
+
+    /// A request the client gave up on, or whose response it would not take, is client
+    /// misbehaviour: counted and summarised (`telemetry`), never an ERROR line each.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        let Some(what) = failure::client_misbehaviour(e) else {
+            return false;
+        };
+        if matches!(what, crate::telemetry::Misbehaviour::Cancelled) {
+            crate::conn::stream_cancelled();
+        }
+        crate::telemetry::client_misbehaved(what);
+        true
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

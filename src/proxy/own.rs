@@ -101,11 +101,13 @@ impl Proxy {
             }
             Some(e) => {
                 let res = self.fail_to_proxy(&mut session, &e, &mut ctx).await;
-                tracing::error!(
-                    "Fail to filter request: {e}, status: {}, {}",
-                    res.error_code,
-                    self.request_summary(&session, &ctx)
-                );
+                if !self.suppress_error_log(&session, &ctx, &e) {
+                    tracing::error!(
+                        "Fail to filter request: {e}, status: {}, {}",
+                        res.error_code,
+                        self.request_summary(&session, &ctx)
+                    );
+                }
                 self.logging(&mut session, Some(&e), &mut ctx).await;
                 session.downstream_session.on_proxy_failure(e);
                 res.can_reuse_downstream

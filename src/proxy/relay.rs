@@ -434,10 +434,12 @@ pub(super) async fn write_head(
 
 /// Writes body bytes in the client's protocol; `end`: the last of them.
 pub(super) async fn write_body(session: &mut Session, bytes: Bytes, end: bool) -> Result<()> {
-    match &mut *session.downstream_session {
+    let written = match &mut *session.downstream_session {
         ServerSession::H1(client) => client.write_body(&bytes).await.map(|_| ()),
         _ => session.write_response_body(Some(bytes), end).await,
-    }
+    };
+    // The client's side (a send timeout, a client gone), as pingora's path marks it.
+    written.map_err(|e| e.into_down())
 }
 
 #[cfg(test)]

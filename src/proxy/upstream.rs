@@ -21,6 +21,23 @@ use std::time::Instant;
 
 /// Chooses the server for the next attempt and counts it in flight; returns its index in the
 /// route's pool. A retry releases the previous attempt's slot first.
+/// The error to end a request with when its client has reset its HTTP/2 stream already
+/// (Rapid Reset: it is never sent to a server, on either path); checked without waiting (one poll of the stream's reset watch).
+pub fn stream_reset(session: &mut Session) -> Option<Box<Error>> {
+    if !session.downstream_session.is_http2() {
+        return None;
+    }
+    let idle = std::pin::pin!(session.downstream_session.read_body_or_idle(true));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(idle, &mut cx) {
+        std::task::Poll::Pending => None,
+        std::task::Poll::Ready(Err(e)) => Some(e.into_down()),
+        std::task::Poll::Ready(Ok(_)) => {
+            Some(Error::explain(pingora::ErrorType::ConnectionClosed, "client left").into_down())
+        }
+    }
+}
+
 pub fn choose(session: &Session, ctx: &mut Ctx) -> Result<usize> {
     ctx.upstream.guard = None;
     let rt = ctx.rt.clone();

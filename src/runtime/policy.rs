@@ -19,6 +19,7 @@ impl ConnPolicy for Shared {
             max_connections_per_client: c.limits.max_connections_per_client,
             header_timeout: c.timeouts.client_header,
             idle: c.timeouts.client_idle,
+            handshake_timeout: c.timeouts.client_handshake,
         }
     }
 

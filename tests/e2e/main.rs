@@ -14,6 +14,7 @@ mod cache_rfc;
 mod changes;
 mod cli;
 mod cluster;
+mod deadlines;
 mod differential;
 mod direct;
 mod errors;

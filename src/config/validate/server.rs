@@ -62,6 +62,8 @@ pub(super) fn timeouts(t: file::TimeoutsSection, p: &KeyPath, c: &mut Collector)
         upstream_write: nonzero(t.upstream_write, d::UPSTREAM_WRITE, "upstream_write"),
         client_idle: nonzero(t.client_idle, d::CLIENT_IDLE, "client_idle"),
         client_header: nonzero(t.client_header, d::CLIENT_HEADER, "client_header"),
+        client_handshake: nonzero(t.client_handshake, d::CLIENT_HANDSHAKE, "client_handshake"),
+        client_send: nonzero(t.client_send, d::CLIENT_SEND, "client_send"),
     }
 }
 

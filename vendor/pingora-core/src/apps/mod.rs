@@ -57,6 +57,13 @@ pub trait ServerApp {
 
     /// This callback will be called once after the service stops listening to its endpoints.
     async fn cleanup(&self) {}
+
+    /// gatehouse patch 17: how long an accepted connection may take to complete its handshake
+    /// (TLS, or nothing for plain TCP) before it is closed; asked once per connection, so an
+    /// app can follow its running configuration. 60 s unless the app says otherwise.
+    fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
 }
 #[non_exhaustive]
 #[derive(Clone, Debug, Default)]

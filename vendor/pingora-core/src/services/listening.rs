@@ -38,7 +38,6 @@ use pingora_runtime::current_handle;
 use pingora_timeout::timeout;
 use std::fs::Permissions;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Override the runtime options used to run a listening service.
 pub type RuntimeOptsOverride = Arc<dyn Fn(&RuntimeOpts) -> Option<RuntimeOpts> + Send + Sync>;
@@ -235,7 +234,8 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                         // lives in its own allocation, freed once the handshake is done, instead
                         // of inside this task's future for the whole life of the connection.
                         let handshake = Box::pin(io.handshake());
-                        match timeout(Duration::from_secs(60), handshake).await {
+                        // gatehouse patch 17: the app's handshake deadline, not a fixed 60 s.
+                        match timeout(app.handshake_timeout(), handshake).await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,

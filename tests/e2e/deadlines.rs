@@ -1,0 +1,325 @@
+//! Hostile clients cannot hold the door (issue 38): every state a connection can be in has a
+//! deadline, a client that takes nothing of its response loses it and frees the server behind
+//! it, and requests a client cancels at once (HTTP/2 Rapid Reset) never reach a server.
+
+use crate::common::certs::{cert_entries, Ca};
+use crate::common::*;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every client deadline at one second.
+const TIMEOUTS: &str =
+    "[timeouts]\nclient_handshake = \"1s\"\nclient_header = \"1s\"\nclient_send = \"1s\"\n";
+
+/// gatehouse with a plain and a TLS (h2) listener in front of `origin`, route not caching.
+async fn gatehouse(origin: SocketAddr) -> (gatehouse::Gatehouse, SocketAddr, SocketAddr) {
+    let (ca, dir) = (Ca::new(), state_dir());
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    let (plain, tls) = (free_port(), free_port());
+    let toml = format!(
+        "{}{TIMEOUTS}[[listeners]]\naddress = \"{plain}\"\n[[listeners]]\naddress = \"{tls}\"\n\
+         [listeners.tls]\n{}\n[pools.web.health]\nenabled = false\n[[pools.web.servers]]\n\
+         name = \"s0\"\naddress = \"{origin}\"\n[[routes]]\npool = \"web\"\n\
+         [routes.cache]\nenabled = false\n",
+        server_section(),
+        cert_entries(&[&leaf]),
+    );
+    (crate::tls::boot_tls(&toml).await, plain, tls)
+}
+
+/// How long until the peer closes `stream` (reading and discarding), at most `limit`.
+async fn closed_after(stream: &mut (impl AsyncReadExt + Unpin), limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, read_all).await;
+    start.elapsed()
+}
+
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_say_nothing_are_closed_at_their_deadlines() {
+    let o = Origin::start("o").await;
+    let (gh, plain, tls) = gatehouse(o.addr).await;
+    let limit = Duration::from_secs(6);
+    // No ClientHello (pingora's fixed 60 s before).
+    let mut raw = tokio::net::TcpStream::connect(tls).await.unwrap();
+    let took = closed_after(&mut raw, limit).await;
+    assert!(
+        took < Duration::from_secs(4),
+        "a TLS connection without a ClientHello lived {took:?}"
+    );
+    // TLS done with ALPN h2, then no preface (never closed before).
+    let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let took = closed_after(&mut h2, limit).await;
+    assert!(
+        took < Duration::from_secs(4),
+        "an HTTP/2 connection without a preface lived {took:?}"
+    );
+    // Plain TCP, no request (client_idle, 60 s, before).
+    let mut raw = tokio::net::TcpStream::connect(plain).await.unwrap();
+    let took = closed_after(&mut raw, limit).await;
+    assert!(
+        took < Duration::from_secs(4),
+        "a silent plain connection lived {took:?}"
+    );
+    // A preface and then no request at all is silent too.
+    let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let took = closed_after(&mut h2, limit).await;
+    assert!(
+        took < Duration::from_secs(4),
+        "an HTTP/2 connection without a request lived {took:?}"
+    );
+    let m = metrics_text(gh.shared.current().config.admin.address).await;
+    let silent = counter(&m, "gatehouse_client_misbehaviour_total{reason=\"silent\"}");
+    assert!(silent >= 3.0, "silent connections counted: {silent}\n{m}");
+    // Real clients are still served.
+    let (status, _) = get(&client(), &format!("http://{plain}/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(o.hits(), 1);
+}
+
+/// An origin answering every request with a body it writes until the connection closes; counts
+/// the answers whose connection gatehouse closed before the body ended.
+async fn endless_origin() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicUsize::new(0));
+    let counted = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let cut = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n";
+                if conn.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 65536];
+                for _ in 0..16384 {
+                    if conn.write_all(&chunk).await.is_err() {
+                        cut.fetch_add(1, SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, cut)
+}
+
+async fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_takes_nothing_loses_its_response_and_frees_the_server() {
+    let (origin, cut) = endless_origin().await;
+    let (gh, plain, tls) = gatehouse(origin).await;
+    // HTTP/1: the request, then nothing read.
+    let mut h1 = tokio::net::TcpStream::connect(plain).await.unwrap();
+    h1.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    wait_for(
+        "HTTP/1 reader's server connection freed",
+        Duration::from_secs(20),
+        || cut.load(SeqCst) >= 1,
+    )
+    .await;
+    // HTTP/2: the response header taken, its body never.
+    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    let (mut send, conn) = h2::client::handshake(tls_stream).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("https://a.test:{}/big", tls.port()))
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    wait_for(
+        "HTTP/2 reader's server connection freed",
+        Duration::from_secs(20),
+        || cut.load(SeqCst) >= 2,
+    )
+    .await;
+    // The stream was reset: what is left of the body ends in an error.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match body.data().await {
+                Some(Ok(chunk)) => {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Ok(()),
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(ended, Ok(Err(_))),
+        "the stream was not reset: {ended:?}"
+    );
+    let m = metrics_text(gh.shared.current().config.admin.address).await;
+    let n = counter(
+        &m,
+        "gatehouse_client_misbehaviour_total{reason=\"send_timeout\"}",
+    );
+    assert!(n >= 2.0, "send timeouts counted: {n}");
+    drop(h1);
+}
+
+/// Opens an HTTP/2 connection and sends up to `streams` requests, each reset by the client
+/// right after (in the same write when `gap` is zero), until gatehouse closes the connection;
+/// how many were sent.
+async fn rapid_reset(tls: SocketAddr, streams: usize, gap: Duration) -> usize {
+    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send;
+    for i in 0..streams {
+        let req = http::Request::get(format!("https://a.test:{}/r{i}", tls.port()))
+            .body(())
+            .unwrap();
+        send = match send.ready().await {
+            Ok(send) => send,
+            Err(_) => return i, // closed by gatehouse
+        };
+        let Ok((_, mut stream)) = send.send_request(req, true) else {
+            return i;
+        };
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+        stream.send_reset(h2::Reason::CANCEL);
+    }
+    streams
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cancelled_at_once_never_reach_the_servers() {
+    let o = Origin::start("o").await;
+    let (gh, _, tls) = gatehouse(o.addr).await;
+    // Reset in the same write as the request: refused before any server sees it.
+    let sent = rapid_reset(tls, 200, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reached = o.seen().iter().filter(|s| s.path.starts_with("/r")).count();
+    assert!(
+        reached <= sent / 20,
+        "{reached} of {sent} cancelled requests reached the server"
+    );
+    // Reset a moment later, while a slow server works on the request: the connection is
+    // closed once most of many streams were cancelled, so each connection costs the servers a
+    // bounded number of requests.
+    o.reset();
+    o.set_mode(Mode::Delay(Duration::from_millis(500)));
+    for round in 0..3 {
+        let sent = rapid_reset(tls, 400, Duration::from_millis(5)).await;
+        assert!(
+            sent < 400,
+            "round {round}: all {sent} streams accepted, never disconnected"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reached = o.seen().iter().filter(|s| s.path.starts_with("/r")).count();
+    assert!(
+        reached <= 3 * 80,
+        "{reached} cancelled requests reached the server in 3 connections"
+    );
+    let m = metrics_text(gh.shared.current().config.admin.address).await;
+    let floods = counter(
+        &m,
+        "gatehouse_client_misbehaviour_total{reason=\"reset_flood\"}",
+    );
+    assert!(floods >= 3.0, "connections closed for resets: {floods}");
+    // A client that waits for its answer is served.
+    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    let req = http::Request::get(format!("https://a.test:{}/kept", tls.port()))
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connection_table_makes_room_for_real_clients() {
+    let o = Origin::start("o").await;
+    let gh = boot(&format!(
+        "[limits]\nmax_connections = 10\n[timeouts]\nclient_header = \"30s\"\n{}",
+        one_route(&[&o])
+    ))
+    .await;
+    // Ten connections (plain TCP, and TLS-less HTTP/2 is not offered here) that never ask
+    // for anything fill the table.
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(tokio::net::TcpStream::connect(gh.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Five real clients, each keeping its connection open (so each needs a place of its own).
+    let mut real = Vec::new();
+    for i in 0..5 {
+        let c = client();
+        let (status, body) = get(&c, &format!("http://{}/real{i}", gh.addr)).await;
+        assert_eq!(status, 200, "real client {i} refused: {body}");
+        real.push(c);
+    }
+    // The oldest silent ones were closed to make room.
+    let mut closed = 0;
+    for s in &mut silent {
+        if closed_after(s, Duration::from_millis(100)).await < Duration::from_millis(100) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 5,
+        "only {closed} of the silent connections were closed"
+    );
+}
