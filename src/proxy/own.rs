@@ -137,6 +137,13 @@ async fn read_request(session: &mut Session, shared: &Shared) -> bool {
                     tracing::error!("failed to send error response to downstream: {e}");
                 }
                 shared.bad_request(inet(ds.client_addr()), inet(ds.server_addr()));
+            } else if matches!(
+                e.etype,
+                ErrorType::ReadError | ErrorType::ConnectionClosed | ErrorType::ReadTimedout
+            ) {
+                // The client went away or timed out (a 408 already answered and logged):
+                // client noise, counted where it is seen, not an error of gatehouse's.
+                tracing::debug!("Fail to proxy: {e}, downstream session type: {kind}");
             } else {
                 tracing::error!("Fail to proxy: {e}, downstream session type: {kind}");
             }
