@@ -82,6 +82,7 @@ pub const MAX_BODY_SIZE: u64 = 100 << 20;
 pub const KEEPALIVE_REQUESTS: u32 = 1000;
 pub const MAX_CONNECTIONS: usize = 10_000;
 pub const MAX_CONNECTIONS_PER_CLIENT: usize = 0;
+pub const MAX_SILENT_PER_CLIENT: usize = 0;
 
 // [admin]
 pub const ADMIN_ADDRESS: &str = "127.0.0.1:9901";

@@ -60,6 +60,7 @@ pub struct LimitsSection {
     pub keepalive_requests: Option<u32>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
+    pub max_silent_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -161,6 +161,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open client connections from one address (0 = no limit): 503 over it.
     pub max_connections_per_client: usize,
+    /// Connections from one address that have not sent a request yet (0 = no limit): over it,
+    /// the oldest of them is closed.
+    pub max_silent_per_client: usize,
 }
 
 /// Where a config came from.

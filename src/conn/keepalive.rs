@@ -15,7 +15,7 @@
 use super::cork::{CorkedStream, Streaming};
 use super::glitches::Glitches;
 use super::stream::{ClientStream, Next};
-use super::{ConnPolicy, ConnState, ConnTracker};
+use super::{ConnPolicy, ConnSettings, ConnState, ConnTracker};
 use crate::telemetry::Misbehaviour;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
@@ -24,7 +24,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Digest, GetSocketDigest, Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -119,8 +119,8 @@ where
             }
             return match &self.own {
                 Some(own) => {
-                    self.h2_streams(own, stream, settings.header_timeout, shutdown)
-                        .await;
+                    let ip = peer.map(|a| a.ip());
+                    self.h2_streams(own, stream, &settings, ip, shutdown).await;
                     None
                 }
                 None => ServerApp::process_new(&self.app, stream, shutdown).await,
@@ -141,7 +141,8 @@ where
         let server = stream
             .get_socket_digest()
             .and_then(|d| inet(d.local_addr()));
-        self.keepalive_loop(stream, &settings, shutdown).await;
+        self.keepalive_loop(stream, &settings, peer.map(|a| a.ip()), shutdown)
+            .await;
         if state.timed_out.load(Relaxed) {
             self.tracker.header_timeouts.fetch_add(1, Relaxed);
             tracing::debug!(client = ?peer, "{}", super::HEADER_TIMEOUT);
@@ -168,11 +169,12 @@ where
     async fn keepalive_loop(
         &self,
         mut stream: Box<ClientStream>,
-        limits: &super::ConnSettings,
+        limits: &ConnSettings,
+        ip: Option<IpAddr>,
         shutdown: &ShutdownWatch,
     ) {
         let idle = limits.idle;
-        let mut first = Some(self.tracker.waiting_for_request());
+        let mut first = Some(self.tracker.waiting_for_request(ip, limits));
         let keepalive_limit = self
             .app
             .server_options()
@@ -250,7 +252,8 @@ where
         self: &Arc<Self>,
         own: &Arc<dyn OwnExchange>,
         stream: Stream,
-        header_timeout: Duration,
+        limits: &ConnSettings,
+        ip: Option<IpAddr>,
         shutdown: &ShutdownWatch,
     ) {
         let digest = Arc::new(Digest {
@@ -264,8 +267,8 @@ where
         // The preface, the SETTINGS exchange and the first request's HEADERS all come within
         // the header deadline: a connection that says nothing is closed (HAProxy's timeout
         // http-request), not kept until `client_idle`.
-        let first_request = tokio::time::Instant::now() + header_timeout;
-        let waiting = self.tracker.waiting_for_request();
+        let first_request = tokio::time::Instant::now() + limits.header_timeout;
+        let waiting = self.tracker.waiting_for_request(ip, limits);
         // Ends when the first request's deadline passes, or when the connection table is full
         // and this connection, still without a request, is the oldest such.
         let give_up = async {

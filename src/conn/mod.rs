@@ -53,6 +53,8 @@ pub struct ConnSettings {
     pub max_connections: usize,
     /// 0: no per-address limit.
     pub max_connections_per_client: usize,
+    /// Connections from one address without a request yet (0: no limit).
+    pub max_silent_per_client: usize,
     pub header_timeout: Duration,
     pub idle: Duration,
     /// From accept to the end of the TLS handshake.
@@ -123,9 +125,13 @@ impl ConnTracker {
 }
 
 impl ConnTracker {
-    /// Lists a connection as waiting for its first request (`waiting`).
-    pub(crate) fn waiting_for_request(&self) -> waiting::FirstRequest {
-        self.waiting.enter()
+    /// Lists a connection from `ip` as waiting for its first request (`waiting`).
+    pub(crate) fn waiting_for_request(
+        &self,
+        ip: Option<IpAddr>,
+        limits: &ConnSettings,
+    ) -> waiting::FirstRequest {
+        self.waiting.enter(ip, limits.max_silent_per_client)
     }
 }
 

@@ -17,6 +17,7 @@ impl ConnPolicy for Shared {
         ConnSettings {
             max_connections: c.limits.max_connections,
             max_connections_per_client: c.limits.max_connections_per_client,
+            max_silent_per_client: c.limits.max_silent_per_client,
             header_timeout: c.timeouts.client_header,
             idle: c.timeouts.client_idle,
             handshake_timeout: c.timeouts.client_handshake,

@@ -54,35 +54,28 @@ fn counter(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Fails unless the peer closes `stream` within a few seconds of a one-second deadline.
+async fn assert_closed(stream: &mut (impl AsyncReadExt + Unpin), what: &str) {
+    let took = closed_after(stream, Duration::from_secs(6)).await;
+    assert!(took < Duration::from_secs(4), "{what} lived {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_say_nothing_are_closed_at_their_deadlines() {
     let o = Origin::start("o").await;
     let (gh, plain, tls) = gatehouse(o.addr).await;
-    let limit = Duration::from_secs(6);
     // No ClientHello (pingora's fixed 60 s before).
     let mut raw = tokio::net::TcpStream::connect(tls).await.unwrap();
-    let took = closed_after(&mut raw, limit).await;
-    assert!(
-        took < Duration::from_secs(4),
-        "a TLS connection without a ClientHello lived {took:?}"
-    );
+    assert_closed(&mut raw, "a TLS connection without a ClientHello").await;
     // TLS done with ALPN h2, then no preface (never closed before).
     let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
         .await
         .unwrap();
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let took = closed_after(&mut h2, limit).await;
-    assert!(
-        took < Duration::from_secs(4),
-        "an HTTP/2 connection without a preface lived {took:?}"
-    );
+    assert_closed(&mut h2, "an HTTP/2 connection without a preface").await;
     // Plain TCP, no request (client_idle, 60 s, before).
     let mut raw = tokio::net::TcpStream::connect(plain).await.unwrap();
-    let took = closed_after(&mut raw, limit).await;
-    assert!(
-        took < Duration::from_secs(4),
-        "a silent plain connection lived {took:?}"
-    );
+    assert_closed(&mut raw, "a silent plain connection").await;
     // A preface and then no request at all is silent too.
     let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
         .await
@@ -90,11 +83,7 @@ async fn connections_that_say_nothing_are_closed_at_their_deadlines() {
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .await
         .unwrap();
-    let took = closed_after(&mut h2, limit).await;
-    assert!(
-        took < Duration::from_secs(4),
-        "an HTTP/2 connection without a request lived {took:?}"
-    );
+    assert_closed(&mut h2, "an HTTP/2 connection without a request").await;
     let m = metrics_text(gh.shared.current().config.admin.address).await;
     let silent = counter(&m, "gatehouse_client_misbehaviour_total{reason=\"silent\"}");
     assert!(silent >= 3.0, "silent connections counted: {silent}\n{m}");
@@ -322,4 +311,28 @@ async fn a_full_connection_table_makes_room_for_real_clients() {
         closed >= 5,
         "only {closed} of the silent connections were closed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_silent_connections() {
+    let o = Origin::start("o").await;
+    let gh = boot(&format!(
+        "[limits]\nmax_silent_per_client = 3\n[timeouts]\nclient_header = \"30s\"\n{}",
+        one_route(&[&o])
+    ))
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        silent.push(tokio::net::TcpStream::connect(gh.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let quick = Duration::from_millis(300);
+    let mut open = Vec::new();
+    for s in &mut silent {
+        open.push(closed_after(s, quick).await >= quick);
+    }
+    assert_eq!(open, [false, false, true, true, true], "the oldest two go");
+    // A connection that asks for something is served as usual.
+    let (status, _) = get(&client(), &format!("http://{}/", gh.addr)).await;
+    assert_eq!(status, 200);
 }

@@ -135,6 +135,7 @@ pub(super) fn limits(f: file::LimitsSection, p: &KeyPath, c: &mut Collector) -> 
         max_connections_per_client: f
             .max_connections_per_client
             .unwrap_or(d::MAX_CONNECTIONS_PER_CLIENT),
+        max_silent_per_client: f.max_silent_per_client.unwrap_or(d::MAX_SILENT_PER_CLIENT),
     };
     if limits.max_connections == 0 {
         c.error(&p.key("max_connections"), "must be at least 1");
