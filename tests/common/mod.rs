@@ -282,22 +282,31 @@ pub fn one_route(origins: &[&Origin]) -> String {
 /// user skipped it explicitly with `GATEHOUSE_TEST_SKIP=name[,name...]`; a skip is recorded
 /// in `target/tmp/skipped-tests`, which `make test` lists in one line at the end.
 pub fn tool(name: &str, paths: &[&str], package: &str) -> Option<std::path::PathBuf> {
-    if let Some(found) = paths.iter().find(|p| std::path::Path::new(p).exists()) {
-        return Some(found.into());
+    let found = paths.iter().find(|p| std::path::Path::new(p).exists());
+    let missing = format!(
+        "this test needs {package} ({} missing): install it (apt-get install {package})",
+        paths.join(" or ")
+    );
+    required(name, found.is_some(), &format!("needs {package}"), &missing)
+        .then(|| found.unwrap().into())
+}
+
+/// Whether a test that needs `what` (named `name` in `GATEHOUSE_TEST_SKIP`) runs: true when
+/// `have`; otherwise false when the user skipped `name` explicitly (recorded like a missing
+/// tool), and a failure saying `missing` when not.
+pub fn required(name: &str, have: bool, what: &str, missing: &str) -> bool {
+    if have {
+        return true;
     }
     let skips = std::env::var("GATEHOUSE_TEST_SKIP").unwrap_or_default();
     if skips.split(',').any(|s| s.trim() == name) {
         record_skip(
-            &format!("{name} (needs {package})"),
+            &format!("{name} ({what})"),
             "SKIPPED by GATEHOUSE_TEST_SKIP",
         );
-        return None;
+        return false;
     }
-    panic!(
-        "this test needs {package} ({} missing): install it (apt-get install {package}), \
-         or skip it explicitly with GATEHOUSE_TEST_SKIP={name}",
-        paths.join(" or ")
-    );
+    panic!("{missing}, or skip it explicitly with GATEHOUSE_TEST_SKIP={name}");
 }
 
 /// Notes a skipped test in `target/tmp/skipped-tests` (which `make test` lists at the end) and

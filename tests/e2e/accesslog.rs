@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -286,259 +287,9 @@ async fn rfc3164_over_a_unix_socket_and_captured_headers_can_be_stripped() {
     assert!(msg.contains("hdr.x-runtime=0.001"), "still logged: {msg}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tcp_receiver_that_never_reads_costs_requests_nothing() {
-    let o = Origin::start("o").await;
-    // A receiver that accepts and never reads, with a tiny receive buffer.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = sock.listen(8).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _held = tokio::spawn(async move {
-        let mut conns = Vec::new();
-        while let Ok((c, _)) = listener.accept().await {
-            conns.push(c);
-        }
-    });
-    let body = format!(
-        "[access_log]\nqueue_size = 16\ncapture_request_headers = [\"X-Big\"]\n\
-         [[access_log.targets]]\nname = \"stuck\"\ntransport = \"tcp\"\naddress = \"{addr}\"\n{}",
-        one_route(&[&o])
-    );
-    let gh = boot(&body).await;
-    let big = "b".repeat(8000);
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let (c, url, big) = (client(), gh.url(&format!("/t{t}")), big.clone());
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..150 {
-                let started = std::time::Instant::now();
-                let r = c.get(&url).header("x-big", &big).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                assert!(
-                    started.elapsed() < Duration::from_secs(2),
-                    "a request waited on logging"
-                );
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let stats = gh.gh.shared.access_log.stats();
-    let dropped = stats[0]
-        .1
-        .dropped
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(dropped > 0, "records were dropped and counted");
-    assert_eq!(o.hits(), 1200);
-}
-
-/// A unix receiver that never reads fills its queue, after which every send fails at once
-/// (EAGAIN); a path nobody listens on fails at once too. Requests never wait, and every record
-/// is counted as sent or dropped.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_datagram_receiver_that_never_reads_or_is_gone_costs_requests_nothing() {
-    let o = Origin::start("o").await;
-    let dir = state_dir();
-    let stuck = dir.join("stuck.sock");
-    let _never_read = std::os::unix::net::UnixDatagram::bind(&stuck).unwrap();
-    let gone = dir.join("nobody.sock");
-    let body = format!(
-        "[[access_log.targets]]\nname = \"stuck\"\ntransport = \"unix\"\npath = {:?}\n\
-         [[access_log.targets]]\nname = \"gone\"\ntransport = \"unix\"\npath = {:?}\n{}",
-        stuck.display().to_string(),
-        gone.display().to_string(),
-        one_route(&[&o])
-    );
-    let gh = boot(&body).await;
-    let mut tasks = Vec::new();
-    for t in 0..4 {
-        let (c, url) = (client(), gh.url(&format!("/d{t}")));
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..250 {
-                let started = std::time::Instant::now();
-                assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
-                assert!(
-                    started.elapsed() < Duration::from_secs(2),
-                    "a request waited on logging"
-                );
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    wait_until_counted(&gh, 1000).await;
-    let stats = gh.gh.shared.access_log.stats();
-    let load = |i: usize| {
-        let s = stats[i].1;
-        (
-            s.sent.load(std::sync::atomic::Ordering::Relaxed),
-            s.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        )
-    };
-    let (sent, dropped) = load(0);
-    assert!(
-        sent > 0,
-        "the stuck receiver took some before its queue filled"
-    );
-    assert!(dropped > 0, "then every send failed, counted");
-    assert_eq!(sent + dropped, 1000);
-    assert_eq!(load(1), (0, 1000), "nobody listens: all dropped");
-}
-
-/// File records are written in batches; stopping gatehouse writes the last batch before the
-/// stop returns, so a record accepted is a record kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_writes_the_last_batch_before_it_returns() {
-    let o = Origin::start("o").await;
-    let path = state_dir().join("access.log");
-    let body = format!(
-        "[[access_log.targets]]\ntransport = \"file\"\npath = {:?}\n{}",
-        path.display().to_string(),
-        one_route(&[&o])
-    );
-    let gh = boot(&body).await;
-    let c = client();
-    for i in 0..300 {
-        assert_eq!(
-            c.get(gh.url(&format!("/f{i}")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
-    }
-    tokio::task::spawn_blocking(move || drop(gh)).await.unwrap();
-    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-    assert_eq!(lines, 300);
-}
-
-/// Reads octet-counted syslog frames (RFC 6587) from one TCP connection until it closes or
-/// `want` frames came; returns the messages.
-async fn read_frames(conn: &mut tokio::net::TcpStream, want: usize) -> Vec<String> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = Vec::new();
-    let mut frames = Vec::new();
-    let mut chunk = [0u8; 65536];
-    while frames.len() < want {
-        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk)).await;
-        let Ok(Ok(n)) = read else { break };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(space) = buf.iter().position(|b| *b == b' ') {
-            let len: usize = std::str::from_utf8(&buf[..space]).unwrap().parse().unwrap();
-            if buf.len() < space + 1 + len {
-                break;
-            }
-            frames.push(String::from_utf8_lossy(&buf[space + 1..space + 1 + len]).into_owned());
-            buf.drain(..space + 1 + len);
-        }
-    }
-    frames
-}
-
-/// A TCP receiver that restarts: the writer notices the dead connection, reconnects with
-/// backoff, and records flow again; every record is counted as sent or dropped.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tcp_receiver_that_restarts_gets_records_again() {
-    use std::sync::atomic::Ordering::Relaxed;
-    let o = Origin::start("o").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let body = format!(
-        "[[access_log.targets]]\ntransport = \"tcp\"\naddress = \"{addr}\"\n{}",
-        one_route(&[&o])
-    );
-    let gh = boot(&body).await;
-    let c = client();
-    for i in 0..5 {
-        c.get(gh.url(&format!("/before/{i}"))).send().await.unwrap();
-    }
-    let (mut conn, _) = listener.accept().await.unwrap();
-    let first = read_frames(&mut conn, 5).await;
-    assert_eq!(first.len(), 5);
-    assert!(first[0].contains("path=\"/before/0\""), "{}", first[0]);
-    drop(conn);
-    drop(listener);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let mut sent_requests = 5;
-    let accepted = async {
-        loop {
-            if let Ok(Ok((conn, _))) =
-                tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
-            {
-                return conn;
-            }
-        }
-    };
-    tokio::pin!(accepted);
-    let mut conn = loop {
-        c.get(gh.url(&format!("/after/{sent_requests}")))
-            .send()
-            .await
-            .unwrap();
-        sent_requests += 1;
-        tokio::select! {
-            conn = &mut accepted => break conn,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-        assert!(sent_requests < 200, "the writer never reconnected");
-    };
-    c.get(gh.url("/after/last")).send().await.unwrap();
-    let again = read_frames(&mut conn, 1).await;
-    assert!(!again.is_empty(), "records flow on the new connection");
-    wait_until_counted(&gh, sent_requests as u64 + 1).await;
-    let stats = gh.gh.shared.access_log.stats();
-    let (sent, dropped) = (
-        stats[0].1.sent.load(Relaxed),
-        stats[0].1.dropped.load(Relaxed),
-    );
-    assert_eq!(
-        sent + dropped,
-        sent_requests as u64 + 1,
-        "each record counted once"
-    );
-}
-
-/// Waits until every target has counted `n` records as sent or dropped.
-async fn wait_until_counted(gh: &Proxy, n: u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    for _ in 0..200 {
-        let all = gh
-            .gh
-            .shared
-            .access_log
-            .stats()
-            .iter()
-            .all(|(_, s)| s.sent.load(Relaxed) + s.dropped.load(Relaxed) >= n);
-        if all {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn end_to_end_through_a_real_rsyslog() {
-    let Some(rsyslogd) = tool(
-        "rsyslog",
-        &["/usr/sbin/rsyslogd", "/sbin/rsyslogd"],
-        "rsyslog",
-    ) else {
-        return; // skipped by the user, and recorded
-    };
-    let dir = state_dir();
-    let port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
-    let out = dir.join("access.log");
+/// Starts rsyslogd writing what it receives on UDP `port` to `out` ("app-name SD message"
+/// lines), and waits until it is ready: a probe message it received is in `out`.
+async fn start_rsyslog(bin: &Path, dir: &Path, port: u16, out: &Path) -> Reap {
     let conf = dir.join("rsyslog.conf");
     std::fs::write(
         &conf,
@@ -553,18 +304,48 @@ async fn end_to_end_through_a_real_rsyslog() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(rsyslogd)
+    let errors = dir.join("rsyslogd.err");
+    let child = std::process::Command::new(bin)
         .args(["-n", "-f"])
         .arg(&conf)
         .arg("-i")
         .arg(dir.join("rsyslogd.pid"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
         .spawn()
         .unwrap();
-    let _ = child.try_wait();
-    let _guard = Reap(child);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut rsyslog = Reap(child);
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(out).is_ok_and(|t| t.contains("probe")) {
+        if let Some(status) = rsyslog.0.try_wait().unwrap() {
+            let why = std::fs::read_to_string(&errors).unwrap_or_default();
+            panic!("rsyslogd exited ({status}): {why}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rsyslogd wrote nothing it received in 20 s"
+        );
+        let _ = probe.send_to(b"<14>1 - - probe - - - ready", ("127.0.0.1", port));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rsyslog
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_through_a_real_rsyslog() {
+    let Some(rsyslogd) = tool(
+        "rsyslog",
+        &["/usr/sbin/rsyslogd", "/sbin/rsyslogd"],
+        "rsyslog",
+    ) else {
+        return; // skipped by the user, and recorded
+    };
+    let dir = state_dir();
+    // Below the ephemeral range, so no other test's socket takes it before rsyslog binds it.
+    let port = free_port().port();
+    let out = dir.join("access.log");
+    let _rsyslog = start_rsyslog(&rsyslogd, &dir, port, &out).await;
     let o = Origin::start("o").await;
     let body = format!(
         "[[access_log.targets]]\naddress = \"127.0.0.1:{port}\"\ntag = \"gatehouse\"\n{}",
@@ -575,16 +356,19 @@ async fn end_to_end_through_a_real_rsyslog() {
     for i in 0..5 {
         assert_eq!(get(&c, &gh.url(&format!("/rsyslog/{i}"))).await.0, 200);
     }
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = std::fs::read_to_string(&out).unwrap_or_default();
-        if text.lines().count() >= 5 {
-            break;
-        }
+    let records = || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with("probe "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while records().len() < 5 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let lines: Vec<_> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    let lines = records();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
     for (i, l) in lines.iter().enumerate() {
         assert!(l.starts_with("gatehouse [gatehouse@32473 "), "{l}");
         assert!(l.contains(&format!("path=\"/rsyslog/{i}\"")), "{l}");

@@ -294,8 +294,15 @@ async fn tls_alpn01_issues_for_two_names_on_a_tls_only_gatehouse() {
     // The validation certificates are gone once the order is done: a client offering
     // acme-tls/1 gets no certificate now.
     let handshake = crate::tls::handshake(tls, Some("c.test"), &[b"acme-tls/1"]).await;
-    assert!(
-        handshake.is_err(),
-        "no challenge certificate outside an order"
+    let alert = handshake.err().and_then(|e| {
+        let e = e.into_inner()?.downcast::<rustls::Error>().ok()?;
+        Some(*e)
+    });
+    assert_eq!(
+        alert,
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::AccessDenied
+        )),
+        "no challenge certificate outside an order: refused for want of a certificate"
     );
 }

@@ -5,7 +5,8 @@ use crate::balancing::wait_until;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 const ROUTE: &str = "[[routes]]\npool = \"web\"\n";
 
@@ -21,21 +22,40 @@ async fn two_servers(checked: bool) -> (Origin, Origin, Proxy) {
     (a, b, gh)
 }
 
+/// Sends GETs one at a time until one of them is in flight on server a (round robin sends
+/// every other one there), within 10 s; the requests sent, each answering its status.
+async fn park_one_on_a(gh: &Proxy, c: &reqwest::Client) -> Vec<JoinHandle<u16>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = Vec::new();
+    loop {
+        let (c2, url) = (c.clone(), gh.url("/slow"));
+        let t = tokio::spawn(async move { c2.get(url).send().await.unwrap().status().as_u16() });
+        // One request out at a time: it either shows up on a or finishes (on b).
+        while gh.in_flight("web", "a") == 0 && !t.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "no request in flight on a after 10 s: {} sent, in flight a {} b {}",
+                sent.len() + 1,
+                gh.in_flight("web", "a"),
+                gh.in_flight("web", "b")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sent.push(t);
+        if gh.in_flight("web", "a") == 1 {
+            return sent;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_server_gets_no_new_requests_and_its_slow_request_completes() {
     let (a, b, gh) = two_servers(false).await;
-    a.set_mode(Mode::Delay(Duration::from_millis(800)));
+    // Long enough that the drain below, however slow this machine, finds it in flight.
+    a.set_mode(Mode::Delay(Duration::from_secs(2)));
     let c = client();
     // Park one slow request on a.
-    let slow = loop {
-        let (c2, url) = (c.clone(), gh.url("/slow"));
-        let t = tokio::spawn(async move { c2.get(url).send().await.unwrap().status().as_u16() });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if gh.in_flight("web", "a") == 1 {
-            break t;
-        }
-        t.await.unwrap();
-    };
+    let sent = park_one_on_a(&gh, &c).await;
     let (status, body) = gh
         .admin("POST", "/api/pools/web/servers/a/drain", Some(TOKEN))
         .await;
@@ -51,7 +71,9 @@ async fn a_drained_server_gets_no_new_requests_and_its_slow_request_completes() 
         a_hits,
         "no new request reached the drained server"
     );
-    assert_eq!(slow.await.unwrap(), 200, "the in-flight request completed");
+    for t in sent {
+        assert_eq!(t.await.unwrap(), 200, "the in-flight request completed");
+    }
     // Its in-flight slot is released just after the client has its answer.
     wait_until(|| gh.in_flight("web", "a") == 0).await;
     let (_, s) = gh.admin("GET", "/api/pools/web/servers/a", None).await;
@@ -65,17 +87,11 @@ async fn a_drained_server_gets_no_new_requests_and_its_slow_request_completes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_with_wait_answers_when_in_flight_requests_finish_or_times_out() {
     let (a, _b, gh) = two_servers(false).await;
-    a.set_mode(Mode::Delay(Duration::from_millis(700)));
+    // Slow enough that the drain finds it in flight with at least 200 ms to wait.
+    a.set_mode(Mode::Delay(Duration::from_secs(2)));
     let c = client();
-    let mut parked = Vec::new();
-    while gh.in_flight("web", "a") == 0 {
-        let (c2, url) = (c.clone(), gh.url("/"));
-        parked.push(tokio::spawn(async move {
-            c2.get(url).send().await.unwrap().status()
-        }));
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    let started = std::time::Instant::now();
+    let parked = park_one_on_a(&gh, &c).await;
+    let started = Instant::now();
     let (status, body) = gh
         .admin(
             "POST",
@@ -90,23 +106,19 @@ async fn drain_with_wait_answers_when_in_flight_requests_finish_or_times_out() {
         started.elapsed() >= Duration::from_millis(200),
         "it waited for the request"
     );
-    assert!(body["waited_ms"].as_u64().unwrap() >= 200);
+    assert!(body["waited_ms"].as_u64().unwrap() >= 200, "{body}");
+    assert_eq!(a.in_flight(), 0, "answered once the origin was done");
     for p in parked {
         assert_eq!(p.await.unwrap(), 200);
     }
 
     // A request that outlasts the wait: 409 with the count still in flight.
-    gh.admin("POST", "/api/pools/web/servers/a/ready", Some(TOKEN))
+    let (status, body) = gh
+        .admin("POST", "/api/pools/web/servers/a/ready", Some(TOKEN))
         .await;
-    a.set_mode(Mode::Delay(Duration::from_secs(2)));
-    let mut parked = Vec::new();
-    while gh.in_flight("web", "a") == 0 {
-        let (c2, url) = (c.clone(), gh.url("/"));
-        parked.push(tokio::spawn(async move {
-            c2.get(url).send().await.unwrap().status()
-        }));
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    assert_eq!(status, 200, "{body}");
+    a.set_mode(Mode::Delay(Duration::from_secs(3)));
+    let parked = park_one_on_a(&gh, &c).await;
     let (status, body) = gh
         .admin(
             "POST",
@@ -260,11 +272,30 @@ fn ctl(gh: &Proxy, args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_shows_status_and_changes_states() {
-    let (_a, _b, gh) = two_servers(false).await;
+    let (a, b, gh) = two_servers(false).await;
     let (code, out, _) = tokio::task::block_in_place(|| ctl(&gh, &["status"]));
     assert_eq!(code, 0);
-    assert!(
-        out.contains("POOL") && out.contains("web") && out.contains(" a ") || out.contains("a  "),
+    // The header, then one row per server: pool, name, address, state, health, counts.
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (a, b) = (a.addr.to_string(), b.addr.to_string());
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "POOL",
+                "SERVER",
+                "ADDRESS",
+                "STATE",
+                "HEALTH",
+                "IN-FLIGHT",
+                "REQUESTS"
+            ],
+            vec!["web", "a", &a, "ready", "unchecked", "0", "0"],
+            vec!["web", "b", &b, "ready", "unchecked", "0", "0"],
+        ],
         "{out}"
     );
     let (code, out, err) =

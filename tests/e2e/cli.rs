@@ -142,6 +142,15 @@ fn a_missing_tool_fails_the_test_naming_its_package() {
     crate::common::tool("nothing-here", &["/nonexistent/tool"], "some-package");
 }
 
+/// A test whose requirement is not met (e.g. root) fails the same way, naming its skip.
+#[test]
+#[should_panic(
+    expected = "needs root, or skip it explicitly with GATEHOUSE_TEST_SKIP=nothing-here"
+)]
+fn a_missing_requirement_fails_the_test_naming_its_skip() {
+    crate::common::required("nothing-here", false, "root", "needs root");
+}
+
 #[test]
 fn completions_and_man_pages_come_from_the_command_definitions() {
     let run = |args: &[&str]| {

@@ -112,6 +112,12 @@ impl Node {
     }
 }
 
+/// How long a change written through one node may take to reach every node before a test
+/// fails. What the tests prove is that it arrives (through each node's watch); how fast is
+/// measured and printed (a few ms on loopback), not asserted: three etcd members and three
+/// gatehouse processes on a loaded 2-core machine can stall for a second.
+const PROPAGATION: Duration = Duration::from_secs(10);
+
 /// Polls `check` on every node until all pass; the time that took.
 async fn all_within(
     nodes: &[Node],
@@ -121,16 +127,18 @@ async fn all_within(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let mut all = true;
+        let mut behind = Vec::new();
         for n in nodes {
-            all &= check(n).await;
+            if !check(n).await {
+                behind.push(n.name.as_str());
+            }
         }
-        if all {
+        if behind.is_empty() {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < timeout,
-            "{what}: not on every node within {timeout:?}"
+            "{what}: not on {behind:?} within {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -186,7 +194,7 @@ async fn one_command_reaches_every_node() {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["cluster"]["applied_here"], json!(true), "{answer}");
-    all_within(&nodes, Duration::from_millis(500), "drain", async |n| {
+    all_within(&nodes, PROPAGATION, "drain", async |n| {
         n.state_of("b").await == "drain"
     })
     .await;
@@ -213,7 +221,7 @@ async fn one_command_reaches_every_node() {
         )
         .await;
     assert_eq!(status, 200);
-    all_within(&nodes, Duration::from_millis(500), "read-only", async |n| {
+    all_within(&nodes, PROPAGATION, "read-only", async |n| {
         n.request("POST", "/form").await.0 == 503
     })
     .await;
@@ -241,12 +249,9 @@ async fn one_command_reaches_every_node() {
         .await;
     assert_eq!((status, &answer["removed"]), (200, &json!(1)), "{answer}");
     let revision = answer["cluster"]["revision"].as_i64().unwrap();
-    all_within(
-        &nodes,
-        Duration::from_millis(500),
-        "purge",
-        async move |n| n.cluster().await["applied_revision"].as_i64() >= Some(revision),
-    )
+    all_within(&nodes, PROPAGATION, "purge", async move |n| {
+        n.cluster().await["applied_revision"].as_i64() >= Some(revision)
+    })
     .await;
     let purge_ms = started.elapsed().as_millis();
     for n in &nodes {
@@ -254,7 +259,9 @@ async fn one_command_reaches_every_node() {
     }
     // ctl --wait names every node; `--local` changes one node only.
     let out = nodes[0].ctl(&["ready", "web", "b", "--wait"]);
-    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("applied on every node (n0, n1, n2)"), "{err}");
     let out = nodes[0].ctl(&["--local", "maint", "web", "a"]);
     assert!(out.status.success());
     assert_eq!(nodes[0].state_of("a").await, "maint");
@@ -584,15 +591,27 @@ async fn round_trip(mut node: Node) {
     assert_eq!(nodes[0].state_of("a").await, "drain");
 }
 
-/// Starts `node`, which etcd refuses: it stays disconnected, shows why (containing `reason`),
-/// and serves.
+/// Starts `node`, which etcd refuses: it stays disconnected, serves, and its last error comes
+/// to name `reason` (within 20 s of retries: a refused client certificate reaches the client
+/// as an alert, or as a connection closed after the handshake, depending on timing).
 async fn refused(mut node: Node, reason: &str) {
     node.start().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let view = node.cluster().await;
-    assert_eq!(view["connected"], json!(false), "{view}");
-    let error = view["last_error"].as_str().unwrap_or_default();
-    assert!(!error.is_empty() && error.contains(reason), "{view}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let view = node.cluster().await;
+        assert_eq!(view["connected"], json!(false), "{view}");
+        let error = view["last_error"].as_str().unwrap_or_default().to_string();
+        if error.contains(reason) {
+            break;
+        }
+        seen.insert(error);
+        assert!(
+            Instant::now() < deadline,
+            "no error about {reason:?} in 20 s; seen: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(node.request("GET", "/").await.0, 200);
 }
 
@@ -620,7 +639,7 @@ async fn etcd_over_tls_with_a_client_certificate() {
     let ca_only = format!("ca_file = {:?}\n", ca_file.display().to_string());
     refused(
         Node::with("bare", &etcd.endpoints(), &[&origin], &ca_only),
-        "",
+        "BadCertificate",
     )
     .await;
 }
@@ -697,7 +716,7 @@ async fn etcd_with_authentication() {
     // A wrong password: refused, said, and the node still serves.
     refused(
         Node::with("wrong", &etcd.endpoints(), &[&origin], &creds(&bad)),
-        "auth",
+        "authentication failed",
     )
     .await;
 }

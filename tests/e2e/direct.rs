@@ -497,7 +497,16 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         .send("GET", "/switch", "")
         .await;
     assert_eq!(status, 502, "a 101 nobody asked for");
-    record(&sink).await;
+    let r = record(&sink).await;
+    assert_eq!(
+        (
+            r["status"].as_u64(),
+            r["termination"].as_str(),
+            r["path"].as_str()
+        ),
+        (Some(502), Some("server_error"), Some("/switch")),
+        "the server's fault: {r}"
+    );
     // The dead server was tried, and counted, by the requests that met it.
     let rt = gh.gh.shared.current();
     assert!(rt.pools[0].servers[0].state.connect_failures() >= 1);

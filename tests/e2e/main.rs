@@ -5,6 +5,7 @@
 mod common;
 
 mod accesslog;
+mod accesslog_drops;
 mod accesslog_restart;
 mod acme;
 mod admin;

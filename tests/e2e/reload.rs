@@ -36,7 +36,7 @@ impl ConfigFile {
         .unwrap();
     }
 
-    fn admin(&self) -> std::net::SocketAddr {
+    pub(crate) fn admin(&self) -> std::net::SocketAddr {
         gatehouse::Config::load(&self.path).unwrap().admin.address
     }
 }
@@ -88,6 +88,11 @@ impl Load {
             failed,
             tasks,
         }
+    }
+
+    /// Requests answered 200 so far.
+    pub(crate) fn ok(&self) -> usize {
+        self.ok.load(SeqCst)
     }
 
     pub(crate) async fn finish(self) -> (usize, usize) {
@@ -352,23 +357,32 @@ async fn a_binary_upgrade_under_load_fails_no_request_and_keeps_the_drain() {
     signal(&old.0, "-QUIT");
     // The old process hands its sockets over, finishes in-flight requests and exits.
     let mut old = old;
-    let mut exited = false;
-    for _ in 0..200 {
-        if old.0.try_wait().unwrap().is_some() {
-            exited = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(exited, "the old process exited");
+    assert!(
+        exits(&mut old, Duration::from_secs(10)).await,
+        "the old process exited"
+    );
     eprintln!("old exited by {:?}", std::time::SystemTime::now());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Only the new process is left: whatever is answered from now on (but the last few in
+    // flight), it answered.
+    let answered_by_old = load.ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while load.ok() < answered_by_old + 100 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (ok, failed) = load.finish().await;
+    let mut new = new;
+    let running = new.0.try_wait().unwrap().is_none();
     let logs = format!(
         "old: {}\nnew: {}",
         std::fs::read_to_string(cf.path.with_extension("old.log")).unwrap_or_default(),
         std::fs::read_to_string(cf.path.with_extension("new.log")).unwrap_or_default()
     );
+    assert!(
+        ok >= answered_by_old + 100,
+        "the new process answered {} requests in 10 s after the old one exited\n{logs}",
+        ok - answered_by_old
+    );
+    assert!(running, "the new process is still running\n{logs}");
     assert_eq!(failed, 0, "{failed} of {} failed\n{logs}", ok + failed);
     assert!(ok > 100, "{ok}");
     let (status, s) = {

@@ -4,7 +4,16 @@
 use crate::common::*;
 use std::time::{Duration, Instant};
 
-const SPAN: Duration = Duration::from_secs(2);
+/// Long enough that a loaded machine still reads the ramp and sends its first requests well
+/// inside it.
+const SPAN: Duration = Duration::from_secs(3);
+const DRAIN: &str = "/api/pools/web/servers/b/drain";
+const READY: &str = "/api/pools/web/servers/b/ready";
+
+/// The most of the ramp that can have run by now, for a ramp begun after `asked`.
+fn ramp_fraction(asked: Instant) -> f64 {
+    (asked.elapsed().as_secs_f64() / SPAN.as_secs_f64()).min(1.0)
+}
 
 /// Sends requests one after another until `done(count)` (hash pools get a distinct key each)
 /// and returns the share that went to server "b".
@@ -56,36 +65,49 @@ async fn ramps_back_in(balance: &str) {
         "{balance}: b's share at start {even}"
     );
 
-    for action in ["drain", "ready"] {
-        let path = format!("/api/pools/web/servers/b/{action}");
-        assert_eq!(gh.admin("POST", &path, Some(TOKEN)).await.0, 200);
-    }
+    assert_eq!(gh.admin("POST", DRAIN, Some(TOKEN)).await.0, 200);
+    // The ramp begins during the ready call: at any later moment it has run at most the time
+    // since `asked`, whatever this machine's load; each reading is bounded by that.
+    let asked = Instant::now();
+    assert_eq!(gh.admin("POST", READY, Some(TOKEN)).await.0, 200);
     let back = Instant::now();
     let view = server_b(&gh).await;
+    let ran = ramp_fraction(asked);
     let w = view["effective_weight"].as_f64().unwrap();
     assert!(
-        w < 0.5,
-        "{balance}: effective weight just after ready: {view}"
+        w <= ran + 0.01,
+        "{balance}: weight {w} after {ran} of the ramp: {view}"
     );
+    assert!(ran < 1.0, "{balance}: the ramp was over before it was read");
+    let left = view["slowstart_remaining_ms"].as_u64().unwrap();
+    let ran_ms = SPAN.as_millis() as f64 * ran;
     assert!(
-        view["slowstart_remaining_ms"].as_u64().unwrap() > 1000,
-        "{view}"
+        left as f64 >= SPAN.as_millis() as f64 - ran_ms - 5.0,
+        "{balance}: {left} ms left after {ran_ms} ms: {view}"
     );
     let m = metrics_text(gh.gh.shared.current().config.admin.address).await;
     let series = crate::metrics::parse(&m);
     let key = "gatehouse_server_weight{pool=\"web\",server=\"b\"}";
-    assert!(series[key] < 0.5, "{balance}: {key} = {}", series[key]);
+    let ran = ramp_fraction(asked);
+    assert!(
+        series[key] <= ran + 0.01,
+        "{balance}: {key} = {} at {ran}",
+        series[key]
+    );
 
     // The first quarter of the ramp.
     let early = share_of_b(&gh, 1, |n| n >= 100 && back.elapsed() >= SPAN / 4).await;
     // The most the ramp can have reached by the end of those requests, and the share that
     // gives b (its weight f against a's 1), plus room for sequence effects.
-    let f = (back.elapsed().as_secs_f64() / SPAN.as_secs_f64()).min(1.0);
+    let f = ramp_fraction(asked);
     let bound = f / (1.0 + f) + 0.08;
     assert!(
-        early < bound.min(0.4),
-        "{balance}: b took {early} of the requests in the first {:?} of its ramp (bound {bound})",
-        back.elapsed()
+        early < bound,
+        "{balance}: b took {early} of the requests in the first {f} of its ramp (bound {bound})"
+    );
+    assert!(
+        f < 1.0,
+        "{balance}: the ramp was over before 100 requests were sent"
     );
     assert!(
         early > 0.0,
