@@ -48,7 +48,14 @@ mod tests {
         for f in &super::FIELDS {
             assert!(super::is(f.as_str().as_bytes()), "{f}");
         }
-        let others = ["host", "cookie", "te-x", "upgrades", "connections", "x-proxy-connection"];
+        let others = [
+            "host",
+            "cookie",
+            "te-x",
+            "upgrades",
+            "connections",
+            "x-proxy-connection",
+        ];
         for name in others {
             assert!(!super::is(name.as_bytes()), "{name}");
         }
