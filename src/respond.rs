@@ -84,9 +84,15 @@ pub async fn write(
         session.set_keepalive(None);
         resp.insert_header(http::header::CONNECTION, "close")?;
     }
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    // A failure here is the client's side (it left, or reset its stream).
+    session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .map_err(|e| e.into_down())?;
+    session
+        .write_response_body(Some(body), true)
+        .await
+        .map_err(|e| e.into_down())
 }
 
 /// Writes `answer` to the client. `keepalive = false` closes the connection after it.

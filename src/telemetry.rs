@@ -160,21 +160,25 @@ pub enum Misbehaviour {
     /// An HTTP/2 connection whose preface or SETTINGS were malformed.
     H2Handshake = 1,
     /// A request the client gave up on (closed its connection, reset its stream) before its
-    /// answer was written.
+    /// answer was complete.
     Cancelled = 2,
     /// A client that took none of its response for `timeouts.client_send`.
     SendTimeout = 3,
     /// An HTTP/2 connection closed for cancelling most of its many streams (Rapid Reset).
     ResetFlood = 4,
+    /// A connection without a request yet, closed to make room when the connection table was
+    /// full, or its address had `limits.max_silent_per_client` such connections.
+    Evicted = 5,
 }
 
 /// Client misbehaviour by reason (`Misbehaviour`'s order), for `/metrics`.
-pub static MISBEHAVIOUR: [(&str, AtomicU64); 5] = [
+pub static MISBEHAVIOUR: [(&str, AtomicU64); 6] = [
     ("silent", AtomicU64::new(0)),
     ("h2_handshake", AtomicU64::new(0)),
     ("cancelled", AtomicU64::new(0)),
     ("send_timeout", AtomicU64::new(0)),
     ("reset_flood", AtomicU64::new(0)),
+    ("evicted", AtomicU64::new(0)),
 ];
 
 /// Counts client misbehaviour: never a log line per event, only the periodic summary.

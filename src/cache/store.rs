@@ -298,10 +298,20 @@ struct Hit {
     body: Option<Bytes>,
 }
 
+/// A stored body is written to the client in slices of this size (pingora's body buffer).
+pub const BODY_SLICE: usize = 64 * 1024;
+
 #[async_trait::async_trait]
 impl HandleHit for Hit {
+    /// The body in slices of `BODY_SLICE`: the client's write timeout applies to each write.
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        Ok(self.body.take())
+        let Some(body) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        if body.len() <= BODY_SLICE {
+            return Ok(self.body.take());
+        }
+        Ok(Some(body.split_to(BODY_SLICE)))
     }
 
     /// The body is one `Bytes` in memory: a range is a slice of it (206 answers from the cache).

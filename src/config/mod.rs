@@ -64,8 +64,9 @@ pub struct Timeouts {
     pub client_header: Duration,
     /// From accept to the end of the TLS handshake: closed after.
     pub client_handshake: Duration,
-    /// Sending a response to a client that takes none of it (a zero window, a full socket) for
-    /// this long: the stream (HTTP/2) or connection (HTTP/1) is closed, its server released.
+    /// How long the client may take to accept each write of its response (at most 64 KiB;
+    /// a zero window or a full socket trips it): the stream (HTTP/2) or connection (HTTP/1)
+    /// is closed after, its server released.
     pub client_send: Duration,
 }
 

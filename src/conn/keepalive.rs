@@ -30,6 +30,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a misbehaving HTTP/2 connection's streams may run on after its GOAWAY.
+const GOAWAY_DRAIN: Duration = Duration::from_secs(1);
+
 /// Counts, wraps and serves client connections for the HTTP app `A` (gatehouse's proxy).
 pub struct ClientApp<A> {
     pub app: Arc<A>,
@@ -203,11 +206,9 @@ where
             let next = tokio::select! {
                 biased;
                 _ = watch.changed(), if !stopping => Next::Closed,
-                // The connection table is full and this one has not asked for anything yet.
-                () = evicted => {
-                    crate::telemetry::client_misbehaved(Misbehaviour::Silent);
-                    Next::Closed
-                }
+                // The connection table is full and this one has not asked for anything yet
+                // (counted where it was chosen, `waiting`).
+                () = evicted => Next::Closed,
                 next = tokio::time::timeout(wait, request) => next.unwrap_or_else(|_| {
                     if served == 0 {
                         crate::telemetry::client_misbehaved(Misbehaviour::Silent);
@@ -271,10 +272,11 @@ where
         let waiting = self.tracker.waiting_for_request(ip, limits);
         // Ends when the first request's deadline passes, or when the connection table is full
         // and this connection, still without a request, is the oldest such.
+        // True when the deadline passed (silent); false when evicted (counted where chosen).
         let give_up = async {
             tokio::select! {
-                () = tokio::time::sleep_until(first_request) => {}
-                () = waiting.evicted() => {}
+                () = tokio::time::sleep_until(first_request) => true,
+                () = waiting.evicted() => false,
             }
         };
         let mut give_up = std::pin::pin!(give_up);
@@ -287,22 +289,30 @@ where
                     return;
                 }
             },
-            () = &mut give_up => {
-                crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+            silent = &mut give_up => {
+                if silent {
+                    crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+                }
                 return;
             }
         };
         let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
         let seen = std::sync::atomic::AtomicBool::new(false);
         let silent = async {
-            (&mut give_up).await;
+            let timed_out = (&mut give_up).await;
             if seen.load(Relaxed) {
                 std::future::pending::<()>().await;
             }
+            if timed_out {
+                crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+            }
         };
         let glitches = Arc::new(Glitches::default());
+        // The accept loop's shutdown signal: the process's, or this connection misbehaving.
+        // Either way pingora's loop sends GOAWAY and lets the streams in progress finish.
+        let (close, closing) = tokio::sync::watch::channel(false);
         let streams_loop =
-            h2::accept_downstream_sessions(conn, digest, shutdown.clone(), idle, |h2, guard| {
+            h2::accept_downstream_sessions(conn, digest, closing, idle, |h2, guard| {
                 if !seen.swap(true, Relaxed) {
                     waiting.leave(); // a request came: no longer the first to go
                 }
@@ -318,12 +328,23 @@ where
                     }
                 }));
             });
-        // Closed (dropped, no GOAWAY) when silent past its deadline, or resetting most of its
-        // streams: the streams being served end with it.
-        tokio::select! {
-            () = streams_loop => {}
-            () = silent => crate::telemetry::client_misbehaved(Misbehaviour::Silent),
-            () = glitches.exceeded() => crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood),
+        let mut streams_loop = std::pin::pin!(streams_loop);
+        let mut process = shutdown.clone();
+        let misbehaved = tokio::select! {
+            () = &mut streams_loop => return,
+            _ = process.wait_for(|stopping| *stopping) => false,
+            () = silent => true,
+            () = glitches.exceeded() => {
+                crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
+                true
+            }
+        };
+        let _ = close.send(true);
+        if misbehaved {
+            // GOAWAY sent: the streams in progress get a moment, the connection no more.
+            let _ = tokio::time::timeout(GOAWAY_DRAIN, streams_loop).await;
+        } else {
+            streams_loop.await; // a graceful stop: as long as the process allows
         }
     }
 

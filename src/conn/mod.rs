@@ -109,12 +109,15 @@ impl ConnTracker {
             tracker: self.clone(),
             ip,
         };
-        let over = if total > limits.max_connections && !self.waiting.evict_oldest() {
+        let over_per_client = limits.max_connections_per_client > 0
+            && from_client > limits.max_connections_per_client;
+        // Room is made (a silent connection closed) only for a connection that will be served.
+        let over = if total > limits.max_connections
+            && (over_per_client || !self.waiting.evict_oldest())
+        {
             self.refused_total.fetch_add(1, Relaxed);
             Some(OVER_TOTAL)
-        } else if limits.max_connections_per_client > 0
-            && from_client > limits.max_connections_per_client
-        {
+        } else if over_per_client {
             self.refused_per_client.fetch_add(1, Relaxed);
             Some(OVER_PER_CLIENT)
         } else {

@@ -33,6 +33,9 @@ pub struct ClientStream {
     header_timeout: Duration,
     /// Allocated at the first request, then re-armed for each one.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// When the connection was opened: its first request's headers are due `header_timeout`
+    /// after this, not after their first byte (nginx's client_header_timeout).
+    opened: Option<Instant>,
     /// Bytes of the 408 answer written so far, once the deadline passed.
     answered: Option<usize>,
     /// The first bytes of a request, read by `wait_for_request` before pingora reads.
@@ -73,6 +76,7 @@ impl ClientStream {
             state,
             header_timeout,
             deadline: None,
+            opened: Some(Instant::now()),
             answered: None,
             stash: Vec::new(),
             stash_pos: 0,
@@ -120,7 +124,8 @@ impl ClientStream {
     }
 
     fn arm(&mut self) {
-        let at = Instant::now() + self.header_timeout;
+        let from = self.opened.take().unwrap_or_else(Instant::now);
+        let at = from + self.header_timeout;
         match &mut self.deadline {
             Some(sleep) => sleep.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),

@@ -3,13 +3,18 @@
 //! serving real clients while an attacker holds idle connections open), and one address may
 //! hold at most `limits.max_silent_per_client` of them (its oldest goes first). A connection
 //! is listed from its start until its first request's first bytes (HTTP/1) or first stream
-//! (HTTP/2).
+//! (HTTP/2). Only a connection silent for `MIN_SILENCE` can be made room from: a real client
+//! one round trip old, its request on the way, is never the one closed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// How long a connection must have been silent before it can be closed to make room.
+pub const MIN_SILENCE: Duration = Duration::from_secs(1);
 
 /// The connections waiting for their first request.
 #[derive(Default)]
@@ -19,25 +24,32 @@ pub struct Waiting {
     list: Mutex<List>,
 }
 
+struct Listed {
+    ip: Option<IpAddr>,
+    since: Instant,
+    evicted: Arc<Notify>,
+}
+
 #[derive(Default)]
 struct List {
     /// By the order they came in.
-    conns: BTreeMap<u64, (Option<IpAddr>, Arc<Notify>)>,
-    per_client: HashMap<IpAddr, usize>,
+    conns: BTreeMap<u64, Listed>,
+    /// Each address's listed connections, oldest first.
+    per_client: HashMap<IpAddr, VecDeque<u64>>,
 }
 
 impl List {
     fn remove(&mut self, id: u64) -> Option<Arc<Notify>> {
-        let (ip, evicted) = self.conns.remove(&id)?;
-        if let Some(ip) = ip {
-            if let Some(n) = self.per_client.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
+        let listed = self.conns.remove(&id)?;
+        if let Some(ip) = listed.ip {
+            if let Some(ids) = self.per_client.get_mut(&ip) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
                     self.per_client.remove(&ip);
                 }
             }
         }
-        Some(evicted)
+        Some(listed.evicted)
     }
 }
 
@@ -60,22 +72,22 @@ impl Waiting {
         let evicted = Arc::new(Notify::new());
         let over = {
             let mut list = self.lock();
-            list.conns.insert(id, (ip, evicted.clone()));
-            let from_ip = ip.map_or(0, |ip| {
-                let n = list.per_client.entry(ip).or_insert(0);
-                *n += 1;
-                *n
-            });
-            let oldest_of_ip = || {
-                let first = list.conns.iter().find(|(_, (i, _))| *i == ip);
-                first.map(|(id, _)| *id)
+            let since = Instant::now();
+            let listed = Listed {
+                ip,
+                since,
+                evicted: evicted.clone(),
             };
-            match per_client > 0 && from_ip > per_client {
-                true => oldest_of_ip().and_then(|old| list.remove(old)),
-                false => None,
-            }
+            list.conns.insert(id, listed);
+            let oldest = ip.and_then(|ip| {
+                let ids = list.per_client.entry(ip).or_default();
+                ids.push_back(id);
+                (per_client > 0 && ids.len() > per_client).then(|| ids[0])
+            });
+            oldest.and_then(|old| list.remove(old))
         };
         if let Some(evicted) = over {
+            crate::telemetry::client_misbehaved(crate::telemetry::Misbehaviour::Evicted);
             evicted.notify_one();
         }
         FirstRequest {
@@ -85,15 +97,21 @@ impl Waiting {
         }
     }
 
-    /// Closes the oldest connection still without a request; false when there is none.
+    /// Closes the oldest connection still without a request, if it has been silent for
+    /// `MIN_SILENCE`; false when there is none.
     pub fn evict_oldest(&self) -> bool {
         let oldest = {
             let mut list = self.lock();
-            let first = list.conns.keys().next().copied();
-            first.and_then(|id| list.remove(id))
+            let first = list.conns.iter().next();
+            let old_enough = first.filter(|(_, l)| l.since.elapsed() >= MIN_SILENCE);
+            match old_enough.map(|(id, _)| *id) {
+                Some(id) => list.remove(id),
+                None => None,
+            }
         };
         match oldest {
             Some(evicted) => {
+                crate::telemetry::client_misbehaved(crate::telemetry::Misbehaviour::Evicted);
                 evicted.notify_one();
                 true
             }
@@ -123,14 +141,18 @@ impl Drop for FirstRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const QUICK: Duration = Duration::from_millis(20);
 
     #[tokio::test]
-    async fn the_oldest_waiting_connection_goes_first() {
+    async fn the_oldest_waiting_connection_goes_first_once_silent_long_enough() {
         let w = Arc::new(Waiting::default());
         let (a, b) = (w.enter(None, 0), w.enter(None, 0));
+        assert!(
+            !w.evict_oldest(),
+            "a connection just opened is not made room from"
+        );
+        tokio::time::sleep(MIN_SILENCE).await;
         assert!(w.evict_oldest());
         assert!(tokio::time::timeout(QUICK, a.evicted()).await.is_ok());
         assert!(tokio::time::timeout(QUICK, b.evicted()).await.is_err());
@@ -142,18 +164,17 @@ mod tests {
     #[tokio::test]
     async fn one_address_holds_at_most_its_share() {
         let w = Arc::new(Waiting::default());
-        let (x, y): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let x: IpAddr = "192.0.2.1".parse().unwrap();
+        let y: IpAddr = "192.0.2.2".parse().unwrap();
         let other = w.enter(Some(y), 2);
         let first = w.enter(Some(x), 2);
         let second = w.enter(Some(x), 2);
         assert!(tokio::time::timeout(QUICK, first.evicted()).await.is_err());
         let _third = w.enter(Some(x), 2);
-        assert!(
-            tokio::time::timeout(QUICK, first.evicted()).await.is_ok(),
-            "x's oldest goes"
-        );
+        let gone = tokio::time::timeout(QUICK, first.evicted()).await;
+        assert!(gone.is_ok(), "x's oldest goes");
         assert!(tokio::time::timeout(QUICK, second.evicted()).await.is_err());
         assert!(tokio::time::timeout(QUICK, other.evicted()).await.is_err());
-        assert_eq!(w.lock().per_client[&x], 2);
+        assert_eq!(w.lock().per_client[&x].len(), 2);
     }
 }

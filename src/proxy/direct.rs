@@ -120,6 +120,7 @@ pub async fn exchange(
     let pool = &rt.pools[routed(ctx)?.pool];
     let t = &rt.config.timeouts;
     let wire = request_head(session, ctx)?;
+    let mut retried_reuse = false;
     let (stream, ix, addr, buf, head) = loop {
         // An HTTP/2 stream the client already reset (Rapid Reset) is never sent to a server.
         if let Some(gone) = upstream::stream_reset(session) {
@@ -159,10 +160,11 @@ pub async fn exchange(
             Ok(head) => break (stream, ix, addr, buf, head),
             Err(mut e) => {
                 ctx.upstream.guard = None;
-                // A reused connection the server had closed: retry on a fresh one (the method
-                // is idempotent and nothing was answered), as pingora does.
-                e.retry.decide_reuse(reused);
+                // A reused connection the server had closed: retried once, on a fresh one (the
+                // method is idempotent and nothing was answered), as pingora does.
+                e.retry.decide_reuse(reused && !retried_reuse);
                 if e.retry() && ctx.upstream.attempts < MAX_ATTEMPTS {
+                    retried_reuse |= reused;
                     server.state.idle.clear();
                     continue;
                 }

@@ -108,7 +108,15 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
     };
     relay::write_head(session, &framing, head).await?;
     if framing.body > 0 {
-        relay::write_body(session, entry.body().clone(), true).await?;
+        // In slices: the client's write timeout (`timeouts.client_send`) applies to each write,
+        // so a slow but steady client gets a large object as it would from a server.
+        let body = entry.body();
+        let mut at = 0;
+        while at < body.len() {
+            let end = (at + crate::cache::store::BODY_SLICE).min(body.len());
+            relay::write_body(session, body.slice(at..end), end == body.len()).await?;
+            at = end;
+        }
     }
     Ok(())
 }

@@ -306,11 +306,15 @@ impl ProxyHttp for Proxy {
 
     /// A request the client gave up on, or whose response it would not take, is client
     /// misbehaviour: counted and summarised (`telemetry`), never an ERROR line each.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+    fn suppress_error_log(&self, session: &Session, _ctx: &Ctx, e: &Error) -> bool {
         let Some(what) = failure::client_misbehaviour(e) else {
             return false;
         };
-        if matches!(what, crate::telemetry::Misbehaviour::Cancelled) {
+        // Only a request given up before any of its answer was written counts against its
+        // HTTP/2 connection's glitch budget (`conn::glitches`).
+        if matches!(what, crate::telemetry::Misbehaviour::Cancelled)
+            && session.response_written().is_none()
+        {
             crate::conn::stream_cancelled();
         }
         crate::telemetry::client_misbehaved(what);

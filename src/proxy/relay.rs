@@ -414,6 +414,14 @@ pub(super) async fn write_head(
     framing: &Framing,
     head: ClientHead,
 ) -> Result<()> {
+    // A failure here is the client's side (it left, or reset its stream).
+    write_head_as(session, framing, head)
+        .await
+        .map_err(|e| e.into_down())
+}
+
+/// `write_head`'s writing, by the client's protocol.
+async fn write_head_as(session: &mut Session, framing: &Framing, head: ClientHead) -> Result<()> {
     match (head, &mut *session.downstream_session) {
         (ClientHead::Lines(lines), ServerSession::H1(client)) => {
             // What the client's session keeps of the response: its status and framing.

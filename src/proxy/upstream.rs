@@ -19,10 +19,9 @@ use pingora::proxy::Session;
 use pingora::{Error, Result};
 use std::time::Instant;
 
-/// Chooses the server for the next attempt and counts it in flight; returns its index in the
-/// route's pool. A retry releases the previous attempt's slot first.
 /// The error to end a request with when its client has reset its HTTP/2 stream already
-/// (Rapid Reset: it is never sent to a server, on either path); checked without waiting (one poll of the stream's reset watch).
+/// (Rapid Reset: it is never sent to a server, on either path); checked without waiting (one
+/// poll of the stream's reset watch).
 pub fn stream_reset(session: &mut Session) -> Option<Box<Error>> {
     if !session.downstream_session.is_http2() {
         return None;
@@ -38,6 +37,8 @@ pub fn stream_reset(session: &mut Session) -> Option<Box<Error>> {
     }
 }
 
+/// Chooses the server for the next attempt and counts it in flight; returns its index in the
+/// route's pool. A retry releases the previous attempt's slot first.
 pub fn choose(session: &Session, ctx: &mut Ctx) -> Result<usize> {
     ctx.upstream.guard = None;
     let rt = ctx.rt.clone();

@@ -291,7 +291,8 @@ async fn a_full_connection_table_makes_room_for_real_clients() {
     for _ in 0..10 {
         silent.push(tokio::net::TcpStream::connect(gh.addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Silent for over a second: only such connections are closed to make room.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     // Five real clients, each keeping its connection open (so each needs a place of its own).
     let mut real = Vec::new();
     for i in 0..5 {
@@ -335,4 +336,67 @@ async fn one_address_holds_at_most_its_share_of_silent_connections() {
     // A connection that asks for something is served as usual.
     let (status, _) = get(&client(), &format!("http://{}/", gh.addr)).await;
     assert_eq!(status, 200);
+}
+
+/// `client_send` is about a client taking nothing: one that reads a large cached object slowly
+/// but steadily gets all of it, on HTTP/1 (the stored body goes out in slices, each under the
+/// deadline, rather than as one write that must finish within it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_reader_gets_a_large_hit_whole() {
+    // Larger than the kernel's send buffer can hold (4 MiB at most here).
+    const SIZE: usize = 8 * 1024 * 1024;
+    let o = Origin::start("o").await;
+    o.set_body_size(SIZE);
+    o.set_headers(&[("Cache-Control", "max-age=60")]);
+    let gh = boot(&format!(
+        "[timeouts]\nclient_send = \"1s\"\n[cache]\nmax_object_size = \"16m\"\n{}",
+        one_route(&[&o])
+    ))
+    .await;
+    let url = format!("http://{}/big", gh.addr);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let r = client().get(&url).send().await.unwrap();
+        let x_cache = r
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap().to_string());
+        let len = r.bytes().await.unwrap().len();
+        seen.push((x_cache.clone(), len));
+        if x_cache.as_deref() == Some("HIT") {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&(Some("HIT".into()), SIZE)), "{seen:?}");
+    // A small receive window: the reader's pace, not the kernel's buffers, sets the speed.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    let mut slow = socket.connect(gh.addr).await.unwrap();
+    let req = format!(
+        "GET /big HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        gh.addr
+    );
+    slow.write_all(req.as_bytes()).await.unwrap();
+    // At most 32 KiB every 20 ms: the whole object takes several times `client_send`.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = String::from_utf8_lossy(&got[..got.len().min(300)]).into_owned();
+    assert!(
+        text.contains("x-cache: HIT") || text.contains("X-Cache: HIT"),
+        "{text}"
+    );
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(got.len() - head, SIZE, "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "not read slowly enough to prove it"
+    );
 }
