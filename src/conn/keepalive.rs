@@ -30,6 +30,41 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Runs an HTTP/2 connection's accept loop until it ends, the process stops, or the connection
+/// `misbehaving` resolves. The last two close it the same way, through `close`, the loop's
+/// shutdown signal: pingora sends GOAWAY and lets the streams in progress finish (as long as
+/// the process allows on a graceful stop; `GOAWAY_DRAIN` for a misbehaving client).
+async fn until_closed(
+    streams_loop: impl Future<Output = ()>,
+    misbehaving: impl Future<Output = ()>,
+    shutdown: &ShutdownWatch,
+    close: tokio::sync::watch::Sender<bool>,
+) {
+    let mut streams_loop = std::pin::pin!(streams_loop);
+    let mut process = shutdown.clone();
+    let misbehaved = tokio::select! {
+        () = &mut streams_loop => return,
+        _ = process.wait_for(|stopping| *stopping) => false,
+        () = misbehaving => true,
+    };
+    let _ = close.send(true);
+    if misbehaved {
+        let _ = tokio::time::timeout(GOAWAY_DRAIN, streams_loop).await;
+    } else {
+        streams_loop.await;
+    }
+}
+
+/// What pingora's sessions know of the connection they run on.
+fn digest_of(stream: &Stream) -> Arc<Digest> {
+    Arc::new(Digest {
+        ssl_digest: stream.get_ssl_digest(),
+        timing_digest: stream.get_timing_digest(),
+        proxy_digest: stream.get_proxy_digest(),
+        socket_digest: stream.get_socket_digest(),
+    })
+}
+
 /// How long a misbehaving HTTP/2 connection's streams may run on after its GOAWAY.
 const GOAWAY_DRAIN: Duration = Duration::from_secs(1);
 
@@ -257,22 +292,15 @@ where
         ip: Option<IpAddr>,
         shutdown: &ShutdownWatch,
     ) {
-        let digest = Arc::new(Digest {
-            ssl_digest: stream.get_ssl_digest(),
-            timing_digest: stream.get_timing_digest(),
-            proxy_digest: stream.get_proxy_digest(),
-            socket_digest: stream.get_socket_digest(),
-        });
+        let digest = digest_of(&stream);
         let streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stream = Box::new(CorkedStream::new(stream, streams.clone()));
-        // The preface, the SETTINGS exchange and the first request's HEADERS all come within
-        // the header deadline: a connection that says nothing is closed (HAProxy's timeout
-        // http-request), not kept until `client_idle`.
+        // Preface, SETTINGS and the first request's HEADERS come within the header deadline
+        // (HAProxy's timeout http-request).
         let first_request = tokio::time::Instant::now() + limits.header_timeout;
         let waiting = self.tracker.waiting_for_request(ip, limits);
-        // Ends when the first request's deadline passes, or when the connection table is full
-        // and this connection, still without a request, is the oldest such.
-        // True when the deadline passed (silent); false when evicted (counted where chosen).
+        // Ends when the first request's deadline passes (true: silent) or when the table is full
+        // and this connection, still without a request, is evicted (false: counted there).
         let give_up = async {
             tokio::select! {
                 () = tokio::time::sleep_until(first_request) => true,
@@ -308,44 +336,56 @@ where
             }
         };
         let glitches = Arc::new(Glitches::default());
-        // The accept loop's shutdown signal: the process's, or this connection misbehaving.
-        // Either way pingora's loop sends GOAWAY and lets the streams in progress finish.
+        // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
         let streams_loop =
             h2::accept_downstream_sessions(conn, digest, closing, idle, |h2, guard| {
                 if !seen.swap(true, Relaxed) {
                     waiting.leave(); // a request came: no longer the first to go
                 }
-                let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
-                let streaming = Streaming::new(&streams);
-                tokio::spawn(glitches.serve(async move {
-                    // Held while the stream is served: the accept loop's idle timeout sees it, and
-                    // the connection's writes wait for it (`CorkedStream`).
-                    let (_guard, _streaming) = (guard, streaming);
-                    let session = ServerSession::new_http2(h2);
-                    if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
-                        app.process_new_http(*session, &shutdown).await;
-                    }
-                }));
+                self.spawn_stream(
+                    own,
+                    h2,
+                    guard,
+                    Streaming::new(&streams),
+                    &glitches,
+                    shutdown,
+                );
             });
-        let mut streams_loop = std::pin::pin!(streams_loop);
-        let mut process = shutdown.clone();
-        let misbehaved = tokio::select! {
-            () = &mut streams_loop => return,
-            _ = process.wait_for(|stopping| *stopping) => false,
-            () = silent => true,
-            () = glitches.exceeded() => {
-                crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
-                true
+        let reset_flood = async {
+            glitches.exceeded().await;
+            crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
+        };
+        let misbehaving = async {
+            tokio::select! {
+                () = silent => {}
+                () = reset_flood => {}
             }
         };
-        let _ = close.send(true);
-        if misbehaved {
-            // GOAWAY sent: the streams in progress get a moment, the connection no more.
-            let _ = tokio::time::timeout(GOAWAY_DRAIN, streams_loop).await;
-        } else {
-            streams_loop.await; // a graceful stop: as long as the process allows
-        }
+        until_closed(streams_loop, misbehaving, shutdown, close).await;
+    }
+
+    /// Serves one HTTP/2 stream on a task of its own, in its connection's glitch scope: offered
+    /// to the own exchange first, then to pingora's proxy.
+    fn spawn_stream(
+        &self,
+        own: &Arc<dyn OwnExchange>,
+        h2: h2::HttpSession,
+        guard: h2::StreamGuard,
+        streaming: Streaming,
+        glitches: &Arc<Glitches>,
+        shutdown: &ShutdownWatch,
+    ) {
+        let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
+        tokio::spawn(glitches.serve(async move {
+            // Held while the stream is served: the accept loop's idle timeout sees it, and the
+            // connection's writes wait for it (`CorkedStream`).
+            let (_guard, _streaming) = (guard, streaming);
+            let session = ServerSession::new_http2(h2);
+            if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
+                app.process_new_http(*session, &shutdown).await;
+            }
+        }));
     }
 
     /// One request: offered to the own exchange first, then to pingora's proxy.
