@@ -277,20 +277,40 @@ async fn requests_cancelled_at_once_never_reach_the_servers() {
     assert_eq!(resp.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_connection_table_makes_room_for_real_clients() {
+/// An origin, gatehouse with `limits` in front of it (patient headers: `client_header` 30 s),
+/// and `n` plain connections to it, opened `gap` apart, that never send anything.
+async fn with_silent(
+    limits: &str,
+    n: usize,
+    gap: Duration,
+) -> (Origin, Proxy, Vec<tokio::net::TcpStream>) {
     let o = Origin::start("o").await;
     let gh = boot(&format!(
-        "[limits]\nmax_connections = 10\n[timeouts]\nclient_header = \"30s\"\n{}",
+        "[limits]\n{limits}\n[timeouts]\nclient_header = \"30s\"\n{}",
         one_route(&[&o])
     ))
     .await;
-    // Ten connections (plain TCP, and TLS-less HTTP/2 is not offered here) that never ask
-    // for anything fill the table.
     let mut silent = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..n {
         silent.push(tokio::net::TcpStream::connect(gh.addr).await.unwrap());
+        tokio::time::sleep(gap).await;
     }
+    (o, gh, silent)
+}
+
+/// Whether each connection is still open (not closed by gatehouse within `wait`).
+async fn still_open(conns: &mut [tokio::net::TcpStream], wait: Duration) -> Vec<bool> {
+    let mut open = Vec::new();
+    for s in conns {
+        open.push(closed_after(s, wait).await >= wait);
+    }
+    open
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_connection_table_makes_room_for_real_clients() {
+    // Ten connections that never ask for anything fill the table.
+    let (_o, gh, mut silent) = with_silent("max_connections = 10", 10, Duration::ZERO).await;
     // Silent for over a second: only such connections are closed to make room.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     // Five real clients, each keeping its connection open (so each needs a place of its own).
@@ -302,12 +322,8 @@ async fn a_full_connection_table_makes_room_for_real_clients() {
         real.push(c);
     }
     // The oldest silent ones were closed to make room.
-    let mut closed = 0;
-    for s in &mut silent {
-        if closed_after(s, Duration::from_millis(100)).await < Duration::from_millis(100) {
-            closed += 1;
-        }
-    }
+    let open = still_open(&mut silent, Duration::from_millis(100)).await;
+    let closed = open.iter().filter(|o| !**o).count();
     assert!(
         closed >= 5,
         "only {closed} of the silent connections were closed"
@@ -316,22 +332,9 @@ async fn a_full_connection_table_makes_room_for_real_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_holds_at_most_its_share_of_silent_connections() {
-    let o = Origin::start("o").await;
-    let gh = boot(&format!(
-        "[limits]\nmax_silent_per_client = 3\n[timeouts]\nclient_header = \"30s\"\n{}",
-        one_route(&[&o])
-    ))
-    .await;
-    let mut silent = Vec::new();
-    for _ in 0..5 {
-        silent.push(tokio::net::TcpStream::connect(gh.addr).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let quick = Duration::from_millis(300);
-    let mut open = Vec::new();
-    for s in &mut silent {
-        open.push(closed_after(s, quick).await >= quick);
-    }
+    let gap = Duration::from_millis(50);
+    let (_o, gh, mut silent) = with_silent("max_silent_per_client = 3", 5, gap).await;
+    let open = still_open(&mut silent, Duration::from_millis(300)).await;
     assert_eq!(open, [false, false, true, true, true], "the oldest two go");
     // A connection that asks for something is served as usual.
     let (status, _) = get(&client(), &format!("http://{}/", gh.addr)).await;
