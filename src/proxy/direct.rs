@@ -27,10 +27,8 @@
 //! retried once on a new connection. Idle connections are not watched by a task each, as
 //! pingora's pool does: the check runs when one is taken instead.
 //!
-//! Measured on pass-through of a small response, 1 proxy thread (`bench/instr.sh`, `bench/ab.sh`
-//! with `server.direct_exchange` false/true on one binary): 136 600 → 108 600 instructions per
-//! request; CPU 60.8 → 46.0 µs per request (user 35 → 24, system 26 → 22); with mimalloc and
-//! vendored patches 1–6 in, 56.6 → 45.2 µs (`bench/results/2026-11-27-vm-direct.md`).
+//! What that saves is measured in `bench/results/2026-11-27-vm-direct.md` (`bench/ab.sh`
+//! with `server.direct_exchange` false and true on one binary).
 
 use super::ctx::Ctx;
 use super::relay::{self, Client, Head, RelayTo};

@@ -14,9 +14,8 @@
 //! through the relay's writer (vendored patch 10); an HTTP/2 client, and a 304, a header map
 //! as pingora's path builds it.
 //!
-//! Measured on a 1 KiB hit (`bench/results/2026-11-28-vm-hit.md`): 64 948 → 34 249
-//! instructions per request (`bench/instr.sh`); CPU 26.9 → 17.9 µs per request against nginx's
-//! 20.3 (`bench/run.sh hit1k`, medians of 5 runs; the 26.9 is the previous session's run).
+//! Why: a plain hit skips pingora-cache's hit state machine and pingora-proxy's per-request
+//! framework; what that saves is measured in `bench/results/2026-11-28-vm-hit.md`.
 
 use super::ctx::Ctx;
 use super::relay::{self, ClientHead, Framing};

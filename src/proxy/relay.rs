@@ -9,8 +9,8 @@
 //! HTTP/1.0, lenient syntax...) goes on to pingora's HTTP/1 client with the bytes read so far
 //! (vendored patch 9), which reads it exactly as before.
 //!
-//! Measured (`bench/instr.sh`, instructions per request): pass-through of a small response
-//! 59 248 → 39 558 (HAProxy 31 941), TLS 70 747 → 51 137, HTTP/2 103 947 → 90 332.
+//! Why: no header map is built on either side for the common response; what that saves is
+//! measured in `bench/results/2026-11-27-vm-relay.md` and `2026-11-27-vm-relay-h2.md`.
 //!
 //! Nothing about policy is decided here: what a response header yields on arrival is
 //! `upstream::header_arrived`, what the client gets of it `upstream::ClientEdits` (the same

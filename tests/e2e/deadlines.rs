@@ -123,6 +123,16 @@ async fn endless_origin() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, cut)
 }
 
+/// An HTTP/2 client over TLS (ALPN h2) to `tls`, its connection driven on a task of its own.
+async fn h2_client(tls: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
+    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 async fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -147,11 +157,7 @@ async fn a_client_that_takes_nothing_loses_its_response_and_frees_the_server() {
     )
     .await;
     // HTTP/2: the response header taken, its body never.
-    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
-        .await
-        .unwrap();
-    let (mut send, conn) = h2::client::handshake(tls_stream).await.unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_client(tls).await;
     let req = http::Request::get(format!("https://a.test:{}/big", tls.port()))
         .body(())
         .unwrap();
@@ -198,12 +204,7 @@ async fn a_client_that_takes_nothing_loses_its_response_and_frees_the_server() {
 /// right after (in the same write when `gap` is zero), until gatehouse closes the connection;
 /// how many were sent.
 async fn rapid_reset(tls: SocketAddr, streams: usize, gap: Duration) -> usize {
-    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
-        .await
-        .unwrap();
-    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
-    tokio::spawn(conn);
-    let mut send = send;
+    let mut send = h2_client(tls).await;
     for i in 0..streams {
         let req = http::Request::get(format!("https://a.test:{}/r{i}", tls.port()))
             .body(())
@@ -260,12 +261,7 @@ async fn requests_cancelled_at_once_never_reach_the_servers() {
     );
     assert!(floods >= 3.0, "connections closed for resets: {floods}");
     // A client that waits for its answer is served.
-    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
-        .await
-        .unwrap();
-    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
-    tokio::spawn(conn);
-    let mut send = send.ready().await.unwrap();
+    let mut send = h2_client(tls).await.ready().await.unwrap();
     let req = http::Request::get(format!("https://a.test:{}/kept", tls.port()))
         .body(())
         .unwrap();
