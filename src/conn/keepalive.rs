@@ -65,6 +65,12 @@ fn digest_of(stream: &Stream) -> Arc<Digest> {
     })
 }
 
+/// The most streams of one HTTP/2 connection served at once, counting those the client has
+/// reset but whose work (a server connection, a response) is still in progress: as many as it
+/// may open at once (pingora's SETTINGS_MAX_CONCURRENT_STREAMS). Beyond it, new streams wait
+/// unaccepted, so cancelling and reopening streams cannot pile up work on the servers.
+const STREAMS_IN_PROGRESS: usize = 100;
+
 /// How long a misbehaving HTTP/2 connection's streams may run on after its GOAWAY.
 const GOAWAY_DRAIN: Duration = Duration::from_secs(1);
 
@@ -338,8 +344,13 @@ where
         let glitches = Arc::new(Glitches::default());
         // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
-        let streams_loop =
-            h2::accept_downstream_sessions(conn, digest, closing, idle, |h2, guard| {
+        let streams_loop = h2::accept_downstream_sessions_capped(
+            conn,
+            digest,
+            closing,
+            idle,
+            STREAMS_IN_PROGRESS,
+            |h2, guard| {
                 if !seen.swap(true, Relaxed) {
                     waiting.leave(); // a request came: no longer the first to go
                 }
@@ -351,7 +362,8 @@ where
                     &glitches,
                     shutdown,
                 );
-            });
+            },
+        );
         let reset_flood = async {
             glitches.exceeded().await;
             crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);

@@ -185,3 +185,16 @@ pub fn state_of(session: &pingora::proxy::Session) -> Option<&Arc<ConnState>> {
     let stream = session.as_downstream().stream()?;
     Some(&stream.as_any().downcast_ref::<ClientStream>()?.state)
 }
+
+/// Ends an HTTP/1 client's connection with a reset instead of a FIN, once it is closed: a
+/// client that stopped taking its response would otherwise be sent what the kernel still holds
+/// for it (megabytes) for as long as it keeps trickling (nginx's `reset_timedout_connection`).
+pub fn reset_at_close(session: &pingora::proxy::Session) {
+    let Some(stream) = session.as_downstream().stream() else {
+        return; // an HTTP/2 stream: its reset is the stream's own
+    };
+    let fd = stream.id();
+    if fd >= 0 {
+        let _ = pingora::protocols::l4::ext::set_linger_zero(fd);
+    }
+}

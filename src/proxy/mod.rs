@@ -317,6 +317,9 @@ impl ProxyHttp for Proxy {
         {
             crate::conn::stream_cancelled();
         }
+        if matches!(what, crate::telemetry::Misbehaviour::SendTimeout) {
+            crate::conn::reset_at_close(session);
+        }
         crate::telemetry::client_misbehaved(what);
         true
     }

@@ -16,13 +16,21 @@ const TIMEOUTS: &str =
 
 /// gatehouse with a plain and a TLS (h2) listener in front of `origin`, route not caching.
 async fn gatehouse(origin: SocketAddr) -> (gatehouse::Gatehouse, SocketAddr, SocketAddr) {
+    gatehouse_with(origin, "").await
+}
+
+/// `gatehouse`, with `routes` (TOML) ahead of its catch-all route.
+async fn gatehouse_with(
+    origin: SocketAddr,
+    routes: &str,
+) -> (gatehouse::Gatehouse, SocketAddr, SocketAddr) {
     let (ca, dir) = (Ca::new(), state_dir());
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let (plain, tls) = (free_port(), free_port());
     let toml = format!(
         "{}{TIMEOUTS}[[listeners]]\naddress = \"{plain}\"\n[[listeners]]\naddress = \"{tls}\"\n\
          [listeners.tls]\n{}\n[pools.web.health]\nenabled = false\n[[pools.web.servers]]\n\
-         name = \"s0\"\naddress = \"{origin}\"\n[[routes]]\npool = \"web\"\n\
+         name = \"s0\"\naddress = \"{origin}\"\n{routes}[[routes]]\npool = \"web\"\n\
          [routes.cache]\nenabled = false\n",
         server_section(),
         cert_entries(&[&leaf]),
@@ -200,6 +208,89 @@ async fn a_client_that_takes_nothing_loses_its_response_and_frees_the_server() {
     drop(h1);
 }
 
+/// A reader that takes its response a hundred bytes at a time makes progress, but far too
+/// slowly: each buffer (at most 64 KiB) must be taken within `client_send`, on HTTP/1 and on
+/// HTTP/2 (where every window update would otherwise restart the deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_reader_is_cut_at_the_send_deadline() {
+    let (origin, cut) = endless_origin().await;
+    let (_gh, plain, tls) = gatehouse(origin).await;
+    // HTTP/1: a small receive buffer, read 100 bytes every 100 ms.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut h1 = socket.connect(plain).await.unwrap();
+    h1.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 100];
+    let mut taken = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), h1.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => taken += n,
+            Err(_) => panic!("HTTP/1 trickle: neither data nor close for 10 s"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "HTTP/1 trickle still served after {:?} ({taken} bytes)",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for(
+        "HTTP/1 trickle's server connection freed",
+        Duration::from_secs(5),
+        || cut.load(SeqCst) >= 1,
+    )
+    .await;
+    // HTTP/2: a 100-byte window, reopened 100 bytes every 100 ms.
+    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+        .await
+        .unwrap();
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(100)
+        .initial_connection_window_size(100)
+        .handshake::<_, bytes::Bytes>(tls_stream)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut send = send.ready().await.unwrap();
+    let req = http::Request::get(format!("https://a.test:{}/big", tls.port()))
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body = resp.into_body();
+    let start = Instant::now();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), body.data()).await {
+            Ok(Some(Ok(chunk))) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            Ok(Some(Err(e))) => break e.to_string(),
+            Ok(None) => panic!("HTTP/2 trickle: a 1 GiB body ended"),
+            Err(_) => panic!("HTTP/2 trickle: neither data nor reset for 10 s"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "HTTP/2 trickle still served after {:?}",
+            start.elapsed()
+        );
+    };
+    assert!(!ended.is_empty());
+    wait_for(
+        "HTTP/2 trickle's server connection freed",
+        Duration::from_secs(5),
+        || cut.load(SeqCst) >= 2,
+    )
+    .await;
+}
+
 /// Opens an HTTP/2 connection and sends up to `streams` requests, each reset by the client
 /// right after (in the same write when `gap` is zero), until gatehouse closes the connection;
 /// how many were sent.
@@ -271,6 +362,93 @@ async fn requests_cancelled_at_once_never_reach_the_servers() {
         .unwrap()
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A listening address that never accepts: its accept queue is full, so a connection to it
+/// waits in SYN-SENT until its connect timeout. The returned sockets keep the queue full.
+async fn never_accepting() -> (
+    SocketAddr,
+    tokio::net::TcpListener,
+    Vec<tokio::net::TcpStream>,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..2 {
+        let c = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        );
+        if let Ok(Ok(c)) = c.await {
+            filling.push(c);
+        }
+    }
+    (addr, listener, filling)
+}
+
+/// Connections from this host in SYN-SENT to `to` (from /proc/net/tcp).
+fn connecting_to(to: SocketAddr) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = format!(":{:04X}", to.port());
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&port) && f[3] == "02"
+        })
+        .count()
+}
+
+/// A stream the client cancels while gatehouse connects for it (to a server that never
+/// accepts, the connect timeout 3 s away) stops connecting: from 200 streams cancelled one
+/// after another, a handful of connections are under way at once, not hundreds. Each cancelled
+/// request is followed by two answered at once (a read-only route's 503), so the connection
+/// never looks like a reset flood. (Work that did go on would still be capped at the stream
+/// limit, 100 per connection: `conn::keepalive::STREAMS_IN_PROGRESS`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cancelled_while_connecting_stops_connecting() {
+    let (origin, _listener, _filling) = never_accepting().await;
+    let ro = "[[routes]]\npath_prefix = \"/ro\"\npool = \"web\"\nreadonly = \"always\"\n";
+    let (_gh, _, tls) = gatehouse_with(origin, ro).await;
+    let mut send = h2_client(tls).await;
+    let url = |p: String| format!("https://a.test:{}{p}", tls.port());
+    let (mut most, mut kept, mut sent) = (0, Vec::new(), 0);
+    for i in 0..200 {
+        let ready = tokio::time::timeout(Duration::from_secs(1), send.ready()).await;
+        let Ok(Ok(ready)) = ready else { break };
+        send = ready;
+        let req = http::Request::get(url(format!("/r{i}"))).body(()).unwrap();
+        let Ok((_, mut cancelled)) = send.send_request(req, true) else {
+            break;
+        };
+        // Long enough for gatehouse to start connecting.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cancelled.send_reset(h2::Reason::CANCEL);
+        for _ in 0..2 {
+            let req = http::Request::post(url(format!("/ro{i}")))
+                .body(())
+                .unwrap();
+            // Kept: h2 cancels a stream whose handles are all dropped.
+            let Ok(answered) = send.send_request(req, true) else {
+                break;
+            };
+            kept.push(answered);
+        }
+        most = most.max(connecting_to(origin));
+        sent += 1;
+    }
+    assert!(
+        sent >= 150,
+        "the client was cut off after {sent} cancelled streams"
+    );
+    assert!(most >= 1, "no connection to the origin seen: no proof");
+    assert!(
+        most <= 10,
+        "{most} connections under way at once for cancelled streams"
+    );
 }
 
 /// An origin, gatehouse with `limits` in front of it (patient headers: `client_header` 30 s),

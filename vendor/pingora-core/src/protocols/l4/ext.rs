@@ -320,6 +320,22 @@ pub fn set_snd_buf(_sock: RawSocket, _: usize) -> Result<()> {
     Ok(())
 }
 
+/// Close with a reset: `close()` drops what is still queued and sends RST, instead of sending
+/// the queue and a FIN. See SO_LINGER with a zero timeout. (gatehouse patch 19)
+#[cfg(target_os = "linux")]
+pub fn set_linger_zero(fd: RawFd) -> Result<()> {
+    let now = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, now).or_err(InternalError, "failed to set SO_LINGER")
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn set_linger_zero(_fd: RawFd) -> Result<()> {
+    Ok(())
+}
+
 #[cfg(target_os = "linux")]
 pub fn get_recv_buf(fd: RawFd) -> io::Result<usize> {
     get_opt_sized::<c_int>(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).map(|v| v as usize)

@@ -133,10 +133,28 @@ pub async fn handshake(io: Stream, options: Option<H2Options>) -> Result<H2Conne
 // gatehouse patch 12: public, so that an app running its own connection loop accepts HTTP/2
 // streams the way pingora's `ServerApp` does.
 pub async fn accept_downstream_sessions<F>(
+    conn: H2Connection<Stream>,
+    digest: Arc<Digest>,
+    shutdown: ShutdownWatch,
+    idle_timeout: Option<Duration>,
+    on_session: F,
+) where
+    F: FnMut(HttpSession, StreamGuard),
+{
+    accept_downstream_sessions_capped(conn, digest, shutdown, idle_timeout, usize::MAX, on_session)
+        .await
+}
+
+/// [`accept_downstream_sessions`], accepting no new stream while `max_in_progress` sessions
+/// are in flight (their `StreamGuard`s alive), even those the client has reset: the connection
+/// is still driven, and streams the client opens meanwhile wait unaccepted (counted by h2
+/// against SETTINGS_MAX_CONCURRENT_STREAMS). gatehouse patch 20.
+pub async fn accept_downstream_sessions_capped<F>(
     mut conn: H2Connection<Stream>,
     digest: Arc<Digest>,
     mut shutdown: ShutdownWatch,
     idle_timeout: Option<Duration>,
+    max_in_progress: usize,
     mut on_session: F,
 ) where
     F: FnMut(HttpSession, StreamGuard),
@@ -145,8 +163,25 @@ pub async fn accept_downstream_sessions<F>(
     // Per-connection budget for malformed streams (see MAX_MALFORMED_STREAMS_PER_CONN).
     let mut malformed_streams = 0usize;
     // In-flight sessions, decremented by the `StreamGuard` given to `on_session`.
-    let active = Arc::new(ActiveSessions::new());
+    let active = Arc::new(ActiveSessions::new(max_in_progress));
     loop {
+        if !shutdown_initiated && active.count.load(Ordering::Relaxed) >= max_in_progress {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    conn.graceful_shutdown();
+                    shutdown_initiated = true;
+                }
+                closed = std::future::poll_fn(|cx| conn.poll_closed(cx)) => {
+                    if let Err(e) = closed {
+                        debug!("H2 error while at the stream cap {e}");
+                    }
+                    return;
+                }
+                () = active.wait_below_cap() => {}
+            }
+            continue;
+        }
         let h2_stream = if shutdown_initiated {
             HttpSession::from_h2_conn_with_malformed_budget(
                 &mut conn,
@@ -210,8 +245,12 @@ pub struct StreamGuard(Arc<ActiveSessions>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::Relaxed) == 1 {
+        let before = self.0.count.fetch_sub(1, Ordering::Relaxed);
+        if before == 1 {
             self.0.idle.notify_one();
+        }
+        if before == self.0.max {
+            self.0.below_cap.notify_one();
         }
     }
 }
@@ -219,13 +258,24 @@ impl Drop for StreamGuard {
 struct ActiveSessions {
     count: AtomicUsize,
     idle: Notify,
+    /// The most in flight before the accept loop waits (`usize::MAX`: no cap).
+    max: usize,
+    below_cap: Notify,
 }
 
 impl ActiveSessions {
-    fn new() -> Self {
+    fn new(max: usize) -> Self {
         Self {
             count: AtomicUsize::new(0),
             idle: Notify::new(),
+            max,
+            below_cap: Notify::new(),
+        }
+    }
+
+    async fn wait_below_cap(&self) {
+        while self.count.load(Ordering::Relaxed) >= self.max {
+            self.below_cap.notified().await;
         }
     }
 
@@ -1562,7 +1612,7 @@ mod test {
 
     #[tokio::test]
     async fn test_zero_idle_timeout_waits_for_active_session() {
-        let active = Arc::new(ActiveSessions::new());
+        let active = Arc::new(ActiveSessions::new(usize::MAX));
         let guard = active.start_session();
         let timeout_active = active.clone();
         let timeout = tokio::spawn(async move {
