@@ -55,6 +55,30 @@ async fn until_closed(
     }
 }
 
+/// The HTTP/2 handshake's connection, unless it fails or `give_up` resolves first (true: the
+/// client stayed silent past its deadline; false: evicted, counted there).
+async fn handshake_unless<C>(
+    handshake: impl Future<Output = pingora::Result<C>>,
+    give_up: Pin<&mut impl Future<Output = bool>>,
+) -> Option<C> {
+    tokio::select! {
+        conn = handshake => match conn {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
+                tracing::debug!("H2 handshake error {e}");
+                None
+            }
+        },
+        silent = give_up => {
+            if silent {
+                crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+            }
+            None
+        }
+    }
+}
+
 /// What pingora's sessions know of the connection they run on.
 fn digest_of(stream: &Stream) -> Arc<Digest> {
     Arc::new(Digest {
@@ -314,21 +338,9 @@ where
             }
         };
         let mut give_up = std::pin::pin!(give_up);
-        let conn = tokio::select! {
-            conn = h2::handshake(stream, self.app.h2_options()) => match conn {
-                Ok(conn) => conn,
-                Err(e) => {
-                    crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
-                    tracing::debug!("H2 handshake error {e}");
-                    return;
-                }
-            },
-            silent = &mut give_up => {
-                if silent {
-                    crate::telemetry::client_misbehaved(Misbehaviour::Silent);
-                }
-                return;
-            }
+        let handshake = h2::handshake(stream, self.app.h2_options());
+        let Some(conn) = handshake_unless(handshake, give_up.as_mut()).await else {
+            return;
         };
         let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
         let seen = std::sync::atomic::AtomicBool::new(false);
