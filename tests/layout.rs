@@ -48,14 +48,24 @@ fn module_of(path: &Path) -> String {
 
 /// The top-level modules a file names as `crate::x`, including inside `use crate::{x, y::z}`.
 fn crate_refs(text: &str) -> BTreeSet<String> {
+    refs_after(text, "crate::")
+}
+
+/// The first names after each `prefix` in a file's code (comments left out), including each
+/// first name of a group: `prefix{x, y::z}` names `x` and `y`.
+fn refs_after(text: &str, prefix: &str) -> BTreeSet<String> {
     let code: String = text
         .lines()
         .map(|l| l.split("//").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n");
     let mut out = BTreeSet::new();
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
+    for (i, _) in code.match_indices(prefix) {
+        let preceded = code[..i].chars().next_back();
+        if preceded.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue; // `mycrate::` is not `crate::`
+        }
+        let rest = &code[i + prefix.len()..];
         if let Some(group) = rest.strip_prefix('{') {
             // Top-level names of the group: the first identifier of each comma-separated part.
             let mut depth = 0;
@@ -105,6 +115,16 @@ fn no_import_circles_between_top_level_modules() {
         }
     }
     assert!(edges.len() > 10, "too few modules found: {edges:?}");
+    let circles = circles(&edges);
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
+}
+
+/// Every edge `a -> b` of `edges` from which `a` can be reached again.
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let reaches = |from: &str, to: &str| {
         let mut seen = BTreeSet::new();
         let mut stack = vec![from.to_string()];
@@ -120,16 +140,71 @@ fn no_import_circles_between_top_level_modules() {
         }
         false
     };
-    let circles: Vec<String> = edges
+    edges
         .iter()
         .flat_map(|(a, targets)| targets.iter().map(move |b| (a, b)))
         .filter(|(a, b)| reaches(b, a))
         .map(|(a, b)| format!("{a} -> {b} -> ... -> {a}"))
-        .collect();
+        .collect()
+}
+
+/// The files of one folder of `src/` as nodes (`x.rs` and sub-folder `x/` are `x`; `mod.rs`
+/// and `#[path]` test files, which belong to another file, are left out), each with the
+/// siblings it names as `super::x` (or `super::{x, ..}`).
+fn folder_edges(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut nodes = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("readable folder") {
+        let path = entry.expect("directory entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            nodes.insert(name, path.join("mod.rs"));
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            if stem != "mod" && stem != "tests" && !stem.ends_with("_tests") {
+                nodes.insert(stem.to_string(), path);
+            }
+        }
+    }
+    let mut edges = BTreeMap::new();
+    for (node, path) in &nodes {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // A sub-folder's `mod.rs` names its parent's files as `super::`, its own as `self::`.
+        let targets: BTreeSet<String> = refs_after(&text, "super::")
+            .into_iter()
+            .filter(|r| r != node && nodes.contains_key(r))
+            .collect();
+        edges.insert(node.clone(), targets);
+    }
+    edges
+}
+
+#[test]
+fn no_import_circles_inside_a_folder() {
+    let mut dirs = vec![src()];
+    let mut found = Vec::new();
+    let mut checked = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable folder") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
+        if dir == src() {
+            continue; // the top level has its own check, by `crate::` paths
+        }
+        let edges = folder_edges(&dir);
+        checked += edges.values().filter(|t| !t.is_empty()).count();
+        let rel = dir.strip_prefix(src()).unwrap().display().to_string();
+        found.extend(circles(&edges).into_iter().map(|c| format!("{rel}: {c}")));
+    }
     assert!(
-        circles.is_empty(),
-        "import circles:\n{}",
-        circles.join("\n")
+        checked > 10,
+        "too few files naming their siblings: {checked}"
+    );
+    assert!(
+        found.is_empty(),
+        "import circles inside folders:\n{}",
+        found.join("\n")
     );
 }
 

@@ -7,7 +7,7 @@
 //! a graceful stop or upgrade loses nothing that was accepted.
 
 use super::datagram::{Datagrams, Dest};
-use super::format::format;
+use super::format;
 use super::record::Record;
 use super::TargetStats;
 use crate::config::{LogTarget, LogTransport};

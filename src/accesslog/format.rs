@@ -1,9 +1,10 @@
-//! Access log formats: RFC 5424 (the record as structured data plus a readable message),
-//! RFC 3164 (key=value message), JSON lines, and HAProxy's `httplog` line (`httplog.rs`).
+//! The syslog and JSON access log formats: RFC 5424 (the record as structured data plus a
+//! readable message), RFC 3164 (key=value message, its header shared with HAProxy's `httplog`
+//! line, `httplog.rs`), JSON lines.
 
 use super::record::Record;
 use super::text;
-use crate::config::{LogFormat, LogTarget};
+use crate::config::LogTarget;
 use std::fmt::Write;
 
 /// Enterprise number reserved for documentation (RFC 5612), for our SD-IDs.
@@ -14,16 +15,6 @@ const SEVERITY_INFO: u8 = 6;
 fn pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
-}
-
-/// One record as bytes for `target` (no trailing newline: transports frame it).
-pub fn format(target: &LogTarget, r: &Record) -> String {
-    match target.format {
-        LogFormat::Json => json(r),
-        LogFormat::Rfc5424 => rfc5424(target, r),
-        LogFormat::Rfc3164 => rfc3164(target, r),
-        LogFormat::Haproxy => super::httplog::format(target, r),
-    }
 }
 
 /// One field's value, borrowed from the record: formats write it straight into their output,
@@ -127,7 +118,7 @@ fn json_string(v: &str, out: &mut String) {
 
 /// JSON lines: numbers as numbers and missing values as null, so the lines load into a
 /// database as they are.
-fn json(r: &Record) -> String {
+pub(super) fn json(r: &Record) -> String {
     let mut out = String::with_capacity(768);
     out.push_str("{\"time\":");
     match r.time {
@@ -212,7 +203,7 @@ fn header_field(v: &str, max: usize, out: &mut String) {
     }
 }
 
-fn rfc5424(t: &LogTarget, r: &Record) -> String {
+pub(super) fn rfc5424(t: &LogTarget, r: &Record) -> String {
     let pri = u16::from(t.facility) * 8 + u16::from(SEVERITY_INFO);
     let mut out = String::with_capacity(1024);
     out.push('<');
@@ -271,7 +262,7 @@ pub(super) fn rfc3164_header(t: &LogTarget, r: &Record, capacity: usize) -> Stri
     out
 }
 
-fn rfc3164(t: &LogTarget, r: &Record) -> String {
+pub(super) fn rfc3164(t: &LogTarget, r: &Record) -> String {
     let mut out = rfc3164_header(t, r, 768);
     each_field(r, |k, v| {
         out.push(' ');
@@ -306,7 +297,7 @@ fn quote(v: &str, out: &mut String) {
 mod tests {
     use super::*;
     use crate::accesslog::Termination;
-    use crate::config::LogTransport;
+    use crate::config::{LogFormat, LogTransport};
 
     fn target(format: LogFormat) -> LogTarget {
         LogTarget {
@@ -331,14 +322,14 @@ mod tests {
             response_headers: vec![(http::HeaderName::from_static("x-runtime"), "0.1".into())],
             ..Default::default()
         };
-        let line = format(&target(LogFormat::Rfc5424), &r);
+        let line = rfc5424(&target(LogFormat::Rfc5424), &r);
         assert!(
             line.starts_with("<134>1 1970-01-01T00:00:00.000000Z edge1 gatehouse "),
             "{line}"
         );
         assert!(line.contains(r#"path="/a\"\]b""#), "{line}");
         assert!(line.contains(r#"[resp@32473 x-runtime="0.1"]"#), "{line}");
-        let line = format(&target(LogFormat::Rfc3164), &r);
+        let line = rfc3164(&target(LogFormat::Rfc3164), &r);
         assert!(
             line.starts_with("<134>Jan  1 00:00:00 edge1 gatehouse["),
             "{line}"
@@ -363,7 +354,7 @@ mod tests {
             request_headers: vec![(http::header::USER_AGENT, "a \"b\"".into())],
             ..Default::default()
         };
-        let line = format(&target(LogFormat::Json), &r);
+        let line = json(&r);
         let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
         assert_eq!(v["time"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(v["client"], "192.0.2.1:5000");

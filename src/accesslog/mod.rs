@@ -10,16 +10,26 @@
 
 mod batch;
 mod datagram;
-pub mod format;
+mod format;
 mod httplog;
 pub mod record;
 mod text;
 
-use crate::config::{AccessLogConfig, LogTarget};
+use crate::config::{AccessLogConfig, LogFormat, LogTarget};
 use batch::Batch;
 pub use record::{Record, Termination, TlsRecord};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+
+/// One record as bytes for `target`, in its format (no trailing newline: transports frame it).
+fn format(target: &LogTarget, r: &Record) -> String {
+    match target.format {
+        LogFormat::Json => format::json(r),
+        LogFormat::Rfc5424 => format::rfc5424(target, r),
+        LogFormat::Rfc3164 => format::rfc3164(target, r),
+        LogFormat::Haproxy => httplog::format(target, r),
+    }
+}
 
 /// The request id: the client's, when it is a sane token (printable, at most 128 bytes),
 /// otherwise a new one (unique per process: a random per-process prefix and a counter).

@@ -12,7 +12,7 @@
 //! headers `forward`'s, failures become answers in `fail_to_proxy` and the record in `logging`,
 //! as for every request. The request head is serialized by `forward` (the client's header lines
 //! as they came, less hop-by-hop ones, plus the forwarding headers: no second header map is
-//! built) and written by `relay`, which also reads the response header as bytes and relays the
+//! built) and written by `server_wire`, which also reads the response header as bytes and relays the
 //! common response (one Content-Length or no body, strict syntax): line by line to an HTTP/1
 //! client, as one header map to an HTTP/2 client. Every other response is read by pingora's
 //! HTTP/1 client session from the bytes already read (chunked, close-delimited, informational
@@ -30,8 +30,9 @@
 //! What that saves is measured in `bench/results/2026-11-27-vm-direct.md` (`bench/ab.sh`
 //! with `server.direct_exchange` false and true on one binary).
 
+use super::client_wire::Client;
 use super::ctx::Ctx;
-use super::relay::{self, Client, Head, RelayTo};
+use super::server_wire::{self, Head, RelayTo};
 use super::{forward, routed, upstream};
 use crate::runtime::Runtime;
 use bytes::BytesMut;
@@ -153,7 +154,7 @@ pub async fn exchange(
             },
         };
         upstream::connected(ctx, reused);
-        let mut buf = BytesMut::with_capacity(relay::BUF_START);
+        let mut buf = BytesMut::with_capacity(server_wire::BUF_START);
         match send_and_read(session, ctx, &rt, &mut stream, &wire, &mut buf).await {
             Ok(head) => break (stream, ix, addr, buf, head),
             Err(mut e) => {
@@ -171,7 +172,9 @@ pub async fn exchange(
         }
     };
     let kept = match head {
-        Head::Relayed(head) => relay::relay(session, stream, buf, head, t.upstream_read).await?,
+        Head::Relayed(head) => {
+            server_wire::relay(session, stream, buf, head, t.upstream_read).await?
+        }
         Head::Other => through_pingora(session, ctx, stream, &buf).await?,
     };
     if let Some(stream) = kept {
@@ -201,7 +204,7 @@ async fn send_and_read(
     buf: &mut BytesMut,
 ) -> Result<Head> {
     let t = &rt.config.timeouts;
-    relay::send(stream, wire, t.upstream_write)
+    server_wire::send(stream, wire, t.upstream_write)
         .await
         .map_err(|e| e.into_up())?;
     let edits = upstream::ClientEdits::of(rt, session, ctx);
@@ -218,12 +221,12 @@ async fn send_and_read(
     });
     unless_client_leaves(
         session,
-        relay::read_head(stream, buf, t.upstream_read, relay_to),
+        server_wire::read_head(stream, buf, t.upstream_read, relay_to),
     )
     .await
 }
 
-/// The rest of the exchange on pingora's HTTP/1 client, for the responses `relay` does not
+/// The rest of the exchange on pingora's HTTP/1 client, for the responses `server_wire` does not
 /// carry: it reads the response from the bytes already read (vendored patch 9). The server's
 /// connection, when it can serve another request.
 async fn through_pingora(
@@ -236,7 +239,7 @@ async fn through_pingora(
     let mut conn = ServerConn::new(stream);
     conn.read_timeout = Some(t.upstream_read);
     conn.write_timeout = Some(t.upstream_write);
-    // The request is written (`relay::send`, vendored patch 8). What pingora's client keeps of
+    // The request is written (`server_wire::send`, vendored patch 8). What pingora's client keeps of
     // it is its method (a response to HEAD has no body); it has no body and no Upgrade
     // (`takes_header`).
     let kept = RequestHeader::build_no_case(session.req_header().method.clone(), b"/", Some(0))?;

@@ -5,7 +5,7 @@
 //! made from.
 
 use super::ctx::Ctx;
-use super::relay::put_line;
+use super::head_line::put_line;
 use bytes::{BufMut, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::{HeaderNameVariant, RequestHeader};

@@ -11,14 +11,14 @@
 //! `conditional_filter`, as its hit path evaluates them), then `response_filter`'s changes
 //! (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped), then the body. An HTTP/1 client
 //! gets the stored header's lines, made once when the object was stored (`cache::wire`),
-//! through the relay's writer (vendored patch 10); an HTTP/2 client, and a 304, a header map
+//! through `client_wire` (vendored patch 10); an HTTP/2 client, and a 304, a header map
 //! as pingora's path builds it.
 //!
 //! Why: a plain hit skips pingora-cache's hit state machine and pingora-proxy's per-request
 //! framework; what that saves is measured in `bench/results/2026-11-28-vm-hit.md`.
 
+use super::client_wire::{self, ClientHead, Framing};
 use super::ctx::Ctx;
-use super::relay::{self, ClientHead, Framing};
 use super::upstream::{self, ClientEdits};
 use crate::cache::store::Entry;
 use crate::cache::wire::HitHead;
@@ -105,7 +105,7 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
             ClientHead::Map(map)
         }
     };
-    relay::write_head(session, &framing, head).await?;
+    client_wire::write_head(session, &framing, head).await?;
     if framing.body > 0 {
         // In slices: the client's write timeout (`timeouts.client_send`) applies to each write,
         // so a slow but steady client gets a large object as it would from a server.
@@ -113,7 +113,7 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
         let mut at = 0;
         while at < body.len() {
             let end = (at + crate::cache::store::BODY_SLICE).min(body.len());
-            relay::write_body(session, body.slice(at..end), end == body.len()).await?;
+            client_wire::write_body(session, body.slice(at..end), end == body.len()).await?;
             at = end;
         }
     }
@@ -126,12 +126,12 @@ fn lines(stored: &HitHead, age: u64, edits: &ClientEdits) -> BytesMut {
     let mut out = BytesMut::with_capacity(stored.status_line().len() + 512);
     out.put_slice(stored.status_line());
     for (name, line) in stored.lines() {
-        if relay::client_keeps(name, edits) && !name.eq_ignore_ascii_case(b"age") {
+        if client_wire::client_keeps(name, edits) && !name.eq_ignore_ascii_case(b"age") {
             out.put_slice(line);
         }
     }
     let mut digits = itoa::Buffer::new();
     let age = (&b"Age"[..], digits.format(age).as_bytes());
-    relay::finish_head(&mut out, stored.dated, Some(age), edits);
+    client_wire::finish_head(&mut out, stored.dated, Some(age), edits);
     out
 }

@@ -36,15 +36,17 @@
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
 mod caching;
+mod client_wire;
 mod ctx;
 mod direct;
 mod failure;
 mod forward;
+mod head_line;
 mod hit;
 mod logging;
 mod own;
 mod recv;
-mod relay;
+mod server_wire;
 mod upstream;
 
 pub use ctx::{Ctx, Outcome, Plan};

@@ -1,7 +1,6 @@
 //! The own exchange's wire to the server: the request head written as bytes, the response
-//! header read and parsed as bytes and, for the common response, relayed to the client with
-//! its body copied as it comes. An HTTP/1 client gets the server's header lines as they came
-//! (no header map is built on either side); an HTTP/2 client a header map built once from them.
+//! header read and parsed as bytes and, for the common response, relayed to the client (its
+//! head built by `client_wire`) with its body copied as it comes.
 //!
 //! The common response: HTTP/1.1, a final status with its usual reason phrase, a header
 //! httparse takes under its strict rules, and a body framed by one Content-Length, or none at
@@ -14,17 +13,14 @@
 //!
 //! Nothing about policy is decided here: what a response header yields on arrival is
 //! `upstream::header_arrived`, what the client gets of it `upstream::ClientEdits` (the same
-//! decisions pingora's path applies to its header maps), keep-alive towards the client the
-//! client's pingora session (vendored patch 10 writes the head serialized here). Errors are
-//! pingora's client's, so that retries and answers do not depend on which reader ran.
+//! decisions pingora's path applies to its header maps). Errors are pingora's client's, so
+//! that retries and answers do not depend on which reader ran.
 
+use super::client_wire::{self, Client, ClientHead, Framing};
 use super::ctx::Ctx;
-use super::failure;
 use super::upstream::{self, ClientEdits};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use http::StatusCode;
-use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result, RetryType};
@@ -34,8 +30,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Header lines parsed in place; a response with more goes to pingora's client (256).
 const MAX_LINES: usize = 64;
+
 /// A header still incomplete past this size goes to pingora's client, which refuses it.
 const MAX_HEAD: usize = 64 * 1024;
+
 /// Read buffer to start with: a typical header and a small body.
 pub const BUF_START: usize = 4096;
 
@@ -54,35 +52,6 @@ pub struct Relayed {
     framing: Framing,
     /// The response as the client's session takes it.
     client_head: ClientHead,
-}
-
-/// What a common response's header says of its status, body and connection (a cache hit's
-/// too, `hit`).
-pub(super) struct Framing {
-    pub status: StatusCode,
-    /// Body bytes that follow the header.
-    pub body: u64,
-    /// Framing for the client's session: the server's Content-Length, if the body has one.
-    pub content_length: Option<http::HeaderValue>,
-    /// The server keeps the connection open after the response.
-    pub keepalive: bool,
-}
-
-/// A relayed response's head, in the form the client's protocol takes.
-pub(super) enum ClientHead {
-    /// HTTP/1: status line and header lines, without Connection or the blank line (the client's
-    /// session adds them, vendored patch 10).
-    Lines(BytesMut),
-    /// HTTP/2: a header map (the session turns it into a HEADERS frame, adds Date when missing,
-    /// drops connection-specific fields).
-    Map(Box<ResponseHeader>),
-}
-
-/// The client's protocol: what form its response head takes.
-#[derive(Clone, Copy)]
-pub enum Client {
-    H1,
-    H2,
 }
 
 /// Writes the request head `wire` to the server, as pingora's client would.
@@ -194,10 +163,10 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
     let client_head = match to.client {
         Client::H1 => {
             let mut lines = BytesMut::with_capacity(len + 128);
-            write_client_head(&resp, framing.status, to.edits, &mut lines);
+            client_wire::write_client_head(&resp, framing.status, to.edits, &mut lines);
             ClientHead::Lines(lines)
         }
-        Client::H2 => match header_map(&resp, &buf[..len], framing.status, to.edits) {
+        Client::H2 => match client_wire::header_map(&resp, &buf[..len], framing.status, to.edits) {
             Some(map) => ClientHead::Map(Box::new(map)),
             None => return Some(Head::Other),
         },
@@ -265,101 +234,6 @@ fn framing(resp: &httparse::Response, is_head: bool) -> Option<Framing> {
     })
 }
 
-/// The status line and the server's header lines as they came, less Connection (the client's
-/// session writes its own) and what `edits` removes, plus Date when missing (as pingora's
-/// session adds it) and what `edits` adds.
-fn write_client_head(
-    resp: &httparse::Response,
-    status: StatusCode,
-    edits: &ClientEdits,
-    out: &mut BytesMut,
-) {
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(status.canonical_reason().unwrap_or_default().as_bytes());
-    out.put_slice(b"\r\n");
-    let mut dated = false;
-    for line in resp.headers.iter() {
-        let name = line.name.as_bytes();
-        if client_keeps(name, edits) {
-            dated |= name.eq_ignore_ascii_case(b"date");
-            put_line(out, name, line.value);
-        }
-    }
-    finish_head(out, dated, None, edits);
-}
-
-/// Whether a server's (or stored) header line goes to an HTTP/1 client: not Connection (the
-/// client's session writes its own), not what `edits` removes.
-pub fn client_keeps(name: &[u8], edits: &ClientEdits) -> bool {
-    !name.eq_ignore_ascii_case(b"connection") && !edits.removes(name)
-}
-
-/// The last lines of an HTTP/1 client's head: Date when the response has none (as pingora's
-/// session adds it), `extra`, then what `edits` adds.
-pub fn finish_head(
-    out: &mut BytesMut,
-    dated: bool,
-    extra: Option<(&[u8], &[u8])>,
-    edits: &ClientEdits,
-) {
-    if !dated {
-        let date = pingora::protocols::http::date::get_cached_date();
-        put_line(out, b"Date", date.as_bytes());
-    }
-    for (name, value) in extra.into_iter().chain(edits.added()) {
-        put_line(out, name, value);
-    }
-}
-
-/// The server's header as a map for an HTTP/2 client, less what `edits` removes, plus what it
-/// adds (Connection and the other connection-specific fields are the HTTP/2 session's to
-/// drop). `None` for a field the map refuses: pingora's client then reads the response.
-/// The map is filled directly (an HTTP/2 session keeps no original case, and pingora's
-/// `append_header` would work out each name's title case for the case map it does not have),
-/// and its values share one copy of the header bytes `head` instead of one allocation each.
-fn header_map(
-    resp: &httparse::Response,
-    head: &[u8],
-    status: StatusCode,
-    edits: &ClientEdits,
-) -> Option<ResponseHeader> {
-    let shared = Bytes::copy_from_slice(head);
-    let mut fields = http::HeaderMap::try_with_capacity(resp.headers.len() + 2).ok()?;
-    for line in resp.headers.iter() {
-        if edits.removes(line.name.as_bytes()) {
-            continue;
-        }
-        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        // httparse's values are slices of `head`: the same range of the copy.
-        let at = (line.value.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
-        let end = at
-            .checked_add(line.value.len())
-            .filter(|end| *end <= shared.len())?;
-        let value = shared.slice(at..end);
-        let value = http::HeaderValue::from_maybe_shared(value).ok()?;
-        fields.try_append(name, value).ok()?;
-    }
-    for (name, value) in edits.added() {
-        let name = http::HeaderName::from_bytes(name).ok()?;
-        let value = http::HeaderValue::from_bytes(value).ok()?;
-        fields.try_insert(name, value).ok()?;
-    }
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.headers = fields;
-    Some(ResponseHeader::from(parts))
-}
-
-/// One header line, `name: value`, as both heads the own exchange writes have them.
-pub fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
 /// Writes the relayed response to the client and copies its body from the server; the
 /// server's connection when it can serve another request.
 pub async fn relay(
@@ -376,7 +250,7 @@ pub async fn relay(
         client_head,
     } = head;
     let mut left = framing.body;
-    write_head(session, &framing, client_head).await?;
+    client_wire::write_head(session, &framing, client_head).await?;
     let mut overread = false;
     let _ = buf.split_to(len);
     loop {
@@ -385,7 +259,7 @@ pub async fn relay(
         overread |= available > left;
         if take > 0 {
             left -= take as u64;
-            write_body(session, buf.split_to(take).freeze(), left == 0).await?;
+            client_wire::write_body(session, buf.split_to(take).freeze(), left == 0).await?;
         }
         if left == 0 {
             break;
@@ -408,48 +282,6 @@ pub async fn relay(
     Ok((framing.keepalive && !overread).then_some(stream))
 }
 
-/// Writes the response head in the client's protocol.
-pub(super) async fn write_head(
-    session: &mut Session,
-    framing: &Framing,
-    head: ClientHead,
-) -> Result<()> {
-    // A failure here is the client's side (it left, or reset its stream).
-    write_head_as(session, framing, head)
-        .await
-        .map_err(|e| e.into_down())
-}
-
-/// `write_head`'s writing, by the client's protocol.
-async fn write_head_as(session: &mut Session, framing: &Framing, head: ClientHead) -> Result<()> {
-    match (head, &mut *session.downstream_session) {
-        (ClientHead::Lines(lines), ServerSession::H1(client)) => {
-            // What the client's session keeps of the response: its status and framing.
-            let mut kept = ResponseHeader::build_no_case(framing.status, Some(1))?;
-            if let Some(length) = framing.content_length.clone() {
-                kept.insert_header(http::header::CONTENT_LENGTH, length)?;
-            }
-            client
-                .write_response_head(Box::new(kept), Some(&lines))
-                .await
-        }
-        (ClientHead::Map(map), _) => session.write_response_header(map, framing.body == 0).await,
-        (ClientHead::Lines(_), _) => {
-            Error::e_explain(failure::IMPOSSIBLE, "an HTTP/1 head for another protocol")
-        }
-    }
-}
-
-/// Writes body bytes in the client's protocol; `end`: the last of them.
-pub(super) async fn write_body(session: &mut Session, bytes: Bytes, end: bool) -> Result<()> {
-    let written = match &mut *session.downstream_session {
-        ServerSession::H1(client) => client.write_body(&bytes).await.map(|_| ()),
-        _ => session.write_response_body(Some(bytes), end).await,
-    };
-    // The client's side (a send timeout, a client gone), as pingora's path marks it.
-    written.map_err(|e| e.into_down())
-}
-
 #[cfg(test)]
-#[path = "relay_tests.rs"]
+#[path = "server_wire_tests.rs"]
 mod tests;
