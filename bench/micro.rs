@@ -3,7 +3,7 @@
 //! record in each format. `cargo bench --bench micro`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gatehouse::accesslog::{format::format, AccessLog, Record, Termination};
+use gatehouse::accesslog::{format, AccessLog, Record, Termination};
 use gatehouse::cache::Cache;
 use gatehouse::config::Config;
 use pingora::cache::CacheMeta;

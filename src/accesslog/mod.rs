@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 /// One record as bytes for `target`, in its format (no trailing newline: transports frame it).
-fn format(target: &LogTarget, r: &Record) -> String {
+pub fn format(target: &LogTarget, r: &Record) -> String {
     match target.format {
         LogFormat::Json => format::json(r),
         LogFormat::Rfc5424 => format::rfc5424(target, r),
