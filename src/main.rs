@@ -7,8 +7,9 @@ use gatehouse::config::Config;
 use std::process::ExitCode;
 
 /// mimalloc rather than glibc's malloc: pingora allocates and frees dozens of buffers and boxes
-/// per request (sessions, header maps, 64 KiB body buffers), and glibc's allocator spent ~8% of
-/// a pass-through request's CPU in `_int_malloc`/`_int_free`/`malloc_consolidate`.
+/// per request (sessions, header maps, 64 KiB body buffers), and glibc's allocator was the
+/// largest single cost of a pass-through request in profiles
+/// (`bench/results/2026-11-27-vm-direct.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

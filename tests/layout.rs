@@ -284,3 +284,51 @@ fn the_function_check_measures_bodies() {
     let found = long_functions(Path::new("x.rs"), text, 3);
     assert_eq!(found, vec!["x.rs: fn long: 4 lines".to_string()]);
 }
+
+/// Whether a line of documentation holds a benchmark figure: a time in µs, a count of
+/// instructions, a percentage, or a before → after of numbers.
+fn holds_a_figure(doc: &str) -> bool {
+    let digit_before = |i: usize| doc[..i].trim_end().ends_with(|c: char| c.is_ascii_digit());
+    let digit_after = |i: usize, len: usize| {
+        doc[i + len..]
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit())
+    };
+    doc.match_indices("µs").any(|(i, _)| digit_before(i))
+        || doc
+            .match_indices(" instructions")
+            .any(|(i, _)| digit_before(i))
+        || doc.match_indices('%').any(|(i, _)| digit_before(i))
+        || doc
+            .match_indices('→')
+            .any(|(i, m)| digit_before(i) && digit_after(i, m.len()))
+}
+
+/// Module and item docs say what and why; figures live in `bench/results/` and
+/// `vendor/PATCHES.md`, linked by name, where they are dated and can be rerun.
+#[test]
+fn no_benchmark_figures_in_docs() {
+    let mut found = Vec::new();
+    for (path, text) in files() {
+        for (n, line) in text.lines().enumerate() {
+            let t = line.trim_start();
+            let doc = t.strip_prefix("//!").or_else(|| t.strip_prefix("///"));
+            if doc.is_some_and(holds_a_figure) {
+                found.push(format!("{}:{}: {}", path.display(), n + 1, t));
+            }
+        }
+    }
+    assert!(found.is_empty(), "figures in docs:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_figure_check_sees_figures_not_arithmetic() {
+    assert!(holds_a_figure(
+        " pass-through 136 600 → 108 600 instructions"
+    ));
+    assert!(holds_a_figure(" CPU per request −14%"));
+    assert!(holds_a_figure(" 47 → 43 µs"));
+    assert!(holds_a_figure(" 2.0 → 1.2 `sendto` per request"));
+    assert!(!holds_a_figure(" the key → its entry; a 50 ms timer"));
+    assert!(!holds_a_figure(" `v` rounded, e.g. 1.329 → \"1.329\""));
+}

@@ -31,8 +31,9 @@ pub struct KeyOrigin {
 }
 
 /// The stored form of a `CacheMeta` (which is not `Clone`): the response header kept parsed,
-/// so a hit clones it instead of decompressing and re-parsing pingora's serialized form (that
-/// was 16% of the proxy's CPU on 1 KiB hits). The times rebuild the same freshness and age.
+/// so a hit clones it instead of decompressing and re-parsing pingora's serialized form (the
+/// largest cost of a small hit, `bench/results/2026-11-22-vm.md`). The times rebuild the same
+/// freshness and age.
 struct StoredMeta {
     header: pingora::http::ResponseHeader,
     fresh_until: SystemTime,

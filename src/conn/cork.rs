@@ -5,8 +5,8 @@
 //! gathered is put off by one turn of the scheduler (the task wakes itself, as `yield_now`
 //! does), so the responses of every stream ready in the same turn are encrypted and sent at
 //! once, as HAProxy's HTTP/2 mux sends them. A lone stream's response is sent at once.
-//! HTTP/2 over TLS, 32 connections of 10 streams: 2.0 → 1.2 `sendto` per request (HAProxy
-//! 1.13), CPU per request −14% (`PROTO=h2 bench/ab.sh`, new/old 0.855).
+//! Why: one TLS record and one system call per response cost more than the rest of an HTTP/2
+//! response; what the cork saves is measured in `bench/results/2026-11-28-vm-h2.md`.
 
 use super::gather::{pass_through_stream_traits, Gathered};
 use pingora::protocols::Stream;
