@@ -8,7 +8,7 @@
 #   OLD_SERVER='direct_exchange = false' bench/ab.sh BIN BIN   one binary, two [server] settings
 #   PROTO=h2 bench/ab.sh OLD NEW     HTTP/2 over TLS instead (h2load, 10 streams per connection)
 #
-# The route does not cache (as `bench/run.sh pass`): GETs take gatehouse's own exchange unless
+# The route does not cache (as `bench/run.sh pass`): GETs take the direct exchange unless
 # a side sets `direct_exchange = false`.
 # CPU is utime+stime of the proxy process from /proc (1/CLK_TCK resolution, ~0.3% here).
 # Needs h2load (nghttp2-client), taskset (util-linux) and, for h2, openssl.

@@ -1,6 +1,6 @@
 //! The hop-by-hop fields (RFC 9110 §7.6.1, RFC 9112 §9.6): they describe one connection, so a
 //! request never carries them on to a server and a stored response never keeps them. One list
-//! for every path: the own exchange's request head (`proxy::forward`) and the cache's stored
+//! for every path: the direct exchange's request head (`proxy::forward`) and the cache's stored
 //! header (`cache::policy`). It is the list pingora's path strips from each request before
 //! `upstream_request_filter` runs (pingora-proxy's `strip_standard_hop_by_hop_headers`), so
 //! both paths send the same fields (`tests/e2e/wire.rs`, `tests/e2e/differential.rs`).

@@ -98,7 +98,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     server.bootstrap();
 
     let proxy = Proxy::new(shared.clone());
-    let own = Arc::new(proxy.sibling());
+    let fast = Arc::new(proxy.sibling());
     let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
     let mut options = pingora::apps::HttpServerOptions::default();
     // pingora counts reuses after the first request; nginx's keepalive_requests counts requests.
@@ -108,7 +108,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     http.server_options = Some(options);
     let app = crate::conn::ClientApp {
         app: Arc::new(http),
-        own: Some(own),
+        fast: Some(fast),
         tracker: shared.conns.clone(),
         policy: shared.clone(),
     };
@@ -128,7 +128,7 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         server.add_service(background_service("gatehouse acme", acme));
     }
     if let Some(cluster) = shared.cluster.clone() {
-        let node = Arc::new(crate::runtime::FleetNode(shared.clone()));
+        let node = Arc::new(crate::runtime::ClusterNode(shared.clone()));
         server.add_service(background_service(
             "gatehouse cluster",
             crate::cluster::ClusterService::new(cluster, node),
@@ -162,14 +162,14 @@ fn listening_addresses(config: &Config) -> Vec<(SocketAddr, bool)> {
 
 /// Waits until every address accepts TCP connections; the first one that did not, on timeout.
 /// The probe connects and closes: on a TLS listener that is a handshake that never started,
-/// so its source address is registered as gatehouse's own (`telemetry::own_probe`) first.
+/// so its source address is registered as gatehouse's own (`telemetry::self_probe`) first.
 fn wait_listening(addrs: &[(SocketAddr, bool)], timeout: Duration) -> Result<(), SocketAddr> {
     let deadline = std::time::Instant::now() + timeout;
     for &(addr, tls) in addrs {
         loop {
             if let Ok(probe) = std::net::TcpStream::connect(addr) {
                 if let (true, Ok(from)) = (tls, probe.local_addr()) {
-                    crate::telemetry::own_probe(from);
+                    crate::telemetry::self_probe(from);
                 }
                 break;
             }

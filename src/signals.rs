@@ -16,17 +16,17 @@ pub fn install_sighup() -> Result<(), String> {
     std::thread::Builder::new()
         .name("gatehouse-sighup".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            let tokio_rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt,
+                Ok(tokio_rt) => tokio_rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));
                     return;
                 }
             };
-            rt.block_on(async move {
+            tokio_rt.block_on(async move {
                 use tokio::signal::unix::{signal, SignalKind};
                 let mut hup = match signal(SignalKind::hangup()) {
                     Ok(s) => s,

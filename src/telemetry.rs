@@ -9,7 +9,7 @@
 //!
 //! Gatehouse's own connections are not clients: the readiness probe connects to every
 //! listener and closes without a handshake, which pingora reports like any client that gave
-//! up. The probe registers its source address (`own_probe`) before it closes; the one failed
+//! up. The probe registers its source address (`self_probe`) before it closes; the one failed
 //! handshake from that address is then neither counted nor reported.
 
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ const MAX_PROBES: usize = 64;
 
 /// Marks a connection gatehouse itself made to one of its TLS listeners, by its source
 /// address, before it closes: its failed handshake is not client noise.
-pub fn own_probe(from: SocketAddr) {
+pub fn self_probe(from: SocketAddr) {
     let mut probes = OWN_PROBES.lock().unwrap_or_else(|e| e.into_inner());
     if probes.len() >= MAX_PROBES {
         probes.remove(0);
@@ -47,7 +47,7 @@ pub fn own_probe(from: SocketAddr) {
 
 /// Whether a handshake error message (pingora: "Downstream handshake error from PEER: ...")
 /// is about an own probe; that probe is then forgotten.
-fn from_own_probe(message: &str) -> bool {
+fn from_self_probe(message: &str) -> bool {
     if PROBES_WAITING.load(Relaxed) == 0 {
         return false;
     }
@@ -95,7 +95,7 @@ enum Noise {
     Handshake(usize),
     HeaderTimeout,
     /// A failed handshake of gatehouse's own probe: neither counted nor logged.
-    OwnProbe,
+    SelfProbe,
 }
 
 struct Message(String);
@@ -126,8 +126,8 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     event.record(&mut m);
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {
-        if from_own_probe(&m.0) {
-            return Some(Noise::OwnProbe);
+        if from_self_probe(&m.0) {
+            return Some(Noise::SelfProbe);
         }
         let reason = if text.contains("eof") || text.contains("connection reset") {
             0
@@ -234,7 +234,7 @@ impl<S: Subscriber> Layer<S> for QuietClientNoise {
             Noise::HeaderTimeout => {
                 SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
             }
-            Noise::OwnProbe => return false,
+            Noise::SelfProbe => return false,
         }
         summarise();
         false

@@ -1,6 +1,6 @@
 //! The Varnish-style cache of anonymous responses: pingora-cache's state machine (lock for
 //! coalescing, predictor for hit-for-miss, stale handling) over our moka storage; plain fresh
-//! hits are found here (`Cache::own_hit`) and served by the proxy's own loop (`proxy::hit`).
+//! hits are found here (`Cache::fast_hit`) and served by the fast path (`proxy::hit`).
 //!
 //! - `policy`: what is cacheable and for how long (`control`: Cache-Control directives);
 //! - `key`: the cache key and Vary variants;
@@ -8,7 +8,7 @@
 //! - `invalidate`: what a successful write invalidates (RFC 9111 §4.4);
 //! - `purge`: operator purges and bans as values (shared by a cluster);
 //! - `shelf`: what pingora holds as `&'static`, pointing at the current storage;
-//! - `wire`: a stored header as lines, for hits served from the proxy's own loop;
+//! - `wire`: a stored header as lines, for hits served from the fast path;
 //! - here: the process-wide `Cache` (storage, lock, predictor, counters), admission
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
 
@@ -203,13 +203,13 @@ impl Cache {
         k
     }
 
-    /// The stored response a request can be served from the proxy's own loop, without
+    /// The stored response a request can be served from the fast path, without
     /// pingora-cache's state machine: what that machine's lookup would serve as a fresh hit (the
     /// key predicted cacheable; the object under the primary key, or the request's Vary
     /// variant of it, chosen as `HttpCache::cache_vary_lookup` does; fresh) and that the own
     /// loop can frame (`wire::HitHead`). Anything else (no object, a stale one, a variant
     /// pingora-cache would not trust) is left to pingora-cache.
-    pub fn own_hit(
+    pub fn fast_hit(
         &self,
         https: bool,
         host: &str,

@@ -45,7 +45,7 @@ struct StoredMeta {
     variance: Option<HashBinary>,
     /// Bytes of the header as it appears on the wire, for the weigher.
     header_bytes: usize,
-    /// The header as lines, when a hit on it can be served from the proxy's own loop.
+    /// The header as lines, when a hit on it can be served from the fast path.
     hit_head: Option<HitHead>,
 }
 
@@ -126,7 +126,7 @@ impl Entry {
         &self.meta.header
     }
 
-    /// The header as lines, when the own hit path can frame a response from it.
+    /// The header as lines, when the fast path can frame a response from it.
     pub fn hit_head(&self) -> Option<&HitHead> {
         self.meta.hit_head.as_ref()
     }
@@ -138,7 +138,7 @@ impl Entry {
 
     fn weight(&self) -> u32 {
         // A parsed header costs about twice its wire size (map entries, case-preserving names),
-        // and its lines for the own hit path once more.
+        // and its lines for the fast path once more.
         let n = 3 * self.meta.header_bytes + self.body.len() + ENTRY_OVERHEAD;
         u32::try_from(n).unwrap_or(u32::MAX)
     }

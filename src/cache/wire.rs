@@ -1,5 +1,5 @@
 //! A stored response's header as HTTP/1 lines, made once when the response is stored, so that
-//! a hit served from the proxy's own loop (`proxy::hit`) writes bytes instead of cloning and
+//! a hit served from the fast path (`proxy::hit`) writes bytes instead of cloning and
 //! serializing a header map on every request. Only a response that loop can frame gets one: a
 //! final status, one valid Content-Length (none for 204 and 304), and no Transfer-Encoding.
 
@@ -23,7 +23,7 @@ pub struct HitHead {
 }
 
 impl HitHead {
-    /// The lines of `header`, when the own hit path can frame its response.
+    /// The lines of `header`, when the fast path can frame its response.
     pub fn of(header: &ResponseHeader) -> Option<HitHead> {
         let headers = &header.headers;
         if header.status.is_informational() || headers.contains_key(header::TRANSFER_ENCODING) {

@@ -1,4 +1,4 @@
-//! A fleet of gatehouse nodes sharing their runtime decisions through etcd: server admin states
+//! A cluster of gatehouse nodes sharing their runtime decisions through etcd: server admin states
 //! (drain / maint / ready), the read-only switch, and purges and bans. The config file stays
 //! each node's own.
 //!

@@ -2,14 +2,14 @@
 //! wraps its stream in a `ClientStream`, and runs the HTTP/1 keep-alive loop itself, waiting
 //! for each request's first bytes outside pingora so that an idle connection holds only its
 //! stream. HTTP/2 connections run pingora's handshake and accept loop (vendored patch 12), each
-//! stream offered to the `OwnExchange` before pingora's proxy.
+//! stream offered to the `FastPath` before pingora's proxy.
 //!
 //! The loop mirrors the HTTP/1 branch of pingora-core 0.9.1's blanket
 //! `impl<T: HttpServerApp> ServerApp for T` (`apps/mod.rs`, `process_new`): one
 //! `ServerSession::new_http1` per request, `HttpPersistentSettings` carried from one request to
 //! the next, no reuse once shutdown begins. It differs in waiting for bytes before building the
 //! session, in applying gatehouse's idle timeout and closing flag, and in offering each request
-//! to an `OwnExchange` first: the app may serve it on this loop, without pingora's proxy
+//! to a `FastPath` first: the app may serve it on this loop, without pingora's proxy
 //! framework, or hand the session back (its header read) for pingora's proxy.
 
 use super::cork::{CorkedStream, Streaming};
@@ -102,14 +102,14 @@ const GOAWAY_DRAIN: Duration = Duration::from_secs(1);
 pub struct ClientApp<A> {
     pub app: Arc<A>,
     /// Offered every HTTP/1 request first; what it does not take goes to `app`.
-    pub own: Option<Arc<dyn OwnExchange>>,
+    pub fast: Option<Arc<dyn FastPath>>,
     pub tracker: Arc<ConnTracker>,
     pub policy: Arc<dyn ConnPolicy>,
 }
 
 /// An app that serves some HTTP/1 requests itself, on this loop, without pingora's proxy
-/// framework (gatehouse's `proxy::own`).
-pub trait OwnExchange: Send + Sync + 'static {
+/// framework (gatehouse's `proxy::fast_path`).
+pub trait FastPath: Send + Sync + 'static {
     /// Builds the session on `stream` (set up by `prepare`), reads the request, and serves it
     /// if it is one this app takes; otherwise hands the session back, its request read.
     fn serve<'a>(
@@ -127,7 +127,7 @@ pub trait OwnExchange: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>>;
 }
 
-/// What became of a request offered to an `OwnExchange`.
+/// What became of a request offered to a `FastPath`.
 pub enum Served {
     /// Served; the connection, if it can carry another request.
     Done(Option<ReusedHttpStream>),
@@ -185,10 +185,10 @@ where
             if over_limit.is_some() {
                 return None; // no HTTP/1 answer to give on an HTTP/2 connection
             }
-            return match &self.own {
-                Some(own) => {
+            return match &self.fast {
+                Some(fast) => {
                     let ip = peer.map(|a| a.ip());
-                    self.h2_streams(own, stream, &settings, ip, shutdown).await;
+                    self.h2_streams(fast, stream, &settings, ip, shutdown).await;
                     None
                 }
                 None => ServerApp::process_new(&self.app, stream, shutdown).await,
@@ -313,10 +313,10 @@ where
 
     /// Serves the streams of one HTTP/2 connection as pingora's blanket `ServerApp` does (the
     /// handshake, then pingora's accept loop: graceful shutdown, idle timeout, a task per
-    /// stream), each stream offered to the own exchange first, then to pingora's proxy.
+    /// stream), each stream offered to the direct exchange first, then to pingora's proxy.
     async fn h2_streams(
         self: &Arc<Self>,
-        own: &Arc<dyn OwnExchange>,
+        fast: &Arc<dyn FastPath>,
         stream: Stream,
         limits: &ConnSettings,
         ip: Option<IpAddr>,
@@ -367,7 +367,7 @@ where
                     waiting.leave(); // a request came: no longer the first to go
                 }
                 self.spawn_stream(
-                    own,
+                    fast,
                     h2,
                     guard,
                     Streaming::new(&streams),
@@ -390,37 +390,37 @@ where
     }
 
     /// Serves one HTTP/2 stream on a task of its own, in its connection's glitch scope: offered
-    /// to the own exchange first, then to pingora's proxy.
+    /// to the direct exchange first, then to pingora's proxy.
     fn spawn_stream(
         &self,
-        own: &Arc<dyn OwnExchange>,
+        fast: &Arc<dyn FastPath>,
         h2: h2::HttpSession,
         guard: h2::StreamGuard,
         streaming: Streaming,
         glitches: &Arc<Glitches>,
         shutdown: &ShutdownWatch,
     ) {
-        let (app, own, shutdown) = (self.app.clone(), own.clone(), shutdown.clone());
+        let (app, fast, shutdown) = (self.app.clone(), fast.clone(), shutdown.clone());
         tokio::spawn(glitches.serve(async move {
             // Held while the stream is served: the accept loop's idle timeout sees it, and the
             // connection's writes wait for it (`CorkedStream`).
             let (_guard, _streaming) = (guard, streaming);
             let session = ServerSession::new_http2(h2);
-            if let Served::Pass(session) = own.serve_stream(session, &shutdown).await {
+            if let Served::Pass(session) = fast.serve_stream(session, &shutdown).await {
                 app.process_new_http(*session, &shutdown).await;
             }
         }));
     }
 
-    /// One request: offered to the own exchange first, then to pingora's proxy.
+    /// One request: offered to the direct exchange first, then to pingora's proxy.
     async fn serve(
         &self,
         stream: Stream,
         prepare: Prepare,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let session = match &self.own {
-            Some(own) => match own.serve(stream, prepare, shutdown).await {
+        let session = match &self.fast {
+            Some(fast) => match fast.serve(stream, prepare, shutdown).await {
                 Served::Done(reused) => return reused,
                 Served::Pass(session) => *session,
             },

@@ -26,7 +26,7 @@ mod stream;
 mod waiting;
 
 pub use glitches::stream_cancelled;
-pub use keepalive::{inet, ClientApp, OwnExchange, Prepare, Served};
+pub use keepalive::{inet, ClientApp, FastPath, Prepare, Served};
 pub use stream::ClientStream;
 
 /// Tests elsewhere in the crate: a pingora stream over a real loopback connection, and the

@@ -11,12 +11,12 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 /// The request's cache status (X-Cache, the log, the counters): on a caching route, for a
-/// request that went past `request_filter`'s checks; a hit from the own loop is a HIT,
+/// request that went past `request_filter`'s checks; a hit from the fast path is a HIT,
 /// otherwise pingora-cache's phase says.
 pub fn status(session: &Session, ctx: &Ctx) -> Option<cache::Status> {
     ctx.cache_rules()?;
     match ctx.plan {
-        Plan::OwnHit => Some(cache::Status::Hit),
+        Plan::FastHit => Some(cache::Status::Hit),
         ref plan if plan.went_on() => Some(cache::Status::from_phase(session.cache.phase())),
         _ => None,
     }

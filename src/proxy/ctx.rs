@@ -51,14 +51,14 @@ pub struct Routed {
 
 /// Which way a request goes: one value, decided once by `request_filter`'s last step
 /// (`recv::decide`, as Varnish's `vcl_recv` returns pass, hash or synth) and read by every hook
-/// after it. The connection's own loop may look ahead first (`Previewed`); gatehouse's
+/// after it. The fast path may look ahead first (`Previewed`); gatehouse's
 /// answers set `Local` wherever in `request_filter` they are given.
 #[derive(Default)]
 pub enum Plan {
     /// `request_filter` has not decided yet.
     #[default]
     Undecided,
-    /// The connection's own loop looked ahead before the hooks ran (`own::takes`): the route it
+    /// The fast path looked ahead before the hooks ran (`fast_path::takes`): the route it
     /// found (`None`: no route matches) and, on a caching route, the fresh stored response the
     /// request hits. The request's checks still run before `decide` settles the plan.
     Previewed {
@@ -68,9 +68,9 @@ pub enum Plan {
     /// Answered by gatehouse itself (a refusal, an ACME challenge, a redirect, no route,
     /// read-only mode).
     Local,
-    /// A fresh hit served from the connection's own loop (`hit`).
-    OwnHit,
-    /// Proxied by gatehouse's own exchange (`direct`).
+    /// A fresh hit served from the fast path (`hit`).
+    FastHit,
+    /// Proxied by the direct exchange (`direct`).
     Direct,
     /// Through pingora's proxy and pingora-cache.
     Cache,
@@ -82,7 +82,10 @@ impl Plan {
     /// The request went (or goes) on past `request_filter`'s checks: served from the cache or
     /// sent to a server.
     pub fn went_on(&self) -> bool {
-        matches!(self, Plan::OwnHit | Plan::Direct | Plan::Cache | Plan::Pass)
+        matches!(
+            self,
+            Plan::FastHit | Plan::Direct | Plan::Cache | Plan::Pass
+        )
     }
 }
 

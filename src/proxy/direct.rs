@@ -1,4 +1,4 @@
-//! gatehouse's own exchange with a server, for the requests most of a front tier's traffic is:
+//! the direct exchange with a server, for the requests most of a front tier's traffic is:
 //! a GET or HEAD without a body that the cache does not handle (a route without caching, or a
 //! request its rules pass), with no connection options beyond keep-alive. pingora's proxy path
 //! (`proxy_1to1`) runs each exchange as two tasks joined by two channels, takes the connection
@@ -12,8 +12,8 @@
 //! headers `forward`'s, failures become answers in `fail_to_proxy` and the record in `logging`,
 //! as for every request. The request head is serialized by `forward` (the client's header lines
 //! as they came, less hop-by-hop ones, plus the forwarding headers: no second header map is
-//! built) and written by `server_wire`, which also reads the response header as bytes and relays the
-//! common response (one Content-Length or no body, strict syntax): line by line to an HTTP/1
+//! built) and written by `server_wire`, which also reads the response header as bytes and
+//! relays the common response (one Content-Length or no body, strict syntax): line by line to an HTTP/1
 //! client, as one header map to an HTTP/2 client. Every other response is read by pingora's
 //! HTTP/1 client session from the bytes already read (chunked, close-delimited, informational
 //! responses, lenient syntax) and written back by the client's session, as before. A request
@@ -117,7 +117,7 @@ pub async fn exchange(
 ) -> Result<()> {
     let rt = ctx.rt.clone();
     let pool = &rt.pools[routed(ctx)?.pool];
-    let t = &rt.config.timeouts;
+    let timeouts = &rt.config.timeouts;
     let wire = request_head(session, ctx)?;
     let mut retried_reuse = false;
     let (stream, ix, addr, buf, head) = loop {
@@ -128,7 +128,7 @@ pub async fn exchange(
         let ix = upstream::choose(session, ctx)?;
         let server = &pool.servers[ix];
         let addr = server.config.address;
-        let (mut stream, reused) = match server.state.idle.take(addr, t.client_idle) {
+        let (mut stream, reused) = match server.state.idle.take(addr, timeouts.client_idle) {
             Some(stream) => (stream, true),
             // Boxed: connecting is the rare case on kept-alive connections, and its future
             // (8 KiB) would otherwise be part of every exchange's, copied into the heap with
@@ -136,7 +136,7 @@ pub async fn exchange(
             // the wait (the connection attempt is dropped, the server's slot freed).
             None => match unless_client_leaves(
                 session,
-                Box::pin(connector.new_stream(&upstream::peer(server, t))),
+                Box::pin(connector.new_stream(&upstream::peer(server, timeouts))),
             )
             .await
             {
@@ -173,7 +173,7 @@ pub async fn exchange(
     };
     let kept = match head {
         Head::Relayed(head) => {
-            server_wire::relay(session, stream, buf, head, t.upstream_read).await?
+            server_wire::relay(session, stream, buf, head, timeouts.upstream_read).await?
         }
         Head::Other => through_pingora(session, ctx, stream, &buf).await?,
     };
@@ -203,8 +203,8 @@ async fn send_and_read(
     wire: &[u8],
     buf: &mut BytesMut,
 ) -> Result<Head> {
-    let t = &rt.config.timeouts;
-    server_wire::send(stream, wire, t.upstream_write)
+    let timeouts = &rt.config.timeouts;
+    server_wire::send(stream, wire, timeouts.upstream_write)
         .await
         .map_err(|e| e.into_up())?;
     let edits = upstream::ClientEdits::of(rt, session, ctx);
@@ -221,7 +221,7 @@ async fn send_and_read(
     });
     unless_client_leaves(
         session,
-        server_wire::read_head(stream, buf, t.upstream_read, relay_to),
+        server_wire::read_head(stream, buf, timeouts.upstream_read, relay_to),
     )
     .await
 }
@@ -235,10 +235,10 @@ async fn through_pingora(
     stream: Stream,
     read: &[u8],
 ) -> Result<Option<Stream>> {
-    let t = &ctx.rt.config.timeouts;
+    let timeouts = &ctx.rt.config.timeouts;
     let mut conn = ServerConn::new(stream);
-    conn.read_timeout = Some(t.upstream_read);
-    conn.write_timeout = Some(t.upstream_write);
+    conn.read_timeout = Some(timeouts.upstream_read);
+    conn.write_timeout = Some(timeouts.upstream_write);
     // The request is written (`server_wire::send`, vendored patch 8). What pingora's client keeps of
     // it is its method (a response to HEAD has no body); it has no body and no Upgrade
     // (`takes_header`).

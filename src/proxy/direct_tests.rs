@@ -1,5 +1,5 @@
 //! `takes_header` against the request as httparse reads it: for generated HTTP/1 request heads,
-//! the own exchange takes exactly the plain GET/HEAD requests RFC 9112 lets it carry without a
+//! the direct exchange takes exactly the plain GET/HEAD requests RFC 9112 lets it carry without a
 //! body, an upgrade or connection options (origin-form target, one Host without userinfo).
 
 use super::*;
@@ -48,7 +48,7 @@ fn head() -> impl Strategy<Value = String> {
         })
 }
 
-/// What the own exchange may carry, from httparse's reading of the head.
+/// What the direct exchange may carry, from httparse's reading of the head.
 fn carriable(req: &httparse::Request) -> bool {
     let field = |name: &'static str| {
         req.headers

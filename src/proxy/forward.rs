@@ -1,6 +1,6 @@
 //! What a request carries to its server besides the client's own headers: X-Forwarded-For,
 //! -Proto and -Host, a Host header for HTTP/2 clients, the request id, and Upgrade only where
-//! the route allows it, decided once (`Forwarding`) for both paths; for the own exchange, the
+//! the route allows it, decided once (`Forwarding`) for both paths; for the direct exchange, the
 //! request head as it goes to the server. Also the facts about the client request those are
 //! made from.
 
@@ -55,7 +55,7 @@ pub fn upstream_headers(session: &Session, upstream: &mut RequestHeader, ctx: &C
 
 /// What gatehouse sets on a request going to its server, decided once from the request as it
 /// will be sent: the one policy of both paths. `apply` writes it into pingora's request header
-/// (pingora's path); `write_head` serializes the request with it (the own exchange), without
+/// (pingora's path); `write_head` serializes the request with it (the direct exchange), without
 /// building a second header map. Each header set replaces any of that name the client sent.
 pub struct Forwarding<'a> {
     /// Upgrade (and Connection) removed: the route does not allow upgrades.

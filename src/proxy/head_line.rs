@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-/// One header line, `name: value`, as both heads the own exchange writes have them.
+/// One header line, `name: value`, as both heads the direct exchange writes have them.
 pub fn put_line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");

@@ -1,5 +1,5 @@
-//! Cache hits served from the connection's own loop (`own`), for the request a front tier's
-//! cache answers most: a GET or HEAD without a range on a fresh object (`cache::Cache::own_hit`
+//! Cache hits served from the fast path (`fast_path`), for the request a front tier's
+//! cache answers most: a GET or HEAD without a range on a fresh object (`cache::Cache::fast_hit`
 //! finds it, its Vary variant included, as pingora-cache's lookup would). The request runs the
 //! same hooks as every other (limits, read-only, routing, the cache policy for the request,
 //! logging, metrics); only pingora-proxy's cache phase and its per-request future are skipped.
@@ -53,7 +53,8 @@ pub fn lookup(rt: &Runtime, session: &Session, route: usize) -> Option<Arc<Entry
         return None;
     }
     let host = super::request_host(req).unwrap_or("");
-    rt.cache.own_hit(super::is_https(session), host, req, rules)
+    rt.cache
+        .fast_hit(super::is_https(session), host, req, rules)
 }
 
 /// Serves the hit: the stored header with its Age and the client's edits, then the body (none
@@ -62,7 +63,7 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
     let Some(stored) = entry.hit_head() else {
         return Err(pingora::Error::explain(
             super::failure::IMPOSSIBLE,
-            "a hit the own loop cannot frame",
+            "a hit the fast path cannot frame",
         ));
     };
     let req = session.req_header();

@@ -5,17 +5,17 @@
 //!  client ──► [conn::ClientApp]      connection counted against its limits; header deadline;
 //!                                    requests `direct` will take, plain fresh cache hits (or
 //!                                    what gatehouse answers) run the hooks below from the
-//!                                    connection's loop (`own`), the rest go through pingora's
-//!                                    proxy framework
+//!                                    connection's loop (`fast_path`), the rest go through
+//!                                    pingora's proxy framework
 //!         ──► early_request_filter   client idle timeout; which listener, TLS or not; headers in
 //!         ──► request_filter         `recv`'s steps, each of which may answer: connection
 //!                                    and request limits; ACME; https redirect; routing:
 //!                                    host/path → route → pool (404); read-only mode; then
 //!                                    `decide` settles the request's one `Plan`: a plain
-//!                                    fresh hit found by `own` is served by `hit`; a plain
+//!                                    fresh hit found by `fast_path` is served by `hit`; a plain
 //!                                    GET/HEAD the cache does not take is proxied here by
-//!                                    `direct` (gatehouse's own HTTP/1 exchange, through the
-//!                                    same `upstream`/`forward` functions as the hooks
+//!                                    `direct` (the direct exchange: gatehouse's HTTP/1,
+//!                                    through the same `upstream`/`forward` functions as the hooks
 //!                                    below), then straight to fail_to_proxy/logging; the
 //!                                    rest go on, through pingora-cache or past it
 //!         ──► [cache] key, lookup    HIT/STALE answered from the cache; misses coalesce
@@ -40,11 +40,11 @@ mod client_wire;
 mod ctx;
 mod direct;
 mod failure;
+mod fast_path;
 mod forward;
 mod head_line;
 mod hit;
 mod logging;
-mod own;
 mod recv;
 mod server_wire;
 mod upstream;
@@ -72,7 +72,7 @@ pub struct Proxy {
     /// Opens connections for `direct` (pingora's path has its own connector). Shared with
     /// `sibling`s: building one loads the system's root certificates (milliseconds).
     connector: Arc<TransportConnector>,
-    /// None: the sessions `own` builds pass through no downstream module.
+    /// None: the sessions `fast_path` builds pass through no downstream module.
     modules: pingora::modules::http::HttpModules,
 }
 
@@ -85,8 +85,8 @@ impl Proxy {
         }
     }
 
-    /// Another handle on the same proxy (for the connection loop's `own` exchange, while
-    /// pingora's proxy owns this one).
+    /// Another handle on the same proxy (for the fast path, `fast_path`, while pingora's proxy
+    /// owns this one).
     pub fn sibling(&self) -> Self {
         Proxy {
             shared: self.shared.clone(),

@@ -2,7 +2,7 @@
 //! `http_process_req_common`, Varnish's `vcl_recv`): the connection's and the request's limits,
 //! ACME http-01 challenges, the plain-HTTP redirect, routing, read-only mode, then `decide`,
 //! the one place that settles which way the request goes (`Plan`): a fresh hit from the own
-//! loop, gatehouse's own exchange, or pingora's proxy with or without its cache.
+//! loop, the direct exchange, or pingora's proxy with or without its cache.
 
 use super::ctx::{Ctx, Outcome, Plan, Routed};
 use super::{direct, forward, hit};
@@ -95,7 +95,7 @@ async fn https_redirect(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     Ok(true)
 }
 
-/// The request's route and pool (the one the own loop looked up, or looked up now); `None`
+/// The request's route and pool (the one the fast path looked up, or looked up now); `None`
 /// when no route matches, answered 404.
 async fn route(session: &mut Session, ctx: &mut Ctx) -> Result<Option<usize>> {
     let route = match &ctx.plan {
@@ -146,8 +146,8 @@ async fn readonly_gate(
     Ok(false)
 }
 
-/// Settles the plan: the route's cache policy for the request, then a fresh hit the own loop
-/// found is served (`hit`), a request the own exchange carries is proxied (`direct`), and
+/// Settles the plan: the route's cache policy for the request, then a fresh hit the fast path
+/// found is served (`hit`), a request the direct exchange carries is proxied (`direct`), and
 /// anything else goes on to pingora's proxy, through pingora-cache when the policy enabled
 /// it. True when served here.
 async fn decide(
@@ -157,7 +157,7 @@ async fn decide(
     route: usize,
 ) -> Result<bool> {
     let rt = ctx.rt.clone();
-    // Whether the own loop took the request, and the hit it found.
+    // Whether the fast path took the request, and the hit it found.
     let previewed = match std::mem::take(&mut ctx.plan) {
         Plan::Previewed { hit, .. } => Some(hit),
         _ => None,
@@ -166,7 +166,7 @@ async fn decide(
     if let Some(rules) = rt.cache_rules(route) {
         if cache::policy::request(session.req_header_mut(), rules).is_ok() {
             if let Some(Some(entry)) = previewed {
-                ctx.plan = Plan::OwnHit;
+                ctx.plan = Plan::FastHit;
                 hit::serve(session, ctx, entry).await?;
                 return Ok(true);
             }

@@ -1,4 +1,4 @@
-//! The own exchange's wire to the server: the request head written as bytes, the response
+//! the direct exchange's wire to the server: the request head written as bytes, the response
 //! header read and parsed as bytes and, for the common response, relayed to the client (its
 //! head built by `client_wire`) with its body copied as it comes.
 //!

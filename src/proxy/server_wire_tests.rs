@@ -1,6 +1,6 @@
-//! The relay's framing against pingora's HTTP/1 client: for generated response heads, bodies
-//! and trailing bytes, whenever `framing` takes a response (the own exchange relays it), pingora's
-//! client reading the same bytes must see the same status, the same body, and the same verdict on
+//! `server_wire`'s framing against pingora's HTTP/1 client: for generated response heads,
+//! bodies and trailing bytes, whenever `framing` takes a response (the direct exchange relays
+//! it), pingora's client reading the same bytes must see the same status, the same body, and the same verdict on
 //! reusing the connection (bytes past the framing close it on both).
 
 use super::*;

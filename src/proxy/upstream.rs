@@ -1,5 +1,5 @@
 //! The server side of a proxied request, one implementation for both ways a request reaches its
-//! server (pingora's proxy path through the `ProxyHttp` hooks, and gatehouse's own exchange in
+//! server (pingora's proxy path through the `ProxyHttp` hooks, and the direct exchange in
 //! `direct`): choosing the server (balance, retries, in-flight slot), how a connection attempt
 //! is counted and timed, and what the server's response header yields before anything else
 //! sees it (timing, captured headers, cookies stripped in read-only mode, a 304's fields).
@@ -80,12 +80,12 @@ pub fn choose(session: &Session, ctx: &mut Ctx) -> Result<usize> {
 }
 
 /// The peer pingora connects to for `server`, with the config's timeouts.
-pub fn peer(server: &Server, t: &Timeouts) -> HttpPeer {
+pub fn peer(server: &Server, timeouts: &Timeouts) -> HttpPeer {
     let mut peer = HttpPeer::new(server.config.address, false, String::new());
-    peer.options.connection_timeout = Some(t.connect);
-    peer.options.read_timeout = Some(t.upstream_read);
-    peer.options.write_timeout = Some(t.upstream_write);
-    peer.options.idle_timeout = Some(t.client_idle);
+    peer.options.connection_timeout = Some(timeouts.connect);
+    peer.options.read_timeout = Some(timeouts.upstream_read);
+    peer.options.write_timeout = Some(timeouts.upstream_write);
+    peer.options.idle_timeout = Some(timeouts.client_idle);
     peer
 }
 
@@ -109,12 +109,12 @@ pub fn connect_failed(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
 /// A connection to the server is ready: the connect time is 0 for a reused one.
 pub fn connected(ctx: &mut Ctx, reused: bool) {
     let now = Instant::now();
-    let t = &mut ctx.timings;
-    t.connected = Some(now);
-    t.connect_ms = Some(if reused {
+    let timings = &mut ctx.timings;
+    timings.connected = Some(now);
+    timings.connect_ms = Some(if reused {
         0.0
     } else {
-        t.last_peer.map_or(0.0, |from| ms_between(from, now))
+        timings.last_peer.map_or(0.0, |from| ms_between(from, now))
     });
 }
 
@@ -133,9 +133,9 @@ pub fn from_server(resp: &mut ResponseHeader, ctx: &mut Ctx) {
 /// value): the time to first byte and the captured headers.
 pub fn header_arrived<'h>(ctx: &mut Ctx, get: impl Fn(&HeaderName) -> Option<&'h [u8]>) {
     let now = Instant::now();
-    let t = &mut ctx.timings;
-    if t.response_ms.is_none() {
-        t.response_ms = t.connected.map(|from| ms_between(from, now));
+    let timings = &mut ctx.timings;
+    if timings.response_ms.is_none() {
+        timings.response_ms = timings.connected.map(|from| ms_between(from, now));
     }
     let log = &ctx.rt.config.access_log;
     for name in &log.capture_response_headers {
@@ -162,7 +162,7 @@ pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &Ctx) -> Res
 
 /// The changes to a response header on its way to the client, decided once for both ways a
 /// response is written: into pingora's header (`remove_from`/`add_to`) or line by line
-/// (`removes`, `added`) by the own exchange's relay. No Set-Cookie in logged-out read-only
+/// (`removes`, `added`) by the direct exchange's relay. No Set-Cookie in logged-out read-only
 /// mode, captured headers stripped when configured, the cache's targeted field
 /// (`CDN-Cache-Control`...) removed, the cache status (X-Cache) where the cache was asked, HSTS
 /// on the listeners that send it. Each header added replaces any the server sent.

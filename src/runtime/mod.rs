@@ -1,14 +1,14 @@
 //! The running state shared by every request: the current config generation (`Runtime`) behind
 //! one `ArcSwap`, loaded once per request so a request never sees two configs, and beside it the
 //! state that outlives a config (server states in the `ServerRegistry`, the read-only switch,
-//! counters). `reload` swaps generations; `policy` answers the connection layer; `fleet` is
-//! this node as the cluster sees it.
+//! counters). `reload` swaps generations; `policy` answers the connection layer;
+//! `cluster_node` is this node as the cluster sees it.
 
-mod fleet;
+mod cluster_node;
 mod policy;
 mod reload;
 
-pub use fleet::FleetNode;
+pub use cluster_node::ClusterNode;
 
 use crate::accesslog::AccessLog;
 use crate::balance::{build_pools, Pool, ServerRegistry};

@@ -50,7 +50,7 @@ impl ConnPolicy for Shared {
 pub const BAD_REQUEST: &str = "bad request";
 
 impl Shared {
-    /// A request header that did not parse was answered 400 (`proxy::own`): its record.
+    /// A request header that did not parse was answered 400 (`proxy::fast_path`): its record.
     pub fn bad_request(&self, client: Option<SocketAddr>, server: Option<SocketAddr>) {
         let record =
             self.unparsed_request(client, server, 400, Termination::ClientAbort, BAD_REQUEST);

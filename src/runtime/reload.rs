@@ -28,7 +28,7 @@ impl Shared {
         self.registry.retain(&runtime.config);
         self.runtime.store(Arc::new(runtime));
         // A server this config adds may have been drained by the cluster already.
-        super::fleet::FleetNode::apply_known(self);
+        super::cluster_node::ClusterNode::apply_known(self);
     }
     /// Gives each running TLS listener the certificate set `config` names for it.
     pub fn swap_certificates(&self, config: &Config) {

@@ -1,6 +1,6 @@
 //! Differential test of the two HTTP/1 paths to servers (issue 30): generated request shapes
 //! and origin behaviours run through one raw scriptable origin and two gatehouses started once,
-//! one with the own exchange (`server.direct_exchange = true`) and one with pingora's path
+//! one with the direct exchange (`server.direct_exchange = true`) and one with pingora's path
 //! (`false`). For each case, what the origin received and what the client received must be the
 //! same on both, or the difference must be in `ALLOWED` with the reason. Cases:
 //! `GATEHOUSE_DIFF_CASES` (48); seed `GATEHOUSE_DIFF_SEED` (printed on failure with each case).
@@ -77,7 +77,7 @@ fn case() -> impl Strategy<Value = Case> {
         (0usize..12).prop_map(Body::Length),
         (1usize..12).prop_map(Body::Chunked),
     ];
-    // Weighted towards the requests the own exchange takes (GET or HEAD, HTTP/1.1, origin
+    // Weighted towards the requests the direct exchange takes (GET or HEAD, HTTP/1.1, origin
     // form, no body, no connection option): the others go to pingora's path on both.
     let method = prop_oneof![
         3 => prop::sample::select(&METHODS[..2]),
@@ -161,7 +161,7 @@ impl Case {
         out.into_bytes()
     }
 
-    /// A shape the own exchange takes (`proxy::direct::takes_header`); the others go to
+    /// A shape the direct exchange takes (`proxy::direct::takes_header`); the others go to
     /// pingora's path on both gatehouses.
     fn own_shaped(&self) -> bool {
         let options = ["TE", "Trailer", "Upgrade"];
@@ -330,7 +330,7 @@ const ALLOWED: &[Allowed] = &[(
 
 /// The unasked response (`late`) reaches a server connection after the pipelined second
 /// request was sent on it: to any proxy it is that request's answer. Whether the second request
-/// reused that connection depends on its pool (on the own exchange's gatehouse a plain GET
+/// reused that connection depends on its pool (on the direct exchange's gatehouse a plain GET
 /// takes the own idle list even after a first request through pingora), so one side may get
 /// `POISON` for it. Allowed for that one response line only.
 fn late_answers_pipelined(case: &Case, own: &Outcome, theirs: &Outcome) -> bool {
@@ -360,7 +360,7 @@ fn difference(case: &Case, own: &Outcome, theirs: &Outcome) -> Option<String> {
         lines.join("\n")
     };
     Some(format!(
-        "{case:?}\n request: {:?}\n own exchange:\n{}\n pingora's path:\n{}",
+        "{case:?}\n request: {:?}\n direct exchange:\n{}\n pingora's path:\n{}",
         shown(&case.wire(0)).replace("/c0/", "/c<n>/"),
         side(own),
         side(theirs)
@@ -432,7 +432,7 @@ fn both_paths_send_and_answer_alike() {
     }
     assert!(
         own_shaped > 0 || cases < 16,
-        "GATEHOUSE_DIFF_SEED={seed}: no case the own exchange takes: the test compared nothing"
+        "GATEHOUSE_DIFF_SEED={seed}: no case the direct exchange takes: the test compared nothing"
     );
     let shrunk = first.map(|tree| shrink(&rt, &mut bench, tree));
     assert!(

@@ -546,7 +546,10 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
         "one kept-alive server connection for all"
     );
     let idle = gh.shared.current().pools[0].servers[0].state.idle.len();
-    assert_eq!(idle, 1, "the connection is in the own exchange's idle list");
+    assert_eq!(
+        idle, 1,
+        "the connection is in the direct exchange's idle list"
+    );
     for s in o.seen() {
         assert_eq!(s.path, "/page");
         assert_eq!(
@@ -640,7 +643,7 @@ async fn a_client_that_leaves_frees_the_server_at_once() {
     }
 }
 
-/// On one client connection, requests the connection loop serves itself (`proxy::own`) and
+/// On one client connection, requests the connection loop serves itself (`proxy::fast_path`) and
 /// requests it hands to pingora's proxy with their header already read (vendored patch 7)
 /// alternate: each is answered once, in order, and the connection stays open throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,11 +652,11 @@ async fn requests_handed_to_pingora_after_being_read_are_answered_on_the_same_co
     let gh = proxy_to(&[o.addr], true, "").await;
     let mut c = Client::connect(gh.addr).await;
     for i in 0..3 {
-        // Served by the own loop.
+        // Served by the fast path.
         let (status, headers, body) = c.send("GET", "/cl", "").await;
         assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()), "{i}");
         assert_eq!(header(&headers, "connection"), Some("keep-alive"));
-        // TE is a connection option the own exchange does not carry: pingora's path.
+        // TE is a connection option the direct exchange does not carry: pingora's path.
         let (status, _, body) = c.send("GET", "/chunked", "TE: trailers\r\n").await;
         assert_eq!((status, body.as_slice()), (200, b"abcde".as_slice()), "{i}");
     }

@@ -10,9 +10,9 @@ use crate::readonly::ReadonlyState;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub struct FleetNode(pub Arc<Shared>);
+pub struct ClusterNode(pub Arc<Shared>);
 
-impl FleetNode {
+impl ClusterNode {
     /// Gives every server of the running config the state the cluster holds for it (after a
     /// reload: a server the cluster drained before this node's config had it).
     pub fn apply_known(shared: &Shared) {
@@ -36,7 +36,7 @@ fn set_states(shared: &Shared, known: &ServerStates) -> bool {
     changed
 }
 
-impl LocalNode for FleetNode {
+impl LocalNode for ClusterNode {
     fn set_servers(&self, known: &ServerStates) -> bool {
         set_states(&self.0, known)
     }

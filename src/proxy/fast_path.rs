@@ -1,5 +1,5 @@
-//! The requests `direct` carries, run from the connection's own loop (`conn::OwnExchange`)
-//! rather than through pingora's proxy framework. For each HTTP/1 request the loop builds the
+//! The fast path: requests served from the connection's loop (`conn::FastPath`) rather than
+//! through pingora's proxy framework. For each HTTP/1 request the loop builds the
 //! session and reads the header here (an HTTP/2 stream comes with its header, vendored patches
 //! 11 and 12); a request `direct` will take (a plain GET/HEAD on a route that does not cache,
 //! `direct::takes_header`), a plain fresh cache hit (the same kind of request on a caching
@@ -18,7 +18,7 @@
 
 use super::{failure, Proxy};
 use crate::cache::store::Entry;
-use crate::conn::{inet, OwnExchange, Prepare, Served};
+use crate::conn::{inet, FastPath, Prepare, Served};
 use crate::runtime::{Runtime, Shared};
 use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
@@ -30,14 +30,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-impl OwnExchange for Proxy {
+impl FastPath for Proxy {
     fn serve<'a>(
         &'a self,
         stream: Stream,
         prepare: Prepare,
         shutdown: &'a ShutdownWatch,
     ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
-        Box::pin(self.serve_own(stream, prepare, shutdown))
+        Box::pin(self.serve_fast(stream, prepare, shutdown))
     }
 
     fn serve_stream<'a>(
@@ -56,7 +56,7 @@ impl OwnExchange for Proxy {
 }
 
 impl Proxy {
-    async fn serve_own(
+    async fn serve_fast(
         &self,
         stream: Stream,
         prepare: Prepare,

@@ -1,4 +1,4 @@
-//! Cache hits served from the connection's own loop (`proxy::hit`): the client must get what
+//! Cache hits served from the fast path (`proxy::hit`): the client must get what
 //! pingora-cache's hit path gives (same status, fields, Age, X-Cache, body), for every kind of
 //! request, whichever path serves it; and the hit is counted and logged as one.
 
@@ -55,7 +55,7 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
         ("GET", "/cached-vary", "Accept-Encoding: gzip\r\n"),
         ("GET", "/cached-vary", "Accept-Encoding: gzip\r\n"),
         ("GET", "/cached", ""),
-        // Preconditions the own loop evaluates as pingora's hit path does: a 200, then a 304.
+        // Preconditions the fast path evaluates as pingora's hit path does: a 200, then a 304.
         ("GET", "/cached", "If-None-Match: \"v2\"\r\n"),
         (
             "GET",
