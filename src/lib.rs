@@ -20,6 +20,7 @@ pub mod hop_by_hop;
 pub mod launch;
 pub mod limits;
 pub mod metrics;
+pub mod pingora_ext;
 pub mod proxy;
 pub mod readonly;
 pub mod respond;

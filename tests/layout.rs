@@ -332,3 +332,41 @@ fn the_figure_check_sees_figures_not_arithmetic() {
     assert!(!holds_a_figure(" the key → its entry; a 50 ms timer"));
     assert!(!holds_a_figure(" `v` rounded, e.g. 1.329 → \"1.329\""));
 }
+
+/// The APIs gatehouse's vendored pingora patches add (`vendor/PATCHES.md`) are called from
+/// `src/pingora_ext.rs` only, so moving to a new pingora is one file's review.
+#[test]
+fn patched_pingora_apis_are_called_from_one_seam() {
+    const PATCHED: [&str; 8] = [
+        "new_with_modules",
+        "request_written_by_caller",
+        "preread_response",
+        "write_response_head(",
+        "set_server_config",
+        "take_pipelined_prefix",
+        "accept_downstream_sessions",
+        "set_linger_zero",
+    ];
+    let mut found = Vec::new();
+    for (path, text) in files() {
+        if path.ends_with("pingora_ext.rs") {
+            let missing: Vec<_> = PATCHED.iter().filter(|n| !text.contains(*n)).collect();
+            assert!(
+                missing.is_empty(),
+                "pingora_ext.rs no longer calls {missing:?}"
+            );
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for name in PATCHED.iter().filter(|name| code.contains(*name)) {
+                found.push(format!("{}:{}: {name}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "patched APIs called outside pingora_ext.rs:\n{}",
+        found.join("\n")
+    );
+}

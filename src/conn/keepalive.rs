@@ -297,7 +297,7 @@ where
             let (next_stream, mut next_settings) = reused.consume();
             let pipelined = next_settings
                 .as_mut()
-                .and_then(|s| s.take_pipelined_prefix());
+                .and_then(crate::pingora_ext::pipelined_prefix);
             settings = next_settings;
             match next_stream.into_any().downcast::<ClientStream>() {
                 Ok(s) => stream = s,
@@ -356,7 +356,7 @@ where
         let glitches = Arc::new(Glitches::default());
         // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
-        let streams_loop = h2::accept_downstream_sessions_capped(
+        let streams_loop = crate::pingora_ext::accept_h2_streams(
             conn,
             digest,
             closing,
@@ -395,7 +395,7 @@ where
         &self,
         fast: &Arc<dyn FastPath>,
         h2: h2::HttpSession,
-        guard: h2::StreamGuard,
+        guard: crate::pingora_ext::StreamGuard,
         streaming: Streaming,
         glitches: &Arc<Glitches>,
         shutdown: &ShutdownWatch,

@@ -195,6 +195,6 @@ pub fn reset_at_close(session: &pingora::proxy::Session) {
     };
     let fd = stream.id();
     if fd >= 0 {
-        let _ = pingora::protocols::l4::ext::set_linger_zero(fd);
+        crate::pingora_ext::reset_at_close(fd);
     }
 }

@@ -154,9 +154,7 @@ async fn write_head_as(session: &mut Session, framing: &Framing, head: ClientHea
             if let Some(length) = framing.content_length.clone() {
                 kept.insert_header(http::header::CONTENT_LENGTH, length)?;
             }
-            client
-                .write_response_head(Box::new(kept), Some(&lines))
-                .await
+            crate::pingora_ext::write_head_lines(client, kept, &lines).await
         }
         (ClientHead::Map(map), _) => session.write_response_header(map, framing.body == 0).await,
         (ClientHead::Lines(_), _) => {

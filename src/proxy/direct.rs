@@ -243,8 +243,7 @@ async fn through_pingora(
     // it is its method (a response to HEAD has no body); it has no body and no Upgrade
     // (`takes_header`).
     let kept = RequestHeader::build_no_case(session.req_header().method.clone(), b"/", Some(0))?;
-    conn.request_written_by_caller(Box::new(kept));
-    conn.preread_response(read);
+    crate::pingora_ext::exchange_taken_over(&mut conn, kept, read);
     let task = final_header(session, &mut conn).await?;
     stream_back(session, ctx, &mut conn, task).await?;
     conn.respect_keepalive();

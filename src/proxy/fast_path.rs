@@ -46,7 +46,7 @@ impl FastPath for Proxy {
         shutdown: &'a ShutdownWatch,
     ) -> Pin<Box<dyn Future<Output = Served> + Send + 'a>> {
         Box::pin(async move {
-            let mut session = Session::new_with_modules(Box::new(session), &self.modules);
+            let mut session = crate::pingora_ext::proxy_session(session, &self.modules);
             if !read_request(&mut session, &self.shared).await {
                 return Served::Done(None);
             }

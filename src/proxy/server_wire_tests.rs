@@ -93,10 +93,9 @@ async fn pingora_reads(case: &Case) -> Option<(u16, Vec<u8>, bool)> {
     conn.read_timeout = Some(Duration::from_secs(2));
     let method = if case.is_head { "HEAD" } else { "GET" };
     let req = RequestHeader::build_no_case(method, b"/", Some(0)).unwrap();
-    conn.request_written_by_caller(Box::new(req));
     let mut bytes = case.head.as_bytes().to_vec();
     bytes.extend_from_slice(&case.body);
-    conn.preread_response(&bytes);
+    crate::pingora_ext::exchange_taken_over(&mut conn, req, &bytes);
     // The server has nothing more to say: a read past what came ends the connection.
     peer.shutdown().await.unwrap();
     let mut status = None;

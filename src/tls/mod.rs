@@ -425,6 +425,6 @@ pub fn listener_settings(
         (t.h2, tls_alpn_01),
     )
     .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "TLS config", e))?;
-    settings.set_server_config(Arc::new(config));
+    crate::pingora_ext::use_server_config(&mut settings, config);
     Ok(settings)
 }

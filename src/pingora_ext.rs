@@ -1,0 +1,66 @@
+//! The seam to gatehouse's vendored pingora (`vendor/PATCHES.md`): every API a patch adds is
+//! called through here, so moving to a new pingora is this file's review, not a hunt through
+//! the request path. Patches that change behaviour without a new API (3–7, 13, 14, 16, 18) need
+//! no call; patch 17 is a provided trait method, answered by `conn::ClientApp`.
+
+use bytes::BytesMut;
+use pingora::apps::HttpPersistentSettings;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
+use pingora::protocols::http::v1::client::HttpSession as ServerConnection;
+use pingora::protocols::http::v1::server::HttpSession as ClientSession;
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::sync::Arc;
+
+/// HTTP/2 streams accepted by the caller's own loop, with a cap on those in progress (patches
+/// 12 and 20).
+pub use pingora::protocols::http::v2::server::{
+    accept_downstream_sessions_capped as accept_h2_streams, StreamGuard,
+};
+
+/// A proxy session over a client session already built (patch 11).
+pub fn proxy_session(client: ServerSession, modules: &HttpModules) -> Session {
+    Session::new_with_modules(Box::new(client), modules)
+}
+
+/// Hands a server connection over to pingora's HTTP/1 client after the caller wrote the
+/// request (`kept`: what the client keeps of it, patch 8) and read the first bytes of the
+/// response (`read`, patch 9).
+pub fn exchange_taken_over(conn: &mut ServerConnection, kept: RequestHeader, read: &[u8]) {
+    conn.request_written_by_caller(Box::new(kept));
+    conn.preread_response(read);
+}
+
+/// Writes an HTTP/1 response head the caller serialized (`lines`: the status line and header
+/// lines, without Connection or the blank line), `kept` being what the session keeps of it:
+/// status and framing (patch 10).
+pub async fn write_head_lines(
+    client: &mut ClientSession,
+    kept: ResponseHeader,
+    lines: &[u8],
+) -> Result<()> {
+    client
+        .write_response_head(Box::new(kept), Some(lines))
+        .await
+}
+
+/// A TLS listener built from the caller's rustls server config (patch 2).
+pub fn use_server_config(
+    settings: &mut pingora::listeners::tls::TlsSettings,
+    config: rustls::ServerConfig,
+) {
+    settings.set_server_config(Arc::new(config));
+}
+
+/// The bytes a client sent past its last request, for the caller's keep-alive loop to serve
+/// (patch 15).
+pub fn pipelined_prefix(settings: &mut HttpPersistentSettings) -> Option<BytesMut> {
+    settings.take_pipelined_prefix()
+}
+
+/// Makes the socket `fd` close with a reset, dropping what is still queued (patch 19).
+pub fn reset_at_close(fd: std::os::fd::RawFd) {
+    let _ = pingora::protocols::l4::ext::set_linger_zero(fd);
+}
