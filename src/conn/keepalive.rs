@@ -55,6 +55,52 @@ async fn until_closed(
     }
 }
 
+/// Waits for the next request's first bytes on an HTTP/1 connection. `Next::Closed` when it
+/// idles out (`wait`; the first request's counted as silent), when it is evicted while still
+/// without a request (`first`, counted where it was chosen), or when shutdown begins while it
+/// is idle, unless a request has already begun (then served, with Connection: close, rather
+/// than reset by closing the socket under it). The flag: shutdown began during the wait.
+async fn next_request(
+    stream: &mut ClientStream,
+    wait: Duration,
+    first: Option<&super::waiting::FirstRequest>,
+    shutdown: &ShutdownWatch,
+    stopping: bool,
+) -> (Next, bool) {
+    let mut watch = shutdown.clone();
+    let evicted = async {
+        match first {
+            Some(first) => first.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    let request = std::future::poll_fn(|cx| stream.poll_next_request(cx));
+    let next = tokio::select! {
+        biased;
+        _ = watch.changed(), if !stopping => None,
+        () = evicted => Some(Next::Closed),
+        next = tokio::time::timeout(wait, request) => Some(next.unwrap_or_else(|_| {
+            if first.is_some() {
+                crate::telemetry::client_misbehaved(Misbehaviour::Silent);
+            }
+            Next::Closed
+        })),
+    };
+    match next {
+        Some(next) => (next, false),
+        None => (request_begun(stream), true),
+    }
+}
+
+/// Whether a request's first bytes are there to read now, without waiting.
+fn request_begun(stream: &mut ClientStream) -> Next {
+    let mut now = std::task::Context::from_waker(std::task::Waker::noop());
+    match stream.poll_next_request(&mut now) {
+        std::task::Poll::Ready(next) => next,
+        std::task::Poll::Pending => Next::Closed,
+    }
+}
+
 /// The HTTP/2 handshake's connection, unless it fails or `give_up` resolves first (true: the
 /// client stayed silent past its deadline; false: evicted, counted there).
 async fn handshake_unless<C>(
@@ -253,8 +299,6 @@ where
             if stopping && served > 0 {
                 break; // pingora stops reusing connections once shutdown begins
             }
-            let mut watch = shutdown.clone();
-            let request = std::future::poll_fn(|cx| stream.poll_next_request(cx));
             // A new connection sends its first request within the header deadline (nginx's
             // client_header_timeout, HAProxy's timeout http-request); then `client_idle`
             // between requests.
@@ -262,26 +306,10 @@ where
                 0 => limits.header_timeout.min(idle),
                 _ => idle,
             };
-            let evicted = async {
-                match &first {
-                    Some(first) => first.evicted().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let next = tokio::select! {
-                biased;
-                _ = watch.changed(), if !stopping => Next::Closed,
-                // The connection table is full and this one has not asked for anything yet
-                // (counted where it was chosen, `waiting`).
-                () = evicted => Next::Closed,
-                next = tokio::time::timeout(wait, request) => next.unwrap_or_else(|_| {
-                    if served == 0 {
-                        crate::telemetry::client_misbehaved(Misbehaviour::Silent);
-                    }
-                    Next::Closed
-                }),
-            };
+            let (next, stopped) =
+                next_request(&mut stream, wait, first.as_ref(), shutdown, stopping).await;
             first = None; // a request came: no longer the first to go
+            let stopping = stopping || stopped;
             if matches!(next, Next::Closed) {
                 break;
             }
