@@ -577,3 +577,35 @@ async fn a_slow_but_steady_reader_gets_a_large_hit_whole() {
         "not read slowly enough to prove it"
     );
 }
+
+/// Under Rapid Reset the log stays a few summary lines (`telemetry`'s report at most every few
+/// seconds), not a line per cancelled stream: the process's own log, at its usual level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_leaves_a_few_log_lines() {
+    let o = Origin::start("o").await;
+    o.set_mode(Mode::Delay(Duration::from_millis(200)));
+    let (ca, cf) = (Ca::new(), crate::reload::ConfigFile::new());
+    let dir = cf.path.parent().unwrap().to_path_buf();
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    cf.write(&format!(
+        "[listeners.tls]\n{}\n{}",
+        cert_entries(&[&leaf]),
+        one_route(&[&o])
+    ));
+    let log = dir.join("gatehouse.log");
+    let _gh = Reap(crate::reload::spawn_gatehouse(&cf.path, false, &log));
+    crate::reload::wait_listening(cf.listen).await;
+    let mut sent = 0;
+    for gap in [0, 0, 5, 5, 5] {
+        sent += rapid_reset(cf.listen, 300, Duration::from_millis(gap)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text.lines().count();
+    assert!(sent >= 300, "only {sent} streams sent: nothing proved");
+    assert!(
+        lines <= 5,
+        "{lines} log lines for {sent} cancelled streams:\n{}",
+        text.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+}
