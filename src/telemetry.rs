@@ -5,7 +5,10 @@
 //! health probes, clients giving up) and a request-header timeout (slowloris; gatehouse already
 //! logs the 408 in the access log). pingora logs an ERROR line for each, so a scan could flood
 //! the journal. They are counted instead (`handshake_failures`, by reason, for `/metrics`) and
-//! summarised in one warning at most every 10 seconds, with the count since the last one.
+//! summarised in one warning at most every 10 seconds, with the count since the last one (and
+//! sent once a burst ends: a thread looks every 10 seconds). So are client misbehaviour
+//! (`Misbehaviour`) and the h2 crate's warning for each connection it closes for resetting too
+//! many streams before they were accepted (Rapid Reset).
 //!
 //! Gatehouse's own connections are not clients: the readiness probe connects to every
 //! listener and closes without a handshake, which pingora reports like any client that gave
@@ -75,11 +78,16 @@ pub fn init() {
 pub fn init_with_default(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(QuietClientNoise)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .try_init();
+    if installed.is_ok() {
+        let _ = std::thread::Builder::new()
+            .name("gatehouse-noise".into())
+            .spawn(summarise_pending_forever);
+    }
 }
 
 /// The failed handshakes counted so far, by reason.
@@ -94,6 +102,9 @@ pub fn handshake_failures() -> Vec<(&'static str, u64)> {
 enum Noise {
     Handshake(usize),
     HeaderTimeout,
+    /// The h2 crate closed a connection whose client reset too many streams before they were
+    /// accepted (its warning, one per connection: Rapid Reset).
+    ResetFlood,
     /// A failed handshake of gatehouse's own probe: neither counted nor logged.
     SelfProbe,
 }
@@ -119,11 +130,19 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     // pingora logs through `log`: the bridged event's own metadata says "log".
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-    if !meta.target().starts_with("pingora") || *meta.level() != tracing::Level::ERROR {
+    let from_h2 = meta.target().starts_with("h2::") && *meta.level() == tracing::Level::WARN;
+    if !from_h2 && (!meta.target().starts_with("pingora") || *meta.level() != tracing::Level::ERROR)
+    {
         return None;
     }
     let mut m = Message(String::new());
     event.record(&mut m);
+    if from_h2 {
+        return m
+            .0
+            .contains("remotely-reset pending-accept streams reached limit")
+            .then_some(Noise::ResetFlood);
+    }
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {
         if from_self_probe(&m.0) {
@@ -188,6 +207,13 @@ pub fn client_misbehaved(what: Misbehaviour) {
     summarise();
 }
 
+/// A client whose request header did not arrive within `timeouts.client_header` (answered
+/// 408 by the connection layer): counted for the summary.
+pub fn header_timed_out() {
+    SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
+    summarise();
+}
+
 /// Client misbehaviour counted so far, by reason.
 pub fn misbehaviour() -> Vec<(&'static str, u64)> {
     MISBEHAVIOUR
@@ -196,11 +222,29 @@ pub fn misbehaviour() -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-/// One warning with the client noise counted since the last, at most every 10 seconds.
+/// How often the client noise summary may go out.
+const SUMMARY_EVERY: u64 = 10;
+
+/// Sends the summary of noise counted since the last one, when due, every `SUMMARY_EVERY`
+/// seconds: a burst shorter than that is reported once it ends, not at the next event.
+fn summarise_pending_forever() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(SUMMARY_EVERY));
+        let pending = SINCE_HANDSHAKES.load(Relaxed)
+            + SINCE_HEADER_TIMEOUTS.load(Relaxed)
+            + SINCE_MISBEHAVIOUR.load(Relaxed);
+        if pending > 0 {
+            summarise();
+        }
+    }
+}
+
+/// One warning with the client noise counted since the last, at most every `SUMMARY_EVERY`
+/// seconds.
 fn summarise() {
     let now = crate::clock::unix_now();
     let last = LAST_SUMMARY.load(Relaxed);
-    if now >= last + 10
+    if now >= last + SUMMARY_EVERY
         && LAST_SUMMARY
             .compare_exchange(last, now, Relaxed, Relaxed)
             .is_ok()
@@ -233,6 +277,12 @@ impl<S: Subscriber> Layer<S> for QuietClientNoise {
             }
             Noise::HeaderTimeout => {
                 SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
+            }
+            Noise::ResetFlood => {
+                MISBEHAVIOUR[Misbehaviour::ResetFlood as usize]
+                    .1
+                    .fetch_add(1, Relaxed);
+                SINCE_MISBEHAVIOUR.fetch_add(1, Relaxed);
             }
             Noise::SelfProbe => return false,
         }

@@ -111,7 +111,11 @@ async fn handshake_unless<C>(
         conn = handshake => match conn {
             Ok(conn) => Some(conn),
             Err(e) => {
-                crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
+                // A client that closes before sending anything (a browser's unused preconnect)
+                // did nothing wrong; a malformed preface or SETTINGS is counted.
+                if !e.root_cause().to_string().contains("closed before reading preface") {
+                    crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
+                }
                 tracing::debug!("H2 handshake error {e}");
                 None
             }
@@ -259,6 +263,7 @@ where
             .await;
         if state.timed_out.load(Relaxed) {
             self.tracker.header_timeouts.fetch_add(1, Relaxed);
+            crate::telemetry::header_timed_out();
             tracing::debug!(client = ?peer, "{}", super::HEADER_TIMEOUT);
             self.policy.header_timed_out(peer, server);
         }
