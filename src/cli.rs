@@ -1,7 +1,8 @@
 //! The command line: `gatehouse run|check|ctl|completions|man`, `gatehouse --version`.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const DEFAULT_CONFIG: &str = "/etc/gatehouse/gatehouse.toml";
 
@@ -88,23 +89,23 @@ pub enum CtlAction {
         server: String,
         /// Wait up to this long for in-flight requests (e.g. 30s), and in a cluster for every
         /// node to apply the drain and finish its requests; exit 1 if some remain.
-        #[arg(long)]
-        wait: Option<String>,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Take a server out entirely (no traffic, no health checks).
     Maint {
         pool: String,
         server: String,
-        #[arg(long)]
-        wait: Option<String>,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Put a server back; it takes traffic once its health check passes.
     Ready {
         pool: String,
         server: String,
         /// In a cluster: wait up to this long (default 5s) for every node to apply it.
-        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
-        wait: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Reload the config file (all or nothing; the errors are printed on refusal).
     Reload,
@@ -113,8 +114,8 @@ pub enum CtlAction {
         host: String,
         path: String,
         /// In a cluster: wait up to this long (default 5s) for every node to apply it.
-        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
-        wait: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Remove the cached objects of HOST ("*": every host) under a path prefix or matching a
     /// regular expression on path and query.
@@ -125,27 +126,34 @@ pub enum CtlAction {
         #[arg(long)]
         regex: Option<String>,
         /// In a cluster: wait up to this long (default 5s) for every node to apply it.
-        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
-        wait: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// The running config: file, checksum, load time, generation, warnings.
     Config,
     /// Read-only mode: `on` or `off`, or `status`.
     Readonly {
-        #[arg(value_parser = ["on", "off", "status"])]
-        switch: String,
+        switch: Switch,
         /// Why (shown by the admin status).
         #[arg(long)]
         reason: Option<String>,
         /// Turn itself off after this long (e.g. 2h).
-        #[arg(long = "for")]
-        duration: Option<String>,
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
         /// In a cluster: wait up to this long (default 5s) for every node to apply it.
-        #[arg(long, num_args = 0..=1, default_missing_value = "5s")]
-        wait: Option<String>,
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// The cluster: this node's link to etcd, its applied revision, and every node.
     Cluster,
+}
+
+/// `ctl readonly`'s switch. (No doc on the values: `--help` lists them bare.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+    Status,
 }
 
 /// Writes the completion script for `shell` (clap_complete, from the same definitions).

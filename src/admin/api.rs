@@ -1,7 +1,10 @@
 //! The admin API's contract: every JSON body it takes and gives, as typed views. The handlers
 //! serialize these, `gatehouse ctl` deserializes them, and the status page reads the same field
-//! names; a field renamed here is renamed for all three.
+//! names; a field renamed here is renamed for all three. The endpoints that take and give
+//! them (`Endpoint`: method and path, built by `ctl` and matched by the router) are written in
+//! `endpoint`, re-exported here.
 
+pub use super::endpoint::{duration_text, Endpoint, Miss, Query};
 use serde::{Deserialize, Serialize};
 
 /// Any error answer: a sentence, plus what helps fix the call (see the `*Detail` types).

@@ -35,23 +35,17 @@ pub fn server(rt: &Runtime, pool: &str, server: &str) -> Reply {
     }
 }
 
-/// `drain`, `maint` or `ready`; a drain may wait (`?wait=30s`) for in-flight requests.
+/// Drain, maint or ready; a drain may wait (`?wait=30s`) for in-flight requests.
 /// Clustered, the change goes through etcd to every node (`?local=1`: this node only).
 pub async fn server_action(
     shared: &Shared,
     rt: &Runtime,
     pool: &str,
     server: &str,
-    action: &str,
+    state: AdminState,
     query: &str,
     caller: &Caller,
 ) -> Reply {
-    let Some(state) = AdminState::parse(action) else {
-        return Reply::error(
-            StatusCode::NOT_FOUND,
-            format!("unknown action {action:?}: use drain, maint or ready"),
-        );
-    };
     let wait = match drain_wait(query, state) {
         Ok(w) => w,
         Err(reply) => return reply,
@@ -357,11 +351,17 @@ pub fn reload(shared: &Shared, rt: &Runtime) -> Reply {
     }
 }
 
-/// Purge one URL (all its variants) or ban by host and path prefix or regex.
+/// What a purge's and a ban's bodies hold, told to a caller that sent something else.
+const PURGE_TAKES: &str = "purge takes {\"host\": \"...\", \"path\": \"/...\"}";
+const BAN_TAKES: &str =
+    "ban takes {\"host\": optional, and \"prefix\": \"/...\" or \"regex\": \"...\"}";
+
+/// Purge one URL (all its variants) or ban by host and path prefix or regex (`Endpoint::Purge`
+/// or `Endpoint::Ban`).
 pub async fn invalidate(
     shared: &Shared,
     rt: &Runtime,
-    action: &str,
+    endpoint: Endpoint<'_>,
     body: &[u8],
     caller: &Caller,
 ) -> Reply {
@@ -369,22 +369,18 @@ pub async fn invalidate(
         Ok(t) => t,
         Err(e) => return Reply::error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
-    let what = match (action, t.host, t.path, t.prefix, t.regex) {
-        ("purge", Some(host), Some(path), None, None) => CacheInvalidation::Purge { host, path },
-        ("ban", host, None, Some(prefix), None) => CacheInvalidation::BanPrefix { host, prefix },
-        ("ban", host, None, None, Some(regex)) => CacheInvalidation::BanRegex { host, regex },
-        ("purge", ..) => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "purge takes {\"host\": \"...\", \"path\": \"/...\"}",
-            )
+    let what = match (endpoint, t.host, t.path, t.prefix, t.regex) {
+        (Endpoint::Purge, Some(host), Some(path), None, None) => {
+            CacheInvalidation::Purge { host, path }
         }
-        _ => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "ban takes {\"host\": optional, and \"prefix\": \"/...\" or \"regex\": \"...\"}",
-            )
+        (Endpoint::Ban, host, None, Some(prefix), None) => {
+            CacheInvalidation::BanPrefix { host, prefix }
         }
+        (Endpoint::Ban, host, None, None, Some(regex)) => {
+            CacheInvalidation::BanRegex { host, regex }
+        }
+        (Endpoint::Purge, ..) => return Reply::error(StatusCode::BAD_REQUEST, PURGE_TAKES),
+        _ => return Reply::error(StatusCode::BAD_REQUEST, BAN_TAKES),
     };
     if let Err(e) = what.check() {
         return Reply::error(StatusCode::BAD_REQUEST, e);
@@ -450,4 +446,25 @@ pub fn check_config(rt: &Runtime, body: &[u8]) -> Reply {
         }
     }
     Reply::ok(&view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query `ctl` writes (`Query`) is the one the handlers read back.
+    #[test]
+    fn the_query_written_is_the_query_read() {
+        let query = |q: Query| q.to_string().trim_start_matches('?').to_string();
+        let wait = Duration::from_millis(90_250);
+        let both = query(Query {
+            wait: Some(wait),
+            local: true,
+        });
+        assert_eq!(drain_wait(&both, AdminState::Drain).ok(), Some(Some(wait)));
+        assert!(Caller::new(None, &both).local);
+        let neither = query(Query::default());
+        assert_eq!(drain_wait(&neither, AdminState::Maint).ok(), Some(None));
+        assert!(!Caller::new(None, &neither).local);
+    }
 }

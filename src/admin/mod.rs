@@ -1,27 +1,8 @@
 //! The admin HTTP API, on its own listener (loopback by default): JSON in and out, a bearer
 //! token for every state-changing call (and for every call on a non-loopback address).
 //!
-//! ```text
-//! GET  /api/pools                                   every pool and server
-//! GET  /api/pools/{pool}                            one pool
-//! GET  /api/pools/{pool}/servers/{server}           one server
-//! POST /api/pools/{pool}/servers/{server}/drain     [?wait=30s] answer once nothing is in flight
-//! POST /api/pools/{pool}/servers/{server}/maint
-//! POST /api/pools/{pool}/servers/{server}/ready
-//! POST /api/reload                                  reload the config file (all or nothing)
-//! POST /api/config/check  {file, text}               what a reload of that text would do
-//! GET  /api/config                                  checksum, load time and file of the config
-//! GET  /api/tls                                     TLS listeners: protocol, certificates
-//! GET  /api/cluster                                 the etcd link, applied revision, every node
-//! GET  /health                                      200 while serving (keepalived; no token)
-//! GET  /api/cache                                   cache counters and size
-//! POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
-//! POST /api/cache/ban    {"host": "...", "prefix": "/img/"} or {"regex": "\\.css$"}
-//! GET  /metrics                                     Prometheus text format
-//! GET  /                                            the status page
-//! GET  /api/readonly                                read-only mode: on/off, since, why, until
-//! POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
-//! ```
+//! Its endpoints and their table are `api::Endpoint`: the router matches the same
+//! definitions `gatehouse ctl` builds its calls from.
 //! Every state-changing call goes to every node through etcd when clustered (`?local=1`: this
 //! node alone; `X-Gatehouse-By` names who asked), see `cluster`.
 //! Handlers are plain functions of (shared state, request parts) in `handlers`, answering with
@@ -30,12 +11,15 @@
 
 pub mod api;
 mod cluster;
+mod endpoint;
 mod handlers;
 mod scrape;
 mod status_page;
 mod tls;
 
-use crate::runtime::Shared;
+use crate::config::AdminConfig;
+use crate::runtime::{Runtime, Shared};
+use api::{Endpoint, Miss};
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -96,36 +80,17 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path();
-        if session.req_header().method == Method::GET && (path == "/metrics" || path == "/") {
-            let rt = self.shared.current();
-            if rt.config.admin.address.ip().is_loopback()
-                || authorize(rt.config.admin.token.as_deref(), session).is_ok()
-            {
-                let (body, content_type) = if path == "/metrics" {
-                    (
-                        scrape::render(&self.shared).into_bytes(),
-                        "text/plain; version=0.0.4",
-                    )
-                } else {
-                    (
-                        status_page::PAGE.as_bytes().to_vec(),
-                        "text/html; charset=utf-8",
-                    )
-                };
-                return Response::builder()
-                    .status(StatusCode::OK)
-                    .header("Content-Type", content_type)
-                    .header("Content-Length", body.len())
-                    .header("Cache-Control", "no-store")
-                    .body(body)
-                    .unwrap_or_default();
+        let req = session.req_header();
+        let (method, path) = (req.method.clone(), req.uri.path().to_string());
+        let reply = match Endpoint::parse(&method, &path) {
+            Ok(page @ (Endpoint::Metrics | Endpoint::StatusPage)) => {
+                match authorize_read(&self.shared.current().config.admin, session) {
+                    Ok(()) => return self.page(page),
+                    Err(reply) => reply,
+                }
             }
-        }
-        let reply = if session.req_header().method == Method::GET && path == "/health" {
-            cluster::health(&self.shared, &self.shared.current())
-        } else {
-            self.handle(session).await
+            Ok(Endpoint::Health) => cluster::health(&self.shared, &self.shared.current()),
+            called => self.handle(session, called, &method, &path).await,
         };
         let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
         body.push(b'\n');
@@ -140,70 +105,118 @@ impl ServeHttp for AdminApp {
 }
 
 impl AdminApp {
-    async fn handle(&self, session: &mut ServerSession) -> Reply {
+    /// `/metrics` or the status page: not JSON.
+    fn page(&self, page: Endpoint) -> Response<Vec<u8>> {
+        let (body, content_type) = if page == Endpoint::Metrics {
+            (
+                scrape::render(&self.shared).into_bytes(),
+                "text/plain; version=0.0.4",
+            )
+        } else {
+            (
+                status_page::PAGE.as_bytes().to_vec(),
+                "text/html; charset=utf-8",
+            )
+        };
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("Content-Type", content_type)
+            .header("Content-Length", body.len())
+            .header("Cache-Control", "no-store")
+            .body(body)
+            .unwrap_or_default()
+    }
+
+    /// A JSON call: every write needs the token, and so does every read off loopback.
+    async fn handle(
+        &self,
+        session: &mut ServerSession,
+        called: Result<Endpoint<'_>, Miss<'_>>,
+        method: &Method,
+        path: &str,
+    ) -> Reply {
         let rt = self.shared.current();
-        let admin = &rt.config.admin;
-        let req = session.req_header();
-        let method = req.method.clone();
-        let path = req.uri.path().to_string();
-        let query = req.uri.query().unwrap_or("").to_string();
         let writes = method != Method::GET && method != Method::HEAD;
-        if writes || !admin.address.ip().is_loopback() {
-            if let Err(reply) = authorize(admin.token.as_deref(), session) {
-                return reply;
-            }
+        let authorized = if writes {
+            authorize(rt.config.admin.token.as_deref(), session)
+        } else {
+            authorize_read(&rt.config.admin, session)
+        };
+        if let Err(reply) = authorized {
+            return reply;
         }
+        let endpoint = match called {
+            Ok(endpoint) => endpoint,
+            Err(miss) => return missed(miss, method, path),
+        };
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
         let caller = cluster::Caller::new(
             session
                 .get_header("x-gatehouse-by")
                 .and_then(|v| v.to_str().ok()),
             &query,
         );
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["api", "pools"]) => handlers::pools(&rt),
-            (&Method::GET, ["api", "pools", pool]) => handlers::pool(&rt, pool),
-            (&Method::GET, ["api", "pools", pool, "servers", server]) => {
-                handlers::server(&rt, pool, server)
-            }
-            (&Method::POST, ["api", "pools", pool, "servers", server, action]) => {
-                handlers::server_action(&self.shared, &rt, pool, server, action, &query, &caller)
-                    .await
-            }
-            (&Method::GET, ["api", "readonly"]) => handlers::readonly(&self.shared),
-            (&Method::GET, ["api", "config"]) => handlers::config(&rt),
-            (&Method::POST, ["api", "reload"]) => handlers::reload(&self.shared, &rt),
-            (&Method::POST, ["api", "config", "check"]) => {
-                match read_body(session, MAX_CONFIG_BODY).await {
-                    Ok(body) => handlers::check_config(&rt, &body),
-                    Err(reply) => reply,
-                }
-            }
-            (&Method::GET, ["api", "cache"]) => handlers::cache(&rt),
-            (&Method::GET, ["api", "tls"]) => tls::tls(&self.shared, &rt),
-            (&Method::GET, ["api", "cluster"]) => cluster::view(&self.shared).await,
-            (&Method::POST, ["api", "cache", action @ ("purge" | "ban")]) => {
-                match read_body(session, MAX_BODY).await {
-                    Ok(body) => {
-                        handlers::invalidate(&self.shared, &rt, action, &body, &caller).await
-                    }
-                    Err(reply) => reply,
-                }
-            }
-            (&Method::POST, ["api", "readonly"]) => match read_body(session, MAX_BODY).await {
-                Ok(body) => handlers::set_readonly(&self.shared, &body, &caller).await,
+        self.call(session, &rt, endpoint, &query, &caller).await
+    }
+
+    /// The handler of an endpoint, once the caller may call it.
+    async fn call(
+        &self,
+        session: &mut ServerSession,
+        rt: &Runtime,
+        endpoint: Endpoint<'_>,
+        query: &str,
+        caller: &cluster::Caller,
+    ) -> Reply {
+        let shared = &self.shared;
+        match endpoint {
+            Endpoint::Pools => handlers::pools(rt),
+            Endpoint::Pool { pool } => handlers::pool(rt, pool),
+            Endpoint::Server { pool, server } => handlers::server(rt, pool, server),
+            Endpoint::ServerAction {
+                pool,
+                server,
+                state,
+            } => handlers::server_action(shared, rt, pool, server, state, query, caller).await,
+            Endpoint::Readonly => handlers::readonly(shared),
+            Endpoint::Config => handlers::config(rt),
+            Endpoint::Reload => handlers::reload(shared, rt),
+            Endpoint::ConfigCheck => match read_body(session, MAX_CONFIG_BODY).await {
+                Ok(body) => handlers::check_config(rt, &body),
                 Err(reply) => reply,
             },
-            (_, ["api", "readonly"]) => Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}"),
+            Endpoint::Cache => handlers::cache(rt),
+            Endpoint::Tls => tls::tls(shared, rt),
+            Endpoint::Cluster => cluster::view(shared).await,
+            Endpoint::Purge | Endpoint::Ban => match read_body(session, MAX_BODY).await {
+                Ok(body) => handlers::invalidate(shared, rt, endpoint, &body, caller).await,
+                Err(reply) => reply,
+            },
+            Endpoint::SetReadonly => match read_body(session, MAX_BODY).await {
+                Ok(body) => handlers::set_readonly(shared, &body, caller).await,
+                Err(reply) => reply,
+            },
+            // Answered by `response`, never called here.
+            Endpoint::Health | Endpoint::Metrics | Endpoint::StatusPage => Reply::error(
+                StatusCode::NOT_FOUND,
+                format!("no such endpoint: {}", endpoint.path()),
             ),
-            (_, ["api", "pools", ..]) => Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed on {path}"),
-            ),
-            _ => Reply::error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
         }
+    }
+}
+
+/// The answer to a request that names no endpoint.
+fn missed(miss: Miss, method: &Method, path: &str) -> Reply {
+    match miss {
+        Miss::UnknownAction(action) => Reply::error(
+            StatusCode::NOT_FOUND,
+            format!("unknown action {action:?}: use drain, maint or ready"),
+        ),
+        Miss::MethodNotAllowed => Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        ),
+        Miss::NotFound => Reply::error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
 }
 
@@ -233,6 +246,14 @@ async fn read_body(session: &mut ServerSession, max: usize) -> Result<Vec<u8>, R
             }
         }
     }
+}
+
+/// A read needs the token on an address other than loopback.
+fn authorize_read(admin: &AdminConfig, session: &ServerSession) -> Result<(), Reply> {
+    if admin.address.ip().is_loopback() {
+        return Ok(());
+    }
+    authorize(admin.token.as_deref(), session)
 }
 
 /// Checks `Authorization: Bearer <token>`.

@@ -7,7 +7,7 @@
 //! upgrade or restart is needed, 1 invalid or the API could not answer.
 
 use super::{call, target};
-use crate::admin::api::ConfigCheckView;
+use crate::admin::api::{ConfigCheck, ConfigCheckView, Endpoint, Query};
 use crate::config::Config;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,12 +59,16 @@ fn against_running(file: &Path, r: Running) -> ExitCode {
         }
     };
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let body = serde_json::json!({ "file": absolute.display().to_string(), "text": text });
+    let body = serde_json::to_value(ConfigCheck {
+        file: absolute.display().to_string(),
+        text,
+    })
+    .ok();
     let answer = match call(
         &target,
-        "POST",
-        "/api/config/check",
-        Some(&body),
+        &Endpoint::ConfigCheck,
+        &Query::default(),
+        body.as_ref(),
         Duration::from_secs(10),
     ) {
         Ok(a) if a.status == 200 => a,

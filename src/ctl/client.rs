@@ -4,6 +4,7 @@
 //! JSON both ways) rather than a client library: the API is ours and loopback-only by default,
 //! and it keeps the binary free of a second HTTP stack.
 
+use crate::admin::api::{Endpoint, Query};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,11 +25,12 @@ pub struct Answer {
 /// Sends one request to the admin API.
 pub fn call(
     target: &Target,
-    method: &str,
-    path: &str,
+    endpoint: &Endpoint,
+    query: &Query,
     body: Option<&Value>,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    let (method, path) = (endpoint.method(), endpoint.uri(query));
     let addr = target.address;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("cannot reach the admin API at {addr}: {e}"))?;

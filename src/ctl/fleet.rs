@@ -4,30 +4,33 @@
 //! one's admin API, for the server's in-flight requests to end everywhere.
 
 use super::client::{call, Target};
-use crate::admin::api::{ClusterView, NodeView, ServerView};
+use crate::admin::api::{ClusterView, Endpoint, NodeView, Query, ServerView};
 use crate::cli::CtlAction;
+use serde::de::DeserializeOwned;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(25);
 
-/// The etcd revision of a change the API wrote to the cluster.
-pub fn written_revision(body: &serde_json::Value) -> Option<i64> {
-    body.get("cluster")?.get("revision")?.as_i64()
-}
-
 /// How long `--wait` allows, for the actions that change state.
 pub fn wait_of(action: &CtlAction) -> Option<Duration> {
-    let wait = match action {
+    match action {
         CtlAction::Drain { wait, .. }
         | CtlAction::Maint { wait, .. }
         | CtlAction::Ready { wait, .. }
         | CtlAction::Purge { wait, .. }
         | CtlAction::Ban { wait, .. }
-        | CtlAction::Readonly { wait, .. } => wait.as_deref()?,
-        _ => return None,
-    };
-    humantime::parse_duration(wait).ok()
+        | CtlAction::Readonly { wait, .. } => *wait,
+        _ => None,
+    }
+}
+
+/// A GET's answer as its view; None unless the API answered 200 with that view.
+fn get<T: DeserializeOwned>(target: &Target, endpoint: Endpoint) -> Option<T> {
+    call(target, &endpoint, &Query::default(), None, Duration::ZERO)
+        .ok()
+        .filter(|a| a.status == 200)
+        .and_then(|a| serde_json::from_value(a.body).ok())
 }
 
 /// Waits for every live node to apply `revision` (and, for a drain, to finish its requests).
@@ -69,10 +72,7 @@ pub fn wait_for_nodes(
 fn applied_everywhere(target: &Target, revision: i64, deadline: Instant) -> Option<Vec<NodeView>> {
     let started = Instant::now();
     loop {
-        let view = call(target, "GET", "/api/cluster", None, Duration::ZERO)
-            .ok()
-            .filter(|a| a.status == 200)
-            .and_then(|a| serde_json::from_value::<ClusterView>(a.body).ok());
+        let view: Option<ClusterView> = get(target, Endpoint::Cluster);
         let lagging: Vec<String> = view.as_ref().map_or(Vec::new(), |v| {
             v.nodes
                 .iter()
@@ -115,12 +115,9 @@ fn idle_on(
         address,
         token: target.token.clone(),
     };
-    let path = format!("/api/pools/{pool}/servers/{server}");
     loop {
-        let in_flight = call(&there, "GET", &path, None, Duration::ZERO)
-            .ok()
-            .and_then(|a| serde_json::from_value::<ServerView>(a.body).ok())
-            .map(|s| s.in_flight);
+        let in_flight =
+            get::<ServerView>(&there, Endpoint::Server { pool, server }).map(|s| s.in_flight);
         match in_flight {
             Some(0) => return Ok(()),
             _ if Instant::now() >= deadline => {

@@ -1,23 +1,24 @@
 //! `gatehouse ctl`: the admin API from the command line, for operators and deploy scripts.
-//! Tables for people, `--json` for scripts, a non-zero exit status on any failure. Answers are
-//! read through the API's own views (`admin::api`), so a renamed field fails to compile here
-//! instead of printing "-".
+//! Tables for people, `--json` for scripts, a non-zero exit status on any failure. Calls are
+//! built from the API's own endpoints (`admin::api::Endpoint`) and answers read as its views
+//! (`view`), so a renamed path or field fails to compile here instead of printing "-".
 
 pub mod check;
 mod client;
 mod fleet;
+mod view;
 
 pub use client::{call, Answer, Target};
 
-use crate::admin::api::{ConfigView, ErrorView, Invalidation, InvalidationView, PoolsView};
-use crate::admin::api::{ReadonlySwitch, ReadonlyView, ReloadView, ServerActionView, ServerView};
-use crate::cli::CtlAction;
+use crate::admin::api::{duration_text, Endpoint, ErrorView, Invalidation, Query, ReadonlySwitch};
+use crate::cli::{CtlAction, Switch};
 use crate::config::Config;
-use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
+use view::View;
 
 /// Options of `gatehouse ctl` before its action.
 pub struct CtlArgs {
@@ -34,12 +35,18 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
     let Some(target) = target(&args.config, args.admin, args.token) else {
         return ExitCode::FAILURE;
     };
-    let (method, mut path, body, timeout) = request(&action);
-    if args.local && method == "POST" && path != "/api/reload" {
-        path.push(if path.contains('?') { '&' } else { '?' });
-        path.push_str("local=1");
-    }
-    let answer = match call(&target, method, &path, body.as_ref(), timeout) {
+    let request = request(&action);
+    let query = Query {
+        wait: request.wait,
+        local: args.local && request.endpoint.clustered(),
+    };
+    let answer = match call(
+        &target,
+        &request.endpoint,
+        &query,
+        request.body.as_ref(),
+        request.wait.unwrap_or_default(),
+    ) {
         Ok(answer) => answer,
         Err(e) => {
             eprintln!("gatehouse ctl: {e}");
@@ -47,7 +54,6 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
         }
     };
     let ok = (200..300).contains(&answer.status);
-    let cluster_wait = fleet::written_revision(&answer.body).zip(fleet::wait_of(&action));
     if args.json {
         println!(
             "{}",
@@ -55,14 +61,24 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
         );
     } else if !ok {
         print_error(&answer);
-    } else if let Err(e) = print_answer(&action, answer.body) {
-        eprintln!("gatehouse ctl: unexpected answer from the admin API: {e}");
-        return ExitCode::FAILURE;
     }
     if !ok {
         return ExitCode::FAILURE;
     }
-    match cluster_wait {
+    let view = match View::read(&request.endpoint, answer.body) {
+        Ok(view) => view,
+        // The JSON printed is the answer; a cluster wait needs the view.
+        Err(_) if args.json => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse ctl: unexpected answer from the admin API: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let revision = view.written().map(|w| w.revision);
+    if !args.json {
+        view.print();
+    }
+    match revision.zip(fleet::wait_of(&action)) {
         Some((revision, wait)) => fleet::wait_for_nodes(&target, &action, revision, wait),
         None => ExitCode::SUCCESS,
     }
@@ -89,16 +105,41 @@ pub(crate) fn target(
     Some(Target { address, token })
 }
 
-/// Method, path, body and how long the answer may take.
-fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Value>, Duration) {
-    let server_path =
-        |pool: &str, server: &str, verb: &str| format!("/api/pools/{pool}/servers/{server}/{verb}");
-    match action {
-        CtlAction::Status => ("GET", "/api/pools".into(), None, Duration::ZERO),
-        CtlAction::Reload => ("POST", "/api/reload".into(), None, Duration::ZERO),
-        CtlAction::Readonly { switch, .. } if switch == "status" => {
-            ("GET", "/api/readonly".into(), None, Duration::ZERO)
+/// What `ctl` sends for an action. A drain or maint's `wait` is how long the API may take to
+/// answer too.
+struct Request<'a> {
+    endpoint: Endpoint<'a>,
+    wait: Option<Duration>,
+    body: Option<Value>,
+}
+
+impl<'a> Request<'a> {
+    fn to(endpoint: Endpoint<'a>) -> Self {
+        Request {
+            endpoint,
+            wait: None,
+            body: None,
         }
+    }
+
+    fn with_body(endpoint: Endpoint<'a>, body: impl serde::Serialize) -> Self {
+        Request {
+            body: serde_json::to_value(body).ok(),
+            ..Request::to(endpoint)
+        }
+    }
+}
+
+fn request(action: &CtlAction) -> Request<'_> {
+    match action {
+        CtlAction::Status => Request::to(Endpoint::Pools),
+        CtlAction::Reload => Request::to(Endpoint::Reload),
+        CtlAction::Config => Request::to(Endpoint::Config),
+        CtlAction::Cluster => Request::to(Endpoint::Cluster),
+        CtlAction::Readonly {
+            switch: Switch::Status,
+            ..
+        } => Request::to(Endpoint::Readonly),
         CtlAction::Readonly {
             switch,
             reason,
@@ -106,61 +147,49 @@ fn request(action: &CtlAction) -> (&'static str, String, Option<serde_json::Valu
             ..
         } => {
             let body = ReadonlySwitch {
-                enabled: switch == "on",
+                enabled: *switch == Switch::On,
                 reason: reason.clone(),
-                duration: duration.clone(),
+                duration: duration.map(duration_text),
             };
-            let body = serde_json::to_value(body).ok();
-            ("POST", "/api/readonly".into(), body, Duration::ZERO)
+            Request::with_body(Endpoint::SetReadonly, body)
         }
-        CtlAction::Drain { pool, server, wait } | CtlAction::Maint { pool, server, wait } => {
-            let verb = if matches!(action, CtlAction::Drain { .. }) {
-                "drain"
-            } else {
-                "maint"
-            };
-            let mut path = server_path(pool, server, verb);
-            if let Some(w) = wait {
-                path.push_str(&format!("?wait={w}"));
-            }
-            let timeout = wait
-                .as_deref()
-                .and_then(|w| humantime::parse_duration(w).ok())
-                .unwrap_or_default();
-            ("POST", path, None, timeout)
-        }
-        CtlAction::Ready { pool, server, .. } => (
-            "POST",
-            server_path(pool, server, "ready"),
-            None,
-            Duration::ZERO,
-        ),
+        CtlAction::Drain { pool, server, wait } => Request {
+            wait: *wait,
+            ..Request::to(Endpoint::drain(pool, server))
+        },
+        CtlAction::Maint { pool, server, wait } => Request {
+            wait: *wait,
+            ..Request::to(Endpoint::maint(pool, server))
+        },
+        CtlAction::Ready { pool, server, .. } => Request::to(Endpoint::ready(pool, server)),
         CtlAction::Purge { host, path, .. } => {
-            let body = Invalidation {
-                host: Some(host.clone()),
-                path: Some(path.clone()),
-                ..Invalidation::default()
-            };
-            let body = serde_json::to_value(body).ok();
-            ("POST", "/api/cache/purge".into(), body, Duration::ZERO)
+            Request::with_body(Endpoint::Purge, purge(host, path))
         }
         CtlAction::Ban {
             host,
             prefix,
             regex,
             ..
-        } => {
-            let body = Invalidation {
-                host: (host != "*").then(|| host.clone()),
-                prefix: prefix.clone(),
-                regex: regex.clone(),
-                ..Invalidation::default()
-            };
-            let body = serde_json::to_value(body).ok();
-            ("POST", "/api/cache/ban".into(), body, Duration::ZERO)
-        }
-        CtlAction::Config => ("GET", "/api/config".into(), None, Duration::ZERO),
-        CtlAction::Cluster => ("GET", "/api/cluster".into(), None, Duration::ZERO),
+        } => Request::with_body(Endpoint::Ban, ban(host, prefix, regex)),
+    }
+}
+
+/// One URL, every variant.
+fn purge(host: &str, path: &str) -> Invalidation {
+    Invalidation {
+        host: Some(host.into()),
+        path: Some(path.into()),
+        ..Invalidation::default()
+    }
+}
+
+/// Under a prefix or matching a regex, on `host` ("*": every host).
+fn ban(host: &str, prefix: &Option<String>, regex: &Option<String>) -> Invalidation {
+    Invalidation {
+        host: (host != "*").then(|| host.into()),
+        prefix: prefix.clone(),
+        regex: regex.clone(),
+        ..Invalidation::default()
     }
 }
 
@@ -173,84 +202,4 @@ fn print_error(answer: &Answer) {
     for e in error.iter().flat_map(|e| &e.errors) {
         eprintln!("  {e}");
     }
-}
-
-fn view<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, String> {
-    serde_json::from_value(body).map_err(|e| e.to_string())
-}
-
-fn print_answer(action: &CtlAction, body: serde_json::Value) -> Result<(), String> {
-    match action {
-        CtlAction::Reload => {
-            let r: ReloadView = view(body)?;
-            println!("reloaded {} (checksum {})", r.file, r.checksum);
-            if !r.changed.is_empty() {
-                println!("applied: {}", r.changed.join(", "));
-            }
-            for s in &r.after_restart {
-                println!("applies only after a binary upgrade or restart: {s}");
-            }
-        }
-        CtlAction::Status => {
-            let p: PoolsView = view(body)?;
-            print_header();
-            for s in p.pools.iter().flat_map(|p| &p.servers) {
-                print_server_row(s);
-            }
-        }
-        CtlAction::Readonly { .. } => {
-            let r: ReadonlyView = view(body)?;
-            println!(
-                "read-only: {}{}{}",
-                if r.active { "ON" } else { "off" },
-                r.reason.map(|r| format!(" ({r})")).unwrap_or_default(),
-                r.until
-                    .map(|u| format!(", until unix time {u}"))
-                    .unwrap_or_default(),
-            );
-        }
-        CtlAction::Purge { .. } | CtlAction::Ban { .. } => {
-            let r: InvalidationView = view(body)?;
-            match r.removed {
-                Some(n) => println!("removed {n} object(s)"),
-                None => println!("sent to the cluster"),
-            }
-        }
-        CtlAction::Config => {
-            let c: ConfigView = view(body)?;
-            println!("file:       {}", c.file.as_deref().unwrap_or("-"));
-            println!("checksum:   {}", c.checksum);
-            println!("loaded at:  unix time {}", c.loaded_at);
-            println!("generation: {}", c.generation);
-            for w in &c.warnings {
-                println!("warning:    {w}");
-            }
-        }
-        CtlAction::Cluster => fleet::print_cluster(view(body)?),
-        CtlAction::Drain { .. } | CtlAction::Maint { .. } | CtlAction::Ready { .. } => {
-            let a: ServerActionView = view(body)?;
-            print_server_row(&a.server);
-            if let Some(ms) = a.waited_ms {
-                println!("drained after {ms} ms");
-            }
-            if let Some(w) = a.persisted.warning {
-                eprintln!("gatehouse ctl: warning: {w}");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn print_header() {
-    println!(
-        "{:<12} {:<16} {:<22} {:<6} {:<9} {:>9} {:>10}",
-        "POOL", "SERVER", "ADDRESS", "STATE", "HEALTH", "IN-FLIGHT", "REQUESTS"
-    );
-}
-
-fn print_server_row(s: &ServerView) {
-    println!(
-        "{:<12} {:<16} {:<22} {:<6} {:<9} {:>9} {:>10}",
-        s.pool, s.name, s.address, s.state, s.health, s.in_flight, s.requests,
-    )
 }

@@ -9,6 +9,7 @@ use crate::accesslog::{Record, Termination, TlsRecord};
 use crate::cache;
 use crate::clock::{ms, ms_between};
 use crate::tls::TlsFacts;
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::Error;
 use std::time::{Instant, SystemTime};
@@ -75,23 +76,6 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
     let t = &ctx.timings;
     let rt = &ctx.rt;
     let req = session.req_header();
-    let conn_age = session
-        .digest()
-        .and_then(|d| d.timing_digest.first().cloned().flatten())
-        .and_then(|t| SystemTime::now().duration_since(t.established_ts).ok())
-        .map(|d| (ms(d) - ms_between(t.started, now)).max(0.0));
-    let log = &rt.config.access_log;
-    let request_headers = log
-        .capture_request_headers
-        .iter()
-        .filter_map(|name| {
-            let v = req.headers.get(name)?;
-            Some((
-                name.clone(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            ))
-        })
-        .collect();
     let route = ctx.routed.map(|r| &rt.config.routes[r.route]);
     let pool = ctx.routed.map(|r| &rt.pools[r.pool]);
     let server = pool
@@ -116,11 +100,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
             .uri
             .path_and_query()
             .map_or_else(|| "/".into(), |pq| pq.as_str().to_string()),
-        http_version: match req.version {
-            http::Version::HTTP_10 => "HTTP/1.0",
-            http::Version::HTTP_2 => "HTTP/2.0",
-            _ => "HTTP/1.1",
-        },
+        http_version: http_version(req.version),
         status: session.response_written().map_or(0, |r| r.status.as_u16()),
         bytes_in: session.as_downstream().body_bytes_read() as u64,
         bytes_out: session.as_downstream().body_bytes_sent() as u64,
@@ -130,7 +110,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         cache: caching::status(session, ctx).map(|c| c.as_str()),
         readonly: ctx.readonly,
         readonly_refused: ctx.outcome == super::ctx::Outcome::ReadonlyRefused,
-        t_conn_age_ms: conn_age,
+        t_conn_age_ms: conn_age(session, t.started, now),
         t_queue_ms: t.first_peer.map(|p| ms_between(t.started, p)),
         t_connect_ms: t.connect_ms,
         t_response_ms: t.response_ms,
@@ -142,7 +122,38 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
             .reason()
             .map(str::to_string)
             .or_else(|| e.map(|e| e.etype().as_str().to_string())),
-        request_headers,
+        request_headers: captured(&rt.config.access_log.capture_request_headers, req),
         response_headers: ctx.captured.clone(),
+    }
+}
+
+/// How long the client's connection had been open when this request started.
+fn conn_age(session: &Session, started: Instant, now: Instant) -> Option<f64> {
+    session
+        .digest()
+        .and_then(|d| d.timing_digest.first().cloned().flatten())
+        .and_then(|t| SystemTime::now().duration_since(t.established_ts).ok())
+        .map(|d| (ms(d) - ms_between(started, now)).max(0.0))
+}
+
+/// The request fields the access log captures (`capture_request_headers`), those present.
+fn captured(names: &[http::HeaderName], req: &RequestHeader) -> Vec<(http::HeaderName, String)> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let v = req.headers.get(name)?;
+            Some((
+                name.clone(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn http_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
     }
 }

@@ -172,53 +172,13 @@ fn servers(
     let mut out = Vec::new();
     for (i, s) in list.into_iter().enumerate() {
         let sp = p.index(i);
-        let address = match &s.address {
-            Some(a) => socket_addr(a, &sp.key("address"), c),
-            None => {
-                c.error(
-                    &sp.key("address"),
-                    "missing (e.g. address = \"10.0.0.1:80\")",
-                );
-                None
-            }
-        };
-        if let Some(a) = address {
-            if !addrs.insert(a) {
-                c.error(
-                    &sp.key("address"),
-                    format!("{a} is listed twice in this pool"),
-                );
-            }
-        }
-        let name = s
-            .name
-            .or_else(|| s.address.clone())
-            .unwrap_or_else(|| format!("server{i}"));
-        if !valid_name(&name.replace([':', '[', ']'], "")) {
-            c.error(
-                &sp.key("name"),
-                format!("{name:?}: use letters, digits, '-', '_' and '.'"),
-            );
-        }
-        if !names.insert(name.clone()) {
-            c.error(
-                &sp.key("name"),
-                format!("duplicate server name {name:?} in this pool"),
-            );
-        }
-        let weight = s.weight.unwrap_or(d::SERVER_WEIGHT);
-        if !(1..=d::MAX_SERVER_WEIGHT).contains(&weight) {
-            c.error(
-                &sp.key("weight"),
-                format!(
-                    "{weight} is not between 1 and 256 (to stop traffic, put the server in maint)"
-                ),
-            );
-        }
+        let address = address(s.address.as_deref(), &mut addrs, &sp, c);
+        let name = server_name(s.name, s.address, i, &mut names, &sp, c);
+        let weight = weight(s.weight, &sp, c);
         out.push(ServerConfig {
             name,
             address: address.unwrap_or_else(placeholder_addr),
-            weight: weight.clamp(1, d::MAX_SERVER_WEIGHT),
+            weight,
             backup: s.backup.unwrap_or(false),
             slowstart: match s.slowstart {
                 Some(v) => duration(Some(v), "0s", &sp.key("slowstart"), c),
@@ -233,4 +193,69 @@ fn servers(
         );
     }
     out
+}
+
+/// A server's `address`: required, and once per pool (`seen`).
+fn address(
+    a: Option<&str>,
+    seen: &mut HashSet<SocketAddr>,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> Option<SocketAddr> {
+    let address = match a {
+        Some(a) => socket_addr(a, &p.key("address"), c),
+        None => {
+            c.error(
+                &p.key("address"),
+                "missing (e.g. address = \"10.0.0.1:80\")",
+            );
+            None
+        }
+    };
+    if let Some(a) = address {
+        if !seen.insert(a) {
+            c.error(
+                &p.key("address"),
+                format!("{a} is listed twice in this pool"),
+            );
+        }
+    }
+    address
+}
+
+/// A server's `name`, else its address as written, else `server{i}`; once per pool (`seen`).
+fn server_name(
+    name: Option<String>,
+    address: Option<String>,
+    i: usize,
+    seen: &mut HashSet<String>,
+    p: &KeyPath,
+    c: &mut Collector,
+) -> String {
+    let name = name.or(address).unwrap_or_else(|| format!("server{i}"));
+    if !valid_name(&name.replace([':', '[', ']'], "")) {
+        c.error(
+            &p.key("name"),
+            format!("{name:?}: use letters, digits, '-', '_' and '.'"),
+        );
+    }
+    if !seen.insert(name.clone()) {
+        c.error(
+            &p.key("name"),
+            format!("duplicate server name {name:?} in this pool"),
+        );
+    }
+    name
+}
+
+/// A server's `weight`, held within 1 to 256 after saying so.
+fn weight(w: Option<u32>, p: &KeyPath, c: &mut Collector) -> u32 {
+    let weight = w.unwrap_or(d::SERVER_WEIGHT);
+    if !(1..=d::MAX_SERVER_WEIGHT).contains(&weight) {
+        c.error(
+            &p.key("weight"),
+            format!("{weight} is not between 1 and 256 (to stop traffic, put the server in maint)"),
+        );
+    }
+    weight.clamp(1, d::MAX_SERVER_WEIGHT)
 }
