@@ -5,7 +5,7 @@
 
 pub mod check;
 mod client;
-mod fleet;
+mod cluster;
 mod view;
 
 pub use client::{call, Answer, Target};
@@ -78,8 +78,8 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
     if !args.json {
         view.print();
     }
-    match revision.zip(fleet::wait_of(&action)) {
-        Some((revision, wait)) => fleet::wait_for_nodes(&target, &action, revision, wait),
+    match revision.zip(cluster::wait_of(&action)) {
+        Some((revision, wait)) => cluster::wait_for_nodes(&target, &action, revision, wait),
         None => ExitCode::SUCCESS,
     }
 }

@@ -1,7 +1,7 @@
 //! An answer of the admin API read as the view its endpoint gives (`admin::api`), and printed
 //! for people: a renamed field fails here instead of printing "-".
 
-use super::fleet;
+use super::cluster;
 use crate::admin::api::{ClusterView, ClusterWriteView, ConfigView, Endpoint, InvalidationView};
 use crate::admin::api::{PoolsView, ReadonlyView, ReloadView, ServerActionView, ServerView};
 use serde::de::DeserializeOwned;
@@ -66,7 +66,7 @@ impl View {
                 None => println!("sent to the cluster"),
             },
             View::Config(c) => print_config(c),
-            View::Cluster(c) => fleet::print_cluster(c),
+            View::Cluster(c) => cluster::print_cluster(c),
             View::ServerAction(a) => {
                 print_server_row(&a.server);
                 if let Some(ms) = a.waited_ms {
