@@ -6,6 +6,7 @@ pub mod certs;
 pub mod etcd;
 pub mod origin;
 pub mod raw;
+pub mod raw_origin;
 
 pub use origin::{Mode, Origin};
 
@@ -148,6 +149,39 @@ pub async fn boot_config(config: Config) -> Gatehouse {
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("gatehouse did not start: {e}"))
+}
+
+/// gatehouse with one pool of `origins` (no health checks) and one route; `cache`: the
+/// route's `[routes.cache]` section.
+pub async fn proxy_with(
+    origins: &[SocketAddr],
+    direct: bool,
+    extra: &str,
+    retries: u32,
+    cache: &str,
+) -> Proxy {
+    let servers: String = origins
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("[[pools.web.servers]]\nname = \"s{i}\"\naddress = \"{a}\"\n"))
+        .collect();
+    let addr = free_port();
+    let section = server_section().replacen(
+        "[server]\n",
+        &format!("[server]\ndirect_exchange = {direct}\n"),
+        1,
+    );
+    let toml = format!(
+        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = {retries}\n\
+         [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
+         [routes.cache]\n{cache}\n"
+    );
+    let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
+    assert_eq!(config.server.direct_exchange, direct);
+    Proxy {
+        gh: boot_config(config).await,
+        addr,
+    }
 }
 
 /// `[[pools.NAME.servers]]` entries for origins, named after them.

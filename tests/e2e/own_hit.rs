@@ -3,8 +3,10 @@
 //! request, whichever path serves it; and the hit is counted and logged as one.
 
 use crate::balancing::wait_until;
+use crate::common::raw::{header, Wire};
+use crate::common::raw_origin::RawOrigin;
 use crate::common::*;
-use crate::direct::{header, proxy_with, record, Client, RawOrigin};
+use crate::direct::record;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A response as the client saw it: status, header lines sorted (names lower-cased, Date's and
@@ -71,10 +73,10 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
     ];
     let mut answers = Vec::new();
     for gh in [&own, &theirs] {
-        let mut c = Client::connect(gh.addr).await;
+        let mut c = Wire::connect(gh.addr).await;
         let mut got = Vec::new();
         for (method, path, extra) in cases {
-            let (status, head, body) = c.send(method, path, extra).await;
+            let (status, head, body) = c.round_trip(method, path, extra).await;
             got.push(seen(status, &head, &body));
         }
         answers.push(got);
@@ -164,23 +166,23 @@ async fn records(sink: &tokio::net::UdpSocket, n: usize) -> Vec<serde_json::Valu
 async fn a_purged_or_expired_object_is_not_served_from_the_own_loop() {
     let o = RawOrigin::start().await;
     let gh = proxy_with(&[o.addr], true, "", 1, "max_ttl = \"4s\"\ngrace = \"0s\"").await;
-    let mut c = Client::connect(gh.addr).await;
+    let mut c = Wire::connect(gh.addr).await;
     let x_cache = |head: &str| header(head, "x-cache").unwrap_or_default().to_string();
-    let (_, first, _) = c.send("GET", "/cached", "").await;
-    let (_, second, _) = c.send("GET", "/cached", "").await;
+    let (_, first, _) = c.round_trip("GET", "/cached", "").await;
+    let (_, second, _) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(
         (x_cache(&first), x_cache(&second)),
         ("miss".into(), "hit".into())
     );
     // Fresh for 4 s less the 2 s it was already old (its Age): past that, not a hit any more.
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let (status, third, body) = c.send("GET", "/cached", "").await;
+    let (status, third, body) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(status, 200);
     assert_ne!(x_cache(&third), "hit", "{third}");
     assert_eq!(body, b"hello");
     let rt = gh.gh.shared.current();
     assert_eq!(rt.cache.purge("site.test", "/cached"), 1);
-    let (_, fourth, _) = c.send("GET", "/cached", "").await;
+    let (_, fourth, _) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(x_cache(&fourth), "miss", "purged: {fourth}");
     assert_eq!(o.heads().len(), 3);
 }

@@ -2,11 +2,11 @@
 //! logged-out sub-mode, runtime toggles that persist and expire, and the Lanyrd migration.
 
 use crate::balancing::wait_until;
+use crate::common::raw::Wire;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn readonly_proxy(o: &Origin, readonly: &str, routes: &str) -> Proxy {
     boot(&format!(
@@ -63,28 +63,19 @@ async fn writes_get_503_and_never_reach_a_server_while_reads_are_served() {
 async fn a_large_upload_is_answered_at_once_and_its_connection_closed() {
     let o = Origin::start("o").await;
     let gh = readonly_proxy(&o, "enabled = true", "").await;
-    let mut tcp = tokio::net::TcpStream::connect(gh.addr).await.unwrap();
+    let mut wire = Wire::connect(gh.addr).await;
     let started = Instant::now();
-    tcp.write_all(
-        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    tcp.write_all(&vec![b'a'; 64 * 1024]).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    assert!(
+        wire.send(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
+        )
+        .await
+    );
+    assert!(wire.send(&vec![b'a'; 64 * 1024]).await);
     // Read until the server closes: a 100 MB body would take far longer to drain.
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the connection was not closed");
-    let text = String::from_utf8_lossy(&got);
+    let open = wire.open_after(Duration::from_secs(5)).await;
+    assert!(!open, "the connection was not closed");
+    let text = String::from_utf8_lossy(&wire.buf);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(o.hits(), 0);

@@ -6,7 +6,6 @@
 
 use crate::common::raw::{shown, Act, Msg, ScriptOrigin, Wire};
 use crate::common::*;
-use crate::direct::proxy_with;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty};
 use std::convert::Infallible;
