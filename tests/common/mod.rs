@@ -7,6 +7,7 @@ pub mod etcd;
 pub mod origin;
 pub mod raw;
 pub mod raw_origin;
+pub mod syslog;
 
 pub use origin::{Mode, Origin};
 

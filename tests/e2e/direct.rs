@@ -6,6 +6,7 @@
 use crate::balancing::wait_until;
 use crate::common::raw::{header, Wire};
 use crate::common::raw_origin::{RawOrigin, BIG};
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -149,19 +150,9 @@ async fn the_own_exchange_reuses_connections_and_retries_one_the_server_closed()
     assert_eq!(c.round_trip("GET", "/cl", "").await.0, 200);
 }
 
-/// The next access log record (JSON) from `sink`.
-pub(crate) async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
-        .await
-        .expect("a record within 5 s")
-        .unwrap();
-    serde_json::from_slice(&buf[..n]).unwrap()
-}
-
 /// The next access log record has this status and termination.
 async fn expect_record(sink: &tokio::net::UdpSocket, status: u64, termination: &str) {
-    let r = record(sink).await;
+    let r = json_record(sink).await;
     assert_eq!(
         (r["status"].as_u64(), r["termination"].as_str()),
         (Some(status), Some(termination)),
@@ -173,17 +164,14 @@ async fn expect_record(sink: &tokio::net::UdpSocket, status: u64, termination: &
 async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
     let o = RawOrigin::start().await;
     let dead = free_port(); // nothing listens: connection refused
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let extra = format!(
-        "[timeouts]\nupstream_read = \"300ms\"\n[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n",
-        sink.local_addr().unwrap()
-    );
+    let (sink, target) = json_sink().await;
+    let extra = format!("[timeouts]\nupstream_read = \"300ms\"\n{target}");
     let gh = proxy_to(&[dead, o.addr], true, &extra).await;
     let mut c = Wire::connect(gh.addr).await;
     let mut records = Vec::new();
     for _ in 0..4 {
         assert_eq!(c.round_trip("GET", "/cl", "").await.0, 200, "retried on s1");
-        records.push(record(&sink).await);
+        records.push(json_record(&sink).await);
     }
     assert!(records
         .iter()
@@ -203,7 +191,7 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         .round_trip("GET", "/switch", "")
         .await;
     assert_eq!(status, 502, "a 101 nobody asked for");
-    let r = record(&sink).await;
+    let r = json_record(&sink).await;
     assert_eq!(
         (
             r["status"].as_u64(),

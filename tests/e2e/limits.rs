@@ -3,29 +3,11 @@
 //! timeouts. Each refusal is checked on the wire, in the access log and in the metrics.
 
 use crate::common::raw::{Msg, Wire};
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, UdpSocket};
-
-/// A JSON-lines access log target on a UDP socket of the test's.
-async fn json_log() -> (UdpSocket, String) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let section = format!(
-        "[[access_log.targets]]\ntransport = \"udp\"\naddress = \"{}\"\nformat = \"json\"\n",
-        sock.local_addr().unwrap()
-    );
-    (sock, section)
-}
-
-async fn next_record(sock: &UdpSocket) -> serde_json::Value {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
-        .await
-        .expect("a log record within 5 s")
-        .unwrap();
-    serde_json::from_slice(&buf[..n]).unwrap()
-}
+use tokio::net::TcpSocket;
 
 /// One series of gatehouse's metrics, by its exact `name{labels}`.
 async fn metric(gh: &Proxy, series: &str) -> f64 {
@@ -66,7 +48,7 @@ async fn settle<F: std::future::Future<Output = f64>>(read: &impl Fn() -> F, wan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_headers_gets_408_and_others_are_served() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!(
         "[timeouts]\nclient_header = \"1s\"\n[access_log]\n{targets}{}",
         one_route(&[&o])
@@ -126,7 +108,7 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
     assert_eq!(late.status(), 200, "{late:?}");
     let mut timeouts = Vec::new();
     for _ in 0..12 {
-        let r = next_record(&log).await;
+        let r = json_record(&log).await;
         if r["status"] == 408 {
             timeouts.push(r);
         }
@@ -147,7 +129,7 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_total_or_per_client_limit_get_503() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!(
         "[limits]\nmax_connections = 3\nmax_connections_per_client = 2\n[access_log]\n{targets}{}",
         one_route(&[&o])
@@ -177,7 +159,7 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
     assert_eq!(o.seen().len(), 3, "refused requests never reach the origin");
     let mut errors = Vec::new();
     for _ in 0..5 {
-        let rec = next_record(&log).await;
+        let rec = json_record(&log).await;
         errors.push((rec["status"].as_u64().unwrap(), rec["error"].clone()));
     }
     assert!(errors.contains(&(503, "too many connections from this client".into())));
@@ -266,18 +248,18 @@ async fn a_server_that_does_not_accept_is_a_504_after_the_connect_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_is_answered_400_and_logged() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!("[access_log]\n{targets}{}", one_route(&[&o]))).await;
     let mut bad = Wire::connect(gh.addr).await;
     assert!(bad.send(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n").await);
     let answer = response_on(&mut bad).await;
     assert_eq!(answer.status(), 400, "{answer:?}");
-    let r = next_record(&log).await;
+    let r = json_record(&log).await;
     assert_eq!(r["status"], 400, "{r}");
     assert_eq!(r["error"], "bad request");
     assert_eq!(r["termination"], "client_abort");
     assert!(o.seen().is_empty(), "the origin never sees it");
     // Other clients are unaffected, and logged as usual.
     assert_eq!(get(&client(), &gh.url("/ok")).await.0, 200);
-    assert_eq!(next_record(&log).await["status"], 200);
+    assert_eq!(json_record(&log).await["status"], 200);
 }

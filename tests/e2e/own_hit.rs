@@ -5,8 +5,8 @@
 use crate::balancing::wait_until;
 use crate::common::raw::{header, Wire};
 use crate::common::raw_origin::RawOrigin;
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
-use crate::direct::record;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A response as the client saw it: status, header lines sorted (names lower-cased, Date's and
@@ -37,11 +37,7 @@ fn seen(status: u16, head: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
     let o = RawOrigin::start().await;
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let log = format!(
-        "[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n",
-        sink.local_addr().unwrap()
-    );
+    let (sink, log) = json_sink().await;
     let own = proxy_with(&[o.addr], true, &log, 1, "").await;
     let theirs = proxy_with(&[o.addr], false, "", 1, "").await;
     let cases = [
@@ -157,7 +153,7 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
 async fn records(sink: &tokio::net::UdpSocket, n: usize) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for _ in 0..n {
-        out.push(record(sink).await);
+        out.push(json_record(sink).await);
     }
     out
 }
