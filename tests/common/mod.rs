@@ -8,6 +8,7 @@ pub mod origin;
 pub mod raw;
 pub mod raw_origin;
 pub mod syslog;
+pub mod tls_client;
 
 pub use origin::{Mode, Origin};
 

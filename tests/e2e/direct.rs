@@ -221,9 +221,9 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let o = Origin::start("o").await;
     let addr = free_port();
-    let toml =
-        crate::tls::tls_config(addr, &o, &[&leaf], "", "") + "[routes.cache]\nenabled = false\n";
-    let gh = crate::tls::boot_tls(&toml).await;
+    let toml = crate::common::certs::tls_config(addr, &o, &[&leaf], "", "")
+        + "[routes.cache]\nenabled = false\n";
+    let gh = crate::common::certs::boot_tls(&toml).await;
     let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
     let url = format!("https://a.test:{}/page?x=1", addr.port());
     for _ in 0..5 {
@@ -261,11 +261,12 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
         ("cache-control", "no-store"),
     ]);
     let via_pingora = free_port();
-    let toml = crate::tls::tls_config(via_pingora, &o, &[&leaf], "", "")
+    let toml = crate::common::certs::tls_config(via_pingora, &o, &[&leaf], "", "")
         + "[routes.cache]\nenabled = false\n";
-    let _pingoras =
-        crate::tls::boot_tls(&toml.replace("[server]\n", "[server]\ndirect_exchange = false\n"))
-            .await;
+    let _pingoras = crate::common::certs::boot_tls(
+        &toml.replace("[server]\n", "[server]\ndirect_exchange = false\n"),
+    )
+    .await;
     let fields = |r: &reqwest::Response| {
         let mut v: Vec<(String, Vec<u8>)> = r
             .headers()

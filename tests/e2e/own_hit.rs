@@ -198,8 +198,8 @@ async fn http2_clients_get_the_same_hits_from_both_paths() {
             &format!("[server]\ndirect_exchange = {direct}\n"),
             1,
         );
-        let toml = crate::tls::tls_config_in(&section, addr, &o, &[&leaf], "", "");
-        let _gh = crate::tls::boot_tls(&toml).await;
+        let toml = crate::common::certs::tls_config_in(&section, addr, &o, &[&leaf], "", "");
+        let _gh = crate::common::certs::boot_tls(&toml).await;
         let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
         let url = format!("https://a.test:{}/h2", addr.port());
         let mut got = Vec::new();

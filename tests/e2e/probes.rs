@@ -2,9 +2,9 @@
 //! (connected and closed, never a handshake) is neither counted as a failed TLS handshake nor
 //! reported as client noise.
 
+use crate::common::certs::tls_config;
 use crate::common::certs::Ca;
 use crate::common::*;
-use crate::tls::tls_config;
 use gatehouse::Config;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
