@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod ctl;
 pub mod etcd;
 pub mod origin;
 pub mod raw;
@@ -65,6 +66,11 @@ pub struct Proxy {
 impl Proxy {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Where its admin API listens.
+    pub fn admin_address(&self) -> SocketAddr {
+        self.gh.shared.current().config.admin.address
     }
 
     /// Waits until every server of every pool with a health check is up (or `timeout`).
@@ -277,23 +283,6 @@ impl Drop for Reap {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Runs `gatehouse ctl` against an admin address with the test token.
-pub fn ctl(admin: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "ctl",
-            "-c",
-            "/nonexistent.toml",
-            "--admin",
-            admin,
-            "--token",
-            TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Runs `gatehouse check -c path`.

@@ -2,6 +2,7 @@
 //! logged-out sub-mode, runtime toggles that persist and expire, and the Lanyrd migration.
 
 use crate::balancing::wait_until;
+use crate::common::ctl::ctl;
 use crate::common::raw::Wire;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -187,24 +188,20 @@ async fn the_switch_works_from_the_api_and_ctl_persists_and_expires() {
     );
 
     // ctl turns it off, then on for one second: it expires by itself.
-    let admin = gh.shared.current().config.admin.address.to_string();
-    let ctl = |args: &[&str]| {
+    let admin = gh.shared.current().config.admin.address;
+    let readonly = |args: &[&str]| {
         let args: Vec<&str> = std::iter::once("readonly")
             .chain(args.iter().copied())
             .collect();
-        let out = crate::common::ctl(&admin, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = ctl(admin, &args);
+        assert_eq!(code, 0, "{err}");
+        out
     };
-    assert!(tokio::task::block_in_place(|| ctl(&["off"])).contains("read-only: off"));
+    assert!(readonly(&["off"]).contains("read-only: off"));
     assert_eq!(post(&c).await.unwrap().status(), 200);
     // Three seconds: long enough for the check below on a loaded machine (the suite runs
     // handshake-heavy tests alongside).
-    let out = tokio::task::block_in_place(|| ctl(&["on", "--reason", "cutover", "--for", "3s"]));
+    let out = readonly(&["on", "--reason", "cutover", "--for", "3s"]);
     assert!(out.contains("read-only: ON (cutover)"), "{out}");
     assert_eq!(post(&c).await.unwrap().status(), 503);
     tokio::time::sleep(Duration::from_millis(3200)).await;
