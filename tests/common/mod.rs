@@ -1,6 +1,5 @@
 //! Test harness: ephemeral ports, in-process origins, and gatehouse booted from the library on
 //! a thread (stopped when the handle drops).
-#![allow(dead_code)]
 
 pub mod certs;
 pub mod ctl;

@@ -336,8 +336,6 @@ pub enum Act {
     Sleep(Duration),
     /// Close the connection (FIN).
     Close,
-    /// Reset the connection (SO_LINGER 0, then close).
-    Reset,
 }
 
 pub type Script = Arc<dyn Fn(&Msg) -> Vec<Act> + Send + Sync>;
@@ -412,10 +410,6 @@ async fn serve(
                         }
                         Act::Sleep(d) => tokio::time::sleep(d).await,
                         Act::Close => return,
-                        Act::Reset => {
-                            let _ = tcp.set_zero_linger();
-                            return;
-                        }
                     }
                 }
                 continue;
