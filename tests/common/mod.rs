@@ -257,6 +257,30 @@ pub async fn metrics_text(admin: SocketAddr) -> String {
         .unwrap()
 }
 
+/// `name{labels}` → value, from the Prometheus text format.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        out.insert(series.to_string(), value.parse().expect("a number"));
+    }
+    out
+}
+
+/// Waits until `f` holds, checking every 50 ms; fails after 5 s.
+pub async fn wait_until(f: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 5s");
+}
+
 /// Calls the admin API of `gh`: status and JSON body.
 pub async fn admin_call(
     gh: &Gatehouse,

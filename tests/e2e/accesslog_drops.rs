@@ -38,7 +38,7 @@ fn without_colours(text: &str) -> String {
 
 /// The `gatehouse_access_log_records_total` series of target `stuck`: (sent, dropped).
 async fn records_of_stuck(admin: std::net::SocketAddr) -> (f64, f64) {
-    let series = crate::metrics::parse(&metrics_text(admin).await);
+    let series = parse_metrics(&metrics_text(admin).await);
     let of = |outcome: &str| {
         let key =
             format!("gatehouse_access_log_records_total{{outcome=\"{outcome}\",target=\"stuck\"}}");

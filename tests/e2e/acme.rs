@@ -212,7 +212,7 @@ async fn http01_issues_for_two_names_renews_and_a_restart_reuses_the_stored_cert
     let acme = &v["listeners"][0]["acme"];
     assert!(acme["renewals"].as_u64().unwrap() >= 2, "{v}");
     let m = metrics_text(gh.shared.current().config.admin.address).await;
-    let series = crate::metrics::parse(&m);
+    let series = parse_metrics(&m);
     assert!(
         series["gatehouse_acme_orders_total{listener=\"https\",result=\"ok\"}"] >= 2.0,
         "{m}"

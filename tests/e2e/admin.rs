@@ -1,7 +1,6 @@
 //! The admin API: server states, drain with wait, maint, safe restore, tokens and errors, state
 //! that survives reloads and restarts, `gatehouse ctl`, and the deploy workflow under load.
 
-use crate::balancing::wait_until;
 use crate::common::ctl::ctl;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

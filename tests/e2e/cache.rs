@@ -1,6 +1,5 @@
 //! The cache, one test per rule, with origins that count what reaches them.
 
-use crate::balancing::wait_until;
 use crate::common::*;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};

@@ -3,7 +3,6 @@
 //! keep its connections and survive a server that closed one; time out, fail over and log like
 //! the rest. The origin here is raw TCP, so the exact bytes each path sends are on record.
 
-use crate::balancing::wait_until;
 use crate::common::raw::{header, Wire};
 use crate::common::raw_origin::{RawOrigin, BIG};
 use crate::common::syslog::{json_record, json_sink};

@@ -1,7 +1,6 @@
 //! Hostile input and faults: raw bytes over TCP, checking both the client's answer and what the
 //! origin received; limits; cache poisoning; servers that die or cut responses.
 
-use crate::balancing::wait_until;
 use crate::common::raw::{Act, ScriptOrigin, Wire};
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

@@ -12,7 +12,7 @@ use tokio::net::TcpSocket;
 /// One series of gatehouse's metrics, by its exact `name{labels}`.
 async fn metric(gh: &Proxy, series: &str) -> f64 {
     let text = metrics_text(gh.gh.shared.current().config.admin.address).await;
-    *crate::metrics::parse(&text)
+    *parse_metrics(&text)
         .get(series)
         .unwrap_or_else(|| panic!("no {series} in metrics"))
 }

@@ -2,7 +2,6 @@
 //! pingora-cache's hit path gives (same status, fields, Age, X-Cache, body), for every kind of
 //! request, whichever path serves it; and the hit is counted and logged as one.
 
-use crate::balancing::wait_until;
 use crate::common::raw::{header, Wire};
 use crate::common::raw_origin::RawOrigin;
 use crate::common::syslog::{json_record, json_sink};

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Failed TLS handshakes counted by a gatehouse process, all reasons together.
 async fn failed_handshakes(admin: std::net::SocketAddr) -> f64 {
-    crate::metrics::parse(&metrics_text(admin).await)
+    parse_metrics(&metrics_text(admin).await)
         .iter()
         .filter(|(series, _)| series.starts_with("gatehouse_tls_handshake_failures_total"))
         .map(|(_, n)| n)

@@ -1,7 +1,6 @@
 //! Read-only mode: writes refused without reaching a server, reads served, allow-lists, the
 //! logged-out sub-mode, runtime toggles that persist and expire, and the Lanyrd migration.
 
-use crate::balancing::wait_until;
 use crate::common::ctl::ctl;
 use crate::common::raw::Wire;
 use crate::common::*;

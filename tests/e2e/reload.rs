@@ -1,7 +1,6 @@
 //! Config reload (admin API, SIGHUP) all or nothing, under load; what survives a reload; and
 //! the binary upgrade hand-off under load.
 
-use crate::balancing::wait_until;
 use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

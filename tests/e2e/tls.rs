@@ -388,7 +388,7 @@ async fn failed_handshakes_are_counted_not_logged_one_by_one() {
     let mut counted = 0.0;
     for _ in 0..100 {
         let text = metrics_text(admin).await;
-        counted = crate::metrics::parse(&text)
+        counted = parse_metrics(&text)
             .get(r#"gatehouse_tls_handshake_failures_total{reason="eof"}"#)
             .copied()
             .unwrap_or(0.0);
