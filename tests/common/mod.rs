@@ -1,10 +1,12 @@
 //! Test harness: ephemeral ports, in-process origins, and gatehouse booted from the library on
 //! a thread (stopped when the handle drops).
 
+pub mod cache;
 pub mod certs;
 pub mod ctl;
 pub mod etcd;
 pub mod origin;
+pub mod process;
 pub mod raw;
 pub mod raw_origin;
 pub mod syslog;

@@ -2,8 +2,8 @@
 //! one that is gone or restarts. Requests never wait on logging, and every record is counted
 //! once, as sent or dropped, in `/metrics` too, with one warning at most every 10 s.
 
+use crate::common::process::{spawn_gatehouse, wait_listening, ConfigFile};
 use crate::common::*;
-use crate::reload::{spawn_gatehouse, wait_listening, ConfigFile};
 use std::time::{Duration, Instant};
 
 /// A TCP receiver that accepts and never reads, with a tiny receive buffer: its address.

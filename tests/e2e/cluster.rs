@@ -5,8 +5,8 @@
 
 use crate::common::ctl::ctl;
 use crate::common::etcd::Etcd;
+use crate::common::process::{spawn_gatehouse, wait_listening, Load};
 use crate::common::*;
-use crate::reload::{spawn_gatehouse, wait_listening, Load};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -188,8 +188,10 @@ async fn two_processes_sharing_a_key_file_resume_each_others_sessions() {
         let path = dir.join(format!("node{i}.toml"));
         std::fs::write(&path, tls_config(addr, &o, &[&a], &shared, "")).unwrap();
         let log = dir.join(format!("node{i}.log"));
-        nodes.push(Reap(crate::reload::spawn_gatehouse(&path, false, &log)));
-        crate::reload::wait_listening(addr).await;
+        nodes.push(Reap(crate::common::process::spawn_gatehouse(
+            &path, false, &log,
+        )));
+        crate::common::process::wait_listening(addr).await;
     }
     let _g3 = boot_tls(&tls_config(alone, &o, &[&a], "", "")).await;
     for versions in [TLS13, TLS12] {
