@@ -2,7 +2,8 @@
 //! modules (each can be read and tested without the others that import it), no file over 500
 //! lines, no function over 80 (rustfmt's layout: a function ends at the first `}` at its own
 //! indentation). The same circle check as `../shared/tools/modcycles.py`, so `cargo test`
-//! needs nothing outside the repository.
+//! needs nothing outside the repository. And the README's layout cannot drift from `src/`:
+//! every path it names exists, and it names every folder and every top-level file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -368,5 +369,191 @@ fn patched_pingora_apis_are_called_from_one_seam() {
         found.is_empty(),
         "patched APIs called outside pingora_ext.rs:\n{}",
         found.join("\n")
+    );
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The README's layout: the fenced block under `## Layout`.
+fn layout_block(readme: &str) -> &str {
+    let section = readme
+        .split_once("\n## Layout\n")
+        .expect("README has a ## Layout section")
+        .1;
+    let block = section
+        .split_once("```\n")
+        .expect("the layout is a fenced block")
+        .1;
+    block.split_once("```").expect("the fenced block ends").0
+}
+
+/// The layout's entries, (path, description): a line starting in the first column opens one,
+/// the indented lines after it continue its description.
+fn layout_entries(block: &str) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in block.lines() {
+        if line.starts_with(' ') {
+            if let Some((_, text)) = entries.last_mut() {
+                text.push(' ');
+                text.push_str(line.trim());
+            }
+        } else if let Some((path, text)) = line.split_once(' ') {
+            entries.push((path.to_string(), text.trim().to_string()));
+        } else if !line.is_empty() {
+            entries.push((line.to_string(), String::new()));
+        }
+    }
+    entries
+}
+
+/// The words of `text` that look like paths: runs of `[A-Za-z0-9_./]`, without a sentence's
+/// final `.`, each segment a lower-case identifier, ending in `.rs` (a file) or `/` (a
+/// folder). `validate/` and `src/proxy/own.rs` are paths; `HTTP/1`, `/metrics` and
+/// `404/502` are not.
+fn path_words(text: &str) -> Vec<&str> {
+    let path_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '/';
+    text.split(|c: char| !path_char(c))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| {
+            let stem = match (w.strip_suffix(".rs"), w.strip_suffix('/')) {
+                (Some(stem), _) | (None, Some(stem)) => stem,
+                (None, None) => return false,
+            };
+            stem.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+        })
+        .collect()
+}
+
+/// What the layout names: each entry's own path, and for an entry that is a folder of `src/`,
+/// the files and folders its description names, relative to it (`record.rs` in the entry
+/// `src/accesslog/` is `src/accesslog/record.rs`) unless written out from `src/`.
+fn layout_paths(block: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (path, text) in layout_entries(block) {
+        let folder = path.starts_with("src/") && path.ends_with('/');
+        for word in path_words(&text) {
+            if word.starts_with("src/") {
+                out.insert(word.to_string());
+            } else if folder {
+                out.insert(format!("{path}{word}"));
+            }
+        }
+        out.insert(path);
+    }
+    out
+}
+
+/// Every `src/…` path written out anywhere in `readme`.
+fn written_src_paths(readme: &str) -> BTreeSet<String> {
+    path_words(readme)
+        .into_iter()
+        .filter(|w| w.starts_with("src/"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(repo().join("README.md")).expect("README.md is readable")
+}
+
+#[test]
+fn every_path_the_readme_names_exists() {
+    let readme = readme();
+    let mut named = layout_paths(layout_block(&readme));
+    named.extend(written_src_paths(&readme));
+    assert!(named.len() > 30, "too few paths found: {named:?}");
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|p| {
+            let path = repo().join(p);
+            if p.ends_with('/') {
+                !path.is_dir()
+            } else {
+                !path.is_file()
+            }
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README names paths that do not exist (update its Layout section):\n{}",
+        missing
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Every folder under `src/` (at any depth, as `src/a/b/`) and every file directly in it.
+fn src_folders_and_top_files() -> Vec<String> {
+    fn folders(dir: &Path, rel: &str, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+            let path = entry.expect("directory entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                let rel = format!("{rel}{name}/");
+                out.push(rel.clone());
+                folders(&path, &rel, out);
+            } else if rel == "src/" {
+                out.push(format!("{rel}{name}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    folders(&src(), "src/", &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn the_readme_layout_names_every_folder_and_top_level_file_of_src() {
+    let readme = readme();
+    let named = layout_paths(layout_block(&readme));
+    let all = src_folders_and_top_files();
+    assert!(all.len() > 20, "too few found under src/: {all:?}");
+    let unnamed: Vec<&String> = all.iter().filter(|p| !named.contains(*p)).collect();
+    assert!(
+        unnamed.is_empty(),
+        "the README's Layout section does not name:\n{}",
+        unnamed
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_readme_check_reads_entries_relative_and_written_out_paths() {
+    let readme = "intro `src/a/b.rs`.\n\n## Layout\n\n```\nsrc/x.rs      one file\n\
+                  src/d/        mod.rs (HTTP/1, /metrics, 404/502) · e/ (e/f.rs)\n\
+                  \x20             g.rs · src/h.rs\nother/        k.rs\n```\nafter src/z/\n";
+    let block = layout_block(readme);
+    let got = layout_paths(block);
+    let want: BTreeSet<String> = [
+        "src/x.rs",
+        "src/d/",
+        "src/d/mod.rs",
+        "src/d/e/",
+        "src/d/e/f.rs",
+        "src/d/g.rs",
+        "src/h.rs",
+        "other/",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(got, want);
+    let written: Vec<String> = written_src_paths(readme).into_iter().collect();
+    assert_eq!(
+        written,
+        ["src/a/b.rs", "src/d/", "src/h.rs", "src/x.rs", "src/z/"]
     );
 }

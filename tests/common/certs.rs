@@ -1,8 +1,12 @@
 //! Certificates made at test time with rcgen: a CA, and leaves it signs (or not) written as
-//! PEM files into a test directory. No key material lives in the repository.
+//! PEM files into a test directory; the config of a TLS listener serving them. No key material
+//! lives in the repository.
 
+use super::{boot_config, one_route, server_section, Origin};
+use gatehouse::Config;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::CertificateDer;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
@@ -103,4 +107,43 @@ pub fn https_client(
         b = b.http1_only();
     }
     b.build().unwrap()
+}
+
+/// A one-pool config with one TLS listener named `https`; `tls_extra` goes into `[listeners.tls]`.
+pub fn tls_config(
+    addr: SocketAddr,
+    origin: &Origin,
+    leaves: &[&Leaf],
+    tls_extra: &str,
+    listener_extra: &str,
+) -> String {
+    tls_config_in(
+        &server_section(),
+        addr,
+        origin,
+        leaves,
+        tls_extra,
+        listener_extra,
+    )
+}
+
+/// `tls_config` with a given `[server]`/`[admin]` section (reloads must keep the admin address).
+pub fn tls_config_in(
+    section: &str,
+    addr: SocketAddr,
+    origin: &Origin,
+    leaves: &[&Leaf],
+    tls_extra: &str,
+    listener_extra: &str,
+) -> String {
+    format!(
+        "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}",
+        cert_entries(leaves),
+        one_route(&[origin]),
+    )
+}
+
+/// Boots gatehouse on a whole config (a `tls_config`, say).
+pub async fn boot_tls(toml: &str) -> gatehouse::Gatehouse {
+    boot_config(Config::from_toml(toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"))).await
 }

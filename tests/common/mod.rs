@@ -1,11 +1,16 @@
 //! Test harness: ephemeral ports, in-process origins, and gatehouse booted from the library on
 //! a thread (stopped when the handle drops).
-#![allow(dead_code)]
 
+pub mod cache;
 pub mod certs;
+pub mod ctl;
 pub mod etcd;
 pub mod origin;
+pub mod process;
 pub mod raw;
+pub mod raw_origin;
+pub mod syslog;
+pub mod tls_client;
 
 pub use origin::{Mode, Origin};
 
@@ -62,6 +67,11 @@ pub struct Proxy {
 impl Proxy {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Where its admin API listens.
+    pub fn admin_address(&self) -> SocketAddr {
+        self.gh.shared.current().config.admin.address
     }
 
     /// Waits until every server of every pool with a health check is up (or `timeout`).
@@ -150,6 +160,39 @@ pub async fn boot_config(config: Config) -> Gatehouse {
         .unwrap_or_else(|e| panic!("gatehouse did not start: {e}"))
 }
 
+/// gatehouse with one pool of `origins` (no health checks) and one route; `cache`: the
+/// route's `[routes.cache]` section.
+pub async fn proxy_with(
+    origins: &[SocketAddr],
+    direct: bool,
+    extra: &str,
+    retries: u32,
+    cache: &str,
+) -> Proxy {
+    let servers: String = origins
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("[[pools.web.servers]]\nname = \"s{i}\"\naddress = \"{a}\"\n"))
+        .collect();
+    let addr = free_port();
+    let section = server_section().replacen(
+        "[server]\n",
+        &format!("[server]\ndirect_exchange = {direct}\n"),
+        1,
+    );
+    let toml = format!(
+        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = {retries}\n\
+         [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
+         [routes.cache]\n{cache}\n"
+    );
+    let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
+    assert_eq!(config.server.direct_exchange, direct);
+    Proxy {
+        gh: boot_config(config).await,
+        addr,
+    }
+}
+
 /// `[[pools.NAME.servers]]` entries for origins, named after them.
 pub fn servers(pool: &str, origins: &[&Origin]) -> String {
     origins
@@ -216,6 +259,30 @@ pub async fn metrics_text(admin: SocketAddr) -> String {
         .unwrap()
 }
 
+/// `name{labels}` → value, from the Prometheus text format.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        out.insert(series.to_string(), value.parse().expect("a number"));
+    }
+    out
+}
+
+/// Waits until `f` holds, checking every 50 ms; fails after 5 s.
+pub async fn wait_until(f: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 5s");
+}
+
 /// Calls the admin API of `gh`: status and JSON body.
 pub async fn admin_call(
     gh: &Gatehouse,
@@ -241,23 +308,6 @@ impl Drop for Reap {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Runs `gatehouse ctl` against an admin address with the test token.
-pub fn ctl(admin: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args([
-            "ctl",
-            "-c",
-            "/nonexistent.toml",
-            "--admin",
-            admin,
-            "--token",
-            TOKEN,
-        ])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Runs `gatehouse check -c path`.

@@ -1,7 +1,8 @@
 //! Raw HTTP/1 on loopback, for tests that must control the bytes on the wire: a client
 //! connection that writes exactly what it is given and parses responses by their framing (a
 //! timeout on every read), and a scriptable origin that records each request it receives (head
-//! and body) and answers with whatever its script says, byte for byte.
+//! and body) and answers with whatever its script says, byte for byte. The one raw client and
+//! the one raw origin of the suite (`raw_origin.rs` is a script of this origin).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -23,6 +24,9 @@ pub struct Msg {
     pub interim: Vec<String>,
     /// The body ended by its framing (false: cut short by the peer's close).
     pub complete: bool,
+    /// The head as received (lossy text, through its empty line); a response's starts with
+    /// the heads of the informational responses before it.
+    pub head: String,
 }
 
 impl Msg {
@@ -166,6 +170,7 @@ pub fn parse(buf: &[u8], kind: Kind, closed: bool) -> Result<Option<(Msg, usize)
         start,
         fields,
         complete: true,
+        head: String::from_utf8_lossy(&buf[..n]).into_owned(),
         ..Msg::default()
     };
     let status = msg.status();
@@ -220,11 +225,34 @@ impl Wire {
             .await
             .expect("connected within 5 s")
             .expect("connected");
+        Wire::over(tcp)
+    }
+
+    /// A raw client on a connection made elsewhere (from a chosen source address, say).
+    pub fn over(tcp: TcpStream) -> Wire {
         Wire {
             tcp,
             buf: Vec::new(),
             closed: false,
         }
+    }
+
+    /// Sends `METHOD path` for `site.test` with `extra` header lines (each ending in CRLF) and
+    /// reads the response, each read within 5 s: status, the head as received lower-cased
+    /// (informational heads first; read fields with `header`), body.
+    pub async fn round_trip(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra: &str,
+    ) -> (u16, String, Vec<u8>) {
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: site.test\r\n{extra}\r\n");
+        assert!(self.send(req.as_bytes()).await, "{method} {path} sent");
+        let msg = self
+            .response(method == "HEAD", Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        (msg.status(), msg.head.to_ascii_lowercase(), msg.body)
     }
 
     /// Writes `bytes` in one write; false if the peer is gone.
@@ -251,18 +279,20 @@ impl Wire {
     /// The next final response (1xx before it listed in `interim`), each read within `wait`;
     /// an error says what was seen.
     pub async fn response(&mut self, head: bool, wait: Duration) -> Result<Msg, String> {
-        let mut interim = Vec::new();
+        let (mut interim, mut heads) = (Vec::new(), String::new());
         loop {
             let kind = Kind::Response { head };
             match parse(&self.buf, kind, self.closed).map_err(|e| self.seen(&e))? {
                 Some((msg, n)) if (100..200).contains(&msg.status()) && msg.status() != 101 => {
                     interim.push(msg.start);
+                    heads.push_str(&msg.head);
                     self.buf.drain(..n);
                     continue;
                 }
                 Some((mut msg, n)) => {
                     self.buf.drain(..n);
                     msg.interim = interim;
+                    msg.head.insert_str(0, &heads);
                     return Ok(msg);
                 }
                 None if self.closed => return Err(self.seen("closed")),
@@ -291,6 +321,14 @@ impl Wire {
     }
 }
 
+/// The value of field `name` (lower-case) in a head `Wire::round_trip` gave: the first line
+/// that names it, informational heads included.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n")
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
 /// What the origin does, in order, after receiving a request.
 #[derive(Clone, Debug)]
 pub enum Act {
@@ -298,8 +336,6 @@ pub enum Act {
     Sleep(Duration),
     /// Close the connection (FIN).
     Close,
-    /// Reset the connection (SO_LINGER 0, then close).
-    Reset,
 }
 
 pub type Script = Arc<dyn Fn(&Msg) -> Vec<Act> + Send + Sync>;
@@ -374,10 +410,6 @@ async fn serve(
                         }
                         Act::Sleep(d) => tokio::time::sleep(d).await,
                         Act::Close => return,
-                        Act::Reset => {
-                            let _ = tcp.set_zero_linger();
-                            return;
-                        }
                     }
                 }
                 continue;

@@ -1,5 +1,6 @@
 //! The per-request timing log: real syslog datagrams received and parsed field by field.
 
+use crate::common::syslog::{json_record, json_sink, nothing_more, record_text};
 use crate::common::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -65,25 +66,6 @@ fn parse_5424(line: &str) -> Syslog5424 {
     }
 }
 
-async fn receive(sock: &UdpSocket) -> String {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
-        .await
-        .expect("a record within 5 s")
-        .unwrap();
-    String::from_utf8(buf[..n].to_vec()).unwrap()
-}
-
-async fn nothing_more(sock: &UdpSocket) {
-    let mut buf = vec![0u8; 65536];
-    let more = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await;
-    assert!(
-        more.is_err(),
-        "one record per request: got another {:?}",
-        more.map(|r| r.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()))
-    );
-}
-
 fn log_section(targets: &str) -> String {
     format!(
         "[access_log]\ncapture_request_headers = [\"User-Agent\"]\ncapture_response_headers = [\"X-Runtime\"]\n{targets}\n"
@@ -117,7 +99,7 @@ async fn one_rfc5424_record_per_request_for_each_outcome() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let rec = parse_5424(&receive(&sink).await);
+    let rec = parse_5424(&record_text(&sink).await);
     nothing_more(&sink).await;
     assert_eq!(rec.pri, 19 * 8 + 6);
     assert_eq!((rec.hostname.as_str(), rec.app.as_str()), ("gh1", "edge"));
@@ -157,7 +139,7 @@ async fn one_rfc5424_record_per_request_for_each_outcome() {
         .send()
         .await
         .unwrap();
-    let rec = parse_5424(&receive(&sink).await);
+    let rec = parse_5424(&record_text(&sink).await);
     let f = &rec.sd["gatehouse@32473"];
     assert_eq!(
         (f["cache"].as_str(), f["termination"].as_str()),
@@ -178,7 +160,7 @@ async fn one_rfc5424_record_per_request_for_each_outcome() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    let rec = parse_5424(&receive(&sink).await);
+    let rec = parse_5424(&record_text(&sink).await);
     let f = &rec.sd["gatehouse@32473"];
     assert_eq!(
         (f["status"].as_str(), f["termination"].as_str()),
@@ -195,7 +177,7 @@ async fn one_rfc5424_record_per_request_for_each_outcome() {
         .await
         .unwrap();
     assert_eq!(r.status(), 502);
-    let rec = parse_5424(&receive(&sink).await);
+    let rec = parse_5424(&record_text(&sink).await);
     let f = &rec.sd["gatehouse@32473"];
     assert_eq!(
         (f["status"].as_str(), f["termination"].as_str()),
@@ -209,19 +191,18 @@ async fn one_rfc5424_record_per_request_for_each_outcome() {
 async fn timers_are_consistent_and_a_reused_connection_connects_in_zero() {
     let o = Origin::start("o").await;
     o.set_mode(Mode::Delay(Duration::from_millis(200)));
-    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (sink, target) = json_sink().await;
     let body = format!(
-        "{}[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n{}[routes.cache]\nenabled = false\n",
+        "{}{target}{}[routes.cache]\nenabled = false\n",
         log_section(""),
-        sink.local_addr().unwrap(),
-        one_route(&[&o]));
+        one_route(&[&o])
+    );
     let gh = boot(&body).await;
     let c = client();
     let mut records = Vec::new();
     for _ in 0..2 {
         assert_eq!(get(&c, &gh.url("/slow")).await.0, 200);
-        let v: serde_json::Value = serde_json::from_str(&receive(&sink).await).unwrap();
-        records.push(v);
+        records.push(json_record(&sink).await);
     }
     let num =
         |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
@@ -382,13 +363,12 @@ async fn tls_facts_are_logged() {
     let (ca, dir) = (Ca::new(), state_dir());
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let o = Origin::start("o").await;
-    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (sink, target) = json_sink().await;
     let addr = free_port();
     let toml = format!(
-        "{}[access_log]\n[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n\
+        "{}[access_log]\n{target}\
          [[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n[listeners.tls]\n{}\n{}",
         server_section(),
-        sink.local_addr().unwrap(),
         cert_entries(&[&leaf]),
         one_route(&[&o])
     );
@@ -400,7 +380,7 @@ async fn tls_facts_are_logged() {
         .await
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
-    let v: serde_json::Value = serde_json::from_str(&receive(&sink).await).unwrap();
+    let v = json_record(&sink).await;
     assert_eq!(v["tls_sni"], "a.test");
     assert_eq!(v["alpn"], "h2");
     assert_eq!(v["http_version"], "HTTP/2.0");

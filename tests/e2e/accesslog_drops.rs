@@ -2,8 +2,8 @@
 //! one that is gone or restarts. Requests never wait on logging, and every record is counted
 //! once, as sent or dropped, in `/metrics` too, with one warning at most every 10 s.
 
+use crate::common::process::{spawn_gatehouse, wait_listening, ConfigFile};
 use crate::common::*;
-use crate::reload::{spawn_gatehouse, wait_listening, ConfigFile};
 use std::time::{Duration, Instant};
 
 /// A TCP receiver that accepts and never reads, with a tiny receive buffer: its address.
@@ -38,7 +38,7 @@ fn without_colours(text: &str) -> String {
 
 /// The `gatehouse_access_log_records_total` series of target `stuck`: (sent, dropped).
 async fn records_of_stuck(admin: std::net::SocketAddr) -> (f64, f64) {
-    let series = crate::metrics::parse(&metrics_text(admin).await);
+    let series = parse_metrics(&metrics_text(admin).await);
     let of = |outcome: &str| {
         let key =
             format!("gatehouse_access_log_records_total{{outcome=\"{outcome}\",target=\"stuck\"}}");

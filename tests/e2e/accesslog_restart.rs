@@ -1,6 +1,7 @@
 //! The access log's datagram targets when their receiver restarts: records sent after it is
 //! back arrive, whatever the socket learnt about the ones sent while it was away.
 
+use crate::common::syslog::record_text;
 use crate::common::*;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -28,12 +29,7 @@ async fn until_counted(gh: &Proxy, n: u64) {
 
 /// The record of `path` from the sink, within 5 s.
 async fn record_of(sink: &UdpSocket, path: &str) -> String {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
-        .await
-        .unwrap_or_else(|_| panic!("no record of {path} within 5 s"))
-        .unwrap();
-    let record = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let record = record_text(sink).await;
     assert!(record.contains(&format!("path=\"{path}\"")), "{record}");
     record
 }

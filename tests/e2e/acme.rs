@@ -115,7 +115,9 @@ impl Pebble {
 
 /// The certificate served for `sni` on `addr`, if a handshake succeeds.
 async fn served(addr: SocketAddr, sni: &str) -> Option<Vec<u8>> {
-    let tls = crate::tls::handshake(addr, Some(sni), &[]).await.ok()?;
+    let tls = crate::common::tls_client::handshake(addr, Some(sni), &[])
+        .await
+        .ok()?;
     Some(tls.get_ref().1.peer_certificates()?[0].as_ref().to_vec())
 }
 
@@ -210,7 +212,7 @@ async fn http01_issues_for_two_names_renews_and_a_restart_reuses_the_stored_cert
     let acme = &v["listeners"][0]["acme"];
     assert!(acme["renewals"].as_u64().unwrap() >= 2, "{v}");
     let m = metrics_text(gh.shared.current().config.admin.address).await;
-    let series = crate::metrics::parse(&m);
+    let series = parse_metrics(&m);
     assert!(
         series["gatehouse_acme_orders_total{listener=\"https\",result=\"ok\"}"] >= 2.0,
         "{m}"
@@ -293,7 +295,8 @@ async fn tls_alpn01_issues_for_two_names_on_a_tls_only_gatehouse() {
     assert!(issuer.contains("Pebble"), "{issuer}");
     // The validation certificates are gone once the order is done: a client offering
     // acme-tls/1 gets no certificate now.
-    let handshake = crate::tls::handshake(tls, Some("c.test"), &[b"acme-tls/1"]).await;
+    let handshake =
+        crate::common::tls_client::handshake(tls, Some("c.test"), &[b"acme-tls/1"]).await;
     let alert = handshake.err().and_then(|e| {
         let e = e.into_inner()?.downcast::<rustls::Error>().ok()?;
         Some(*e)

@@ -1,7 +1,7 @@
 //! The admin API: server states, drain with wait, maint, safe restore, tokens and errors, state
 //! that survives reloads and restarts, `gatehouse ctl`, and the deploy workflow under load.
 
-use crate::balancing::wait_until;
+use crate::common::ctl::ctl;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -260,20 +260,10 @@ async fn admin_state_survives_a_reload_and_a_restart() {
     }
 }
 
-fn ctl(gh: &Proxy, args: &[&str]) -> (i32, String, String) {
-    let admin = gh.gh.shared.current().config.admin.address.to_string();
-    let out = crate::common::ctl(&admin, args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_shows_status_and_changes_states() {
     let (a, b, gh) = two_servers(false).await;
-    let (code, out, _) = tokio::task::block_in_place(|| ctl(&gh, &["status"]));
+    let (code, out, _) = ctl(gh.admin_address(), &["status"]);
     assert_eq!(code, 0);
     // The header, then one row per server: pool, name, address, state, health, counts.
     let rows: Vec<Vec<&str>> = out
@@ -298,18 +288,17 @@ async fn ctl_shows_status_and_changes_states() {
         ],
         "{out}"
     );
-    let (code, out, err) =
-        tokio::task::block_in_place(|| ctl(&gh, &["drain", "web", "a", "--wait", "5s"]));
+    let (code, out, err) = ctl(gh.admin_address(), &["drain", "web", "a", "--wait", "5s"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("drained after"), "{out}");
-    let (code, out, _) = tokio::task::block_in_place(|| ctl(&gh, &["--json", "ready", "web", "a"]));
+    let (code, out, _) = ctl(gh.admin_address(), &["--json", "ready", "web", "a"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (v["state"].as_str(), v["previous_state"].as_str()),
         (Some("ready"), Some("drain"))
     );
-    let (code, _, err) = tokio::task::block_in_place(|| ctl(&gh, &["drain", "web", "nope"]));
+    let (code, _, err) = ctl(gh.admin_address(), &["drain", "web", "nope"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown server"), "{err}");
 }
@@ -402,20 +391,18 @@ async fn ctl_purges_bans_and_shows_the_config() {
         c.get(url).send().await.unwrap();
     }
     assert_eq!(x_cache("/a?x=1").await, "HIT");
-    let (code, out, err) = tokio::task::block_in_place(|| ctl(&gh, &["purge", &host, "/a?x=1"]));
+    let (code, out, err) = ctl(gh.admin_address(), &["purge", &host, "/a?x=1"]);
     assert_eq!((code, out.trim()), (0, "removed 1 object(s)"), "{err}");
     assert_eq!(x_cache("/a?x=1").await, "MISS");
-    let (code, out, _) =
-        tokio::task::block_in_place(|| ctl(&gh, &["ban", &host, "--prefix", "/img/"]));
+    let (code, out, _) = ctl(gh.admin_address(), &["ban", &host, "--prefix", "/img/"]);
     assert_eq!((code, out.trim()), (0, "removed 2 object(s)"));
-    let (code, out, _) =
-        tokio::task::block_in_place(|| ctl(&gh, &["ban", "*", "--regex", r"\.css$"]));
+    let (code, out, _) = ctl(gh.admin_address(), &["ban", "*", "--regex", r"\.css$"]);
     assert_eq!((code, out.trim()), (0, "removed 1 object(s)"));
     assert_eq!(x_cache("/keep").await, "HIT", "nothing else went");
-    let (code, _, err) = tokio::task::block_in_place(|| ctl(&gh, &["ban", &host]));
+    let (code, _, err) = ctl(gh.admin_address(), &["ban", &host]);
     assert_ne!(code, 0, "ban needs --prefix or --regex");
     assert!(err.contains("--prefix") || err.contains("--regex"), "{err}");
-    let (code, out, _) = tokio::task::block_in_place(|| ctl(&gh, &["config"]));
+    let (code, out, _) = ctl(gh.admin_address(), &["config"]);
     assert_eq!(code, 0);
     let checksum = &gh.gh.shared.current().config.source.checksum;
     assert!(out.contains(&format!("checksum:   {checksum}")), "{out}");

@@ -187,13 +187,3 @@ async fn backup_is_used_only_when_no_primary_is_usable() {
     }
     assert_eq!(spare.hits(), spare_hits);
 }
-
-pub async fn wait_until(f: impl Fn() -> bool) {
-    for _ in 0..100 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition not met within 5s");
-}

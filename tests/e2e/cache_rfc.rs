@@ -2,7 +2,7 @@
 //! ranges: one test per behaviour, origins setting the headers, the shipped defaults where the
 //! rule is about them (grace 10s, stale_if_error 1m, default_ttl 0s).
 
-use crate::cache::{cached, fetch};
+use crate::common::cache::{cached, fetch};
 use crate::common::*;
 use std::time::{Duration, SystemTime};
 

@@ -1,8 +1,8 @@
 //! `gatehouse check --running` and the reload answer: which changes a reload applies, which
 //! wait for a binary upgrade or restart, which need an upgrade or a restart.
 
+use crate::common::process::{pool_of, ConfigFile};
 use crate::common::*;
-use crate::reload::{pool_of, ConfigFile};
 
 fn check_running(cf: &ConfigFile) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))

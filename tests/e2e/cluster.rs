@@ -3,9 +3,10 @@
 //! and a compaction past a node's revision all end with every node agreeing; a drain under load
 //! fails no request.
 
+use crate::common::ctl::ctl;
 use crate::common::etcd::Etcd;
+use crate::common::process::{spawn_gatehouse, wait_listening, Load};
 use crate::common::*;
-use crate::reload::{spawn_gatehouse, wait_listening, Load};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,10 +89,6 @@ impl Node {
 
     async fn cluster(&self) -> Value {
         self.api("GET", "/api/cluster", None).await.1
-    }
-
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        ctl(&self.admin.to_string(), args)
     }
 
     async fn request(&self, method: &str, path: &str) -> (u16, String) {
@@ -226,9 +223,8 @@ async fn one_command_reaches_every_node() {
     })
     .await;
     let readonly_ms = started.elapsed().as_millis();
-    let out = nodes[2].ctl(&["readonly", "off", "--wait"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = ctl(nodes[2].admin, &["readonly", "off", "--wait"]);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("applied on every node (n0, n1, n2)"), "{err}");
     for n in &nodes {
         assert_eq!(n.request("POST", "/form").await.0, 200);
@@ -258,12 +254,11 @@ async fn one_command_reaches_every_node() {
         assert_eq!(n.request("GET", "/cached/x").await.1, "MISS", "{}", n.name);
     }
     // ctl --wait names every node; `--local` changes one node only.
-    let out = nodes[0].ctl(&["ready", "web", "b", "--wait"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = ctl(nodes[0].admin, &["ready", "web", "b", "--wait"]);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("applied on every node (n0, n1, n2)"), "{err}");
-    let out = nodes[0].ctl(&["--local", "maint", "web", "a"]);
-    assert!(out.status.success());
+    let (code, _, _) = ctl(nodes[0].admin, &["--local", "maint", "web", "a"]);
+    assert_eq!(code, 0);
     assert_eq!(nodes[0].state_of("a").await, "maint");
     assert_eq!(nodes[1].state_of("a").await, "ready");
     eprintln!("propagation to 3 nodes: drain {drain_ms} ms, read-only {readonly_ms} ms, purge {purge_ms} ms");
@@ -334,9 +329,8 @@ async fn the_fleet_rides_out_etcd_faults() {
     gate.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ctl --wait names the node that lags (n2's record lives on until its lease runs out).
-    let out = nodes[0].ctl(&["drain", "web", "a", "--wait", "1s"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let (code, _, err) = ctl(nodes[0].admin, &["drain", "web", "a", "--wait", "1s"]);
+    assert_ne!(code, 0, "{err}");
     assert!(err.contains("not applied on: n2 (at revision"), "{err}");
     assert_eq!(
         nodes[0]
@@ -410,13 +404,12 @@ async fn the_fleet_rides_out_etcd_faults() {
         etcd.kill(i);
     }
     let asked = Instant::now();
-    let out = nodes[0].ctl(&["ready", "web", "b"]);
+    let (code, _, err) = ctl(nodes[0].admin, &["ready", "web", "b"]);
     eprintln!(
         "no quorum: ctl answered after {} ms",
         asked.elapsed().as_millis()
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a write without quorum succeeded");
+    assert_ne!(code, 0, "a write without quorum succeeded");
     assert!(err.contains("outcome unknown"), "{err}");
     for n in &nodes {
         assert_eq!(
@@ -498,17 +491,13 @@ async fn a_drain_under_load_on_every_node_fails_no_request() {
     let nodes = fleet(&vec![etcd.endpoints(); 3], &[&a, &b]).await;
     let loads: Vec<Load> = nodes.iter().map(|n| Load::start(n.listen, 3)).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = nodes[1].ctl(&["drain", "web", "b", "--wait", "10s"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = ctl(nodes[1].admin, &["drain", "web", "b", "--wait", "10s"]);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("nothing in flight on any node"), "{err}");
     let drained_at = b.hits();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(b.hits(), drained_at, "b got requests after the drain");
-    assert!(nodes[2]
-        .ctl(&["ready", "web", "b", "--wait"])
-        .status
-        .success());
+    assert_eq!(ctl(nodes[2].admin, &["ready", "web", "b", "--wait"]).0, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut total = (0, 0);
     for l in loads {

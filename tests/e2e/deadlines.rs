@@ -35,7 +35,7 @@ async fn gatehouse_with(
         server_section(),
         cert_entries(&[&leaf]),
     );
-    (crate::tls::boot_tls(&toml).await, plain, tls)
+    (crate::common::certs::boot_tls(&toml).await, plain, tls)
 }
 
 /// How long until the peer closes `stream` (reading and discarding), at most `limit`.
@@ -76,7 +76,7 @@ async fn connections_that_say_nothing_are_closed_at_their_deadlines() {
     let mut raw = tokio::net::TcpStream::connect(tls).await.unwrap();
     assert_closed(&mut raw, "a TLS connection without a ClientHello").await;
     // TLS done with ALPN h2, then no preface (never closed before).
-    let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+    let mut h2 = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
         .await
         .unwrap();
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
@@ -85,7 +85,7 @@ async fn connections_that_say_nothing_are_closed_at_their_deadlines() {
     let mut raw = tokio::net::TcpStream::connect(plain).await.unwrap();
     assert_closed(&mut raw, "a silent plain connection").await;
     // A preface and then no request at all is silent too.
-    let mut h2 = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+    let mut h2 = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
         .await
         .unwrap();
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
@@ -133,7 +133,7 @@ async fn endless_origin() -> (SocketAddr, Arc<AtomicUsize>) {
 
 /// An HTTP/2 client over TLS (ALPN h2) to `tls`, its connection driven on a task of its own.
 async fn h2_client(tls: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
-    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+    let tls_stream = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
         .await
         .unwrap();
     let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
@@ -245,7 +245,7 @@ async fn a_trickling_reader_is_cut_at_the_send_deadline() {
     )
     .await;
     // HTTP/2: a 100-byte window, reopened 100 bytes every 100 ms.
-    let tls_stream = crate::tls::handshake(tls, Some("a.test"), &[b"h2"])
+    let tls_stream = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
         .await
         .unwrap();
     let (send, conn) = h2::client::Builder::new()
@@ -584,7 +584,7 @@ async fn a_slow_but_steady_reader_gets_a_large_hit_whole() {
 async fn rapid_reset_leaves_a_few_log_lines() {
     let o = Origin::start("o").await;
     o.set_mode(Mode::Delay(Duration::from_millis(200)));
-    let (ca, cf) = (Ca::new(), crate::reload::ConfigFile::new());
+    let (ca, cf) = (Ca::new(), crate::common::process::ConfigFile::new());
     let dir = cf.path.parent().unwrap().to_path_buf();
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     cf.write(&format!(
@@ -593,8 +593,10 @@ async fn rapid_reset_leaves_a_few_log_lines() {
         one_route(&[&o])
     ));
     let log = dir.join("gatehouse.log");
-    let _gh = Reap(crate::reload::spawn_gatehouse(&cf.path, false, &log));
-    crate::reload::wait_listening(cf.listen).await;
+    let _gh = Reap(crate::common::process::spawn_gatehouse(
+        &cf.path, false, &log,
+    ));
+    crate::common::process::wait_listening(cf.listen).await;
     // Streams reset in the same write as their request (the h2 crate closes such connections
     // itself), then reset a moment later (gatehouse closes them).
     let mut sent = 0;

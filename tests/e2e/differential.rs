@@ -5,8 +5,8 @@
 //! same on both, or the difference must be in `ALLOWED` with the reason. Cases:
 //! `GATEHOUSE_DIFF_CASES` (48); seed `GATEHOUSE_DIFF_SEED` (printed on failure with each case).
 
+use crate::common::proxy_with;
 use crate::common::raw::{shown, Act, Msg, ScriptOrigin, Wire};
-use crate::direct::proxy_with;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};

@@ -3,265 +3,12 @@
 //! keep its connections and survive a server that closed one; time out, fail over and log like
 //! the rest. The origin here is raw TCP, so the exact bytes each path sends are on record.
 
-use crate::balancing::wait_until;
+use crate::common::raw::{header, Wire};
+use crate::common::raw_origin::{RawOrigin, BIG};
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
-use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A raw HTTP/1.1 origin: answers by path (see `answer`), records each request head.
-pub(crate) struct RawOrigin {
-    pub(crate) addr: SocketAddr,
-    heads: Arc<Mutex<Vec<String>>>,
-    connections: Arc<AtomicUsize>,
-    /// Close each connection after one response (without saying so), like a server whose
-    /// keep-alive timeout is shorter than the proxy's.
-    close_after_each: Arc<AtomicBool>,
-}
-
-/// Body bytes of `/big`: many reads' worth.
-const BIG: usize = 300_000;
-
-fn answer(method: &str, path: &str) -> (Cow<'static, str>, bool) {
-    if path == "/big" {
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-        return (Cow::Owned(head + &"x".repeat(BIG)), false);
-    }
-    let (resp, close) = match path {
-        "/cl" => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\nhello", false),
-        "/chunked" => (
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-            false,
-        ),
-        "/close" => ("HTTP/1.1 200 OK\r\nX-Who: raw\r\n\r\nuntil-close", true),
-        "/early" => (
-            "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            false,
-        ),
-        "/empty" => ("HTTP/1.1 204 No Content\r\nX-Who: raw\r\n\r\n", false),
-        "/switch" => (
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
-            false,
-        ),
-        // Headers and the first chunk, then the server is gone.
-        "/cut" => (
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
-            true,
-        ),
-        "/hang" => ("", false),
-        // The server closes after this response.
-        "/cl-close" => (
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            true,
-        ),
-        // More bytes than the body: the connection cannot be trusted with another request.
-        "/extra" => ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSURPLUS", false),
-        // Gone before the announced body is whole.
-        "/cut-length" => ("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello", true),
-        // A folded header line (obsolete syntax a strict parser refuses).
-        "/fold" => (
-            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
-            false,
-        ),
-        // Stored by a caching route: framed by length, with fields a hit must not repeat.
-        "/cached" => (
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=60\r\nETag: \"v1\"\r\n\
-             Last-Modified: Wed, 01 Jan 2025 00:00:00 GMT\r\nX-Who: raw\r\nAge: 2\r\n\
-             Connection: keep-alive\r\n\r\nhello",
-            false,
-        ),
-        "/cached-chunked" => (
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n\
-             3\r\nabc\r\n0\r\n\r\n",
-            false,
-        ),
-        _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
-    };
-    if method == "HEAD" && path == "/cl" {
-        return (
-            Cow::Borrowed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Who: raw\r\n\r\n"),
-            false,
-        );
-    }
-    (Cow::Borrowed(resp), close)
-}
-
-impl RawOrigin {
-    pub(crate) async fn start() -> RawOrigin {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let o = RawOrigin {
-            addr: l.local_addr().unwrap(),
-            heads: Arc::default(),
-            connections: Arc::default(),
-            close_after_each: Arc::default(),
-        };
-        let (heads, conns, close_each) = (
-            o.heads.clone(),
-            o.connections.clone(),
-            o.close_after_each.clone(),
-        );
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = l.accept().await {
-                conns.fetch_add(1, SeqCst);
-                let (heads, close_each) = (heads.clone(), close_each.clone());
-                tokio::spawn(serve(tcp, heads, close_each));
-            }
-        });
-        o
-    }
-
-    /// Request heads received, `\r\n` as `\n`.
-    pub(crate) fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-/// A stored response that varies by Accept-Encoding: its body is the request's (`none`).
-fn varied(head: &str) -> String {
-    let asked = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Accept-Encoding: "))
-        .unwrap_or("none");
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=60\r\n\
-         Vary: Accept-Encoding\r\n\r\n{asked}",
-        asked.len()
-    )
-}
-
-async fn serve(mut tcp: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_each: Arc<AtomicBool>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match tcp.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&buf[..end]).replace("\r\n", "\n");
-        buf.drain(..end);
-        let mut words = head.split(' ');
-        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let (resp, close) = match path {
-            "/cached-vary" => (Cow::Owned(varied(&head)), false),
-            _ => answer(method, path),
-        };
-        heads.lock().unwrap().push(head.clone());
-        if resp.is_empty() {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
-        }
-        if tcp.write_all(resp.as_bytes()).await.is_err() || close || close_each.load(SeqCst) {
-            return;
-        }
-    }
-}
-
-/// One keep-alive HTTP/1.1 client connection sending raw requests.
-pub(crate) struct Client {
-    tcp: TcpStream,
-}
-
-impl Client {
-    pub(crate) async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            tcp: TcpStream::connect(addr).await.unwrap(),
-        }
-    }
-
-    /// Sends a request and reads one response: (status, headers lowercased, body).
-    pub(crate) async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        extra: &str,
-    ) -> (u16, String, Vec<u8>) {
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: site.test\r\n{extra}\r\n");
-        self.tcp.write_all(req.as_bytes()).await.unwrap();
-        let mut got = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(r) = complete(&got, method == "HEAD") {
-                return r;
-            }
-            let n = tokio::time::timeout(Duration::from_secs(5), self.tcp.read(&mut chunk))
-                .await
-                .expect("response in time")
-                .unwrap();
-            if n == 0 {
-                return complete_at_close(&got);
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-/// A whole response in `got`, by its framing. Informational responses before it are kept in
-/// the returned head (their status lines first).
-fn complete(got: &[u8], head: bool) -> Option<(u16, String, Vec<u8>)> {
-    let mut start = 0;
-    let (end, headers, status) = loop {
-        let end = start + got[start..].windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let headers = String::from_utf8_lossy(&got[start..end]).to_ascii_lowercase();
-        let status: u16 = headers.split(' ').nth(1)?.parse().ok()?;
-        if !(100..200).contains(&status) {
-            let all = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            break (end, all, status);
-        }
-        start = end;
-    };
-    let body = &got[end..];
-    if head || status == 204 || status == 304 {
-        return Some((status, headers, Vec::new()));
-    }
-    if let Some(cl) = header(&headers, "content-length") {
-        let cl: usize = cl.parse().ok()?;
-        return (body.len() >= cl).then(|| (status, headers.clone(), body[..cl].to_vec()));
-    }
-    if header(&headers, "transfer-encoding").is_some_and(|te| te.contains("chunked")) {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                return rest.starts_with(b"\r\n").then_some((status, headers, out));
-            }
-            if rest.len() < size + 2 {
-                return None;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-    }
-    None
-}
-
-fn complete_at_close(got: &[u8]) -> (u16, String, Vec<u8>) {
-    let end = got
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head")
-        + 4;
-    let headers = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, headers, got[end..].to_vec())
-}
-
-pub(crate) fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
-    headers
-        .split("\r\n")
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
-}
 
 /// A request head with its header lines sorted and names lowercased, the request id masked.
 fn normalized(head: &str) -> Vec<String> {
@@ -290,39 +37,6 @@ async fn proxy_retrying(origins: &[SocketAddr], direct: bool, extra: &str, retri
     proxy_with(origins, direct, extra, retries, "enabled = false").await
 }
 
-/// gatehouse with one pool of `origins` (no health checks) and one route; `cache`: the
-/// route's `[routes.cache]` section.
-pub(crate) async fn proxy_with(
-    origins: &[SocketAddr],
-    direct: bool,
-    extra: &str,
-    retries: u32,
-    cache: &str,
-) -> Proxy {
-    let servers: String = origins
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("[[pools.web.servers]]\nname = \"s{i}\"\naddress = \"{a}\"\n"))
-        .collect();
-    let addr = free_port();
-    let section = server_section().replacen(
-        "[server]\n",
-        &format!("[server]\ndirect_exchange = {direct}\n"),
-        1,
-    );
-    let toml = format!(
-        "{section}[[listeners]]\naddress = \"{addr}\"\n\n{extra}\n[pools.web]\nretries = {retries}\n\
-         [pools.web.health]\nenabled = false\n{servers}[[routes]]\npool = \"web\"\n\
-         [routes.cache]\n{cache}\n"
-    );
-    let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
-    assert_eq!(config.server.direct_exchange, direct);
-    Proxy {
-        gh: boot_config(config).await,
-        addr,
-    }
-}
-
 const CLIENT_HEADERS: &str = "User-Agent: t/1\r\nAccept: */*\r\nCookie: a=b\r\n\
     X-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
     Proxy-Authorization: Basic eDp5\r\n";
@@ -342,10 +56,10 @@ async fn the_own_exchange_sends_and_returns_what_pingoras_path_does() {
     ];
     let mut answers = Vec::new();
     for gh in [&own, &theirs] {
-        let mut c = Client::connect(gh.addr).await;
+        let mut c = Wire::connect(gh.addr).await;
         let mut got = Vec::new();
         for (method, path) in cases {
-            let (status, headers, body) = c.send(method, path, CLIENT_HEADERS).await;
+            let (status, headers, body) = c.round_trip(method, path, CLIENT_HEADERS).await;
             // What the client sees of the server's response (Date and framing aside).
             let kept: Vec<&str> = [
                 "x-who",
@@ -415,47 +129,29 @@ async fn the_own_exchange_sends_and_returns_what_pingoras_path_does() {
 async fn the_own_exchange_reuses_connections_and_retries_one_the_server_closed() {
     let o = RawOrigin::start().await;
     let gh = proxy_to(&[o.addr], true, "").await;
-    let mut c = Client::connect(gh.addr).await;
+    let mut c = Wire::connect(gh.addr).await;
     for _ in 0..10 {
-        assert_eq!(c.send("GET", "/cl", "").await.0, 200);
+        assert_eq!(c.round_trip("GET", "/cl", "").await.0, 200);
     }
-    assert_eq!(
-        o.connections.load(SeqCst),
-        1,
-        "one server connection, kept alive"
-    );
+    assert_eq!(o.connections(), 1, "one server connection, kept alive");
     // The server now closes every connection after one response without saying so: each
     // pooled connection is dead when next taken, and the request is retried on a new one.
-    o.close_after_each.store(true, SeqCst);
+    o.close_after_each(true);
     for _ in 0..5 {
-        let (status, _, body) = c.send("GET", "/cl", "").await;
+        let (status, _, body) = c.round_trip("GET", "/cl", "").await;
         assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        o.connections.load(SeqCst),
-        5,
-        "one new connection per request"
-    );
+    assert_eq!(o.connections(), 5, "one new connection per request");
     // A response delimited by the close is never pooled, and the next request still works.
-    o.close_after_each.store(false, SeqCst);
-    assert_eq!(c.send("GET", "/close", "").await.2, b"until-close");
-    assert_eq!(c.send("GET", "/cl", "").await.0, 200);
-}
-
-/// The next access log record (JSON) from `sink`.
-pub(crate) async fn record(sink: &tokio::net::UdpSocket) -> serde_json::Value {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
-        .await
-        .expect("a record within 5 s")
-        .unwrap();
-    serde_json::from_slice(&buf[..n]).unwrap()
+    o.close_after_each(false);
+    assert_eq!(c.round_trip("GET", "/close", "").await.2, b"until-close");
+    assert_eq!(c.round_trip("GET", "/cl", "").await.0, 200);
 }
 
 /// The next access log record has this status and termination.
 async fn expect_record(sink: &tokio::net::UdpSocket, status: u64, termination: &str) {
-    let r = record(sink).await;
+    let r = json_record(sink).await;
     assert_eq!(
         (r["status"].as_u64(), r["termination"].as_str()),
         (Some(status), Some(termination)),
@@ -467,17 +163,14 @@ async fn expect_record(sink: &tokio::net::UdpSocket, status: u64, termination: &
 async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
     let o = RawOrigin::start().await;
     let dead = free_port(); // nothing listens: connection refused
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let extra = format!(
-        "[timeouts]\nupstream_read = \"300ms\"\n[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n",
-        sink.local_addr().unwrap()
-    );
+    let (sink, target) = json_sink().await;
+    let extra = format!("[timeouts]\nupstream_read = \"300ms\"\n{target}");
     let gh = proxy_to(&[dead, o.addr], true, &extra).await;
-    let mut c = Client::connect(gh.addr).await;
+    let mut c = Wire::connect(gh.addr).await;
     let mut records = Vec::new();
     for _ in 0..4 {
-        assert_eq!(c.send("GET", "/cl", "").await.0, 200, "retried on s1");
-        records.push(record(&sink).await);
+        assert_eq!(c.round_trip("GET", "/cl", "").await.0, 200, "retried on s1");
+        records.push(json_record(&sink).await);
     }
     assert!(records
         .iter()
@@ -486,18 +179,18 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
         records.iter().any(|r| r["retries"] == 1),
         "the request that met s0 first was retried: {records:?}"
     );
-    let (status, _, _) = Client::connect(gh.addr)
+    let (status, _, _) = Wire::connect(gh.addr)
         .await
-        .send("GET", "/hang", "")
+        .round_trip("GET", "/hang", "")
         .await;
     assert_eq!(status, 504);
     expect_record(&sink, 504, "server_timeout").await;
-    let (status, _, _) = Client::connect(gh.addr)
+    let (status, _, _) = Wire::connect(gh.addr)
         .await
-        .send("GET", "/switch", "")
+        .round_trip("GET", "/switch", "")
         .await;
     assert_eq!(status, 502, "a 101 nobody asked for");
-    let r = record(&sink).await;
+    let r = json_record(&sink).await;
     assert_eq!(
         (
             r["status"].as_u64(),
@@ -512,9 +205,9 @@ async fn the_own_exchange_fails_over_times_out_and_refuses_a_stray_101() {
     assert!(rt.pools[0].servers[0].state.connect_failures() >= 1);
     // A refused connection, not retried: a 502, logged as a connect error (not an internal one).
     let gone = proxy_retrying(&[dead], true, &extra, 0).await;
-    let (status, _, _) = Client::connect(gone.addr)
+    let (status, _, _) = Wire::connect(gone.addr)
         .await
-        .send("GET", "/cl", "")
+        .round_trip("GET", "/cl", "")
         .await;
     assert_eq!(status, 502);
     expect_record(&sink, 502, "connect_error").await;
@@ -527,9 +220,9 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let o = Origin::start("o").await;
     let addr = free_port();
-    let toml =
-        crate::tls::tls_config(addr, &o, &[&leaf], "", "") + "[routes.cache]\nenabled = false\n";
-    let gh = crate::tls::boot_tls(&toml).await;
+    let toml = crate::common::certs::tls_config(addr, &o, &[&leaf], "", "")
+        + "[routes.cache]\nenabled = false\n";
+    let gh = crate::common::certs::boot_tls(&toml).await;
     let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
     let url = format!("https://a.test:{}/page?x=1", addr.port());
     for _ in 0..5 {
@@ -570,11 +263,12 @@ async fn http2_clients_go_through_the_own_exchange_to_http1_servers() {
         ("cache-control", "no-store"),
     ]);
     let via_pingora = free_port();
-    let toml = crate::tls::tls_config(via_pingora, &o, &[&leaf], "", "")
+    let toml = crate::common::certs::tls_config(via_pingora, &o, &[&leaf], "", "")
         + "[routes.cache]\nenabled = false\n";
-    let _pingoras =
-        crate::tls::boot_tls(&toml.replace("[server]\n", "[server]\ndirect_exchange = false\n"))
-            .await;
+    let _pingoras = crate::common::certs::boot_tls(
+        &toml.replace("[server]\n", "[server]\ndirect_exchange = false\n"),
+    )
+    .await;
     let fields = |r: &reqwest::Response| {
         let mut v: Vec<(String, Vec<u8>)> = r
             .headers()
@@ -604,7 +298,10 @@ async fn a_server_gone_mid_body_leaves_the_client_a_cut_response_on_both_paths()
     let o = RawOrigin::start().await;
     for direct in [true, false] {
         let gh = proxy_to(&[o.addr], direct, "").await;
-        let (status, headers, body) = Client::connect(gh.addr).await.send("GET", "/cut", "").await;
+        let (status, headers, body) = Wire::connect(gh.addr)
+            .await
+            .round_trip("GET", "/cut", "")
+            .await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, 200, "direct {direct}");
         assert!(header(&headers, "transfer-encoding").is_some(), "{headers}");
@@ -620,10 +317,11 @@ async fn a_server_gone_mid_body_leaves_the_client_a_cut_response_on_both_paths()
 async fn a_client_that_leaves_frees_the_server_at_once() {
     let o = RawOrigin::start().await;
     let gh = proxy_to(&[o.addr], true, "[timeouts]\nupstream_read = \"30s\"\n").await;
-    let mut tcp = TcpStream::connect(gh.addr).await.unwrap();
-    tcp.write_all(b"GET /hang HTTP/1.1\r\nHost: site.test\r\n\r\n")
-        .await
-        .unwrap();
+    let mut tcp = Wire::connect(gh.addr).await;
+    assert!(
+        tcp.send(b"GET /hang HTTP/1.1\r\nHost: site.test\r\n\r\n")
+            .await
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while gh.in_flight("web", "s0") == 0 {
         assert!(
@@ -650,24 +348,24 @@ async fn a_client_that_leaves_frees_the_server_at_once() {
 async fn requests_handed_to_pingora_after_being_read_are_answered_on_the_same_connection() {
     let o = RawOrigin::start().await;
     let gh = proxy_to(&[o.addr], true, "").await;
-    let mut c = Client::connect(gh.addr).await;
+    let mut c = Wire::connect(gh.addr).await;
     for i in 0..3 {
         // Served by the fast path.
-        let (status, headers, body) = c.send("GET", "/cl", "").await;
+        let (status, headers, body) = c.round_trip("GET", "/cl", "").await;
         assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()), "{i}");
         assert_eq!(header(&headers, "connection"), Some("keep-alive"));
         // TE is a connection option the direct exchange does not carry: pingora's path.
-        let (status, _, body) = c.send("GET", "/chunked", "TE: trailers\r\n").await;
+        let (status, _, body) = c.round_trip("GET", "/chunked", "TE: trailers\r\n").await;
         assert_eq!((status, body.as_slice()), (200, b"abcde".as_slice()), "{i}");
     }
-    let heads = o.heads.lock().unwrap().clone();
+    let heads = o.heads();
     assert_eq!(
         heads.len(),
         6,
         "each request reached the server once: {heads:?}"
     );
     assert_eq!(
-        o.connections.load(SeqCst),
+        o.connections(),
         2,
         "one server connection kept by each path"
     );
@@ -678,34 +376,30 @@ async fn relayed_bodies_arrive_whole_and_doubtful_server_connections_are_dropped
     let o = RawOrigin::start().await;
     let gh = proxy_to(&[o.addr], true, "").await;
     let idle = || gh.gh.shared.current().pools[0].servers[0].state.idle.len();
-    let mut c = Client::connect(gh.addr).await;
-    let (status, _, body) = c.send("GET", "/big", "").await;
+    let mut c = Wire::connect(gh.addr).await;
+    let (status, _, body) = c.round_trip("GET", "/big", "").await;
     assert_eq!((status, body.len()), (200, BIG), "a body of many reads");
     assert!(body.iter().all(|b| *b == b'x'));
-    assert_eq!(c.send("GET", "/cl", "").await.2, b"hello");
-    assert_eq!(
-        o.connections.load(SeqCst),
-        1,
-        "the connection is kept after it"
-    );
+    assert_eq!(c.round_trip("GET", "/cl", "").await.2, b"hello");
+    assert_eq!(o.connections(), 1, "the connection is kept after it");
     // The client can have its answer just before the connection is back in the idle list.
     wait_until(|| idle() == 1).await;
     for path in ["/cl-close", "/extra"] {
-        let (status, headers, body) = c.send("GET", path, "").await;
+        let (status, headers, body) = c.round_trip("GET", path, "").await;
         assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()), "{path}");
         assert_eq!(header(&headers, "connection"), Some("keep-alive"), "{path}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(idle(), 0, "{path}: the server's connection is not kept");
-        let before = o.connections.load(SeqCst);
-        assert_eq!(c.send("GET", "/cl", "").await.2, b"hello");
-        assert_eq!(o.connections.load(SeqCst), before + 1, "{path}");
+        let before = o.connections();
+        assert_eq!(c.round_trip("GET", "/cl", "").await.2, b"hello");
+        assert_eq!(o.connections(), before + 1, "{path}");
     }
     // A response lenient syntax allows still reaches the client (pingora's client reads it).
-    let (status, headers, body) = c.send("GET", "/fold", "").await;
+    let (status, headers, body) = c.round_trip("GET", "/fold", "").await;
     assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
     assert_eq!(header(&headers, "x-folded"), Some("a b"));
     // A body cut short stays short: the client's connection is closed, no error page added.
-    let (status, headers, body) = c.send("GET", "/cut-length", "").await;
+    let (status, headers, body) = c.round_trip("GET", "/cut-length", "").await;
     assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
     assert_eq!(header(&headers, "content-length"), Some("100"));
 }

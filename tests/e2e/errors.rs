@@ -1,6 +1,5 @@
 //! Retry on connect refusal, and the 502 / 503 / 504 answers.
 
-use crate::balancing::wait_until;
 use crate::common::*;
 use std::time::Duration;
 

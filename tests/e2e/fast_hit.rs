@@ -2,9 +2,10 @@
 //! pingora-cache's hit path gives (same status, fields, Age, X-Cache, body), for every kind of
 //! request, whichever path serves it; and the hit is counted and logged as one.
 
-use crate::balancing::wait_until;
+use crate::common::raw::{header, Wire};
+use crate::common::raw_origin::RawOrigin;
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
-use crate::direct::{header, proxy_with, record, Client, RawOrigin};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// A response as the client saw it: status, header lines sorted (names lower-cased, Date's and
@@ -35,11 +36,7 @@ fn seen(status: u16, head: &str, body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
     let o = RawOrigin::start().await;
-    let sink = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let log = format!(
-        "[[access_log.targets]]\naddress = \"{}\"\nformat = \"json\"\n",
-        sink.local_addr().unwrap()
-    );
+    let (sink, log) = json_sink().await;
     let own = proxy_with(&[o.addr], true, &log, 1, "").await;
     let theirs = proxy_with(&[o.addr], false, "", 1, "").await;
     let cases = [
@@ -71,10 +68,10 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
     ];
     let mut answers = Vec::new();
     for gh in [&own, &theirs] {
-        let mut c = Client::connect(gh.addr).await;
+        let mut c = Wire::connect(gh.addr).await;
         let mut got = Vec::new();
         for (method, path, extra) in cases {
-            let (status, head, body) = c.send(method, path, extra).await;
+            let (status, head, body) = c.round_trip(method, path, extra).await;
             got.push(seen(status, &head, &body));
         }
         answers.push(got);
@@ -155,7 +152,7 @@ async fn hits_from_the_own_loop_answer_what_pingoras_cache_answers() {
 async fn records(sink: &tokio::net::UdpSocket, n: usize) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for _ in 0..n {
-        out.push(record(sink).await);
+        out.push(json_record(sink).await);
     }
     out
 }
@@ -164,23 +161,23 @@ async fn records(sink: &tokio::net::UdpSocket, n: usize) -> Vec<serde_json::Valu
 async fn a_purged_or_expired_object_is_not_served_from_the_own_loop() {
     let o = RawOrigin::start().await;
     let gh = proxy_with(&[o.addr], true, "", 1, "max_ttl = \"4s\"\ngrace = \"0s\"").await;
-    let mut c = Client::connect(gh.addr).await;
+    let mut c = Wire::connect(gh.addr).await;
     let x_cache = |head: &str| header(head, "x-cache").unwrap_or_default().to_string();
-    let (_, first, _) = c.send("GET", "/cached", "").await;
-    let (_, second, _) = c.send("GET", "/cached", "").await;
+    let (_, first, _) = c.round_trip("GET", "/cached", "").await;
+    let (_, second, _) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(
         (x_cache(&first), x_cache(&second)),
         ("miss".into(), "hit".into())
     );
     // Fresh for 4 s less the 2 s it was already old (its Age): past that, not a hit any more.
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let (status, third, body) = c.send("GET", "/cached", "").await;
+    let (status, third, body) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(status, 200);
     assert_ne!(x_cache(&third), "hit", "{third}");
     assert_eq!(body, b"hello");
     let rt = gh.gh.shared.current();
     assert_eq!(rt.cache.purge("site.test", "/cached"), 1);
-    let (_, fourth, _) = c.send("GET", "/cached", "").await;
+    let (_, fourth, _) = c.round_trip("GET", "/cached", "").await;
     assert_eq!(x_cache(&fourth), "miss", "purged: {fourth}");
     assert_eq!(o.heads().len(), 3);
 }
@@ -200,8 +197,8 @@ async fn http2_clients_get_the_same_hits_from_both_paths() {
             &format!("[server]\ndirect_exchange = {direct}\n"),
             1,
         );
-        let toml = crate::tls::tls_config_in(&section, addr, &o, &[&leaf], "", "");
-        let _gh = crate::tls::boot_tls(&toml).await;
+        let toml = crate::common::certs::tls_config_in(&section, addr, &o, &[&leaf], "", "");
+        let _gh = crate::common::certs::boot_tls(&toml).await;
         let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
         let url = format!("https://a.test:{}/h2", addr.port());
         let mut got = Vec::new();

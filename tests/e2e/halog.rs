@@ -1,22 +1,17 @@
 //! `format = "haproxy"` access logs read by HAProxy's own `halog` (Debian's `haproxy`
 //! package): its per-server and per-status figures must match the requests sent.
 
+use crate::common::syslog::record_text;
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tokio::net::UdpSocket;
 
 /// Records received until `n` have arrived, with their `<PRI>` stripped, as rsyslog's
 /// traditional file format stores them (what `halog` reads).
 async fn collect(sink: &UdpSocket, n: usize) -> String {
     let mut text = String::new();
-    let mut buf = vec![0u8; 65536];
     for _ in 0..n {
-        let len = tokio::time::timeout(Duration::from_secs(5), sink.recv(&mut buf))
-            .await
-            .expect("a record within 5 s")
-            .unwrap();
-        let line = std::str::from_utf8(&buf[..len]).unwrap();
+        let line = record_text(sink).await;
         let (_, rest) = line.split_once('>').expect("a <PRI> header");
         text.push_str(rest);
         text.push('\n');

@@ -1,7 +1,6 @@
 //! Active health checks: ejection within fall × interval, restore after rise, and no traffic to a
 //! new server until its first check passes.
 
-use crate::balancing::wait_until;
 use crate::common::*;
 use std::time::{Duration, Instant};
 

@@ -1,29 +1,18 @@
 //! Hostile input and faults: raw bytes over TCP, checking both the client's answer and what the
 //! origin received; limits; cache poisoning; servers that die or cut responses.
 
-use crate::balancing::wait_until;
+use crate::common::raw::{Act, ScriptOrigin, Wire};
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends raw bytes, reads until the server closes (or 3 s); returns the status codes seen.
 async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> (Vec<u16>, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(bytes).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    let text = String::from_utf8_lossy(&got).into_owned();
+    let mut wire = Wire::connect(addr).await;
+    assert!(wire.send(bytes).await, "request sent");
+    wire.open_after(Duration::from_secs(3)).await;
+    let text = String::from_utf8_lossy(&wire.buf).into_owned();
     // Status lines wherever they start: a pipelined response follows the previous body
     // directly, which need not end with a line break.
     let statuses = text
@@ -177,20 +166,18 @@ async fn limits_answer_with_their_own_status() {
     .await;
     assert_eq!(got, vec![413]);
     // Three requests per connection, then it closes.
-    let mut tcp = tokio::net::TcpStream::connect(gh.addr).await.unwrap();
+    let mut wire = Wire::connect(gh.addr).await;
     let mut answers = Vec::new();
     for i in 0..4 {
-        if tcp
-            .write_all(format!("GET /k{i} HTTP/1.1\r\n{h}\r\n").as_bytes())
+        if !wire
+            .send(format!("GET /k{i} HTTP/1.1\r\n{h}\r\n").as_bytes())
             .await
-            .is_err()
         {
             break;
         }
-        let mut buf = vec![0u8; 4096];
-        match tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answers.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            _ => break,
+        match wire.response(false, Duration::from_secs(3)).await {
+            Ok(answer) => answers.push(answer.head),
+            Err(_) => break,
         }
     }
     assert_eq!(answers.len(), 3, "{answers:?}");
@@ -269,32 +256,23 @@ async fn the_cache_cannot_be_poisoned_or_leak_credentials() {
     assert_eq!(r.text().await.unwrap(), "o:other.test");
 }
 
-/// An origin that sends headers for a 100 kB body, 1 kB of it, then resets.
-async fn cutting_origin() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let h = h.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                h.fetch_add(1, SeqCst);
-                let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nCache-Control: max-age=60\r\n\r\n";
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(&[b'x'; 1000]).await;
-                drop(s);
-            });
-        }
-    });
-    (addr, hits)
+/// An origin that sends headers for a 100 kB body, 1 kB of it, then closes.
+async fn cutting_origin() -> ScriptOrigin {
+    ScriptOrigin::start(|_| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nCache-Control: max-age=60\r\n\r\n";
+        vec![
+            Act::Write(head.as_bytes().to_vec()),
+            Act::Write(vec![b'x'; 1000]),
+            Act::Close,
+        ]
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_cut_mid_body_reaches_the_client_cut_and_is_not_cached() {
-    let (addr, hits) = cutting_origin().await;
+    let cutting = cutting_origin().await;
+    let addr = cutting.addr;
     let gh = boot(&format!(
         "[pools.web.health]\nenabled = false\n[[pools.web.servers]]\naddress = \"{addr}\"\n[[routes]]\npool = \"web\"\n"
     ))
@@ -309,7 +287,7 @@ async fn a_response_cut_mid_body_reaches_the_client_cut_and_is_not_cached() {
             "the client sees a cut response, never a complete one"
         );
     }
-    assert_eq!(hits.load(SeqCst), 2, "the cut response was not cached");
+    assert_eq!(cutting.seen().len(), 2, "the cut response was not cached");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,79 +2,36 @@
 //! connections in total and per address, idle keep-alive connections, connect and upstream
 //! timeouts. Each refusal is checked on the wire, in the access log and in the metrics.
 
+use crate::common::raw::{Msg, Wire};
+use crate::common::syslog::{json_record, json_sink};
 use crate::common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
-
-/// A JSON-lines access log target on a UDP socket of the test's.
-async fn json_log() -> (UdpSocket, String) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let section = format!(
-        "[[access_log.targets]]\ntransport = \"udp\"\naddress = \"{}\"\nformat = \"json\"\n",
-        sock.local_addr().unwrap()
-    );
-    (sock, section)
-}
-
-async fn next_record(sock: &UdpSocket) -> serde_json::Value {
-    let mut buf = vec![0u8; 65536];
-    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
-        .await
-        .expect("a log record within 5 s")
-        .unwrap();
-    serde_json::from_slice(&buf[..n]).unwrap()
-}
+use tokio::net::TcpSocket;
 
 /// One series of gatehouse's metrics, by its exact `name{labels}`.
 async fn metric(gh: &Proxy, series: &str) -> f64 {
     let text = metrics_text(gh.gh.shared.current().config.admin.address).await;
-    *crate::metrics::parse(&text)
+    *parse_metrics(&text)
         .get(series)
         .unwrap_or_else(|| panic!("no {series} in metrics"))
 }
 
-/// Reads one response (headers and a Content-Length body) from a kept-alive connection.
-async fn read_response(tcp: &mut TcpStream) -> Option<String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return (!got.is_empty()).then(|| String::from_utf8_lossy(&got).into_owned());
-        }
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if got.len() >= end + 4 + len {
-                return Some(text.into_owned());
-            }
-        }
-    }
+/// The next response on `wire`, each read within 5 s.
+async fn response_on(wire: &mut Wire) -> Msg {
+    wire.response(false, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("no response: {e}"))
 }
 
 /// A kept-alive connection from `source` (any 127.x address) that has done one request.
-async fn open_from(source: [u8; 4], to: SocketAddr) -> (TcpStream, String) {
+async fn open_from(source: [u8; 4], to: SocketAddr) -> (Wire, Msg) {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from((source, 0))).unwrap();
-    let mut tcp = sock.connect(to).await.unwrap();
-    tcp.write_all(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_response(&mut tcp).await.unwrap_or_default();
-    (tcp, answer)
+    let mut wire = Wire::over(sock.connect(to).await.unwrap());
+    assert!(wire.send(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n").await);
+    let answer = response_on(&mut wire).await;
+    (wire, answer)
 }
 
 /// Waits (up to 3 s) for a gauge to reach `want`.
@@ -88,18 +45,10 @@ async fn settle<F: std::future::Future<Output = f64>>(read: &impl Fn() -> F, wan
     panic!("gauge never reached {want}");
 }
 
-fn status(answer: &str) -> u16 {
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_headers_gets_408_and_others_are_served() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!(
         "[timeouts]\nclient_header = \"1s\"\n[access_log]\n{targets}{}",
         one_route(&[&o])
@@ -107,35 +56,29 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
     .await;
     // Idle between requests is the idle timeout's business, not the header deadline's (a new
     // connection's first request comes within the header deadline: `deadlines.rs`).
-    let mut patient = TcpStream::connect(gh.addr).await.unwrap();
-    patient
-        .write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let first = read_response(&mut patient).await.unwrap_or_default();
-    assert_eq!(status(&first), 200, "{first}");
+    let mut patient = Wire::connect(gh.addr).await;
+    assert!(
+        patient
+            .send(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+    );
+    let first = response_on(&mut patient).await;
+    assert_eq!(first.status(), 200, "{first:?}");
     // The slowloris: one header line every 200 ms, forever.
-    let mut slow = TcpStream::connect(gh.addr).await.unwrap();
-    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n")
-        .await
-        .unwrap();
+    let mut slow = Wire::connect(gh.addr).await;
+    assert!(slow.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n").await);
     let started = Instant::now();
     let trickle = tokio::spawn(async move {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1024];
         for i in 0..50 {
             let line = format!("X-Slow-{i}: 1\r\n");
-            if slow.write_all(line.as_bytes()).await.is_err() {
+            if !slow.send(line.as_bytes()).await
+                || !slow.open_after(Duration::from_millis(200)).await
+            {
                 break;
-            }
-            match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-                Err(_) => {}
             }
         }
         (
-            String::from_utf8_lossy(&got).into_owned(),
+            String::from_utf8_lossy(&slow.buf).into_owned(),
             started.elapsed(),
         )
     });
@@ -156,15 +99,16 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
         "the trickled request never reaches the origin"
     );
     // The patient connection waited 1.5 s+ before its second request, and is still served.
-    patient
-        .write_all(b"GET /patient HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let late = read_response(&mut patient).await.unwrap_or_default();
-    assert_eq!(status(&late), 200, "{late}");
+    assert!(
+        patient
+            .send(b"GET /patient HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+    );
+    let late = response_on(&mut patient).await;
+    assert_eq!(late.status(), 200, "{late:?}");
     let mut timeouts = Vec::new();
     for _ in 0..12 {
-        let r = next_record(&log).await;
+        let r = json_record(&log).await;
         if r["status"] == 408 {
             timeouts.push(r);
         }
@@ -185,7 +129,7 @@ async fn a_client_trickling_headers_gets_408_and_others_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_total_or_per_client_limit_get_503() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!(
         "[limits]\nmax_connections = 3\nmax_connections_per_client = 2\n[access_log]\n{targets}{}",
         one_route(&[&o])
@@ -193,25 +137,29 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
     .await;
     let open = || metric(&gh, "gatehouse_client_connections");
     let (_a1, r) = open_from([127, 0, 0, 1], gh.addr).await;
-    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(r.status(), 200, "{r:?}");
     let (_a2, r) = open_from([127, 0, 0, 1], gh.addr).await;
-    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(r.status(), 200, "{r:?}");
     // A third from the same address: over the per-client limit.
     let (_a3, r) = open_from([127, 0, 0, 1], gh.addr).await;
-    assert_eq!(status(&r), 503, "{r}");
-    assert!(r.contains("too many connections"), "{r}");
-    assert!(r.to_ascii_lowercase().contains("connection: close"), "{r}");
+    let text = r.head.clone() + &String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status(), 503, "{text}");
+    assert!(text.contains("too many connections"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
     drop(_a3);
     // Another address still gets in, up to the total.
     settle(&open, 2.0).await;
     let (_b1, r) = open_from([127, 0, 0, 2], gh.addr).await;
-    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(r.status(), 200, "{r:?}");
     let (_b2, r) = open_from([127, 0, 0, 2], gh.addr).await;
-    assert_eq!(status(&r), 503, "over the total: {r}");
+    assert_eq!(r.status(), 503, "over the total: {r:?}");
     assert_eq!(o.seen().len(), 3, "refused requests never reach the origin");
     let mut errors = Vec::new();
     for _ in 0..5 {
-        let rec = next_record(&log).await;
+        let rec = json_record(&log).await;
         errors.push((rec["status"].as_u64().unwrap(), rec["error"].clone()));
     }
     assert!(errors.contains(&(503, "too many connections from this client".into())));
@@ -220,7 +168,7 @@ async fn connections_over_the_total_or_per_client_limit_get_503() {
     drop((_a1, _a2, _b1, _b2));
     settle(&open, 0.0).await;
     let (_c, r) = open_from([127, 0, 0, 1], gh.addr).await;
-    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(r.status(), 200, "{r:?}");
     assert_eq!(
         metric(
             &gh,
@@ -247,15 +195,12 @@ async fn an_idle_keepalive_connection_is_closed_after_client_idle() {
         one_route(&[&o])
     ))
     .await;
-    let (mut tcp, r) = open_from([127, 0, 0, 1], gh.addr).await;
-    assert_eq!(status(&r), 200);
+    let (mut wire, r) = open_from([127, 0, 0, 1], gh.addr).await;
+    assert_eq!(r.status(), 200);
     let started = Instant::now();
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
-        .await
-        .expect("closed by gatehouse within 5 s")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "closed without a response");
+    let open = wire.open_after(Duration::from_secs(5)).await;
+    assert!(!open, "closed by gatehouse within 5 s");
+    assert!(wire.buf.is_empty(), "closed without a response");
     let idle = started.elapsed();
     assert!(
         idle >= Duration::from_millis(800) && idle < Duration::from_secs(4),
@@ -303,20 +248,18 @@ async fn a_server_that_does_not_accept_is_a_504_after_the_connect_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_is_answered_400_and_logged() {
     let o = Origin::start("o").await;
-    let (log, targets) = json_log().await;
+    let (log, targets) = json_sink().await;
     let gh = boot(&format!("[access_log]\n{targets}{}", one_route(&[&o]))).await;
-    let mut bad = TcpStream::connect(gh.addr).await.unwrap();
-    bad.write_all(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_response(&mut bad).await.unwrap_or_default();
-    assert_eq!(status(&answer), 400, "{answer}");
-    let r = next_record(&log).await;
+    let mut bad = Wire::connect(gh.addr).await;
+    assert!(bad.send(b"GET / HTTP/1.1\r\nHost : a\r\n\r\n").await);
+    let answer = response_on(&mut bad).await;
+    assert_eq!(answer.status(), 400, "{answer:?}");
+    let r = json_record(&log).await;
     assert_eq!(r["status"], 400, "{r}");
     assert_eq!(r["error"], "bad request");
     assert_eq!(r["termination"], "client_abort");
     assert!(o.seen().is_empty(), "the origin never sees it");
     // Other clients are unaffected, and logged as usual.
     assert_eq!(get(&client(), &gh.url("/ok")).await.0, 200);
-    assert_eq!(next_record(&log).await["status"], 200);
+    assert_eq!(json_record(&log).await["status"], 200);
 }

@@ -2,20 +2,6 @@
 //! parser and `promtool check metrics` (package prometheus; GATEHOUSE_TEST_SKIP=promtool skips it).
 
 use crate::common::*;
-use std::collections::HashMap;
-
-/// `name{labels}` → value, from the Prometheus text format.
-pub fn parse(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("series and value");
-        out.insert(series.to_string(), value.parse().expect("a number"));
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_have_the_exact_expected_values() {
@@ -57,7 +43,7 @@ async fn counters_have_the_exact_expected_values() {
     let mut text = String::new();
     for _ in 0..50 {
         text = metrics_text(addr).await;
-        let done = parse(&text);
+        let done = parse_metrics(&text);
         let count = |k: &str| done.get(k).copied().unwrap_or(0.0);
         if count(r#"gatehouse_request_duration_seconds_count{route="site"}"#) == 8.0
             && count(r#"gatehouse_request_duration_seconds_count{route="ro"}"#) == 2.0
@@ -66,7 +52,7 @@ async fn counters_have_the_exact_expected_values() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let m = parse(&text);
+    let m = parse_metrics(&text);
     let v = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no series {k}\n{text}"));
     assert_eq!(
         v(r#"gatehouse_requests_total{code="2xx",pool="web",route="site",server="a"}"#),

@@ -2,16 +2,16 @@
 //! (connected and closed, never a handshake) is neither counted as a failed TLS handshake nor
 //! reported as client noise.
 
+use crate::common::certs::tls_config;
 use crate::common::certs::Ca;
 use crate::common::*;
-use crate::tls::tls_config;
 use gatehouse::Config;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Failed TLS handshakes counted by a gatehouse process, all reasons together.
 async fn failed_handshakes(admin: std::net::SocketAddr) -> f64 {
-    crate::metrics::parse(&metrics_text(admin).await)
+    parse_metrics(&metrics_text(admin).await)
         .iter()
         .filter(|(series, _)| series.starts_with("gatehouse_tls_handshake_failures_total"))
         .map(|(_, n)| n)

@@ -1,12 +1,12 @@
 //! Read-only mode: writes refused without reaching a server, reads served, allow-lists, the
 //! logged-out sub-mode, runtime toggles that persist and expire, and the Lanyrd migration.
 
-use crate::balancing::wait_until;
+use crate::common::ctl::ctl;
+use crate::common::raw::Wire;
 use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn readonly_proxy(o: &Origin, readonly: &str, routes: &str) -> Proxy {
     boot(&format!(
@@ -63,28 +63,19 @@ async fn writes_get_503_and_never_reach_a_server_while_reads_are_served() {
 async fn a_large_upload_is_answered_at_once_and_its_connection_closed() {
     let o = Origin::start("o").await;
     let gh = readonly_proxy(&o, "enabled = true", "").await;
-    let mut tcp = tokio::net::TcpStream::connect(gh.addr).await.unwrap();
+    let mut wire = Wire::connect(gh.addr).await;
     let started = Instant::now();
-    tcp.write_all(
-        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    tcp.write_all(&vec![b'a'; 64 * 1024]).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    assert!(
+        wire.send(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 104857600\r\n\r\n",
+        )
+        .await
+    );
+    assert!(wire.send(&vec![b'a'; 64 * 1024]).await);
     // Read until the server closes: a 100 MB body would take far longer to drain.
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the connection was not closed");
-    let text = String::from_utf8_lossy(&got);
+    let open = wire.open_after(Duration::from_secs(5)).await;
+    assert!(!open, "the connection was not closed");
+    let text = String::from_utf8_lossy(&wire.buf);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(o.hits(), 0);
@@ -196,24 +187,20 @@ async fn the_switch_works_from_the_api_and_ctl_persists_and_expires() {
     );
 
     // ctl turns it off, then on for one second: it expires by itself.
-    let admin = gh.shared.current().config.admin.address.to_string();
-    let ctl = |args: &[&str]| {
+    let admin = gh.shared.current().config.admin.address;
+    let readonly = |args: &[&str]| {
         let args: Vec<&str> = std::iter::once("readonly")
             .chain(args.iter().copied())
             .collect();
-        let out = crate::common::ctl(&admin, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = ctl(admin, &args);
+        assert_eq!(code, 0, "{err}");
+        out
     };
-    assert!(tokio::task::block_in_place(|| ctl(&["off"])).contains("read-only: off"));
+    assert!(readonly(&["off"]).contains("read-only: off"));
     assert_eq!(post(&c).await.unwrap().status(), 200);
     // Three seconds: long enough for the check below on a loaded machine (the suite runs
     // handshake-heavy tests alongside).
-    let out = tokio::task::block_in_place(|| ctl(&["on", "--reason", "cutover", "--for", "3s"]));
+    let out = readonly(&["on", "--reason", "cutover", "--for", "3s"]);
     assert!(out.contains("read-only: ON (cutover)"), "{out}");
     assert_eq!(post(&c).await.unwrap().status(), 503);
     tokio::time::sleep(Duration::from_millis(3200)).await;

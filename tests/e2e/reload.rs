@@ -1,108 +1,11 @@
 //! Config reload (admin API, SIGHUP) all or nothing, under load; what survives a reload; and
 //! the binary upgrade hand-off under load.
 
-use crate::balancing::wait_until;
+use crate::common::process::{pool_of, spawn_gatehouse, wait_listening, ConfigFile, Load};
 use crate::common::*;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A config file whose pool is `servers` (no health checks), on fixed listener/admin ports.
-pub(crate) struct ConfigFile {
-    pub(crate) path: PathBuf,
-    section: String,
-    pub(crate) listen: std::net::SocketAddr,
-}
-
-impl ConfigFile {
-    pub(crate) fn new() -> ConfigFile {
-        let dir = state_dir();
-        ConfigFile {
-            path: dir.join("gatehouse.toml"),
-            section: server_section_in(&dir),
-            listen: free_port(),
-        }
-    }
-
-    pub(crate) fn write(&self, body: &str) {
-        std::fs::write(
-            &self.path,
-            format!(
-                "{}[[listeners]]\naddress = \"{}\"\n{body}",
-                self.section, self.listen
-            ),
-        )
-        .unwrap();
-    }
-
-    pub(crate) fn admin(&self) -> std::net::SocketAddr {
-        gatehouse::Config::load(&self.path).unwrap().admin.address
-    }
-}
-
-pub(crate) fn pool_of(origins: &[&Origin], extra: &str) -> String {
-    format!(
-        "{}{extra}[[routes]]\npool = \"web\"\n",
-        unchecked_pool("web", origins)
-    )
-}
-
-/// A bounded load loop: `workers` clients sending GETs until stopped; counts ok and failed.
-pub(crate) struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    pub(crate) fn start(addr: std::net::SocketAddr, workers: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let tasks = (0..workers)
-            .map(|w| {
-                let (stop, ok, failed, c) = (stop.clone(), ok.clone(), failed.clone(), client());
-                tokio::spawn(async move {
-                    let mut i = 0;
-                    while !stop.load(SeqCst) && i < 100_000 {
-                        i += 1;
-                        match c.get(format!("http://{addr}/load/{w}/{i}")).send().await {
-                            Ok(r) if r.status() == 200 => ok.fetch_add(1, SeqCst),
-                            other => {
-                                eprintln!(
-                                    "failed request at {:?}: {:?}",
-                                    std::time::SystemTime::now(),
-                                    other.map(|r| r.status())
-                                );
-                                failed.fetch_add(1, SeqCst)
-                            }
-                        };
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failed,
-            tasks,
-        }
-    }
-
-    /// Requests answered 200 so far.
-    pub(crate) fn ok(&self) -> usize {
-        self.ok.load(SeqCst)
-    }
-
-    pub(crate) async fn finish(self) -> (usize, usize) {
-        self.stop.store(true, SeqCst);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        (self.ok.load(SeqCst), self.failed.load(SeqCst))
-    }
-}
 
 async fn reload_via_api(admin: std::net::SocketAddr) -> (u16, serde_json::Value) {
     let r = client()
@@ -232,35 +135,12 @@ async fn cache_and_drain_state_survive_a_reload_and_a_removed_server_is_forgotte
     assert_eq!(s["state"], "ready");
 }
 
-pub(crate) fn spawn_gatehouse(config: &Path, upgrade: bool, log: &Path) -> std::process::Child {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    cmd.args(["run", "-c"]).arg(config);
-    if upgrade {
-        cmd.arg("--upgrade");
-    }
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
-}
-
 fn signal(child: &std::process::Child, sig: &str) {
     let status = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-pub(crate) async fn wait_listening(addr: std::net::SocketAddr) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{addr} never listened");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,7 +86,7 @@ async fn ramps_back_in(balance: &str) {
         "{balance}: {left} ms left after {ran_ms} ms: {view}"
     );
     let m = metrics_text(gh.gh.shared.current().config.admin.address).await;
-    let series = crate::metrics::parse(&m);
+    let series = parse_metrics(&m);
     let key = "gatehouse_server_weight{pool=\"web\",server=\"b\"}";
     let ran = ramp_fraction(asked);
     assert!(

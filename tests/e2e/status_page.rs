@@ -1,7 +1,6 @@
 //! The status page in a real headless browser (Debian's chromium driven over WebDriver by
 //! chromedriver): it loads, shows both servers, and its "drain" button drains a server.
 
-use crate::balancing::wait_until;
 use crate::common::*;
 use base64::Engine;
 use serde_json::{json, Value};

@@ -1,120 +1,17 @@
 //! TLS termination: certificates by SNI, strict SNI, ALPN h2/http1.1, old protocol versions
 //! refused, certificate swap on reload, `check` on certificate problems, redirect and HSTS.
 
-use crate::common::certs::{cert_entries, Ca, Leaf};
+use crate::common::certs::{boot_tls, cert_entries, tls_config, tls_config_in, Ca, Leaf};
+use crate::common::tls_client::{get_on, handshake, Tls};
 use crate::common::*;
 use gatehouse::Config;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Accepts any certificate: these tests look at *which* certificate was served.
-#[derive(Debug)]
-pub(crate) struct AcceptAny;
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-pub(crate) type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
-
-/// Handshakes with `sni` (None: an IP name, so no SNI is sent) and offers `alpn`.
-pub(crate) async fn handshake(
-    addr: SocketAddr,
-    sni: Option<&str>,
-    alpn: &[&[u8]],
-) -> std::io::Result<Tls> {
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AcceptAny))
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let name = match sni {
-        Some(n) => ServerName::try_from(n.to_string()).unwrap(),
-        None => ServerName::IpAddress(addr.ip().into()),
-    };
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-}
 
 fn served(tls: &Tls) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().unwrap()[0].clone()
-}
-
-/// A one-pool config with one TLS listener; `tls_extra` goes into `[listeners.tls]`.
-pub(crate) fn tls_config(
-    addr: SocketAddr,
-    origin: &Origin,
-    leaves: &[&Leaf],
-    tls_extra: &str,
-    listener_extra: &str,
-) -> String {
-    tls_config_in(
-        &server_section(),
-        addr,
-        origin,
-        leaves,
-        tls_extra,
-        listener_extra,
-    )
-}
-
-/// `tls_config` with a given `[server]`/`[admin]` section (reloads must keep the admin address).
-pub(crate) fn tls_config_in(
-    section: &str,
-    addr: SocketAddr,
-    origin: &Origin,
-    leaves: &[&Leaf],
-    tls_extra: &str,
-    listener_extra: &str,
-) -> String {
-    format!(
-        "{section}[[listeners]]\nname = \"https\"\naddress = \"{addr}\"\n{listener_extra}\n[listeners.tls]\n{tls_extra}\n{}\n{}",
-        cert_entries(leaves),
-        one_route(&[origin]),
-    )
-}
-
-pub(crate) async fn boot_tls(toml: &str) -> gatehouse::Gatehouse {
-    boot_config(Config::from_toml(toml, "test").unwrap_or_else(|e| panic!("{e}\n{toml}"))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,23 +158,6 @@ async fn tls_1_0_and_1_1_client_hellos_are_refused() {
     assert!(handshake(addr, Some("a.test"), &[b"http/1.1"])
         .await
         .is_ok());
-}
-
-pub(crate) async fn get_on(tls: &mut Tls, host: &str) -> String {
-    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-    tls.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let mut got = Vec::new();
-    while !got.ends_with(b"o") {
-        let n = tls.read(&mut buf).await.unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
 }
 
 fn write_config(path: &Path, toml: &str) {
@@ -508,7 +388,7 @@ async fn failed_handshakes_are_counted_not_logged_one_by_one() {
     let mut counted = 0.0;
     for _ in 0..100 {
         let text = metrics_text(admin).await;
-        counted = crate::metrics::parse(&text)
+        counted = parse_metrics(&text)
             .get(r#"gatehouse_tls_handshake_failures_total{reason="eof"}"#)
             .copied()
             .unwrap_or(0.0);

@@ -3,8 +3,9 @@
 //! thousands of other clients, across two processes sharing a key file — or not at all.
 
 use crate::common::certs::Ca;
+use crate::common::certs::{boot_tls, tls_config, tls_config_in};
+use crate::common::tls_client::{accept_any_config, get_on, AcceptAny, Tls};
 use crate::common::*;
-use crate::tls::{boot_tls, get_on, tls_config, tls_config_in, AcceptAny, Tls};
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
 use rustls::{HandshakeKind, ProtocolVersion};
@@ -21,13 +22,7 @@ fn client(
     if let Some(g) = groups {
         provider.kx_groups = g;
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut config = accept_any_config(provider, versions, &[b"http/1.1"]);
     if !resume {
         config.resumption = Resumption::disabled();
     }
@@ -35,10 +30,8 @@ fn client(
 }
 
 async fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tokio_rustls::TlsConnector::from(config.clone())
-        .connect(ServerName::try_from("a.test").unwrap(), tcp)
-        .await
+    let name = ServerName::try_from("a.test").unwrap();
+    crate::common::tls_client::connect(addr, name, config.clone()).await
 }
 
 /// Connects, makes one request (so TLS 1.3 tickets arrive) and says how the handshake went.
@@ -195,8 +188,10 @@ async fn two_processes_sharing_a_key_file_resume_each_others_sessions() {
         let path = dir.join(format!("node{i}.toml"));
         std::fs::write(&path, tls_config(addr, &o, &[&a], &shared, "")).unwrap();
         let log = dir.join(format!("node{i}.log"));
-        nodes.push(Reap(crate::reload::spawn_gatehouse(&path, false, &log)));
-        crate::reload::wait_listening(addr).await;
+        nodes.push(Reap(crate::common::process::spawn_gatehouse(
+            &path, false, &log,
+        )));
+        crate::common::process::wait_listening(addr).await;
     }
     let _g3 = boot_tls(&tls_config(alone, &o, &[&a], "", "")).await;
     for versions in [TLS13, TLS12] {
@@ -238,43 +233,6 @@ async fn without_tickets_or_cache_nothing_resumes() {
             HandshakeKind::Resumed,
             "{versions:?}"
         );
-    }
-}
-
-/// Records the OCSP response the server staples, accepting any certificate.
-#[derive(Debug, Default)]
-struct StapleSeen(std::sync::Mutex<Vec<u8>>);
-
-impl rustls::client::danger::ServerCertVerifier for StapleSeen {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &ServerName<'_>,
-        ocsp: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        *self.0.lock().unwrap() = ocsp.to_vec();
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        AcceptAny.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        AcceptAny.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        AcceptAny.supported_verify_schemes()
     }
 }
 
@@ -352,16 +310,12 @@ async fn the_ocsp_response_is_stapled_checked_and_reloaded() {
     let path = f.dir.join("gatehouse.toml");
     std::fs::write(&path, config("first.der")).unwrap();
     let gh = boot_config(gatehouse::Config::load(&path).unwrap()).await;
-    let seen = Arc::new(StapleSeen::default());
+    let seen = Arc::new(AcceptAny::default());
     let mut c = (*client(TLS13, None, false)).clone();
     c.dangerous().set_certificate_verifier(seen.clone());
     let c = Arc::new(c);
     drop(connect(addr, &c).await.unwrap());
-    assert_eq!(
-        *seen.0.lock().unwrap(),
-        first,
-        "the file's response is stapled"
-    );
+    assert_eq!(seen.stapled(), first, "the file's response is stapled");
     let (_, v) = admin_call(&gh, "GET", "/api/tls", None).await;
     let cert = &v["listeners"][0]["certificates"][0];
     assert!(
@@ -388,7 +342,7 @@ async fn the_ocsp_response_is_stapled_checked_and_reloaded() {
     );
     gh.shared.reload_from(&path).unwrap();
     drop(connect(addr, &c).await.unwrap());
-    assert_eq!(*seen.0.lock().unwrap(), second);
+    assert_eq!(seen.stapled(), second);
 
     // A revoked certificate's response, or no file at all: check refuses, with the key path.
     f.respond("revoked.der", 'R', 3);

@@ -6,7 +6,6 @@
 
 use crate::common::raw::{shown, Act, Msg, ScriptOrigin, Wire};
 use crate::common::*;
-use crate::direct::proxy_with;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty};
 use std::convert::Infallible;
@@ -304,7 +303,7 @@ async fn tls_to(origin: SocketAddr, direct: bool) -> (Proxy, crate::common::cert
          address = \"{origin}\"\n[[routes]]\npool = \"web\"\n[routes.cache]\nenabled = false\n",
         certs::cert_entries(&[&leaf])
     );
-    let gh = crate::tls::boot_tls(&toml).await;
+    let gh = crate::common::certs::boot_tls(&toml).await;
     (Proxy { gh, addr }, ca)
 }
 
@@ -313,7 +312,7 @@ async fn h2_send(
     addr: SocketAddr,
     req: http::Request<BoxBody<Bytes, Infallible>>,
 ) -> Result<(u16, Bytes), String> {
-    let tls = crate::tls::handshake(addr, Some("a.test"), &[b"h2"])
+    let tls = crate::common::tls_client::handshake(addr, Some("a.test"), &[b"h2"])
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let io = hyper_util::rt::TokioIo::new(tls);
