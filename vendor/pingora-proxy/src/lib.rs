@@ -652,12 +652,9 @@ impl Session {
         )
     }
 
-    /// Create a new [Session] from the given [Stream] with modules
-    ///
-    /// This function is mostly used for testing and mocking, given the shutdown flag will never be
-    /// set.
     /// gatehouse patch 11: a session over any downstream session already built (an HTTP/2
-    /// stream accepted by the app's own loop), as `process_new_http` makes one.
+    /// stream accepted by the app's own loop), as `process_new_http` makes one. The shutdown
+    /// flag is never set.
     pub fn new_with_modules(
         downstream_session: Box<HttpSession>,
         downstream_modules: &HttpModules,
@@ -671,6 +668,10 @@ impl Session {
         )
     }
 
+    /// Create a new [Session] from the given [Stream] with modules
+    ///
+    /// This function is mostly used for testing and mocking, given the shutdown flag will never be
+    /// set.
     pub fn new_h1_with_modules(stream: Stream, downstream_modules: &HttpModules) -> Self {
         Self::new(
             Box::new(HttpSession::new_http1(stream)),
