@@ -65,23 +65,22 @@ pub async fn write_body(
         return Ok(());
     }
 
-    // gatehouse patch 18: one deadline for the whole buffer, not one per capacity grant, so a
-    // peer that opens its window a few bytes at a time cannot keep the write alive forever.
-    let write_all = async {
-        while !remaining.is_empty() {
-            reserve_and_send(writer, &mut remaining, end).await?;
+    loop {
+        match write_timeout {
+            Some(t) => match timeout(t, reserve_and_send(writer, &mut remaining, end)).await {
+                Ok(res) => res?,
+                Err(_) => Error::e_explain(
+                    WriteTimedout,
+                    format!("while writing h2 request body, timeout: {t:?}"),
+                )?,
+            },
+            None => {
+                reserve_and_send(writer, &mut remaining, end).await?;
+            }
         }
-        Ok(())
-    };
-    match write_timeout {
-        Some(t) => match timeout(t, write_all).await {
-            Ok(res) => res,
-            Err(_) => Error::e_explain(
-                WriteTimedout,
-                format!("while writing h2 request body, timeout: {t:?}"),
-            ),
-        },
-        None => write_all.await,
+        if remaining.is_empty() {
+            return Ok(());
+        }
     }
 }
 
