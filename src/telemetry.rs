@@ -138,10 +138,12 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     let mut m = Message(String::new());
     event.record(&mut m);
     if from_h2 {
-        return m
-            .0
-            .contains("remotely-reset pending-accept streams reached limit")
-            .then_some(Noise::ResetFlood);
+        // Either side's limit on reset streams: the client reset too many before they were
+        // accepted, or made gatehouse reset too many (malformed or refused streams).
+        let resets =
+            m.0.contains("remotely-reset pending-accept streams reached limit")
+                || m.0.contains("locally-reset streams reached limit");
+        return resets.then_some(Noise::ResetFlood);
     }
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {

@@ -113,7 +113,10 @@ async fn handshake_unless<C>(
             Err(e) => {
                 // A client that closes before sending anything (a browser's unused preconnect)
                 // did nothing wrong; a malformed preface or SETTINGS is counted.
-                if !e.root_cause().to_string().contains("closed before reading preface") {
+                let cause = e.root_cause().to_string();
+                if !cause.contains("closed before reading preface")
+                    && !cause.contains("Connection reset")
+                {
                     crate::telemetry::client_misbehaved(Misbehaviour::H2Handshake);
                 }
                 tracing::debug!("H2 handshake error {e}");

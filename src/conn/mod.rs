@@ -197,4 +197,7 @@ pub fn reset_at_close(session: &pingora::proxy::Session) {
     if fd >= 0 {
         crate::pingora_ext::reset_at_close(fd);
     }
+    // Set only where the connection ends: pingora never reuses a client connection after a
+    // failed request (`fail_to_proxy`'s `can_reuse_downstream: false`, the fast path's
+    // `Done(None)`), so no later response is cut by this reset.
 }

@@ -67,8 +67,8 @@ pub fn run(args: CtlArgs, action: CtlAction) -> ExitCode {
     }
     let view = match View::read(&request.endpoint, answer.body) {
         Ok(view) => view,
-        // The JSON printed is the answer; a cluster wait needs the view.
-        Err(_) if args.json => return ExitCode::SUCCESS,
+        // The JSON printed is the answer; only a cluster wait needs the view.
+        Err(_) if args.json && cluster::wait_of(&action).is_none() => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gatehouse ctl: unexpected answer from the admin API: {e}");
             return ExitCode::FAILURE;

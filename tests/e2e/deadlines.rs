@@ -579,7 +579,7 @@ async fn a_slow_but_steady_reader_gets_a_large_hit_whole() {
 }
 
 /// Under Rapid Reset the log stays a few summary lines (`telemetry`'s report at most every few
-/// seconds), not a line per cancelled stream: the process's own log, at its usual level.
+/// seconds), not a line per cancelled stream: the process's own log, at `RUST_LOG=warn`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_leaves_a_few_log_lines() {
     let o = Origin::start("o").await;

@@ -165,10 +165,12 @@ pub async fn accept_downstream_sessions_capped<F>(
     // In-flight sessions, decremented by the `StreamGuard` given to `on_session`.
     let active = Arc::new(ActiveSessions::new(max_in_progress));
     loop {
-        if !shutdown_initiated && active.count.load(Ordering::Relaxed) >= max_in_progress {
+        // The cap holds while draining too: a client may keep opening streams until the
+        // final GOAWAY, and each accepted one is work that outlives this loop.
+        if active.count.load(Ordering::Relaxed) >= max_in_progress {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                _ = shutdown.changed(), if !shutdown_initiated => {
                     conn.graceful_shutdown();
                     shutdown_initiated = true;
                 }
