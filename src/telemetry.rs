@@ -276,19 +276,12 @@ impl<S: Subscriber> Layer<S> for QuietClientNoise {
             Noise::Handshake(reason) => {
                 HANDSHAKE_FAILURES[reason].1.fetch_add(1, Relaxed);
                 SINCE_HANDSHAKES.fetch_add(1, Relaxed);
+                summarise();
             }
-            Noise::HeaderTimeout => {
-                SINCE_HEADER_TIMEOUTS.fetch_add(1, Relaxed);
-            }
-            Noise::ResetFlood => {
-                MISBEHAVIOUR[Misbehaviour::ResetFlood as usize]
-                    .1
-                    .fetch_add(1, Relaxed);
-                SINCE_MISBEHAVIOUR.fetch_add(1, Relaxed);
-            }
-            Noise::SelfProbe => return false,
+            Noise::HeaderTimeout => header_timed_out(),
+            Noise::ResetFlood => client_misbehaved(Misbehaviour::ResetFlood),
+            Noise::SelfProbe => {}
         }
-        summarise();
         false
     }
 }

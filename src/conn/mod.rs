@@ -125,9 +125,7 @@ impl ConnTracker {
         };
         (guard, over)
     }
-}
 
-impl ConnTracker {
     /// Lists a connection from `ip` as waiting for its first request (`waiting`).
     pub(crate) fn waiting_for_request(
         &self,

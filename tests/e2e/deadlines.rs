@@ -141,6 +141,22 @@ async fn h2_client(tls: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
     send
 }
 
+/// GET `path` on `send`'s connection to `tls`; the response header, within 5 s.
+async fn h2_get(
+    send: &mut h2::client::SendRequest<bytes::Bytes>,
+    tls: SocketAddr,
+    path: &str,
+) -> http::Response<h2::RecvStream> {
+    let req = http::Request::get(format!("https://a.test:{}{path}", tls.port()))
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -166,14 +182,7 @@ async fn a_client_that_takes_nothing_loses_its_response_and_frees_the_server() {
     .await;
     // HTTP/2: the response header taken, its body never.
     let mut send = h2_client(tls).await;
-    let req = http::Request::get(format!("https://a.test:{}/big", tls.port()))
-        .body(())
-        .unwrap();
-    let (resp, _) = send.send_request(req, true).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
-        .await
-        .unwrap()
-        .unwrap();
+    let resp = h2_get(&mut send, tls, "/big").await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     wait_for(
@@ -256,14 +265,7 @@ async fn a_trickling_reader_is_cut_at_the_send_deadline() {
         .unwrap();
     tokio::spawn(conn);
     let mut send = send.ready().await.unwrap();
-    let req = http::Request::get(format!("https://a.test:{}/big", tls.port()))
-        .body(())
-        .unwrap();
-    let (resp, _) = send.send_request(req, true).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
-        .await
-        .unwrap()
-        .unwrap();
+    let resp = h2_get(&mut send, tls, "/big").await;
     let mut body = resp.into_body();
     let start = Instant::now();
     let ended = loop {
@@ -353,14 +355,7 @@ async fn requests_cancelled_at_once_never_reach_the_servers() {
     assert!(floods >= 3.0, "connections closed for resets: {floods}");
     // A client that waits for its answer is served.
     let mut send = h2_client(tls).await.ready().await.unwrap();
-    let req = http::Request::get(format!("https://a.test:{}/kept", tls.port()))
-        .body(())
-        .unwrap();
-    let (resp, _) = send.send_request(req, true).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
-        .await
-        .unwrap()
-        .unwrap();
+    let resp = h2_get(&mut send, tls, "/kept").await;
     assert_eq!(resp.status(), 200);
 }
 
