@@ -93,7 +93,9 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                // gatehouse patch 21: no buffer until a frame is buffered; `flush` frees it once
+                // everything is written, so an idle connection holds no write buffer.
+                buf: Cursor::new(BytesMut::new()),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -169,6 +171,11 @@ where
             }
         }
 
+        // gatehouse patch 21: everything buffered is written; give the buffer back.
+        if self.encoder.buf.get_ref().capacity() != 0 {
+            self.encoder.buf = Cursor::new(BytesMut::new());
+        }
+
         tracing::trace!("flushing buffer");
         // Flush the upstream
         ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
@@ -223,6 +230,10 @@ where
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
+        // gatehouse patch 21: the buffer is allocated when the first frame needs it.
+        if self.buf.get_ref().capacity() == 0 {
+            self.buf.get_mut().reserve(DEFAULT_BUFFER_CAPACITY);
+        }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
 
@@ -307,9 +318,10 @@ where
     }
 
     fn has_capacity(&self) -> bool {
+        // gatehouse patch 21: a buffer not yet allocated has room (`buffer` allocates it).
+        let capacity = self.buf.get_ref().capacity();
         self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+            && (capacity == 0 || capacity - self.buf.get_ref().len() >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {

@@ -158,7 +158,9 @@ impl Decoder {
             max_size_update: None,
             last_max_update: size,
             table: Table::new(size),
-            buffer: BytesMut::with_capacity(4096),
+            // gatehouse patch 22: allocated by the first Huffman string of a header block,
+            // sized to that block, and let go when the block is decoded.
+            buffer: BytesMut::new(),
         }
     }
 
@@ -256,6 +258,9 @@ impl Decoder {
             }
         }
 
+        // gatehouse patch 22: the strings decoded keep their part of the buffer alive; the
+        // decoder keeps none of it between header blocks.
+        self.buffer = BytesMut::new();
         Ok(())
     }
 
@@ -333,6 +338,11 @@ impl Decoder {
 
         let offset = (buf.position() - old_pos) as usize;
         if huff {
+            // gatehouse patch 22: room for every Huffman string left in this block (each
+            // code is at least 5 bits), so one allocation serves the whole block.
+            if self.buffer.capacity() - self.buffer.len() < len * 8 / 5 + 1 {
+                self.buffer.reserve(buf.remaining() * 8 / 5 + 1);
+            }
             let ret = {
                 let raw = &buf.chunk()[..len];
                 huffman::decode(raw, &mut self.buffer).map(|buf| StringMarker {
