@@ -15,11 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Client-side read buffering. pingora's default is 64 KiB per connection, which an idle
-/// keep-alive connection keeps (nginx and HAProxy hold a few KiB). Plain HTTP reads straight
-/// into the request's header buffer; TLS reads a record (up to 16 KiB + header) at a time.
-const TLS_READ_BUFFER: usize = 16 * 1024 + 256;
-
 /// pingora's own cap on attempts per request; each pool's `retries` is enforced below it.
 const MAX_ATTEMPTS: usize = 16;
 
@@ -60,10 +55,13 @@ fn add_listeners<A>(
         match (&l.tls, shared.tls.get(&l.name)) {
             (Some(t), Some(state)) => {
                 match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {
+                    // No read buffer under TLS: rustls keeps the records it reads in its own
+                    // buffer, so pingora's (16 KiB per connection, idle or not) was a second
+                    // copy. pingora's default is 64 KiB; nginx and HAProxy hold a few KiB.
                     Ok(settings) => proxy.add_listener(
                         ListenerConfig::tcp(addr)
                             .tls(settings)
-                            .l4_buffer(L4BufferSettings::default().read(TLS_READ_BUFFER)),
+                            .l4_buffer(L4BufferSettings::default().read(0)),
                     ),
                     Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
                 }

@@ -241,7 +241,8 @@ where
             return match &self.fast {
                 Some(fast) => {
                     let ip = peer.map(|a| a.ip());
-                    self.h2_streams(fast, stream, &settings, ip, shutdown).await;
+                    // Boxed: an HTTP/1 connection's future need not be the size of HTTP/2's.
+                    Box::pin(self.h2_streams(fast, stream, &settings, ip, shutdown)).await;
                     None
                 }
                 None => ServerApp::process_new(&self.app, stream, shutdown).await,
@@ -374,7 +375,9 @@ where
             }
         };
         let mut give_up = std::pin::pin!(give_up);
-        let handshake = h2::handshake(stream, self.app.h2_options());
+        // Boxed, as each large state of this future: what a connection holds while it idles
+        // is the size of its future, and the handshake's is freed when it ends.
+        let handshake = Box::pin(h2::handshake(stream, self.app.h2_options()));
         let Some(conn) = handshake_unless(handshake, give_up.as_mut()).await else {
             return;
         };
@@ -392,7 +395,7 @@ where
         let glitches = Arc::new(Glitches::default());
         // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
-        let streams_loop = crate::pingora_ext::accept_h2_streams(
+        let streams_loop = Box::pin(crate::pingora_ext::accept_h2_streams(
             conn,
             digest,
             closing,
@@ -411,7 +414,7 @@ where
                     shutdown,
                 );
             },
-        );
+        ));
         let reset_flood = async {
             glitches.exceeded().await;
             crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
