@@ -428,11 +428,13 @@ where
             // when that read finds nothing and no partial frame is buffered, so an idle
             // connection holds no read buffer.
             if self.inner.read_buffer().capacity() == 0 {
-                self.inner.read_buffer_mut().reserve(READ_BUFFER_CAPACITY);
+                *self.inner.read_buffer_mut() =
+                    super::spare::take(super::spare::Kind::Read, READ_BUFFER_CAPACITY);
             }
             let polled = Pin::new(&mut self.inner).poll_next(cx);
             if polled.is_pending() && self.inner.read_buffer().is_empty() {
-                *self.inner.read_buffer_mut() = BytesMut::new();
+                let buf = std::mem::take(self.inner.read_buffer_mut());
+                super::spare::give_back(super::spare::Kind::Read, buf);
             }
             let bytes = match ready!(polled) {
                 Some(Ok(bytes)) => bytes,

@@ -173,7 +173,9 @@ where
 
         // gatehouse patch 21: everything buffered is written; give the buffer back.
         if self.encoder.buf.get_ref().capacity() != 0 {
-            self.encoder.buf = Cursor::new(BytesMut::new());
+            let buf = std::mem::take(self.encoder.buf.get_mut());
+            self.encoder.buf.set_position(0);
+            super::spare::give_back(super::spare::Kind::Write, buf);
         }
 
         tracing::trace!("flushing buffer");
@@ -232,7 +234,8 @@ where
         assert!(self.has_capacity());
         // gatehouse patch 21: the buffer is allocated when the first frame needs it.
         if self.buf.get_ref().capacity() == 0 {
-            self.buf.get_mut().reserve(DEFAULT_BUFFER_CAPACITY);
+            *self.buf.get_mut() =
+                super::spare::take(super::spare::Kind::Write, DEFAULT_BUFFER_CAPACITY);
         }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();

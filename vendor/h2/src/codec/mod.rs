@@ -1,6 +1,7 @@
 mod error;
 mod framed_read;
 mod framed_write;
+mod spare; // gatehouse patches 21 and 23
 
 pub use self::error::{SendError, UserError};
 
