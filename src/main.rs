@@ -10,10 +10,18 @@ use std::process::ExitCode;
 /// per request (sessions, header maps, 64 KiB body buffers), and glibc's allocator was the
 /// largest single cost of a pass-through request in profiles
 /// (`bench/results/2026-11-27-vm-direct.md`).
+///
+/// Without transparent huge pages (the `no_thp` build feature, and the process flag set first
+/// thing in `main` for hosts where THP is `always`): mimalloc asked for them on its arenas, so
+/// the kernel backed each touched 2 MiB at once. Half of the process's RSS at start (18 of 36
+/// MB) was huge pages, and memory freed after a burst could not be given back in less than
+/// 2 MiB (issue 37). nginx, HAProxy and Redis run without them for the same reason.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Failure (a kernel without PR_SET_THP_DISABLE) only leaves the system's THP policy.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Check {
