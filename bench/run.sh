@@ -3,6 +3,8 @@
 #
 #   bench/run.sh [SCENARIO ...]    default: all of
 #       pass pass8 pass128 hit1k hit100k tls handshake resume h2 zipf chain idle log
+#   and on request: idle-burst idle-tls idle-h2 (see the summary's idle section), slow slow-h2
+#   (SLOW_CONNS=200 readers of a 10 MiB response for SLOW_SECONDS=20, RSS SLOW_SETTLE=60 s after)
 #   REPS=3 DURATION=6 WARMUP=1 CONNS=32 IDLE_CONNS=9000 ZIPF_KEYS=1000000 bench/run.sh
 #
 # For each scenario, targets run interleaved (A B C A B C ...), REPS times each. The proxy is
@@ -12,7 +14,7 @@
 # origin's CPU per request in the same run. Each run records the hypervisor's steal time and
 # the CPU used by other processes; a run where either exceeds 3% of the machine is marked noisy
 # and left out of the medians (unless every run of that line is). `idle` runs once per target
-# and reports KiB of proxy memory per idle keep-alive connection instead.
+# and reports KiB of proxy memory per idle connection instead (idle-* the other shapes).
 # Results: stdout and bench/results/<date>-<host>[-N].md (or RESULTS=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,9 @@ DURATION=${DURATION:-6}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
 IDLE_CONNS=${IDLE_CONNS:-9000}
+SLOW_CONNS=${SLOW_CONNS:-200}
+SLOW_SECONDS=${SLOW_SECONDS:-20}
+SLOW_SETTLE=${SLOW_SETTLE:-60}
 export ZIPF_KEYS=${ZIPF_KEYS:-1000000}
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(pass pass8 pass128 hit1k hit100k tls handshake resume h2 zipf chain idle log)
@@ -38,6 +43,7 @@ mkdir -p "$work/www" "$work/gh-state"
 chmod 755 "$work" "$work/www" # nginx workers run as nobody: they must read the files
 printf '%*s' 1024 '' | tr ' ' a > "$work/www/1k"
 printf '%*s' 102400 '' | tr ' ' b > "$work/www/100k"
+head -c 10485760 /dev/zero > "$work/www/10m"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
   -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -254,13 +260,20 @@ run_one() { # scenario target rep
     | tee -a "$results"
 }
 
-idle_one() { # target
-  local t=$1
+is_idle() { case $1 in idle|idle-*) return 0;; *) return 1;; esac; }
+idle_one() { # scenario target rep
+  local s=$1 t=$2 rep=$3 port=18080 shape=h1 batch=500
+  case $s in
+    idle-tls) port=18443; shape=tls-h1;;
+    idle-h2) port=18443; shape=tls-h2;;
+    idle-burst) batch=0;; # every connection opened at once
+  esac
   start_target "$t" idle
-  for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:18080/1k"; done
+  for _ in 1 2 3; do curl -sk -o /dev/null "http://127.0.0.1:18080/1k"; done
   local before; before=$(kib VmRSS $target_pids)
   mkfifo "$work/hold"
-  taskset -c 0 python3 "$root/bench/idle.py" 127.0.0.1 18080 "$IDLE_CONNS" < "$work/hold" > "$work/idle.out" &
+  IDLE_BATCH=$batch taskset -c 0 python3 "$root/bench/idle.py" 127.0.0.1 $port "$IDLE_CONNS" $shape \
+    < "$work/hold" > "$work/idle.out" &
   local holder=$!
   exec 9>"$work/hold"
   for _ in $(seq 1 600); do grep -q ready "$work/idle.out" 2>/dev/null && break; sleep 0.1; done
@@ -268,18 +281,51 @@ idle_one() { # target
   local after opened; after=$(kib VmRSS $target_pids); opened=$(awk '/ready/{print $2}' "$work/idle.out")
   exec 9>&-
   wait $holder 2>/dev/null || true
+  sleep 3 # what the proxy gives back once they are gone (mimalloc purges after 1 s)
+  local left; left=$(kib VmRSS $target_pids)
   rm -f "$work/hold"
   stop_target
   [ -n "$opened" ] && [ "$opened" -gt 0 ] || opened=1
-  awk -v t="$t" -v b="$before" -v a="$after" -v n="$opened" \
-    'BEGIN { printf "idle\t%s\t1\t%.2f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.0f\t0\t-\n", t, (a-b)/n, n, a/1024 }' | tee -a "$results"
+  awk -v s="$s" -v t="$t" -v r="$rep" -v b="$before" -v a="$after" -v n="$opened" -v l="$left" \
+    'BEGIN { printf "%s\t%s\t%s\t%.2f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.0f\t0\t%.0f\n", s, t, r, (a-b)/n, n, a/1024, l/1024 }' | tee -a "$results"
+}
+
+# Slow readers of /10m (`slow.py`): RSS before, its peak while they read, and SLOW_SETTLE s after
+# they left.
+slow_one() { # scenario target rep
+  local s=$1 t=$2 rep=$3 port=18080 shape=tcp
+  [ "$s" = slow-h2 ] && { port=18443; shape=h2; }
+  start_target "$t" slow
+  for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:18080/1k"; done
+  local before peak now; before=$(kib VmRSS $target_pids); peak=$before
+  taskset -c 0 python3 "$root/bench/slow.py" 127.0.0.1 $port "$SLOW_CONNS" "$SLOW_SECONDS" $shape \
+    > "$work/slow.out" 2> "$work/slow.err" &
+  local readers=$!
+  while kill -0 $readers 2>/dev/null; do
+    now=$(kib VmRSS $target_pids); [ "$now" -gt "$peak" ] && peak=$now
+    sleep 0.2
+  done
+  sleep "$SLOW_SETTLE"
+  now=$(kib VmRSS $target_pids)
+  stop_target
+  awk -v s="$s" -v t="$t" -v r="$rep" -v b="$before" -v p="$peak" -v a="$now" \
+    -v n="$(awk '/started/{print $2}' "$work/slow.out")" \
+    'BEGIN { printf "%s\t%s\t%s\t%.1f\t-\t-\t%d\t-\t-\t0\t0\t0\t%.1f\t0\t%.1f\n", s, t, r, b/1024, n, p/1024, a/1024 }' | tee -a "$results"
 }
 
 started=$(date +%s)
 printf 'scenario\ttarget\trep\tproxy_us_per_req\torigin_us_per_req\tratio\treq_s\tp50\tp99\tsteal\tothers\tnoisy\tpeak_rss_mb\terrors\tlog_received_per_req\n'
 for s in "${scenarios[@]}"; do
-  if [ "$s" = idle ]; then
-    for t in $(targets_for idle); do idle_one "$t"; done
+  if [ "$s" = slow ] || [ "$s" = slow-h2 ]; then
+    for rep in $(seq 1 "$REPS"); do
+      for t in $(targets_for slow); do slow_one "$s" "$t" "$rep"; done
+    done
+    continue
+  fi
+  if is_idle "$s"; then
+    for rep in $(seq 1 "$REPS"); do
+      for t in $(targets_for idle); do idle_one "$s" "$t" "$rep"; done
+    done
     continue
   fi
   for rep in $(seq 1 "$REPS"); do
@@ -332,11 +378,27 @@ fi
   fi
   if grep -q '^idle' "$results"; then
     echo
-    echo "## Idle keep-alive connections"
+    echo "## Idle connections (KiB of proxy RSS per connection held, medians)"
     echo
-    echo "| target | connections held | KiB per connection | RSS with them, MB |"
-    echo "|---|---|---|---|"
-    awk -F'\t' '$1=="idle" { printf "| %s | %s | %s | %s |\n", $2, $7, $4, $13 }' "$results"
+    echo "idle: plain HTTP/1.1 after one request, opened 500 at a time; idle-burst: the same, all"
+    echo "opened at once; idle-tls: HTTP/1.1 over TLS after one request; idle-h2: HTTP/2 over TLS,"
+    echo "preface and SETTINGS exchanged, no request."
+    echo
+    echo "| scenario | target | connections held | KiB per connection | spread | RSS with them, MB | RSS 3 s after they closed, MB |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -F'\t' -f "$root/bench/summary.awk" -v mode=idle "$results"
+  fi
+  if grep -q '^slow' "$results"; then
+    echo
+    echo "## Slow readers (proxy RSS, MB, medians)"
+    echo
+    echo "slow: $SLOW_CONNS HTTP/1.1 readers of a 10 MiB response, 4 KiB receive buffer, 4 KiB read"
+    echo "every 100 ms; slow-h2: as many HTTP/2 streams over TLS with a window of 0. They leave after"
+    echo "$SLOW_SECONDS s; the last column is $SLOW_SETTLE s later."
+    echo
+    echo "| scenario | target | readers | RSS before | peak RSS | RSS after they left |"
+    echo "|---|---|---|---|---|---|"
+    awk -F'\t' -f "$root/bench/summary.awk" -v mode=slow "$results"
   fi
   echo
   echo "## Raw runs"

@@ -16,7 +16,19 @@ function spread(list,   n, v, i, lo, hi) {
   for (i = 2; i <= n; i++) { if (v[i] + 0 < lo + 0) lo = v[i]; if (v[i] + 0 > hi + 0) hi = v[i] }
   return hi - lo
 }
-$1 != "idle" {
+$1 ~ /^slow/ {
+  k = $1 SUBSEP $2
+  if (!(k in sseen2)) { sseen2[k] = 1; slorder[++nsl] = k }
+  sbefore[k] = sbefore[k] " " $4; sconns[k] = sconns[k] " " $7; speak[k] = speak[k] " " $13; safter[k] = safter[k] " " $15
+  next
+}
+$1 ~ /^idle/ {
+  k = $1 SUBSEP $2
+  if (!(k in iseen)) { iseen[k] = 1; iorder[++ni] = k }
+  ikib[k] = ikib[k] " " $4; iconns[k] = iconns[k] " " $7; irss[k] = irss[k] " " $13; ileft[k] = ileft[k] " " $15
+  next
+}
+{
   k = $1 SUBSEP $2
   if (!(k in seen)) { seen[k] = 1; order[++nk] = k; if (!($1 in sseen)) { sseen[$1] = 1; sorder[++ns] = $1 } }
   for (pass = 0; pass < 2; pass++) {
@@ -29,7 +41,19 @@ $1 != "idle" {
 }
 function pick(k) { return (cnt[k SUBSEP 1] > 0) ? k SUBSEP 1 : k SUBSEP 0 }
 END {
-  if (mode == "lines") {
+  if (mode == "slow") {
+    for (i = 1; i <= nsl; i++) {
+      k = slorder[i]; split(k, a, SUBSEP)
+      printf "| %s | %s | %s | %s | %s | %s |\n", a[1], a[2], median(sconns[k]), median(sbefore[k]),
+        median(speak[k]), median(safter[k])
+    }
+  } else if (mode == "idle") {
+    for (i = 1; i <= ni; i++) {
+      k = iorder[i]; split(k, a, SUBSEP)
+      printf "| %s | %s | %s | %s | %.2f | %s | %s |\n", a[1], a[2], median(iconns[k]), median(ikib[k]),
+        spread(ikib[k]), median(irss[k]), median(ileft[k])
+    }
+  } else if (mode == "lines") {
     for (i = 1; i <= nk; i++) {
       k = order[i]; split(k, a, SUBSEP); kk = pick(k)
       printf "| %s | %s | %s | %.2f | %s | %s | %.0f | %.2fms | %.2fms | %s | %d of %d |\n", a[1], a[2],
