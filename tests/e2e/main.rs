@@ -25,6 +25,7 @@ mod halog;
 mod health;
 mod hostile;
 mod limits;
+mod memory;
 mod metrics;
 mod probes;
 mod proxying;
