@@ -11,6 +11,15 @@ impl MiMalloc {
         unsafe { ffi::mi_version() as u32 }
     }
 
+    /// gatehouse patch 24: returns to the OS what mimalloc has freed and scheduled for return
+    /// (`purge_delay`, 1 s by default, after it was freed). mimalloc purges only from its
+    /// allocation paths, so memory freed by a process that then goes quiet stays resident; a
+    /// process calls this now and then to bound that. `force` also purges what is not due yet
+    /// and collects abandoned pages (slower).
+    pub fn collect(&self, force: bool) {
+        unsafe { ffi::mi_collect(force) }
+    }
+
     /// Return the amount of available bytes in a memory block.
     ///
     /// # Safety
