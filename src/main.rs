@@ -13,9 +13,10 @@ use std::process::ExitCode;
 ///
 /// Without transparent huge pages (the `no_thp` build feature, and the process flag set first
 /// thing in `main` for hosts where THP is `always`): mimalloc asked for them on its arenas, so
-/// the kernel backed each touched 2 MiB at once. Half of the process's RSS at start (18 of 36
-/// MB) was huge pages, and memory freed after a burst could not be given back in less than
-/// 2 MiB (issue 37). nginx, HAProxy and Redis run without them for the same reason.
+/// the kernel backed each touched 2 MiB at once; half of the RSS at start was huge pages, and
+/// memory freed after a burst could not be given back in smaller parts (issue 37,
+/// `bench/results/2026-12-07-vm-memory.md`). nginx, HAProxy and Redis run without them for the
+/// same reason.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -24,9 +25,8 @@ const RETURN_FREED_EVERY: std::time::Duration = std::time::Duration::from_secs(5
 
 /// A thread that asks mimalloc every few seconds to return freed memory to the OS (vendored
 /// patch 24). mimalloc returns it a second after it was freed, but only from its allocation
-/// paths: a process that goes quiet after a burst kept all of it (issue 37: 2 000 TLS
-/// connections closed left RSS at 52 MB, from 18 MB before them; with this, back near the
-/// start). An empty check when nothing is due.
+/// paths: a process that goes quiet after a burst kept all of it (issue 37; the figures are in
+/// `bench/results/2026-12-07-vm-memory.md`). An empty check when nothing is due.
 fn return_freed_memory() {
     let spawned = std::thread::Builder::new()
         .name("gatehouse-free".into())
