@@ -13,8 +13,8 @@
 # processes from /proc, before and after, over requests completed), also as a ratio to the
 # origin's CPU per request in the same run. Each run records the hypervisor's steal time and
 # the CPU used by other processes; a run where either exceeds 3% of the machine is marked noisy
-# and left out of the medians (unless every run of that line is). `idle` runs once per target
-# and reports KiB of proxy memory per idle connection instead (idle-* the other shapes).
+# and left out of the medians (unless every run of that line is). `idle` (and idle-*, slow*)
+# report the proxy's memory instead of CPU, REPS runs each.
 # Results: stdout and bench/results/<date>-<host>[-N].md (or RESULTS=path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -281,7 +281,7 @@ idle_one() { # scenario target rep
   local after opened; after=$(kib VmRSS $target_pids); opened=$(awk '/ready/{print $2}' "$work/idle.out")
   exec 9>&-
   wait $holder 2>/dev/null || true
-  sleep 3 # what the proxy gives back once they are gone (mimalloc purges after 1 s)
+  sleep 4 # what the proxy gives back once they are gone (gatehouse: within 1 s + its 2 s cycle)
   local left; left=$(kib VmRSS $target_pids)
   rm -f "$work/hold"
   stop_target
@@ -384,7 +384,7 @@ fi
     echo "opened at once; idle-tls: HTTP/1.1 over TLS after one request; idle-h2: HTTP/2 over TLS,"
     echo "preface and SETTINGS exchanged, no request."
     echo
-    echo "| scenario | target | connections held | KiB per connection | spread | RSS with them, MB | RSS 3 s after they closed, MB |"
+    echo "| scenario | target | connections held | KiB per connection | spread | RSS with them, MB | RSS 4 s after they closed, MB |"
     echo "|---|---|---|---|---|---|---|"
     awk -F'\t' -f "$root/bench/summary.awk" -v mode=idle "$results"
   fi

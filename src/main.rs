@@ -21,9 +21,9 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How often the allocator is asked to give back what it has freed.
-const RETURN_FREED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const RETURN_FREED_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A thread that asks mimalloc every few seconds to return freed memory to the OS (vendored
+/// A thread that asks mimalloc every two seconds to return freed memory to the OS (vendored
 /// patch 24). mimalloc returns it a second after it was freed, but only from its allocation
 /// paths: a process that goes quiet after a burst kept all of it (issue 37; the figures are in
 /// `bench/results/2026-12-07-vm-memory.md`). An empty check when nothing is due.

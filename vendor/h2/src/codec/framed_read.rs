@@ -425,16 +425,21 @@ where
         loop {
             tracing::trace!("poll");
             // gatehouse patch 23: the read buffer is allocated when a read is tried and let go
-            // when that read finds nothing and no partial frame is buffered, so an idle
-            // connection holds no read buffer.
+            // when that read finds nothing, no partial frame is buffered and no frame read
+            // into it is still alive, so an idle connection holds no read buffer.
             if self.inner.read_buffer().capacity() == 0 {
                 *self.inner.read_buffer_mut() =
                     super::spare::take(super::spare::Kind::Read, READ_BUFFER_CAPACITY);
             }
             let polled = Pin::new(&mut self.inner).poll_next(cx);
             if polled.is_pending() && self.inner.read_buffer().is_empty() {
-                let buf = std::mem::take(self.inner.read_buffer_mut());
-                super::spare::give_back(super::spare::Kind::Read, buf);
+                // Only once no frame read into it is alive: otherwise each read could pin a
+                // buffer of its own (a client sending tiny frames one by one).
+                super::spare::give_back(
+                    super::spare::Kind::Read,
+                    self.inner.read_buffer_mut(),
+                    READ_BUFFER_CAPACITY,
+                );
             }
             let bytes = match ready!(polled) {
                 Some(Ok(bytes)) => bytes,

@@ -172,11 +172,13 @@ where
         }
 
         // gatehouse patch 21: everything buffered is written; give the buffer back.
-        if self.encoder.buf.get_ref().capacity() != 0 {
-            let buf = std::mem::take(self.encoder.buf.get_mut());
-            self.encoder.buf.set_position(0);
-            super::spare::give_back(super::spare::Kind::Write, buf);
-        }
+        self.encoder.buf.get_mut().clear();
+        self.encoder.buf.set_position(0);
+        super::spare::give_back(
+            super::spare::Kind::Write,
+            self.encoder.buf.get_mut(),
+            DEFAULT_BUFFER_CAPACITY,
+        );
 
         tracing::trace!("flushing buffer");
         // Flush the upstream

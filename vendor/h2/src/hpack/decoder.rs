@@ -149,6 +149,9 @@ struct StringMarker {
     string: Option<Bytes>,
 }
 
+/// gatehouse patch 22: the most the Huffman scratch reserves for a header block at once.
+const SCRATCH_MAX: usize = 4096;
+
 // ===== impl Decoder =====
 
 impl Decoder {
@@ -338,10 +341,14 @@ impl Decoder {
 
         let offset = (buf.position() - old_pos) as usize;
         if huff {
-            // gatehouse patch 22: room for every Huffman string left in this block (each
-            // code is at least 5 bits), so one allocation serves the whole block.
-            if self.buffer.capacity() - self.buffer.len() < len * 8 / 5 + 1 {
-                self.buffer.reserve(buf.remaining() * 8 / 5 + 1);
+            // gatehouse patch 22: room for the Huffman strings left in this block (each code
+            // is at least 5 bits), up to 4 KiB (the size h2 used to start with), so one
+            // allocation serves a usual block; a string a dynamic-table entry keeps pins at
+            // most that or its own size, as before.
+            let need = len * 8 / 5 + 1;
+            if self.buffer.capacity() - self.buffer.len() < need {
+                let block = (buf.remaining() * 8 / 5 + 1).min(SCRATCH_MAX);
+                self.buffer.reserve(need.max(block));
             }
             let ret = {
                 let raw = &buf.chunk()[..len];
