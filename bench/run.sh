@@ -334,6 +334,19 @@ for s in "${scenarios[@]}"; do
 done
 elapsed=$(( $(date +%s) - started ))
 
+# A section of the summary for the raw lines starting with PREFIX, if there are any: its
+# title, its table's header row, the lines of text before it, and summary.awk's MODE rows.
+optional_section() { # prefix mode title header [text line...]
+  local prefix=$1 mode=$2 title=$3 header=$4
+  shift 4
+  grep -q "^$prefix" "$results" || return 0
+  printf '\n## %s\n\n' "$title"
+  [ $# -eq 0 ] || printf '%s\n' "$@" ''
+  echo "$header"
+  sed -E 's/[^|]+/---/g' <<<"$header"
+  awk -F'\t' -f "$root/bench/summary.awk" -v mode="$mode" "$results"
+}
+
 host=$(hostname -s 2>/dev/null || echo host)
 # RESULTS=path names the file; by default one per day and host, never overwriting an earlier
 # run of the same day (a suffix -2, -3... is added).
@@ -365,41 +378,20 @@ fi
   echo "| scenario | target | proxy CPU µs/req | spread | origin CPU µs/req | proxy/origin | req/s | p50 | p99 | peak RSS MB | runs kept |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F'\t' -f "$root/bench/summary.awk" -v mode=lines "$results"
-  if grep -q '^log' "$results"; then
-    echo
-    echo "## Cost of the timing log (one UDP syslog record per request)"
-    echo
-    echo "Added proxy CPU per request = median with the log − median without, same run; records"
-    echo "received per request answered, counted at the receiver (warm-up included)."
-    echo
-    echo "| proxy | without log µs/req | with log µs/req | log costs µs/req | received per request |"
-    echo "|---|---|---|---|---|"
-    awk -F'\t' -f "$root/bench/summary.awk" -v mode=log "$results"
-  fi
-  if grep -q '^idle' "$results"; then
-    echo
-    echo "## Idle connections (KiB of proxy RSS per connection held, medians)"
-    echo
-    echo "idle: plain HTTP/1.1 after one request, opened 500 at a time; idle-burst: the same, all"
-    echo "opened at once; idle-tls: HTTP/1.1 over TLS after one request; idle-h2: HTTP/2 over TLS,"
-    echo "preface and SETTINGS exchanged, no request."
-    echo
-    echo "| scenario | target | connections held | KiB per connection | spread | RSS with them, MB | RSS 4 s after they closed, MB |"
-    echo "|---|---|---|---|---|---|---|"
-    awk -F'\t' -f "$root/bench/summary.awk" -v mode=idle "$results"
-  fi
-  if grep -q '^slow' "$results"; then
-    echo
-    echo "## Slow readers (proxy RSS, MB, medians)"
-    echo
-    echo "slow: $SLOW_CONNS HTTP/1.1 readers of a 10 MiB response, 4 KiB receive buffer, 4 KiB read"
-    echo "every 100 ms; slow-h2: as many HTTP/2 streams over TLS with a window of 0. They leave after"
-    echo "$SLOW_SECONDS s; the last column is $SLOW_SETTLE s later."
-    echo
-    echo "| scenario | target | readers | RSS before | peak RSS | RSS after they left |"
-    echo "|---|---|---|---|---|---|"
-    awk -F'\t' -f "$root/bench/summary.awk" -v mode=slow "$results"
-  fi
+  optional_section log log "Cost of the timing log (one UDP syslog record per request)" \
+    "| proxy | without log µs/req | with log µs/req | log costs µs/req | received per request |" \
+    "Added proxy CPU per request = median with the log − median without, same run; records" \
+    "received per request answered, counted at the receiver (warm-up included)."
+  optional_section idle idle "Idle connections (KiB of proxy RSS per connection held, medians)" \
+    "| scenario | target | connections held | KiB per connection | spread | RSS with them, MB | RSS 4 s after they closed, MB |" \
+    "idle: plain HTTP/1.1 after one request, opened 500 at a time; idle-burst: the same, all" \
+    "opened at once; idle-tls: HTTP/1.1 over TLS after one request; idle-h2: HTTP/2 over TLS," \
+    "preface and SETTINGS exchanged, no request."
+  optional_section slow slow "Slow readers (proxy RSS, MB, medians)" \
+    "| scenario | target | readers | RSS before | peak RSS | RSS after they left |" \
+    "slow: $SLOW_CONNS HTTP/1.1 readers of a 10 MiB response, 4 KiB receive buffer, 4 KiB read" \
+    "every 100 ms; slow-h2: as many HTTP/2 streams over TLS with a window of 0. They leave after" \
+    "$SLOW_SECONDS s; the last column is $SLOW_SETTLE s later."
   echo
   echo "## Raw runs"
   echo
