@@ -18,10 +18,10 @@ run:
 	scripts/run-demo.sh
 
 # Tools the tests use; a test whose tool is missing fails naming the package, unless skipped
-# explicitly: GATEHOUSE_TEST_SKIP=browser,rsyslog,promtool,halog,openssl,pebble,etcd,keepalived
+# explicitly: GATEHOUSE_TEST_SKIP=browser,rsyslog,promtool,halog,nghttp,openssl,pebble,etcd,keepalived
 # make test. Skips are listed at the end. The keepalived test also needs root (network
 # namespaces); without root it fails saying so, unless keepalived is skipped.
-TEST_TOOLS = rsyslogd:rsyslog halog:haproxy openssl pebble promtool:prometheus chromium chromedriver:chromium-driver etcd:etcd-server etcdctl:etcd-client keepalived ip:iproute2
+TEST_TOOLS = rsyslogd:rsyslog halog:haproxy nghttp:nghttp2-client openssl pebble promtool:prometheus chromium chromedriver:chromium-driver etcd:etcd-server etcdctl:etcd-client keepalived ip:iproute2
 
 test: deps fmt lint layout
 	@rm -f target/tmp/skipped-tests && mkdir -p target/tmp

@@ -1,6 +1,6 @@
 //! The response as the client's protocol takes it: its head (an HTTP/1 client gets the
 //! server's header lines as they came, less Connection and what `upstream::ClientEdits`
-//! removes; an HTTP/2 client a header map built once from them) and its body, written through
+//! removes; an HTTP/2 client an HPACK block written once from them) and its body, written through
 //! the client's pingora session. Used for responses relayed from a server (`server_wire`) and
 //! for hits served from the store (`hit`); this module never talks to a server.
 //!
@@ -9,6 +9,7 @@
 
 use super::failure;
 use super::head_line::put_line;
+use super::hpack_head::HpackHead;
 use super::upstream::ClientEdits;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
@@ -37,6 +38,8 @@ pub(super) enum ClientHead {
     /// HTTP/2: a header map (the session turns it into a HEADERS frame, adds Date when missing,
     /// drops connection-specific fields).
     Map(Box<ResponseHeader>),
+    /// HTTP/2: a header block ready to send (`hpack_block`), for the status in `Framing`.
+    Block(Bytes),
 }
 
 /// The client's protocol: what form its response head takes.
@@ -94,43 +97,29 @@ pub(super) fn finish_head(
     }
 }
 
-/// The server's header as a map for an HTTP/2 client, less what `edits` removes, plus what it
-/// adds (Connection and the other connection-specific fields are the HTTP/2 session's to
-/// drop). `None` for a field the map refuses: pingora's client then reads the response.
-/// The map is filled directly (an HTTP/2 session keeps no original case, and pingora's
-/// `append_header` would work out each name's title case for the case map it does not have),
-/// and its values share one copy of the header bytes `head` instead of one allocation each.
-pub(super) fn header_map(
+/// The server's header as an HPACK block for an HTTP/2 client (`hpack_head`): its lines less
+/// what `edits` removes and the connection-specific fields, plus Date when missing (as
+/// pingora's session adds it) and what `edits` adds.
+pub(super) fn hpack_block(
     resp: &httparse::Response,
-    head: &[u8],
+    head_len: usize,
     status: StatusCode,
     edits: &ClientEdits,
-) -> Option<ResponseHeader> {
-    let shared = Bytes::copy_from_slice(head);
-    let mut fields = http::HeaderMap::try_with_capacity(resp.headers.len() + 2).ok()?;
+) -> Bytes {
+    let mut block = HpackHead::new(status, head_len);
     for line in resp.headers.iter() {
-        if edits.removes(line.name.as_bytes()) {
-            continue;
+        if !edits.removes(line.name.as_bytes()) {
+            block.field(line.name.as_bytes(), line.value);
         }
-        let name = http::HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        // httparse's values are slices of `head`: the same range of the copy.
-        let at = (line.value.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
-        let end = at
-            .checked_add(line.value.len())
-            .filter(|end| *end <= shared.len())?;
-        let value = shared.slice(at..end);
-        let value = http::HeaderValue::from_maybe_shared(value).ok()?;
-        fields.try_append(name, value).ok()?;
+    }
+    if !block.is_dated() {
+        let date = pingora::protocols::http::date::get_cached_date();
+        block.field(b"date", date.as_bytes());
     }
     for (name, value) in edits.added() {
-        let name = http::HeaderName::from_bytes(name).ok()?;
-        let value = http::HeaderValue::from_bytes(value).ok()?;
-        fields.try_insert(name, value).ok()?;
+        block.field(name, value);
     }
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.headers = fields;
-    Some(ResponseHeader::from(parts))
+    block.finish()
 }
 
 /// Writes the response head in the client's protocol.
@@ -157,8 +146,15 @@ async fn write_head_as(session: &mut Session, framing: &Framing, head: ClientHea
             crate::pingora_ext::write_head_lines(client, kept, &lines).await
         }
         (ClientHead::Map(map), _) => session.write_response_header(map, framing.body == 0).await,
+        // The body, if any, and the stream's end follow, as after a header map.
+        (ClientHead::Block(block), ServerSession::H2(client)) => {
+            client.write_response_encoded(framing.status, block, false)
+        }
         (ClientHead::Lines(_), _) => {
             Error::e_explain(failure::IMPOSSIBLE, "an HTTP/1 head for another protocol")
+        }
+        (ClientHead::Block(_), _) => {
+            Error::e_explain(failure::IMPOSSIBLE, "an HTTP/2 head for another protocol")
         }
     }
 }

@@ -44,6 +44,7 @@ mod fast_path;
 mod forward;
 mod head_line;
 mod hit;
+mod hpack_head;
 mod logging;
 mod recv;
 mod server_wire;

@@ -166,10 +166,12 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
             client_wire::write_client_head(&resp, framing.status, to.edits, &mut lines);
             ClientHead::Lines(lines)
         }
-        Client::H2 => match client_wire::header_map(&resp, &buf[..len], framing.status, to.edits) {
-            Some(map) => ClientHead::Map(Box::new(map)),
-            None => return Some(Head::Other),
-        },
+        Client::H2 => ClientHead::Block(client_wire::hpack_block(
+            &resp,
+            len,
+            framing.status,
+            to.edits,
+        )),
     };
     upstream::header_arrived(to.ctx, |name| {
         resp.headers

@@ -403,3 +403,177 @@ async fn relayed_bodies_arrive_whole_and_doubtful_server_connections_are_dropped
     assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
     assert_eq!(header(&headers, "content-length"), Some("100"));
 }
+
+/// Response heads whose HPACK blocks (written by `proxy::hpack_head`) an HTTP/2 client must
+/// decode to what pingora's path sends: table and other statuses, names in any case, repeated
+/// fields, the connection-specific ones, an empty and an obs-text value, lengths that take more
+/// than one byte, chunked framing, and a head over 16 KiB (CONTINUATION frames).
+fn hpack_cases() -> Vec<Vec<u8>> {
+    let long_value = "v".repeat(300);
+    let long_name = format!("X-{}", "n".repeat(140));
+    let big: String = (0..60)
+        .map(|i| format!("X-Big-{i:02}: {}\r\n", "b".repeat(300)))
+        .collect();
+    let heads = [
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n\
+         ETag: \"v1\"\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Mixed-Case: Yes\r\n\
+         Vary: Accept-Encoding\r\nSERVER: raw\r\nContent-Length: 2\r\n\r\nok"
+            .to_string(),
+        "HTTP/1.1 404 Not Found\r\nDate: Mon, 07 Dec 2026 01:02:03 GMT\r\nConnection: keep-alive\r\n\
+         Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nUpgrade: example/1\r\n\
+         Content-Length: 2\r\n\r\nno"
+            .to_string(),
+        format!("HTTP/1.1 302 Found\r\nLocation: /{long_value}\r\n{long_name}: {long_value}\r\nContent-Length: 0\r\n\r\n"),
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nx-a: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+            .to_string(),
+        format!("HTTP/1.1 200 OK\r\n{big}Content-Length: 2\r\n\r\nok"),
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/10\r\nAccept-Ranges: bytes\r\n\
+         Content-Length: 2\r\n\r\nok"
+            .to_string(),
+        "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nAge: 3\r\n\r\n".to_string(),
+        "HTTP/1.1 204 No Content\r\nX-Empty:\r\n\r\n".to_string(),
+        "HTTP/1.1 500 Internal Server Error\r\nRetry-After: 5\r\nContent-Length: 2\r\n\r\nno"
+            .to_string(),
+        "HTTP/1.1 429 Too Many Requests\r\nWWW-Authenticate: Basic\r\nContent-Length: 2\r\n\r\nno"
+            .to_string(),
+    ];
+    let mut cases: Vec<Vec<u8>> = heads.into_iter().map(String::into_bytes).collect();
+    // An obs-text value, byte for byte.
+    cases.push(b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9\r\nContent-Length: 2\r\n\r\nok".to_vec());
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_heads_sent_as_hpack_blocks_decode_as_pingoras_do() {
+    use crate::common::certs::{boot_tls, tls_config, Ca};
+    use crate::common::raw::{Act, Msg, ScriptOrigin};
+    let cases = hpack_cases();
+    let answers = cases.clone();
+    let o = ScriptOrigin::start(move |m: &Msg| {
+        let n: usize = m.target().trim_start_matches("/case/").parse().unwrap_or(0);
+        vec![Act::Write(answers[n].clone())]
+    })
+    .await;
+    let (ca, dir) = (Ca::new(), state_dir());
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    let placeholder = Origin::start("placeholder").await;
+    let mut clients = Vec::new();
+    let mut keep = Vec::new();
+    for direct in [true, false] {
+        let addr = free_port();
+        let toml = tls_config(addr, &placeholder, &[&leaf], "", "")
+            .replace(&placeholder.addr.to_string(), &o.addr.to_string())
+            .replace(
+                "[server]\n",
+                &format!("[server]\ndirect_exchange = {direct}\n"),
+            )
+            + "[routes.cache]\nenabled = false\n";
+        keep.push(boot_tls(&toml).await);
+        // Room for the head over 16 KiB (hyper's client allows 16 KiB by default).
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
+            .resolve("a.test", addr)
+            .http2_max_header_list_size(1 << 20)
+            .build()
+            .unwrap();
+        clients.push((client, addr.port()));
+    }
+    type Seen = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+    let get = |i: usize, n: usize| {
+        let (c, port) = &clients[i];
+        let url = format!("https://a.test:{port}/case/{n}");
+        async move {
+            let r = c.get(&url).send().await.unwrap();
+            assert_eq!(r.version(), reqwest::Version::HTTP_2);
+            let mut fields: Vec<(String, Vec<u8>)> = r
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            fields.sort();
+            let seen: Seen = (
+                r.status().as_u16(),
+                fields,
+                r.bytes().await.unwrap().to_vec(),
+            );
+            seen
+        }
+    };
+    // Twice over: the second round's blocks follow others on the same connections.
+    for round in 0..2 {
+        for (n, case) in cases.iter().enumerate() {
+            let (own, theirs) = (get(0, n).await, get(1, n).await);
+            let dated = case.windows(6).any(|w| w == b"\nDate:");
+            let undated = |s: &Seen| {
+                let mut s = s.clone();
+                if !dated {
+                    // Each path adds its own, maybe a second apart.
+                    assert_eq!(s.1.iter().filter(|(n, _)| n == "date").count(), 1);
+                    s.1.retain(|(n, _)| n != "date");
+                }
+                s
+            };
+            assert_eq!(
+                undated(&own),
+                undated(&theirs),
+                "round {round}, case {n}: {}",
+                String::from_utf8_lossy(case)
+            );
+            for (name, _) in &own.1 {
+                assert!(
+                    ![
+                        "connection",
+                        "keep-alive",
+                        "proxy-connection",
+                        "upgrade",
+                        "transfer-encoding"
+                    ]
+                    .contains(&name.as_str()),
+                    "case {n}: {name} reached an HTTP/2 client"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        o.connections(),
+        2,
+        "each gatehouse kept one server connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_size_change_leads_the_next_hpack_block() {
+    // nghttp2 refuses a header block that does not open with the table size update its
+    // SETTINGS_HEADER_TABLE_SIZE called for (RFC 7541 §4.2): `-c 0` asks for one.
+    use crate::common::certs::{boot_tls, tls_config, Ca};
+    let Some(nghttp) = tool("nghttp", &["/usr/bin/nghttp"], "nghttp2-client") else {
+        return;
+    };
+    let (ca, dir) = (Ca::new(), state_dir());
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    let o = Origin::start("o").await;
+    let addr = free_port();
+    let _gh =
+        boot_tls(&(tls_config(addr, &o, &[&leaf], "", "") + "[routes.cache]\nenabled = false\n"))
+            .await;
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("https://127.0.0.1:{}/page?{i}", addr.port()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(nghttp)
+            .args(["-v", "-c", "0"])
+            .args(&urls)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(":status: 200").count(), 3, "{text}");
+    assert!(!text.contains("recv GOAWAY"), "{text}");
+}

@@ -1273,6 +1273,26 @@ impl<B: Buf> SendResponse<B> {
             .map_err(Into::into)
     }
 
+    /// Send a response whose header block the caller encoded (gatehouse patch 25).
+    ///
+    /// `block` is an HPACK header block that starts with `:status` (`status`'s) and uses only
+    /// the static table and literals without indexing or never indexed: no dynamic-table
+    /// reference, insertion or size update, so that it decodes the same whatever this
+    /// connection sent before. Its fields are not checked: it must hold no connection-specific
+    /// field (RFC 9113 section 8.2.2) and only lowercase names. A block that breaks these rules
+    /// is a compression or protocol error for the whole connection, at the peer.
+    pub fn send_response_encoded(
+        &mut self,
+        status: http::StatusCode,
+        block: Bytes,
+        end_of_stream: bool,
+    ) -> Result<SendStream<B>, crate::Error> {
+        self.inner
+            .send_response_encoded(status, block, end_of_stream)
+            .map(|_| SendStream::new(self.inner.clone()))
+            .map_err(Into::into)
+    }
+
     /// Push a request and response to the client
     ///
     /// On success, a [`SendResponse`] instance is returned.

@@ -6,7 +6,7 @@ use crate::hpack::{self, BytesStr};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{uri, HeaderMap, Method, Request, StatusCode, Uri};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use std::fmt;
 use std::io::Cursor;
@@ -32,6 +32,10 @@ pub struct Headers {
 
     /// The associated flags
     flags: HeadersFlag,
+
+    /// gatehouse patch 25: a header block the caller encoded (`encoded_response`), sent
+    /// instead of encoding `header_block`'s fields.
+    encoded: Option<Bytes>,
 }
 
 #[derive(Copy, Clone, Eq, PartialEq)]
@@ -128,7 +132,20 @@ impl Headers {
                 pseudo,
             },
             flags: HeadersFlag::default(),
+            encoded: None,
         }
+    }
+
+    /// A response HEADERS frame whose header block the caller encoded (gatehouse patch 25).
+    ///
+    /// `block` must start with `:status` and use only the static table and literals that are
+    /// not indexed (no dynamic-table reference or insertion, no size update): it is then valid
+    /// whatever this connection's encoder has sent before. A pending table size update is
+    /// written ahead of it. `status` is the one `block` encodes.
+    pub fn encoded_response(stream_id: StreamId, status: StatusCode, block: Bytes) -> Self {
+        let mut headers = Headers::new(stream_id, Pseudo::response(status), HeaderMap::new());
+        headers.encoded = Some(block);
+        headers
     }
 
     pub fn trailers(stream_id: StreamId, fields: HeaderMap) -> Self {
@@ -145,6 +162,7 @@ impl Headers {
                 pseudo: Pseudo::default(),
             },
             flags,
+            encoded: None,
         }
     }
 
@@ -210,6 +228,7 @@ impl Headers {
                 pseudo: Pseudo::default(),
             },
             flags,
+            encoded: None,
         };
 
         Ok((headers, src))
@@ -285,9 +304,11 @@ impl Headers {
         // Get the HEADERS frame head
         let head = self.head();
 
-        self.header_block
-            .into_encoding(encoder)
-            .encode(&head, dst, Some(encoder), |_| {})
+        let block = match self.encoded {
+            Some(encoded) => EncodingHeaderBlock::encoded(encoder, &encoded),
+            None => self.header_block.into_encoding(encoder),
+        };
+        block.encode(&head, dst, Some(encoder), |_| {})
     }
 
     fn head(&self) -> Head {
@@ -647,6 +668,15 @@ impl Pseudo {
 // ===== impl EncodingHeaderBlock =====
 
 impl EncodingHeaderBlock {
+    /// A block the caller encoded, after the size update the encoder has pending.
+    fn encoded(encoder: &mut hpack::Encoder, encoded: &[u8]) -> Self {
+        let mut hpack = encoder.take_scratch();
+        hpack.clear();
+        encoder.encode_size_updates(&mut hpack);
+        hpack.extend_from_slice(encoded);
+        EncodingHeaderBlock { hpack }
+    }
+
     fn encode<F>(
         mut self,
         head: &Head,

@@ -136,7 +136,7 @@ impl Encoder {
         }
     }
 
-    fn encode_size_updates(&mut self, dst: &mut BytesMut) {
+    pub(crate) fn encode_size_updates(&mut self, dst: &mut BytesMut) {
         match self.size_update.take() {
             Some(SizeUpdate::One(val)) => {
                 self.table.resize(val);

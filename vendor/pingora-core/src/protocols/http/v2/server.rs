@@ -728,6 +728,37 @@ impl HttpSession {
         Ok(())
     }
 
+    /// gatehouse patch 25: write a response header the caller encoded as an HPACK block
+    /// (h2's `SendResponse::send_response_encoded` says what the block may hold), with the
+    /// same checks as [Self::write_response_header]. The caller adds Date and leaves out the
+    /// connection-specific fields.
+    pub fn write_response_encoded(
+        &mut self,
+        status: http::StatusCode,
+        block: Bytes,
+        end: bool,
+    ) -> Result<()> {
+        if self.ended || status.is_informational() {
+            return Ok(());
+        }
+        if self.response_written.is_some() {
+            warn!("Response header is already sent, cannot send again");
+            return Ok(());
+        }
+        let written = ResponseHeader::build_no_case(status, Some(0))?;
+        let body_writer = self
+            .send_response
+            .send_response_encoded(status, block, end)
+            .or_err(
+                ErrorType::WriteError,
+                "while writing h2 response to downstream",
+            )?;
+        self.response_written = Some(Box::new(written));
+        self.send_response_body = Some(body_writer);
+        self.ended = self.ended || end;
+        Ok(())
+    }
+
     /// Write response body to the client. See [Self::write_response_header] for how to use `end`.
     pub async fn write_body(&mut self, data: Bytes, end: bool) -> Result<()> {
         match self.write_timeout {
