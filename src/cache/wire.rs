@@ -74,6 +74,20 @@ impl HitHead {
             line
         })
     }
+
+    /// The status line's and the header lines' bytes.
+    pub fn wire_len(&self) -> usize {
+        self.wire.len()
+    }
+
+    /// Each header field as (name, value).
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lines().map(|(name, line)| {
+            // `name: value\r\n`, as pingora's `header_to_h1_wire` writes it.
+            let value = &line[name.len() + 2..line.len() - 2];
+            (name, value)
+        })
+    }
 }
 
 /// A Content-Length value as a number: digits only, as the relay reads it.

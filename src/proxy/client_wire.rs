@@ -97,26 +97,28 @@ pub(super) fn finish_head(
     }
 }
 
-/// The server's header as an HPACK block for an HTTP/2 client (`hpack_head`): its lines less
-/// what `edits` removes and the connection-specific fields, plus Date when missing (as
-/// pingora's session adds it) and what `edits` adds.
-pub(super) fn hpack_block(
-    resp: &httparse::Response,
-    head_len: usize,
+/// A response head as an HPACK block for an HTTP/2 client (`hpack_head`): `fields` (a
+/// server's or a stored header's, names in any case) less what `edits` removes and the
+/// connection-specific ones, Date when they have none (as pingora's session adds it), `extra`,
+/// then what `edits` adds.
+pub(super) fn hpack_block<'f>(
     status: StatusCode,
+    capacity: usize,
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+    extra: Option<(&[u8], &[u8])>,
     edits: &ClientEdits,
 ) -> Bytes {
-    let mut block = HpackHead::new(status, head_len);
-    for line in resp.headers.iter() {
-        if !edits.removes(line.name.as_bytes()) {
-            block.field(line.name.as_bytes(), line.value);
+    let mut block = HpackHead::new(status, capacity);
+    for (name, value) in fields {
+        if !edits.removes(name) {
+            block.field(name, value);
         }
     }
     if !block.is_dated() {
         let date = pingora::protocols::http::date::get_cached_date();
         block.field(b"date", date.as_bytes());
     }
-    for (name, value) in edits.added() {
+    for (name, value) in extra.into_iter().chain(edits.added()) {
         block.field(name, value);
     }
     block.finish()

@@ -11,8 +11,8 @@
 //! `conditional_filter`, as its hit path evaluates them), then `response_filter`'s changes
 //! (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped), then the body. An HTTP/1 client
 //! gets the stored header's lines, made once when the object was stored (`cache::wire`),
-//! through `client_wire` (vendored patch 10); an HTTP/2 client, and a 304, a header map
-//! as pingora's path builds it.
+//! through `client_wire` (vendored patch 10); an HTTP/2 client an HPACK block written from
+//! the same lines (vendored patch 25); a 304 a header map as pingora's path builds it.
 //!
 //! Why: a plain hit skips pingora-cache's hit state machine and pingora-proxy's per-request
 //! framework; what that saves is measured in `bench/results/2026-11-28-vm-hit.md`.
@@ -94,6 +94,24 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
             let rt = ctx.rt.clone();
             let edits = ClientEdits::of(&rt, session, ctx);
             ClientHead::Lines(lines(stored, age, &edits))
+        }
+        ServerSession::H2(_) if !not_modified => {
+            let rt = ctx.rt.clone();
+            let edits = ClientEdits::of(&rt, session, ctx);
+            let fields = stored
+                .fields()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case(b"age"));
+            let mut digits = itoa::Buffer::new();
+            let age = (&b"age"[..], digits.format(age).as_bytes());
+            // Room for Date, Age and what `edits` adds.
+            let capacity = stored.wire_len() + 128;
+            ClientHead::Block(client_wire::hpack_block(
+                stored.status,
+                capacity,
+                fields,
+                Some(age),
+                &edits,
+            ))
         }
         _ => {
             let mut map = Box::new(entry.header().clone());

@@ -166,12 +166,11 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
             client_wire::write_client_head(&resp, framing.status, to.edits, &mut lines);
             ClientHead::Lines(lines)
         }
-        Client::H2 => ClientHead::Block(client_wire::hpack_block(
-            &resp,
-            len,
-            framing.status,
-            to.edits,
-        )),
+        Client::H2 => {
+            let fields = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+            let block = client_wire::hpack_block(framing.status, len, fields, None, to.edits);
+            ClientHead::Block(block)
+        }
     };
     upstream::header_arrived(to.ctx, |name| {
         resp.headers
