@@ -34,27 +34,32 @@ impl HpackHead {
 
     /// Adds a field from a header line (any case): nothing for a connection-specific one.
     pub fn field(&mut self, name: &[u8], value: &[u8]) {
-        let mut lower = [0u8; LONGEST_STATIC_NAME];
-        let index = match lower.get_mut(..name.len()) {
+        let mut buf = [0u8; SHORT_NAME];
+        match buf.get_mut(..name.len()) {
             Some(lower) => {
                 for (l, n) in lower.iter_mut().zip(name) {
                     *l = n.to_ascii_lowercase();
                 }
-                if is_connection_specific(lower) {
-                    return;
+                match classify(lower) {
+                    Name::ConnectionSpecific => return,
+                    Name::Static(index) => {
+                        self.dated |= index == DATE;
+                        put_int(&mut self.out, index, 4, 0x00);
+                    }
+                    Name::Other => {
+                        self.out.put_u8(0x00);
+                        put_str(&mut self.out, lower);
+                    }
                 }
-                self.dated |= lower == b"date";
-                name_index(lower)
             }
-            // Longer than any name in the static table or any connection-specific one.
-            None => None,
-        };
-        match index {
-            Some(index) => put_int(&mut self.out, index, 4, 0x00),
+            // Longer than any name `classify` knows.
             None => {
                 self.out.put_u8(0x00);
                 put_int(&mut self.out, name.len(), 7, 0x00);
-                self.out.extend(name.iter().map(|b| b.to_ascii_lowercase()));
+                self.out.reserve(name.len());
+                for b in name {
+                    self.out.put_u8(b.to_ascii_lowercase());
+                }
             }
         }
         put_str(&mut self.out, value);
@@ -71,22 +76,63 @@ impl HpackHead {
     }
 }
 
-/// The longest name this module compares: the static table's (`access-control-allow-origin`)
-/// and the connection-specific ones.
-const LONGEST_STATIC_NAME: usize = 27;
+/// Names up to this long are lowercased on the stack; `classify` knows no longer one.
+const SHORT_NAME: usize = 32;
 
-/// Fields HTTP/2 forbids in a message (RFC 9113 §8.2.2); TE, a request field, says nothing
-/// in a response either.
-fn is_connection_specific(lower: &[u8]) -> bool {
-    matches!(
-        lower,
-        b"connection"
-            | b"keep-alive"
-            | b"proxy-connection"
-            | b"transfer-encoding"
-            | b"upgrade"
-            | b"te"
-    )
+/// The static table's entry for `date`.
+const DATE: usize = 33;
+
+/// What a (lowercase) field name is to HTTP/2.
+enum Name {
+    /// Forbidden in an HTTP/2 message (RFC 9113 §8.2.2); TE, a request field, says nothing in
+    /// a response either.
+    ConnectionSpecific,
+    /// In the static table (RFC 7541 Appendix A), at this entry.
+    Static(usize),
+    /// Anything else: a literal name.
+    Other,
+}
+
+/// The name's class, by its length first: the static table's names a response may carry (its
+/// request-only names are written as literals) and the connection-specific ones.
+fn classify(lower: &[u8]) -> Name {
+    use Name::{ConnectionSpecific as Cs, Static as S};
+    match (lower.len(), lower) {
+        (2, b"te") => Cs,
+        (3, b"age") => S(21),
+        (3, b"via") => S(60),
+        (4, b"date") => S(DATE),
+        (4, b"etag") => S(34),
+        (4, b"link") => S(45),
+        (4, b"vary") => S(59),
+        (5, b"allow") => S(22),
+        (6, b"server") => S(54),
+        (7, b"expires") => S(36),
+        (7, b"refresh") => S(52),
+        (7, b"upgrade") => Cs,
+        (8, b"location") => S(46),
+        (10, b"connection") => Cs,
+        (10, b"keep-alive") => Cs,
+        (10, b"set-cookie") => S(55),
+        (11, b"retry-after") => S(53),
+        (12, b"content-type") => S(31),
+        (13, b"accept-ranges") => S(18),
+        (13, b"cache-control") => S(24),
+        (13, b"content-range") => S(30),
+        (13, b"last-modified") => S(44),
+        (14, b"content-length") => S(28),
+        (16, b"content-encoding") => S(26),
+        (16, b"content-language") => S(27),
+        (16, b"content-location") => S(29),
+        (16, b"proxy-connection") => Cs,
+        (16, b"www-authenticate") => S(61),
+        (17, b"transfer-encoding") => Cs,
+        (18, b"proxy-authenticate") => S(48),
+        (19, b"content-disposition") => S(25),
+        (25, b"strict-transport-security") => S(56),
+        (27, b"access-control-allow-origin") => S(20),
+        _ => Name::Other,
+    }
 }
 
 /// The static table's entry for a status it holds whole (RFC 7541 Appendix A).
@@ -99,41 +145,6 @@ fn status_index(status: StatusCode) -> Option<u8> {
         400 => 12,
         404 => 13,
         500 => 14,
-        _ => return None,
-    })
-}
-
-/// The static table's entry for a (lowercase) name, for the names a response may carry
-/// (RFC 7541 Appendix A; request-only names are written as literals).
-fn name_index(lower: &[u8]) -> Option<usize> {
-    Some(match lower {
-        b"accept-ranges" => 18,
-        b"access-control-allow-origin" => 20,
-        b"age" => 21,
-        b"allow" => 22,
-        b"cache-control" => 24,
-        b"content-disposition" => 25,
-        b"content-encoding" => 26,
-        b"content-language" => 27,
-        b"content-length" => 28,
-        b"content-location" => 29,
-        b"content-range" => 30,
-        b"content-type" => 31,
-        b"date" => 33,
-        b"etag" => 34,
-        b"expires" => 36,
-        b"last-modified" => 44,
-        b"link" => 45,
-        b"location" => 46,
-        b"proxy-authenticate" => 48,
-        b"refresh" => 52,
-        b"retry-after" => 53,
-        b"server" => 54,
-        b"set-cookie" => 55,
-        b"strict-transport-security" => 56,
-        b"vary" => 59,
-        b"via" => 60,
-        b"www-authenticate" => 61,
         _ => return None,
     })
 }
@@ -207,5 +218,93 @@ mod tests {
     fn a_status_outside_the_table_is_a_literal() {
         let head = HpackHead::new(StatusCode::IM_A_TEAPOT, 0);
         assert_eq!(&head.finish()[..], &[0x08, 3, b'4', b'1', b'8']);
+    }
+
+    /// RFC 7541 Appendix A's names, entries 1 to 61.
+    const STATIC_NAMES: [&str; 61] = [
+        ":authority",
+        ":method",
+        ":method",
+        ":path",
+        ":path",
+        ":scheme",
+        ":scheme",
+        ":status",
+        ":status",
+        ":status",
+        ":status",
+        ":status",
+        ":status",
+        ":status",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "accept-ranges",
+        "accept",
+        "access-control-allow-origin",
+        "age",
+        "allow",
+        "authorization",
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-location",
+        "content-range",
+        "content-type",
+        "cookie",
+        "date",
+        "etag",
+        "expect",
+        "expires",
+        "from",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "last-modified",
+        "link",
+        "location",
+        "max-forwards",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "range",
+        "referer",
+        "refresh",
+        "retry-after",
+        "server",
+        "set-cookie",
+        "strict-transport-security",
+        "transfer-encoding",
+        "user-agent",
+        "vary",
+        "via",
+        "www-authenticate",
+    ];
+
+    #[test]
+    fn every_static_name_known_points_at_its_entry() {
+        let mut known = 0;
+        for name in STATIC_NAMES {
+            if let Name::Static(index) = classify(name.as_bytes()) {
+                assert_eq!(STATIC_NAMES[index - 1], name);
+                known += 1;
+            }
+        }
+        assert_eq!(known, 27, "the response names");
+    }
+
+    #[test]
+    fn a_long_name_is_a_lowercased_literal() {
+        let name = format!("X-{}", "N".repeat(38));
+        let mut head = HpackHead::new(StatusCode::OK, 0);
+        head.field(name.as_bytes(), b"v");
+        let mut want = vec![0x88, 0x00, 40];
+        want.extend(name.to_ascii_lowercase().bytes());
+        want.extend([1, b'v']);
+        assert_eq!(&head.finish()[..], &want[..]);
     }
 }
