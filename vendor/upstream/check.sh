@@ -55,7 +55,9 @@ git checkout -q main
 
 # 5. The result is the vendored code: comment-only lines, `// gatehouse patch N` markers,
 #    whitespace and trailing commas (rustfmt) aside. Expected: only
-#    pingora-core/src/connectors/http/v1.rs (the test 0003 adjusts) differs.
+#    pingora-core/src/connectors/http/v1.rs (the test 0003 adjusts) and
+#    pingora-core/src/protocols/http/v2/server.rs (patch 25's pingora part, kept with the h2
+#    patches in h2/ because it needs h2's part) differ.
 python3 - "$work/repo" "$vendor" <<'PY'
 import os, re, sys
 repo, vendor = sys.argv[1:]
