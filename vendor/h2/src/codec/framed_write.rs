@@ -111,8 +111,9 @@ where
     /// to be flushed to `T`.
     pub fn poll_ready(&mut self, cx: &mut Context) -> Poll<io::Result<()>> {
         if !self.encoder.has_capacity() {
-            // Try flushing
-            ready!(self.flush(cx))?;
+            // gatehouse patch 26: write what is buffered to make room, without flushing the
+            // transport: frames go on being buffered, and `flush` flushes them all at once.
+            ready!(self.drain(cx))?;
 
             if !self.encoder.has_capacity() {
                 return Poll::Pending;
@@ -141,6 +142,17 @@ where
         let span = tracing::trace_span!("FramedWrite::flush");
         let _e = span.enter();
 
+        ready!(self.drain(cx))?;
+
+        tracing::trace!("flushing buffer");
+        // Flush the upstream
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+
+        Poll::Ready(Ok(()))
+    }
+
+    /// gatehouse patch 26: writes everything buffered to the transport, without flushing it.
+    fn drain(&mut self, cx: &mut Context) -> Poll<io::Result<()>> {
         loop {
             while !self.encoder.is_empty() {
                 let n = match self.encoder.next {
@@ -179,10 +191,6 @@ where
             self.encoder.buf.get_mut(),
             DEFAULT_BUFFER_CAPACITY,
         );
-
-        tracing::trace!("flushing buffer");
-        // Flush the upstream
-        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
 
         Poll::Ready(Ok(()))
     }
