@@ -11,6 +11,7 @@
 use super::gather::{pass_through_stream_traits, Gathered};
 use pingora::protocols::Stream;
 use std::io;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -104,10 +105,14 @@ impl AsyncWrite for CorkedStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.out.pending() && !this.yielded && this.streams.load(Relaxed) > 0 {
-            // Once: the other tasks ready now (streams with responses) run first.
+            // Once: the other tasks ready now, and those the I/O driver then finds ready
+            // (streams whose server answered meanwhile), run first. `yield_now` hands the
+            // waker to the scheduler, which wakes it only after that.
             this.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+            let deferred = std::pin::pin!(tokio::task::yield_now());
+            if deferred.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
         std::task::ready!(this.out.poll_flush(&mut this.inner, cx))?;
         this.yielded = false;
