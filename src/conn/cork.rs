@@ -2,16 +2,18 @@
 //! flushes each time its connection task runs, and that task runs right after each stream task
 //! that queued a response (tokio's LIFO slot): one TLS record and one `sendto` per response.
 //! Here, while other streams of the connection are in progress, the first flush with bytes
-//! gathered is put off by one turn of the scheduler (the task wakes itself, as `yield_now`
-//! does), so the responses of every stream ready in the same turn are encrypted and sent at
-//! once, as HAProxy's HTTP/2 mux sends them. A lone stream's response is sent at once.
+//! gathered is put off until the scheduler has run the other ready tasks and polled the I/O
+//! driver (`yield_now`), so the responses of every stream ready by then are encrypted and sent
+//! at once, as HAProxy's HTTP/2 mux sends what one pass of its event loop produced. A lone
+//! stream's response is sent at once. (h2 flushes only once it has buffered every frame it
+//! can, vendored patch 26, so the flush here is the end of a batch.)
 //! Why: one TLS record and one system call per response cost more than the rest of an HTTP/2
 //! response; what the cork saves is measured in `bench/results/2026-11-28-vm-h2.md`.
 
 use super::gather::{pass_through_stream_traits, Gathered};
 use pingora::protocols::Stream;
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -168,7 +170,11 @@ mod tests {
         // The next flush is put off again, once.
         stream.write_all(b"third").await.unwrap();
         assert!(flush_once(&mut stream).await.is_pending());
-        stream.flush().await.unwrap();
+        // The scheduler wakes the put-off flush by itself (`yield_now`'s deferred wake).
+        tokio::time::timeout(Duration::from_secs(5), stream.flush())
+            .await
+            .expect("the deferred flush was woken")
+            .unwrap();
         drop(other);
         assert_eq!(streams.load(Relaxed), 0);
     }

@@ -81,7 +81,7 @@ pub(super) fn client_keeps(name: &[u8], edits: &ClientEdits) -> bool {
 }
 
 /// The last lines of an HTTP/1 client's head: Date when the response has none (as pingora's
-/// session adds it), `extra`, then what `edits` adds.
+/// session adds it), `extra` unless `edits` removes it, then what `edits` adds.
 pub(super) fn finish_head(
     out: &mut BytesMut,
     dated: bool,
@@ -92,6 +92,7 @@ pub(super) fn finish_head(
         let date = pingora::protocols::http::date::get_cached_date();
         put_line(out, b"Date", date.as_bytes());
     }
+    let extra = extra.filter(|(name, _)| !edits.removes(name));
     for (name, value) in extra.into_iter().chain(edits.added()) {
         put_line(out, name, value);
     }
@@ -99,8 +100,8 @@ pub(super) fn finish_head(
 
 /// A response head as an HPACK block for an HTTP/2 client (`hpack_head`): `fields` (a
 /// server's or a stored header's, names in any case) less what `edits` removes and the
-/// connection-specific ones, Date when they have none (as pingora's session adds it), `extra`,
-/// then what `edits` adds.
+/// connection-specific ones, Date when they have none (as pingora's session adds it), `extra`
+/// unless `edits` removes it, then what `edits` adds.
 pub(super) fn hpack_block<'f>(
     status: StatusCode,
     capacity: usize,
@@ -118,7 +119,11 @@ pub(super) fn hpack_block<'f>(
         let date = pingora::protocols::http::date::get_cached_date();
         block.field(b"date", date.as_bytes());
     }
-    for (name, value) in extra.into_iter().chain(edits.added()) {
+    // `extra` (a hit's Age) is the server's as far as `edits` go: stripped when they strip it.
+    if let Some((name, value)) = extra.filter(|(name, _)| !edits.removes(name)) {
+        block.field(name, value);
+    }
+    for (name, value) in edits.added() {
         block.field(name, value);
     }
     block.finish()

@@ -33,7 +33,10 @@ impl HpackHead {
     }
 
     /// Adds a field from a header line (any case): nothing for a connection-specific one.
+    /// `name` is a token and `value` has no CR, LF or NUL (httparse's, or a stored header's).
     pub fn field(&mut self, name: &[u8], value: &[u8]) {
+        debug_assert!(http::HeaderName::from_bytes(name).is_ok(), "{name:?}");
+        debug_assert!(http::HeaderValue::from_bytes(value).is_ok(), "{value:?}");
         let mut buf = [0u8; SHORT_NAME];
         match buf.get_mut(..name.len()) {
             Some(lower) => {

@@ -445,30 +445,13 @@ fn hpack_cases() -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_heads_sent_as_hpack_blocks_decode_as_pingoras_do() {
-    use crate::common::certs::{boot_tls, tls_config, Ca};
-    use crate::common::raw::{Act, Msg, ScriptOrigin};
     let cases = hpack_cases();
-    let answers = cases.clone();
-    let o = ScriptOrigin::start(move |m: &Msg| {
-        let n: usize = m.target().trim_start_matches("/case/").parse().unwrap_or(0);
-        vec![Act::Write(answers[n].clone())]
-    })
-    .await;
-    let (ca, dir) = (Ca::new(), state_dir());
-    let leaf = ca.issue(&dir, "a", &["a.test"]);
-    let placeholder = Origin::start("placeholder").await;
+    let o = hpack_origin().await;
     let mut clients = Vec::new();
     let mut keep = Vec::new();
     for direct in [true, false] {
-        let addr = free_port();
-        let toml = tls_config(addr, &placeholder, &[&leaf], "", "")
-            .replace(&placeholder.addr.to_string(), &o.addr.to_string())
-            .replace(
-                "[server]\n",
-                &format!("[server]\ndirect_exchange = {direct}\n"),
-            )
-            + "[routes.cache]\nenabled = false\n";
-        keep.push(boot_tls(&toml).await);
+        let (gh, addr, ca) = tls_gatehouse(o.addr, direct).await;
+        keep.push(gh);
         // Room for the head over 16 KiB (hyper's client allows 16 KiB by default).
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_der(ca.der().as_ref()).unwrap())
@@ -539,25 +522,61 @@ async fn http2_heads_sent_as_hpack_blocks_decode_as_pingoras_do() {
         2,
         "each gatehouse kept one server connection"
     );
+    // The blocks compared were the relay's: its connection waits in the direct exchange's idle
+    // list, pingora's path's in pingora's pool.
+    assert_eq!((direct_idle(&keep[0]), direct_idle(&keep[1])), (1, 0));
+}
+
+/// Server connections waiting in the direct exchange's idle list (the only server's).
+fn direct_idle(gh: &gatehouse::Gatehouse) -> usize {
+    gh.shared.current().pools[0].servers[0].state.idle.len()
+}
+
+/// A raw origin answering `/case/N` with `hpack_cases()[N]`.
+async fn hpack_origin() -> crate::common::raw::ScriptOrigin {
+    use crate::common::raw::{Act, Msg, ScriptOrigin};
+    let answers = hpack_cases();
+    ScriptOrigin::start(move |m: &Msg| {
+        let n: usize = m.target().trim_start_matches("/case/").parse().unwrap_or(0);
+        vec![Act::Write(answers[n].clone())]
+    })
+    .await
+}
+
+/// gatehouse with one TLS listener (certificate for `a.test`, the default one) in front of
+/// `origin`, without caching; `direct`: `server.direct_exchange`.
+async fn tls_gatehouse(
+    origin: SocketAddr,
+    direct: bool,
+) -> (gatehouse::Gatehouse, SocketAddr, crate::common::certs::Ca) {
+    use crate::common::certs::{boot_tls, tls_config, Ca};
+    let (ca, dir) = (Ca::new(), state_dir());
+    let leaf = ca.issue(&dir, "a", &["a.test"]);
+    let placeholder = Origin::start("placeholder").await;
+    let addr = free_port();
+    let toml = tls_config(addr, &placeholder, &[&leaf], "", "")
+        .replace(&placeholder.addr.to_string(), &origin.to_string())
+        .replace(
+            "[server]\n",
+            &format!("[server]\ndirect_exchange = {direct}\n"),
+        )
+        + "[routes.cache]\nenabled = false\n";
+    (boot_tls(&toml).await, addr, ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_size_change_leads_the_next_hpack_block() {
     // nghttp2 refuses a header block that does not open with the table size update its
-    // SETTINGS_HEADER_TABLE_SIZE called for (RFC 7541 §4.2): `-c 0` asks for one.
-    use crate::common::certs::{boot_tls, tls_config, Ca};
+    // SETTINGS_HEADER_TABLE_SIZE called for (RFC 7541 §4.2): `-c 0` asks for one. The first
+    // response's head is over 16 KiB, so its block (and the update) spans CONTINUATION frames.
     let Some(nghttp) = tool("nghttp", &["/usr/bin/nghttp"], "nghttp2-client") else {
         return;
     };
-    let (ca, dir) = (Ca::new(), state_dir());
-    let leaf = ca.issue(&dir, "a", &["a.test"]);
-    let o = Origin::start("o").await;
-    let addr = free_port();
-    let _gh =
-        boot_tls(&(tls_config(addr, &o, &[&leaf], "", "") + "[routes.cache]\nenabled = false\n"))
-            .await;
-    let urls: Vec<String> = (0..3)
-        .map(|i| format!("https://127.0.0.1:{}/page?{i}", addr.port()))
+    let o = hpack_origin().await;
+    let (gh, addr, _ca) = tls_gatehouse(o.addr, true).await;
+    let urls: Vec<String> = [4, 0, 1]
+        .iter()
+        .map(|n| format!("https://127.0.0.1:{}/case/{n}", addr.port()))
         .collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(nghttp)
@@ -574,6 +593,19 @@ async fn a_table_size_change_leads_the_next_hpack_block() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(text.matches(":status: 200").count(), 3, "{text}");
+    assert_eq!(text.matches(":status: 200").count(), 2, "{text}");
+    assert_eq!(text.matches(":status: 404").count(), 1, "{text}");
+    // nghttp2 shows the HEADERS and CONTINUATION frames of a block as one frame: over the
+    // default SETTINGS_MAX_FRAME_SIZE (nghttp sends none), it came in several.
+    let longest = text
+        .lines()
+        .filter_map(|l| l.split("recv HEADERS frame <length=").nth(1))
+        .filter_map(|l| l.split(',').next()?.parse::<usize>().ok())
+        .max();
+    assert!(longest > Some(16_384), "{text}");
     assert!(!text.contains("recv GOAWAY"), "{text}");
+    assert!(
+        direct_idle(&gh) >= 1,
+        "the relay answered (its server connections are idle)"
+    );
 }

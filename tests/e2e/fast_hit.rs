@@ -182,8 +182,10 @@ async fn a_purged_or_expired_object_is_not_served_from_the_own_loop() {
     assert_eq!(o.heads().len(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_clients_get_the_same_hits_from_both_paths() {
+/// GET, GET, HEAD of one object over HTTP/2 through the fast path and through pingora's
+/// (`direct_exchange` true, then false), `extra` appended to the config; each answer as
+/// "METHOD status age=present [fields but date and age] body". The origin's hits follow.
+async fn http2_hits_on_both_paths(extra: &str) -> (Vec<Vec<String>>, usize) {
     use crate::common::certs::Ca;
     let (ca, dir) = (Ca::new(), state_dir());
     let leaf = ca.issue(&dir, "a", &["a.test"]);
@@ -197,7 +199,8 @@ async fn http2_clients_get_the_same_hits_from_both_paths() {
             &format!("[server]\ndirect_exchange = {direct}\n"),
             1,
         );
-        let toml = crate::common::certs::tls_config_in(&section, addr, &o, &[&leaf], "", "");
+        let toml =
+            crate::common::certs::tls_config_in(&section, addr, &o, &[&leaf], "", "") + extra;
         let _gh = crate::common::certs::boot_tls(&toml).await;
         let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
         let url = format!("https://a.test:{}/h2", addr.port());
@@ -219,9 +222,25 @@ async fn http2_clients_get_the_same_hits_from_both_paths() {
         }
         answers.push(got);
     }
+    (answers, o.hits())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_get_the_same_hits_from_both_paths() {
+    let (answers, hits) = http2_hits_on_both_paths("").await;
     assert_eq!(answers[0], answers[1], "both paths answer alike");
     assert!(answers[0][1].contains("\"x-cache: HIT\"") && answers[0][1].contains("age=true"));
     assert!(answers[0][1].contains("\"content-length: 1\"") && answers[0][1].ends_with(" o"));
     assert!(answers[0][2].starts_with("HEAD 200 age=true") && answers[0][2].ends_with("] "));
-    assert_eq!(o.hits(), 2, "one miss per proxy");
+    assert_eq!(hits, 2, "one miss per proxy");
+    // Captured fields stripped from responses: the hit's Age too, as pingora's path strips it.
+    let strip = "[access_log]\ncapture_response_headers = [\"Age\", \"X-Who\"]\n\
+                 strip_captured_response_headers = true\n";
+    let (answers, _) = http2_hits_on_both_paths(strip).await;
+    assert_eq!(answers[0], answers[1], "both paths strip alike");
+    assert!(answers[0][1].contains("\"x-cache: HIT\"") && answers[0][1].contains("age=false"));
+    assert!(
+        !answers[0].iter().any(|a| a.contains("x-who")),
+        "{answers:?}"
+    );
 }

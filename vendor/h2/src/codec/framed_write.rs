@@ -108,7 +108,7 @@ where
     /// Returns `Ready` when `send` is able to accept a frame
     ///
     /// Calling this function may result in the current contents of the buffer
-    /// to be flushed to `T`.
+    /// to be written to `T` (not flushed: gatehouse patch 26).
     pub fn poll_ready(&mut self, cx: &mut Context) -> Poll<io::Result<()>> {
         if !self.encoder.has_capacity() {
             // gatehouse patch 26: write what is buffered to make room, without flushing the
