@@ -282,37 +282,45 @@ impl DeframerVecBuffer {
     }
 }
 
-/// gatehouse patch 27: one read buffer per thread, kept for the next connection that reads,
-/// so that an idle connection holds none and a busy one does not allocate one per read.
+/// gatehouse patch 27: a few read buffers per thread, kept for the connections that read next,
+/// so that an idle connection holds none and a busy one neither allocates nor zeroes one per
+/// read. A buffer's old bytes are never read (only what the last socket read filled is), as
+/// with memory the allocator hands out again.
 #[cfg(feature = "std")]
 mod spare {
     use alloc::vec::Vec;
-    use core::cell::Cell;
+    use core::cell::RefCell;
 
     /// The size `prepare_read` gives an empty buffer: the only size kept.
     const SPARE_SIZE: usize = 4096;
 
+    /// Buffers kept per thread, at most.
+    const MAX_SPARES: usize = 8;
+
     std::thread_local! {
-        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+        static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// The thread's spare (empty if there is none).
+    /// One of the thread's spares (empty if there is none).
     pub(super) fn take() -> Vec<u8> {
-        SPARE
-            .try_with(|spare| spare.take())
+        SPARES
+            .try_with(|spares| spares.borrow_mut().pop())
+            .ok()
+            .flatten()
             .unwrap_or_default()
     }
 
-    /// Keeps `buf` as the thread's spare, zeroed (it held another connection's records), if it
-    /// has the usual size and there is none yet; frees it otherwise.
-    pub(super) fn give_back(mut buf: Vec<u8>) {
+    /// Keeps `buf` among the thread's spares if it has the usual size and there is room; frees
+    /// it otherwise.
+    pub(super) fn give_back(buf: Vec<u8>) {
         if buf.len() != SPARE_SIZE || buf.capacity() > 2 * SPARE_SIZE {
             return;
         }
-        buf.fill(0);
-        let _ = SPARE.try_with(|spare| {
-            let held = spare.take();
-            spare.set(if held.is_empty() { buf } else { held });
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.len() < MAX_SPARES {
+                spares.push(buf);
+            }
         });
     }
 }
