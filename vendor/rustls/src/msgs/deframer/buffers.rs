@@ -156,6 +156,11 @@ pub(crate) struct DeframerVecBuffer {
 
     /// What size prefix of `buf` is used.
     used: usize,
+
+    /// gatehouse patch 27: the most of `buf` used since it was taken: what is zeroed when it
+    /// is given back.
+    #[cfg(feature = "std")]
+    high: usize,
 }
 
 impl DeframerVecBuffer {
@@ -211,12 +216,14 @@ impl DeframerVecBuffer {
                 // gatehouse patch 27: nothing is buffered and nothing came: the buffer waits
                 // for the next data as this thread's spare, not held by an idle connection.
                 if self.used == 0 && err.kind() == io::ErrorKind::WouldBlock {
-                    spare::give_back(mem::take(&mut self.buf));
+                    let high = mem::take(&mut self.high);
+                    spare::give_back(mem::take(&mut self.buf), high);
                 }
                 return Err(err);
             }
         };
         self.used += new_bytes;
+        self.high = self.high.max(self.used);
         Ok(new_bytes)
     }
 
@@ -278,14 +285,15 @@ impl DeframerVecBuffer {
         }
         self.buf[start..end].copy_from_slice(bytes);
         self.used += len;
+        self.high = self.high.max(self.used);
         Range { start, end }
     }
 }
 
 /// gatehouse patch 27: a few read buffers per thread, kept for the connections that read next,
 /// so that an idle connection holds none and a busy one neither allocates nor zeroes one per
-/// read. A buffer's old bytes are never read (only what the last socket read filled is), as
-/// with memory the allocator hands out again.
+/// read. What a connection wrote to a buffer is zeroed when it gives it back, as a fresh
+/// buffer is zeroed: another connection's decrypted records never reach the next one.
 #[cfg(feature = "std")]
 mod spare {
     use alloc::vec::Vec;
@@ -310,12 +318,13 @@ mod spare {
             .unwrap_or_default()
     }
 
-    /// Keeps `buf` among the thread's spares if it has the usual size and there is room; frees
-    /// it otherwise.
-    pub(super) fn give_back(buf: Vec<u8>) {
+    /// Keeps `buf` among the thread's spares if it has the usual size and there is room, its
+    /// first `used` bytes (all this connection wrote to it) zeroed; frees it otherwise.
+    pub(super) fn give_back(mut buf: Vec<u8>, used: usize) {
         if buf.len() != SPARE_SIZE || buf.capacity() > 2 * SPARE_SIZE {
             return;
         }
+        buf[..used.min(SPARE_SIZE)].fill(0);
         let _ = SPARES.try_with(|spares| {
             let mut spares = spares.borrow_mut();
             if spares.len() < MAX_SPARES {
