@@ -11,8 +11,9 @@
 //! `conditional_filter`, as its hit path evaluates them), then `response_filter`'s changes
 //! (`upstream::ClientEdits`: X-Cache, HSTS, fields stripped), then the body. An HTTP/1 client
 //! gets the stored header's lines, made once when the object was stored (`cache::wire`),
-//! through `client_wire` (vendored patch 10); an HTTP/2 client an HPACK block written from
-//! the same lines (vendored patch 25); a 304 a header map as pingora's path builds it.
+//! through `client_wire` (vendored patch 10), and an HTTP/1 304 a header map as pingora's
+//! path builds it; an HTTP/2 client an HPACK block written from the same lines (vendored
+//! patch 25), a 304 too.
 //!
 //! Why: a plain hit skips pingora-cache's hit state machine and pingora-proxy's per-request
 //! framework; what that saves is measured in `bench/results/2026-11-28-vm-hit.md`.
@@ -23,7 +24,7 @@ use super::upstream::{self, ClientEdits};
 use crate::cache::store::Entry;
 use crate::cache::wire::HitHead;
 use crate::runtime::Runtime;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::protocols::http::conditional_filter;
 use pingora::protocols::http::ServerSession;
@@ -95,23 +96,10 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
             let edits = ClientEdits::of(&rt, session, ctx);
             ClientHead::Lines(lines(stored, age, &edits))
         }
-        ServerSession::H2(_) if !not_modified => {
+        ServerSession::H2(_) => {
             let rt = ctx.rt.clone();
             let edits = ClientEdits::of(&rt, session, ctx);
-            let fields = stored
-                .fields()
-                .filter(|(name, _)| !name.eq_ignore_ascii_case(b"age"));
-            let mut digits = itoa::Buffer::new();
-            let age = (&b"age"[..], digits.format(age).as_bytes());
-            // Room for Date, Age and what `edits` adds.
-            let capacity = stored.wire_len() + 128;
-            ClientHead::Block(client_wire::hpack_block(
-                stored.status,
-                capacity,
-                fields,
-                Some(age),
-                &edits,
-            ))
+            ClientHead::Block(block(stored, not_modified, age, &edits))
         }
         _ => {
             let mut map = Box::new(entry.header().clone());
@@ -137,6 +125,35 @@ pub async fn serve(session: &mut Session, ctx: &mut Ctx, entry: Arc<Entry>) -> R
         }
     }
     Ok(())
+}
+
+/// Fields a 304 made from a stored response leaves out, as pingora's `conditional_filter::to_304`
+/// does (representation metadata the client's stored copy already has).
+const NOT_IN_304: [&[u8]; 5] = [
+    b"content-length",
+    b"content-type",
+    b"transfer-encoding",
+    b"content-encoding",
+    b"accept-ranges",
+];
+
+/// The HTTP/2 head as an HPACK block (a 304 when `not_modified`): the stored fields less Age
+/// and what `edits` removes (and, for a 304, `NOT_IN_304`); Date when the stored header has
+/// none; then Age and what `edits` adds.
+fn block(stored: &HitHead, not_modified: bool, age: u64, edits: &ClientEdits) -> Bytes {
+    let status = match not_modified {
+        true => http::StatusCode::NOT_MODIFIED,
+        false => stored.status,
+    };
+    let fields = stored.fields().filter(|(name, _)| {
+        !name.eq_ignore_ascii_case(b"age")
+            && !(not_modified && NOT_IN_304.iter().any(|n| name.eq_ignore_ascii_case(n)))
+    });
+    let mut digits = itoa::Buffer::new();
+    let age = (&b"age"[..], digits.format(age).as_bytes());
+    // Room for Date, Age and what `edits` adds.
+    let capacity = stored.wire_len() + 128;
+    client_wire::hpack_block(status, capacity, fields, Some(age), edits)
 }
 
 /// The HTTP/1 head: the stored lines less Connection (the session writes its own), Age and what

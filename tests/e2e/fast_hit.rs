@@ -190,7 +190,12 @@ async fn http2_hits_on_both_paths(extra: &str) -> (Vec<Vec<String>>, usize) {
     let (ca, dir) = (Ca::new(), state_dir());
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let o = Origin::start("o").await;
-    o.set_headers(&[("cache-control", "max-age=60"), ("x-who", "origin")]);
+    o.set_headers(&[
+        ("cache-control", "max-age=60"),
+        ("x-who", "origin"),
+        ("etag", "\"v1\""),
+        ("content-type", "text/plain"),
+    ]);
     let mut answers = Vec::new();
     for direct in [true, false] {
         let addr = free_port();
@@ -205,8 +210,19 @@ async fn http2_hits_on_both_paths(extra: &str) -> (Vec<Vec<String>>, usize) {
         let c = crate::common::certs::https_client(&ca, &["a.test"], addr, false);
         let url = format!("https://a.test:{}/h2", addr.port());
         let mut got = Vec::new();
-        for method in [http::Method::GET, http::Method::GET, http::Method::HEAD] {
-            let r = c.request(method.clone(), &url).send().await.unwrap();
+        // The last: a conditional GET the stored ETag matches (a 304).
+        let methods = [
+            http::Method::GET,
+            http::Method::GET,
+            http::Method::HEAD,
+            http::Method::GET,
+        ];
+        for (i, method) in methods.into_iter().enumerate() {
+            let mut req = c.request(method.clone(), &url);
+            if i == 3 {
+                req = req.header("if-none-match", "\"v1\"");
+            }
+            let r = req.send().await.unwrap();
             assert_eq!(r.version(), reqwest::Version::HTTP_2);
             let mut fields: Vec<String> = r
                 .headers()
@@ -232,6 +248,22 @@ async fn http2_clients_get_the_same_hits_from_both_paths() {
     assert!(answers[0][1].contains("\"x-cache: HIT\"") && answers[0][1].contains("age=true"));
     assert!(answers[0][1].contains("\"content-length: 1\"") && answers[0][1].ends_with(" o"));
     assert!(answers[0][2].starts_with("HEAD 200 age=true") && answers[0][2].ends_with("] "));
+    // The 304 keeps the validators, not the representation's metadata.
+    assert!(
+        answers[0][3].starts_with("GET 304 age=true"),
+        "{:?}",
+        answers[0][3]
+    );
+    assert!(
+        answers[0][3].contains("\"etag: \\\"v1\\\"\""),
+        "{:?}",
+        answers[0][3]
+    );
+    assert!(
+        !answers[0][3].contains("content-type"),
+        "{:?}",
+        answers[0][3]
+    );
     assert_eq!(hits, 2, "one miss per proxy");
     // Captured fields stripped from responses: the hit's Age too, as pingora's path strips it.
     let strip = "[access_log]\ncapture_response_headers = [\"Age\", \"X-Who\"]\n\
