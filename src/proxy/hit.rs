@@ -145,10 +145,11 @@ fn block(stored: &HitHead, not_modified: bool, age: u64, edits: &ClientEdits) ->
         true => http::StatusCode::NOT_MODIFIED,
         false => stored.status,
     };
-    let fields = stored.fields().filter(|(name, _)| {
-        !name.eq_ignore_ascii_case(b"age")
-            && !(not_modified && NOT_IN_304.iter().any(|n| name.eq_ignore_ascii_case(n)))
-    });
+    let left_out = |name: &[u8]| {
+        name.eq_ignore_ascii_case(b"age")
+            || (not_modified && NOT_IN_304.iter().any(|n| name.eq_ignore_ascii_case(n)))
+    };
+    let fields = stored.fields().filter(|(name, _)| !left_out(name));
     let mut digits = itoa::Buffer::new();
     let age = (&b"age"[..], digits.format(age).as_bytes());
     // Room for Date, Age and what `edits` adds.
