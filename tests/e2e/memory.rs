@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const CONNS: u64 = 1000;
 /// Open files the test and the binary need: both ends of every connection, and some.
 const FILES: u64 = 2 * CONNS + 1024;
-/// KiB of RSS per idle connection, at most (measured here: 3 and 31, opened one at a time).
+/// KiB of RSS per idle connection, at most (measured here: 3 and 27, opened one at a time).
 const H1_BOUND: u64 = 6;
 const H2_BOUND: u64 = 40;
 
