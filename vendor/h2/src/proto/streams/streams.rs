@@ -1302,20 +1302,8 @@ impl<B> StreamRef<B> {
     ) -> Result<(), UserError> {
         // Clear before taking lock, incase extensions contain a StreamRef.
         response.extensions_mut().clear();
-        let mut me = self.opaque.inner.lock().unwrap();
-        let me = &mut *me;
-
-        let stream = me.store.resolve(self.opaque.key);
-        let actions = &mut me.actions;
-        let mut send_buffer = self.send_buffer.inner.lock().unwrap();
-        let send_buffer = &mut *send_buffer;
-
-        me.counts.transition(stream, |counts, stream| {
-            let frame = server::Peer::convert_send_message(stream.id, response, end_of_stream);
-
-            actions
-                .send
-                .send_headers(frame, send_buffer, stream, counts, &mut actions.task)
+        self.send_response_frame(|id| {
+            server::Peer::convert_send_message(id, response, end_of_stream)
         })
     }
 
@@ -1327,6 +1315,21 @@ impl<B> StreamRef<B> {
         block: bytes::Bytes,
         end_of_stream: bool,
     ) -> Result<(), UserError> {
+        self.send_response_frame(|id| {
+            let mut frame = frame::Headers::encoded_response(id, status, block);
+            if end_of_stream {
+                frame.set_end_stream();
+            }
+            frame
+        })
+    }
+
+    /// gatehouse patch 25: sends the response HEADERS frame `make` builds for this stream's id
+    /// (`send_response` and `send_response_encoded`).
+    fn send_response_frame(
+        &mut self,
+        make: impl FnOnce(StreamId) -> frame::Headers,
+    ) -> Result<(), UserError> {
         let mut me = self.opaque.inner.lock().unwrap();
         let me = &mut *me;
 
@@ -1336,10 +1339,7 @@ impl<B> StreamRef<B> {
         let send_buffer = &mut *send_buffer;
 
         me.counts.transition(stream, |counts, stream| {
-            let mut frame = frame::Headers::encoded_response(stream.id, status, block);
-            if end_of_stream {
-                frame.set_end_stream();
-            }
+            let frame = make(stream.id);
 
             actions
                 .send
