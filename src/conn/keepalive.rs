@@ -34,24 +34,29 @@ use std::time::Duration;
 /// `misbehaving` resolves. The last two close it the same way, through `close`, the loop's
 /// shutdown signal: pingora sends GOAWAY and lets the streams in progress finish (as long as
 /// the process allows on a graceful stop; `GOAWAY_DRAIN` for a misbehaving client).
-async fn until_closed(
+///
+/// Not an `async fn`: one would hold `misbehaving` twice, as its argument and as its local
+/// (rust-lang/rust#62958), in what every idle HTTP/2 connection keeps. A block uses what it
+/// captured in place.
+fn until_closed(
     streams_loop: impl Future<Output = ()>,
     misbehaving: impl Future<Output = ()>,
-    shutdown: &ShutdownWatch,
+    mut process: ShutdownWatch,
     close: tokio::sync::watch::Sender<bool>,
-) {
-    let mut streams_loop = std::pin::pin!(streams_loop);
-    let mut process = shutdown.clone();
-    let misbehaved = tokio::select! {
-        () = &mut streams_loop => return,
-        _ = process.wait_for(|stopping| *stopping) => false,
-        () = misbehaving => true,
-    };
-    let _ = close.send(true);
-    if misbehaved {
-        let _ = tokio::time::timeout(GOAWAY_DRAIN, streams_loop).await;
-    } else {
-        streams_loop.await;
+) -> impl Future<Output = ()> {
+    async move {
+        let mut streams_loop = std::pin::pin!(streams_loop);
+        let misbehaved = tokio::select! {
+            () = &mut streams_loop => return,
+            _ = process.wait_for(|stopping| *stopping) => false,
+            () = misbehaving => true,
+        };
+        let _ = close.send(true);
+        if misbehaved {
+            let _ = tokio::time::timeout(GOAWAY_DRAIN, streams_loop).await;
+        } else {
+            streams_loop.await;
+        }
     }
 }
 
@@ -383,7 +388,9 @@ where
         };
         let idle = self.app.server_options().and_then(|o| o.h2_idle_timeout);
         let seen = std::sync::atomic::AtomicBool::new(false);
-        let silent = async {
+        // The futures below are pinned where they are made, and their parents hold pointers
+        // to them: moved, each would take room twice in the connection's future.
+        let silent = std::pin::pin!(async {
             let timed_out = (&mut give_up).await;
             if seen.load(Relaxed) {
                 std::future::pending::<()>().await;
@@ -391,7 +398,7 @@ where
             if timed_out {
                 crate::telemetry::client_misbehaved(Misbehaviour::Silent);
             }
-        };
+        });
         let glitches = Arc::new(Glitches::default());
         // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
@@ -415,17 +422,17 @@ where
                 );
             },
         ));
-        let reset_flood = async {
+        let reset_flood = std::pin::pin!(async {
             glitches.exceeded().await;
             crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
-        };
-        let misbehaving = async {
+        });
+        let misbehaving = std::pin::pin!(async {
             tokio::select! {
                 () = silent => {}
                 () = reset_flood => {}
             }
-        };
-        until_closed(streams_loop, misbehaving, shutdown, close).await;
+        });
+        until_closed(streams_loop, misbehaving, shutdown.clone(), close).await;
     }
 
     /// Serves one HTTP/2 stream on a task of its own, in its connection's glitch scope: offered

@@ -132,106 +132,114 @@ pub async fn handshake(io: Stream, options: Option<H2Options>) -> Result<H2Conne
 // misbehaving client can keep this task alive after GOAWAY.
 // gatehouse patch 12: public, so that an app running its own connection loop accepts HTTP/2
 // streams the way pingora's `ServerApp` does.
-pub async fn accept_downstream_sessions<F>(
+// gatehouse patch 28: not an `async fn`, which would hold `conn` twice (below).
+pub fn accept_downstream_sessions<F>(
     conn: H2Connection<Stream>,
     digest: Arc<Digest>,
     shutdown: ShutdownWatch,
     idle_timeout: Option<Duration>,
     on_session: F,
-) where
+) -> impl Future<Output = ()>
+where
     F: FnMut(HttpSession, StreamGuard),
 {
     accept_downstream_sessions_capped(conn, digest, shutdown, idle_timeout, usize::MAX, on_session)
-        .await
 }
 
 /// [`accept_downstream_sessions`], accepting no new stream while `max_in_progress` sessions
 /// are in flight (their `StreamGuard`s alive), even those the client has reset: the connection
 /// is still driven, and streams the client opens meanwhile wait unaccepted (counted by h2
 /// against SETTINGS_MAX_CONCURRENT_STREAMS). gatehouse patch 20.
-pub async fn accept_downstream_sessions_capped<F>(
+// gatehouse patch 28: an `async move` block rather than an `async fn`. An `async fn` moves its
+// arguments from the future's captured state into locals, and both take room in the future
+// (rust-lang/rust#62958): the 1.3 KB `conn` counted twice in what every idle HTTP/2
+// connection holds. A block uses what it captured in place.
+pub fn accept_downstream_sessions_capped<F>(
     mut conn: H2Connection<Stream>,
     digest: Arc<Digest>,
     mut shutdown: ShutdownWatch,
     idle_timeout: Option<Duration>,
     max_in_progress: usize,
     mut on_session: F,
-) where
+) -> impl Future<Output = ()>
+where
     F: FnMut(HttpSession, StreamGuard),
 {
-    let mut shutdown_initiated = false;
-    // Per-connection budget for malformed streams (see MAX_MALFORMED_STREAMS_PER_CONN).
-    let mut malformed_streams = 0usize;
-    // In-flight sessions, decremented by the `StreamGuard` given to `on_session`.
-    let active = Arc::new(ActiveSessions::new(max_in_progress));
-    loop {
-        // The cap holds while draining too: a client may keep opening streams until the
-        // final GOAWAY, and each accepted one is work that outlives this loop.
-        if active.count.load(Ordering::Relaxed) >= max_in_progress {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed(), if !shutdown_initiated => {
-                    conn.graceful_shutdown();
-                    shutdown_initiated = true;
-                }
-                closed = std::future::poll_fn(|cx| conn.poll_closed(cx)) => {
-                    if let Err(e) = closed {
-                        debug!("H2 error while at the stream cap {e}");
+    async move {
+        let mut shutdown_initiated = false;
+        // Per-connection budget for malformed streams (see MAX_MALFORMED_STREAMS_PER_CONN).
+        let mut malformed_streams = 0usize;
+        // In-flight sessions, decremented by the `StreamGuard` given to `on_session`.
+        let active = Arc::new(ActiveSessions::new(max_in_progress));
+        loop {
+            // The cap holds while draining too: a client may keep opening streams until the
+            // final GOAWAY, and each accepted one is work that outlives this loop.
+            if active.count.load(Ordering::Relaxed) >= max_in_progress {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed(), if !shutdown_initiated => {
+                        conn.graceful_shutdown();
+                        shutdown_initiated = true;
                     }
-                    return;
+                    closed = std::future::poll_fn(|cx| conn.poll_closed(cx)) => {
+                        if let Err(e) = closed {
+                            debug!("H2 error while at the stream cap {e}");
+                        }
+                        return;
+                    }
+                    () = active.wait_below_cap() => {}
                 }
-                () = active.wait_below_cap() => {}
+                continue;
             }
-            continue;
-        }
-        let h2_stream = if shutdown_initiated {
-            HttpSession::from_h2_conn_with_malformed_budget(
-                &mut conn,
-                digest.clone(),
-                &mut malformed_streams,
-            )
-            .await
-        } else {
-            tokio::select! {
-                // Poll the shutdown signal first so a concurrent signal is
-                // observed deterministically. `from_h2_conn` is cancel-safe
-                // and is polled again on the next iteration.
-                biased;
-                _ = shutdown.changed() => {
-                    conn.graceful_shutdown();
-                    shutdown_initiated = true;
-                    continue;
-                }
-                h2_stream = HttpSession::from_h2_conn_with_malformed_budget(
+            let h2_stream = if shutdown_initiated {
+                HttpSession::from_h2_conn_with_malformed_budget(
                     &mut conn,
                     digest.clone(),
                     &mut malformed_streams,
-                ) => h2_stream,
-                // Any accepted stream cancels this future. The next iteration
-                // waits for all active streams to finish before starting a fresh
-                // idle period.
-                _ = wait_for_idle_timeout(&active, idle_timeout.unwrap_or_default()), if idle_timeout.is_some() => {
-                    // Idle with nothing in flight: drop `conn` to close the
-                    // socket now (no graceful GOAWAY wait that could hang on
-                    // a dead peer).
+                )
+                .await
+            } else {
+                tokio::select! {
+                    // Poll the shutdown signal first so a concurrent signal is
+                    // observed deterministically. `from_h2_conn` is cancel-safe
+                    // and is polled again on the next iteration.
+                    biased;
+                    _ = shutdown.changed() => {
+                        conn.graceful_shutdown();
+                        shutdown_initiated = true;
+                        continue;
+                    }
+                    h2_stream = HttpSession::from_h2_conn_with_malformed_budget(
+                        &mut conn,
+                        digest.clone(),
+                        &mut malformed_streams,
+                    ) => h2_stream,
+                    // Any accepted stream cancels this future. The next iteration
+                    // waits for all active streams to finish before starting a fresh
+                    // idle period.
+                    _ = wait_for_idle_timeout(&active, idle_timeout.unwrap_or_default()), if idle_timeout.is_some() => {
+                        // Idle with nothing in flight: drop `conn` to close the
+                        // socket now (no graceful GOAWAY wait that could hang on
+                        // a dead peer).
+                        return;
+                    }
+                }
+            };
+            match h2_stream {
+                Err(e) => {
+                    // It is common for the client to just disconnect TCP without
+                    // properly closing H2. So we don't log the errors here
+                    debug!("H2 error when accepting new stream {e}");
                     return;
                 }
-            }
-        };
-        match h2_stream {
-            Err(e) => {
-                // It is common for the client to just disconnect TCP without
-                // properly closing H2. So we don't log the errors here
-                debug!("H2 error when accepting new stream {e}");
-                return;
-            }
-            // None means the connection is ready to be closed
-            Ok(None) => return,
-            // The offending stream was already answered or reset; keep the
-            // connection alive and continue accepting sibling streams.
-            Ok(Some(H2Accept::Rejected)) => continue,
-            Ok(Some(H2Accept::Session(session))) => {
-                on_session(session, active.start_session());
+                // None means the connection is ready to be closed
+                Ok(None) => return,
+                // The offending stream was already answered or reset; keep the
+                // connection alive and continue accepting sibling streams.
+                Ok(Some(H2Accept::Rejected)) => continue,
+                Ok(Some(H2Accept::Session(session))) => {
+                    on_session(session, active.start_session());
+                }
             }
         }
     }
