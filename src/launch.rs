@@ -58,10 +58,12 @@ fn add_listeners<A>(
                     // No read buffer under TLS: rustls keeps the records it reads in its own
                     // buffer, so pingora's (16 KiB per connection, idle or not) was a second
                     // copy. pingora's default is 64 KiB; nginx and HAProxy hold a few KiB.
+                    // No write buffer: the writes are gathered above TLS, as on plain
+                    // listeners (`conn::ClientStream`, `conn::CorkedStream`).
                     Ok(settings) => proxy.add_listener(
                         ListenerConfig::tcp(addr)
                             .tls(settings)
-                            .l4_buffer(L4BufferSettings::default().read(0)),
+                            .l4_buffer(L4BufferSettings::default().read(0).write(0)),
                     ),
                     Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
                 }

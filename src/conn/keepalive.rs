@@ -257,13 +257,10 @@ where
             over_limit,
             ..ConnState::default()
         });
-        // TLS streams keep pingora's buffer under the TLS layer (`launch.rs`).
-        let plain = stream.get_ssl_digest().is_none();
         let stream = Box::new(ClientStream::new(
             stream,
             state.clone(),
             settings.header_timeout,
-            plain,
         ));
         let server = stream
             .get_socket_digest()

@@ -41,10 +41,9 @@ pub struct ClientStream {
     /// The first bytes of a request, read by `wait_for_request` before pingora reads.
     stash: Vec<u8>,
     stash_pos: usize,
-    /// Plain connections: writes are gathered here (the listener's own write buffer is off,
-    /// `launch.rs`), so that a response's header and first body bytes leave in one write.
-    buffer_writes: bool,
-    /// Written, not yet sent. Allocated for a response and released once it is sent: an idle
+    /// Written, not yet sent: writes are gathered here (the listener's own write buffer is off,
+    /// `launch.rs`), so that a response's header and first body bytes leave in one write, or
+    /// under TLS in one `writev` of their records. Allocated for a response and released once it is sent: an idle
     /// connection holds no write buffer.
     out: Gathered,
 }
@@ -64,12 +63,10 @@ thread_local! {
 }
 
 impl ClientStream {
-    /// `buffer_writes`: gather writes here (the stream below does not).
     pub(super) fn new(
         inner: Stream,
         state: Arc<ConnState>,
         header_timeout: Duration,
-        buffer_writes: bool,
     ) -> ClientStream {
         ClientStream {
             inner,
@@ -80,7 +77,6 @@ impl ClientStream {
             answered: None,
             stash: Vec::new(),
             stash_pos: 0,
-            buffer_writes,
             out: Gathered::new(WRITE_BUFFER),
         }
     }
@@ -186,7 +182,7 @@ impl AsyncRead for ClientStream {
     }
 }
 
-/// Gathered writes (`Gathered`) on plain connections; TLS ones write through.
+/// Gathered writes (`Gathered`).
 impl AsyncWrite for ClientStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -194,9 +190,6 @@ impl AsyncWrite for ClientStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.buffer_writes {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
         let bufs = [io::IoSlice::new(buf)];
         this.out.poll_write(&mut this.inner, cx, &bufs, buf.len())
     }
@@ -207,15 +200,12 @@ impl AsyncWrite for ClientStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.buffer_writes {
-            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        }
         let total = bufs.iter().map(|b| b.len()).sum();
         this.out.poll_write(&mut this.inner, cx, bufs, total)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.buffer_writes || self.inner.is_write_vectored()
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -237,10 +227,10 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A `ClientStream` over a real loopback connection, and the peer's end.
-    async fn pair(buffer_writes: bool) -> (ClientStream, tokio::net::TcpStream) {
+    async fn pair() -> (ClientStream, tokio::net::TcpStream) {
         let (inner, peer) = crate::conn::gather::loopback().await;
         let state = Arc::new(ConnState::default());
-        let stream = ClientStream::new(inner, state, Duration::from_secs(5), buffer_writes);
+        let stream = ClientStream::new(inner, state, Duration::from_secs(5));
         (stream, peer)
     }
 
@@ -252,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_are_gathered_until_flushed_and_the_buffer_is_released() {
-        let (mut stream, mut peer) = pair(true).await;
+        let (mut stream, mut peer) = pair().await;
         stream.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         stream
             .write_all(b"Content-Length: 5\r\n\r\n")
@@ -273,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_larger_than_the_buffer_goes_out_in_order() {
-        let (mut stream, mut peer) = pair(true).await;
+        let (mut stream, mut peer) = pair().await;
         let big = vec![b'x'; 5000];
         stream.write_all(b"head\r\n").await.unwrap();
         stream.write_all(&big).await.unwrap();
@@ -288,19 +278,11 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_gathered_is_sent_when_the_stream_is_dropped() {
-        let (mut stream, mut peer) = pair(true).await;
+        let (mut stream, mut peer) = pair().await;
         stream.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         drop(stream);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"HTTP/1.1 200 OK\r\n");
-    }
-
-    #[tokio::test]
-    async fn unbuffered_streams_write_through() {
-        let (mut stream, peer) = pair(false).await;
-        stream.write_all(b"now").await.unwrap();
-        assert!(peer_has_bytes(&peer).await);
-        assert_eq!(stream.out.capacity(), 0);
     }
 }
