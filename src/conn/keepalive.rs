@@ -38,6 +38,7 @@ use std::time::Duration;
 /// Not an `async fn`: one would hold `misbehaving` twice, as its argument and as its local
 /// (rust-lang/rust#62958), in what every idle HTTP/2 connection keeps. A block uses what it
 /// captured in place.
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
 fn until_closed(
     streams_loop: impl Future<Output = ()>,
     misbehaving: impl Future<Output = ()>,
