@@ -5,6 +5,7 @@
 //! `main` parses the command line; everything else lives here so that tests boot the real
 //! server (`Gatehouse::start`) on ephemeral ports.
 
+pub mod access;
 pub mod accesslog;
 pub mod acme;
 pub mod admin;

@@ -118,6 +118,7 @@ mod tests {
             cache: None,
             readonly: crate::config::RouteReadonly::Inherit,
             allow_upgrade: false,
+            access: Vec::new(),
         }
     }
 

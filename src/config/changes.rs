@@ -165,7 +165,7 @@ fn deferred(old: &Config, new: &Config) -> Vec<String> {
 
 /// The sections a reload applies that differ.
 fn reloaded(old: &Config, new: &Config) -> Vec<String> {
-    let sections: [(&str, bool); 10] = [
+    let sections: [(&str, bool); 11] = [
         ("timeouts", differs(&old.timeouts, &new.timeouts)),
         (
             "listeners (certificates, redirects, HSTS)",
@@ -176,6 +176,7 @@ fn reloaded(old: &Config, new: &Config) -> Vec<String> {
         ("cache", old.cache != new.cache),
         ("readonly", differs(&old.readonly, &new.readonly)),
         ("limits", old.limits != new.limits),
+        ("access rules", differs(&old.access, &new.access)),
         ("access_log", old.access_log != new.access_log),
         ("admin.token", old.admin.token != new.admin.token),
         (

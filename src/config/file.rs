@@ -31,6 +31,39 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: LimitsSection,
     pub cluster: Option<ClusterSection>,
+    #[serde(default)]
+    pub access: AccessSection,
+    #[serde(default)]
+    pub access_rules: Vec<AccessRuleSection>,
+}
+
+/// `[access]`: the named rules checked on every request, before routing.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessSection {
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+/// `[[access_rules]]` and `[[routes.access_rules]]`: one access rule.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessRuleSection {
+    pub name: Option<String>,
+    pub action: Option<String>,
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub deny_cidrs: Vec<String>,
+    pub deny_cidrs_file: Option<String>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    pub allow_cidrs_file: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub path_prefixes: Vec<String>,
+    pub path_regex: Option<String>,
+    pub header: Option<String>,
+    pub header_value: Option<String>,
+    pub header_regex: Option<String>,
 }
 
 /// `[cluster]`: nodes sharing runtime state through etcd.
@@ -252,6 +285,10 @@ pub struct RouteSection {
     pub cache: Option<RouteCacheSection>,
     pub readonly: Option<String>,
     pub allow_upgrade: Option<bool>,
+    #[serde(default)]
+    pub access: Vec<String>,
+    #[serde(default)]
+    pub access_rules: Vec<AccessRuleSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

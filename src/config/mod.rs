@@ -35,6 +35,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[cluster]`: None for a node on its own.
     pub cluster: Option<ClusterConfig>,
+    /// `[[access_rules]]` and `[access]`.
+    pub access: AccessConfig,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -143,6 +145,17 @@ pub struct RouteConfig {
     /// Whether `Upgrade` requests (e.g. WebSocket) pass to servers; otherwise the Upgrade is
     /// removed and the request proxied as a plain one (nginx's default).
     pub allow_upgrade: bool,
+    /// Access rules checked right after routing, in order (indices into
+    /// `AccessConfig::rules`): the named ones, then the route's own.
+    pub access: Vec<usize>,
+}
+
+/// Every access rule of the config (named and per route, names unique) and the global list.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    pub rules: Vec<crate::access::Rule>,
+    /// Checked on every request before routing, in order (indices into `rules`).
+    pub global: Vec<usize>,
 }
 
 /// Limits on what a client may send; each answered with its own status and logged.

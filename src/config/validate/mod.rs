@@ -2,6 +2,7 @@
 //! this file parses and walks the sections; each section's rules live in the file named after
 //! it, and the shared value parsers (sizes, durations, addresses) in `values`.
 
+mod access;
 mod access_log;
 mod cache;
 mod cluster;
@@ -85,6 +86,11 @@ fn resolve_paths(f: &mut FileConfig, base: &Path) {
     fix(&mut f.server.upgrade_socket);
     fix(&mut f.admin.token_file);
     fix(&mut f.readonly.page);
+    let rules = f.routes.iter_mut().flat_map(|r| r.access_rules.iter_mut());
+    for r in f.access_rules.iter_mut().chain(rules) {
+        fix(&mut r.deny_cidrs_file);
+        fix(&mut r.allow_cidrs_file);
+    }
     if let Some(cl) = f.cluster.as_mut() {
         fix(&mut cl.ca_file);
         fix(&mut cl.cert_file);
@@ -158,7 +164,10 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let limits = server::limits(f.limits, &root.key("limits"), c);
     let listeners = listeners::listeners(f.listeners, &server.state_dir, &root.key("listeners"), c);
     let pools = pools::pools(f.pools, &root.key("pools"), c);
-    let routes = routes::routes(f.routes, &pools, &root.key("routes"), c);
+    let mut rules = access::Builder::default();
+    rules.named(f.access_rules, &root.key("access_rules"), c);
+    let routes = routes::routes(f.routes, &pools, &mut rules, &root.key("routes"), c);
+    let access = rules.finish(f.access, &root.key("access"), c);
     let admin = server::admin(f.admin, &root.key("admin"), c);
     let cache = cache::cache(f.cache, &root.key("cache"), c);
     let readonly = readonly::readonly(f.readonly, &root.key("readonly"), c);
@@ -186,6 +195,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         access_log,
         limits,
         cluster,
+        access,
         source: ConfigSource::default(),
         warnings: Vec::new(),
     }

@@ -1,5 +1,5 @@
-//! `[[routes]]` and `[routes.cache]`: host/path matching, the pool, read-only behaviour and
-//! caching rules.
+//! `[[routes]]` and `[routes.cache]`: host/path matching, the pool, read-only behaviour,
+//! caching rules, and the route's access rules (compiled by `access`).
 
 use super::super::defaults as d;
 use super::super::error::{Collector, KeyPath};
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 pub(super) fn routes(
     list: Vec<file::RouteSection>,
     pools: &[PoolConfig],
+    rules: &mut super::access::Builder,
     p: &KeyPath,
     c: &mut Collector,
 ) -> Vec<RouteConfig> {
@@ -53,6 +54,7 @@ pub(super) fn routes(
         let pool = pool_index(r.pool, pools, &rp.key("pool"), c);
         let cache = route_cache(r.cache, &rp.key("cache"), c);
         let readonly = readonly(r.readonly.as_deref(), &rp.key("readonly"), c);
+        let access = rules.route(&r.access, r.access_rules, &rp, c);
         out.push(RouteConfig {
             name,
             hosts,
@@ -61,6 +63,7 @@ pub(super) fn routes(
             cache,
             readonly,
             allow_upgrade: r.allow_upgrade.unwrap_or(false),
+            access,
         });
     }
     out

@@ -85,6 +85,50 @@ fn server_timeouts_limits_and_admin_rules_name_their_key() {
 }
 
 #[test]
+fn access_rules_name_their_key() {
+    let ok = "[access]\nrules = [\"a\"]\n[[access_rules]]\nname = \"a\"\ndeny_cidrs = [\"10.0.0.0/8\", \"::1\"]\n";
+    assert_eq!(errors_of(ok), Vec::<String>::new());
+    let rule = "[[access_rules]]\nname = \"a\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        ("[[access_rules]]\nmethods = [\"GET\"]".into(), "access_rules[0].name: every access rule needs a name"),
+        (format!("{rule}deny_cidrs = [\"10.0.0.300/8\"]"), "access_rules[0].deny_cidrs[0]: not an address or CIDR: \"10.0.0.300/8\""),
+        (format!("{rule}allow_cidrs = [\"10.0.0.0/33\"]"), "access_rules[0].allow_cidrs[0]: not an address or CIDR"),
+        (format!("{rule}deny_cidrs_file = \"/nonexistent/blocked.lst\""), "access_rules[0].deny_cidrs_file: /nonexistent/blocked.lst: No such file"),
+        (format!("{rule}deny_cidrs = [\"10.0.0.1\"]\nallow_cidrs = [\"10.0.0.2\"]"), "access_rules[0].allow_cidrs: a rule has a deny list or an allow list, not both"),
+        (format!("{rule}path_regex = \"(unclosed\""), "access_rules[0].path_regex: bad regex"),
+        (format!("{rule}header = \"x\"\nheader_regex = \"[z-a]\""), "access_rules[0].header_regex: bad regex"),
+        (format!("{rule}header_value = \"x\""), "access_rules[0].header: missing"),
+        (format!("{rule}header = \"bad header\""), "access_rules[0].header: not a header name"),
+        (format!("{rule}methods = [\"GE T\"]"), "access_rules[0].methods[0]: not a method"),
+        (format!("{rule}path_prefixes = [\"admin\"]"), "access_rules[0].path_prefixes[0]: \"admin\" must start with '/'"),
+        (format!("{rule}action = \"tarpit\""), "access_rules[0].action: \"tarpit\": use \"deny\" or \"drop\""),
+        (format!("{rule}action = \"drop\"\nstatus = 403"), "access_rules[0].status: a rule with action = \"drop\" sends no answer"),
+        (format!("{rule}status = 99"), "access_rules[0].status: 99 is not a status from 200 to 599"),
+        (format!("{rule}{rule}"), "access_rules[1].name: another access rule is already named \"a\""),
+        ("[access]\nrules = [\"nope\"]".into(), "access.rules[0]: unknown access rule \"nope\""),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\naccess = [\"nope\"]".into(), "routes[1].access[0]: unknown access rule \"nope\""),
+        (format!("{rule}[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\n[[routes.access_rules]]\nname = \"a\""), "routes[1].access_rules[0].name: another access rule is already named \"a\""),
+    ];
+    let owned: Vec<(&str, &str)> = cases.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+    check(&owned);
+}
+
+#[test]
+fn access_rules_compile_in_order_with_their_routes() {
+    let text = format!(
+        "{BASE}path_prefix = \"/\"\naccess = [\"b\", \"a\"]\n[[routes.access_rules]]\nname = \"own\"\n\
+         [access]\nrules = [\"a\"]\n[[access_rules]]\nname = \"a\"\n[[access_rules]]\nname = \"b\"\n"
+    );
+    let c = Config::from_toml(&text, "t").unwrap();
+    let names: Vec<&str> = c.access.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "own"]);
+    assert_eq!(
+        (c.access.global.as_slice(), c.routes[0].access.as_slice()),
+        (&[0][..], &[1, 0, 2][..])
+    );
+}
+
+#[test]
 fn cluster_rules_name_their_key() {
     let ok = "[cluster]\nname = \"front\"\nnode = \"lb1\"\netcd_endpoints = [\"http://10.0.0.1:2379\"]\n";
     assert_eq!(errors_of(ok), Vec::<String>::new());
@@ -272,7 +316,7 @@ fn shipped_file_states_the_defaults() {
     let render = |t: &str| {
         let c = super::from_toml(t, "conf", base).expect("valid variant of conf/gatehouse.toml");
         format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
             c.server,
             c.timeouts,
             c.listeners,
@@ -282,7 +326,8 @@ fn shipped_file_states_the_defaults() {
             c.cache,
             c.readonly,
             c.access_log,
-            c.limits
+            c.limits,
+            c.access
         )
     };
     let mut checked = 0;
