@@ -86,6 +86,7 @@ pub struct Metrics {
     cluster_events: IntCounterVec,
     client_accepted: IntCounter,
     client_refusals: IntCounterVec,
+    access_refused: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -164,6 +165,7 @@ impl Metrics {
             client_connections: single(&r, IntGauge::new("gatehouse_client_connections", "Open client connections (after the TLS handshake).").expect("valid")),
             client_accepted: single(&r, IntCounter::new("gatehouse_client_connections_total", "Client connections accepted (after the TLS handshake).").expect("valid")),
             client_refusals: counter_vec(&r, "gatehouse_client_refusals_total", "Client connections refused or cut: max_connections, max_connections_per_client (503), header_timeout (408).", &["reason"]),
+            access_refused: counter_vec(&r, "gatehouse_access_refused_total", "Requests refused by an access rule (answered with its status, or dropped), by rule.", &["rule"]),
             cluster_connected: gauge_vec(&r, "gatehouse_cluster_connected", "1 while this node watches the cluster's state in etcd.", &["cluster", "node"]),
             cluster_revision: gauge_vec(&r, "gatehouse_cluster_applied_revision", "The etcd revision of the cluster state applied on this node.", &["cluster", "node"]),
             cluster_sync_age: single(&r, GaugeVec::new(Opts::new("gatehouse_cluster_sync_age_seconds", "Seconds since this node last knew it had the cluster's latest state."), &["cluster", "node"]).expect("valid")),
@@ -186,6 +188,15 @@ impl Metrics {
             .collect();
         out.push(self.route(NO_ROUTE, "-", &["-"]));
         out
+    }
+
+    /// The refusal counter of each access rule of a config, in `config.access.rules` order.
+    pub fn access_rules(&self, config: &Config) -> Vec<IntCounter> {
+        let rules = &config.access.rules;
+        rules
+            .iter()
+            .map(|r| self.access_refused.with_label_values(&[r.name.as_str()]))
+            .collect()
     }
 
     fn route(&self, route: &str, pool: &str, servers: &[&str]) -> RouteMetrics {

@@ -92,6 +92,7 @@ fn state(t: Termination) -> &'static str {
     match t {
         Termination::Done | Termination::Cache => "--",
         Termination::Local => "LR",
+        Termination::Denied => "PR",
         Termination::ClientAbort => "CD",
         Termination::ClientTimeout => "cR",
         Termination::ConnectError | Termination::NoServer => "SC",

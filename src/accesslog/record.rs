@@ -14,6 +14,9 @@ pub enum Termination {
     Cache,
     /// Answered by gatehouse itself: no route, redirect, read-only, limits.
     Local,
+    /// Refused by an access rule (answered with its status, or dropped); the record's
+    /// `error` names the rule.
+    Denied,
     /// The client went away or sent something unusable.
     ClientAbort,
     /// The client's request headers did not arrive in time (408).
@@ -36,6 +39,7 @@ impl Termination {
             Termination::Done => "done",
             Termination::Cache => "cache",
             Termination::Local => "local",
+            Termination::Denied => "denied",
             Termination::ClientAbort => "client_abort",
             Termination::ClientTimeout => "client_timeout",
             Termination::ConnectError => "connect_error",

@@ -19,6 +19,9 @@ pub enum Outcome {
     Refused(&'static str),
     /// A write refused by read-only mode.
     ReadonlyRefused,
+    /// Refused by an access rule (index into `config.access.rules`): answered with its
+    /// status, or dropped without an answer.
+    Denied(usize),
     /// The body went over `limits.max_body_size` while being forwarded.
     BodyTooLarge,
 }
@@ -28,7 +31,7 @@ impl Outcome {
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            Outcome::Answered | Outcome::Refused(_) | Outcome::ReadonlyRefused
+            Outcome::Answered | Outcome::Refused(_) | Outcome::ReadonlyRefused | Outcome::Denied(_)
         )
     }
 

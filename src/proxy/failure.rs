@@ -14,6 +14,9 @@ pub const ALL_SERVERS_FAILED: ErrorType = ErrorType::Custom("no server answered"
 /// Raised when a hook finds the request in a state that cannot happen (a bug, not input).
 pub const IMPOSSIBLE: ErrorType = ErrorType::Custom("impossible request state");
 
+/// Raised by an access rule that drops: the request gets no answer.
+pub const DROPPED: ErrorType = ErrorType::Custom("dropped by an access rule");
+
 /// The access log's termination state for a failed request.
 pub fn termination(e: &Error) -> Termination {
     use ErrorType::*;
@@ -64,6 +67,9 @@ pub fn client_misbehaviour(e: &Error) -> Option<Misbehaviour> {
 pub fn answer(e: &Error) -> Option<LocalAnswer> {
     use ErrorType::*;
     let etype = e.etype();
+    if *etype == DROPPED {
+        return None;
+    }
     if *etype == NO_USABLE_SERVER {
         return Some(respond::NO_SERVER);
     }

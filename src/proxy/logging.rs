@@ -2,7 +2,7 @@
 //! record handed to the access log (`record`), built from pingora's session and the context.
 
 use super::caching;
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Outcome};
 use super::failure;
 use super::forward::request_host;
 use crate::accesslog::{Record, Termination, TlsRecord};
@@ -63,6 +63,7 @@ fn termination(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Termination {
         Some(cache::Status::Hit | cache::Status::Stale)
     );
     match e {
+        _ if matches!(ctx.outcome, Outcome::Denied(_)) => Termination::Denied,
         _ if ctx.outcome.is_local() => Termination::Local,
         _ if from_cache => Termination::Cache,
         None => Termination::Done,
@@ -109,7 +110,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         server,
         cache: caching::status(session, ctx).map(|c| c.as_str()),
         readonly: ctx.readonly,
-        readonly_refused: ctx.outcome == super::ctx::Outcome::ReadonlyRefused,
+        readonly_refused: ctx.outcome == Outcome::ReadonlyRefused,
         t_conn_age_ms: conn_age(session, t.started, now),
         t_queue_ms: t.first_peer.map(|p| ms_between(t.started, p)),
         t_connect_ms: t.connect_ms,
@@ -117,14 +118,22 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         t_total_ms: ms_between(t.started, now),
         retries: ctx.upstream.attempts.saturating_sub(1),
         termination: termination(session, e, ctx),
-        error: ctx
-            .outcome
-            .reason()
-            .map(str::to_string)
-            .or_else(|| e.map(|e| e.etype().as_str().to_string())),
+        error: error(e, ctx),
         request_headers: captured(&rt.config.access_log.capture_request_headers, req),
         response_headers: ctx.captured.clone(),
     }
+}
+
+/// Why gatehouse refused the request (an access rule: `access_rule:NAME`), or what failed.
+fn error(e: Option<&Error>, ctx: &Ctx) -> Option<String> {
+    if let Outcome::Denied(rule) = ctx.outcome {
+        let name = &ctx.rt.config.access.rules[rule].name;
+        return Some(format!("access_rule:{name}"));
+    }
+    ctx.outcome
+        .reason()
+        .map(str::to_string)
+        .or_else(|| e.map(|e| e.etype().as_str().to_string()))
 }
 
 /// How long the client's connection had been open when this request started.

@@ -35,6 +35,7 @@
 //! The context holds the config generation loaded when the request began, so every hook of
 //! one request sees the same config, and the in-flight guard of the chosen server.
 
+mod access;
 mod caching;
 mod client_wire;
 mod ctx;
@@ -310,6 +311,9 @@ impl ProxyHttp for Proxy {
     /// A request the client gave up on, or whose response it would not take, is client
     /// misbehaviour: counted and summarised (`telemetry`), never an ERROR line each.
     fn suppress_error_log(&self, session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        if *e.etype() == failure::DROPPED {
+            return true; // logged by `access` and in the access log
+        }
         let Some(what) = failure::client_misbehaviour(e) else {
             return false;
         };

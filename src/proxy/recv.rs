@@ -1,9 +1,10 @@
 //! `request_filter` as named steps, each of which may answer the request (HAProxy's
 //! `http_process_req_common`, Varnish's `vcl_recv`): the connection's and the request's limits,
-//! ACME http-01 challenges, the plain-HTTP redirect, routing, read-only mode, then `decide`,
-//! the one place that settles which way the request goes (`Plan`): a fresh hit from the own
+//! ACME http-01 challenges, the global access rules, the plain-HTTP redirect, routing, the
+//! route's access rules, read-only mode, then `decide`, the one place that settles which way the request goes (`Plan`): a fresh hit from the own
 //! loop, the direct exchange, or pingora's proxy with or without its cache.
 
+use super::access::{self, Scope};
 use super::ctx::{Ctx, Outcome, Plan, Routed};
 use super::{direct, forward, hit};
 use crate::cache;
@@ -30,12 +31,19 @@ pub async fn request_filter(
     ctx.request_id = Some(crate::accesslog::request_id(
         session.req_header().headers.get(id_header),
     ));
-    if acme_challenge(shared, session, ctx).await? || https_redirect(session, ctx).await? {
+    // ACME challenges first: an allow list must not keep the CA from validating a domain.
+    if acme_challenge(shared, session, ctx).await?
+        || access::check(session, ctx, Scope::Global).await?
+        || https_redirect(session, ctx).await?
+    {
         return Ok(true);
     }
     let Some(route) = route(session, ctx).await? else {
         return Ok(true);
     };
+    if access::check(session, ctx, Scope::Route(route)).await? {
+        return Ok(true);
+    }
     if readonly_gate(shared, session, ctx, route).await? {
         return Ok(true);
     }

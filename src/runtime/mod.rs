@@ -37,6 +37,8 @@ pub struct Runtime {
     pub cache: Arc<Cache>,
     /// Per-request metric handles of this config (last: requests with no route).
     pub route_metrics: Vec<RouteMetrics>,
+    /// Refusals of each access rule (`config.access.rules` order).
+    pub access_refused: Vec<prometheus::IntCounter>,
     /// When this config was loaded (Unix seconds).
     pub loaded_at: u64,
     /// Increases with every swap; lets background services notice a new config.
@@ -231,6 +233,7 @@ fn build(
         router: Router::new(&config.routes),
         pools: build_pools(&config, registry),
         route_metrics: metrics.routes(&config),
+        access_refused: metrics.access_rules(&config),
         loaded_at: unix_now(),
         config: Arc::new(config),
         cache,

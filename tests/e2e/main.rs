@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod accesslog;
 mod accesslog_drops;
 mod accesslog_restart;

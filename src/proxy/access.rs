@@ -1,0 +1,97 @@
+//! The access-rule steps of `request_filter`: the client address the rules see
+//! (`client_ip`), the check of the global rules before routing and of the route's rules right
+//! after it, and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
+//! with a reset, an HTTP/2 stream reset with REFUSED_STREAM), each counted per rule, logged at
+//! debug and recorded in the access log (`Outcome::Denied`). A check that refuses nothing
+//! reads the request in place: no allocation, no lock, no reference count.
+
+use super::ctx::{Ctx, Outcome};
+use super::failure;
+use crate::access::{self, Action, Request};
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::Session;
+use pingora::{Error, Result};
+use std::net::IpAddr;
+
+/// Which list of rules a step checks.
+#[derive(Clone, Copy)]
+pub enum Scope {
+    /// `[access] rules`, before routing.
+    Global,
+    /// The route's `access` and `access_rules`, after routing.
+    Route(usize),
+}
+
+/// The client address access rules judge: the TCP peer's for now (the real client behind a
+/// trusted proxy will be found here), IPv4-mapped IPv6 addresses as IPv4.
+pub fn client_ip(session: &Session) -> Option<IpAddr> {
+    let peer = session.client_addr()?.as_inet()?;
+    Some(peer.ip().to_canonical())
+}
+
+/// Checks the rules of `scope`: false when none refuses; true when one did and answered;
+/// the `failure::DROPPED` error when one dropped the request.
+pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result<bool> {
+    let config = &ctx.rt.config;
+    let list = match scope {
+        Scope::Global => &config.access.global,
+        Scope::Route(route) => &config.routes[route].access,
+    };
+    if list.is_empty() {
+        return Ok(false);
+    }
+    let req = session.req_header();
+    let request = Request {
+        client: client_ip(session),
+        method: &req.method,
+        path: req.uri.path(),
+        headers: &req.headers,
+    };
+    let Some(rule) = access::first_refusal(&config.access.rules, list, &request) else {
+        return Ok(false);
+    };
+    let client = request.client;
+    refuse(session, ctx, rule, client).await
+}
+
+/// Answers (or drops) a request `rule` refused.
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    rule: usize,
+    client: Option<IpAddr>,
+) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    let r = &rt.config.access.rules[rule];
+    rt.access_refused[rule].inc();
+    ctx.answer_locally(Outcome::Denied(rule));
+    let req = session.req_header();
+    tracing::debug!(
+        rule = %r.name,
+        client = ?client,
+        method = %req.method,
+        path = req.uri.path(),
+        action = ?r.action,
+        "request refused by an access rule"
+    );
+    match r.action {
+        Action::Deny(status) => {
+            let reason = http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Refused");
+            let body = bytes::Bytes::from(format!("{status} {reason}\n"));
+            let plain = "text/plain; charset=utf-8";
+            crate::respond::write(session, ctx.hsts(), status, &[], plain, body, false).await?;
+            Ok(true)
+        }
+        Action::Drop => {
+            if let ServerSession::H2(stream) = &mut *session.downstream_session {
+                stream.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
+            } else {
+                crate::conn::reset_at_close(session);
+            }
+            Err(Error::explain(failure::DROPPED, r.name.clone()))
+        }
+    }
+}
