@@ -35,7 +35,7 @@ pub enum AddrMatch {
     Allow(CidrSet),
 }
 
-/// A header condition: the first value of `name` compared.
+/// A header condition: it holds when any value of `name` matches.
 #[derive(Debug, Clone)]
 pub struct HeaderMatch {
     pub name: HeaderName,

@@ -1,8 +1,9 @@
 //! `request_filter` as named steps, each of which may answer the request (HAProxy's
 //! `http_process_req_common`, Varnish's `vcl_recv`): the connection's and the request's limits,
 //! ACME http-01 challenges, the global access rules, the plain-HTTP redirect, routing, the
-//! route's access rules, read-only mode, then `decide`, the one place that settles which way the request goes (`Plan`): a fresh hit from the own
-//! loop, the direct exchange, or pingora's proxy with or without its cache.
+//! route's access rules, read-only mode, then `decide`, the one place that settles which way
+//! the request goes (`Plan`): a fresh hit from the own loop, the direct exchange, or pingora's
+//! proxy with or without its cache.
 
 use super::access::{self, Scope};
 use super::ctx::{Ctx, Outcome, Plan, Routed};
