@@ -6,12 +6,15 @@
 //! refuses everything); within one condition, any entry matching is enough. Rules are checked
 //! in order and the first that refuses decides, its action answering (`status`, or a drop).
 //! The address condition is either a deny list (the client is in it) or an allow list (the
-//! client is *not* in it: "only these addresses"). Everything is compiled at config load;
-//! a check allocates nothing and a CIDR list is a binary search.
+//! client is *not* in it: "only these addresses"). Path conditions read the path as servers
+//! do (`path`: escapes decoded, dot segments resolved). Everything is compiled at config load;
+//! a check allocates nothing (but a path to normalize) and a CIDR list is a binary search.
 
 mod cidr;
+mod path;
 
 pub use cidr::{parse as parse_cidr, parse_file as parse_cidr_file, CidrSet};
+pub use path::normalized as normalized_path;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::net::IpAddr;
@@ -67,7 +70,7 @@ pub struct Request<'a> {
     /// The client's address (`proxy::access::client_ip`).
     pub client: Option<IpAddr>,
     pub method: &'a Method,
-    /// The path, without the query.
+    /// The path, without the query, normalized (`normalized_path`).
     pub path: &'a str,
     pub headers: &'a HeaderMap,
 }

@@ -3,7 +3,8 @@
 //! after it, and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
 //! with a reset, an HTTP/2 stream reset with REFUSED_STREAM), each counted per rule, logged at
 //! debug and recorded in the access log (`Outcome::Denied`). A check that refuses nothing
-//! reads the request in place: no allocation, no lock, no reference count.
+//! reads the request in place (a path copied only when it needs normalizing): no lock, no
+//! reference count.
 
 use super::ctx::{Ctx, Outcome};
 use super::failure;
@@ -41,10 +42,11 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result
         return Ok(false);
     }
     let req = session.req_header();
+    let path = access::normalized_path(req.uri.path());
     let request = Request {
         client: client_ip(session),
         method: &req.method,
-        path: req.uri.path(),
+        path: &path,
         headers: &req.headers,
     };
     let Some(rule) = access::first_refusal(&config.access.rules, list, &request) else {

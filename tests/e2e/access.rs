@@ -136,6 +136,42 @@ async fn methods_path_prefixes_regexes_and_headers_are_refused_in_order() {
     assert_eq!(refused(&gh, "dotfiles").await, 2.0);
 }
 
+/// A server reads `/%61dmin`, `//admin` and `/x/../admin` as `/admin`: so do the rules (as
+/// nginx's locations do), or a rule on `/admin` would be a rule on one spelling of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_judged_as_servers_read_them() {
+    let o = Origin::start("o").await;
+    let rules = "[access]\nrules = [\"admin\", \"dotfiles\"]\n\
+        [[access_rules]]\nname = \"admin\"\npath_prefixes = [\"/admin\"]\n\
+        [[access_rules]]\nname = \"dotfiles\"\npath_regex = '^/\\.env$'\nstatus = 404\n";
+    let gh = boot(&format!("{rules}{}", one_route(&[&o]))).await;
+    let from = [127, 0, 0, 1];
+    let cases: &[(&str, u16)] = &[
+        ("/%61dmin/users", 403),
+        ("/%61%64%6D%69%6E", 403),
+        ("//admin", 403),
+        ("/x/../admin/", 403),
+        ("/./admin", 403),
+        ("/static/..%2Fadmin", 403),
+        ("http://site.test/%61dmin", 403),
+        ("/%2e%65nv", 404),
+        ("/a/../.env?x=1", 404),
+        ("/%62dmin", 200),
+        ("/%2561dmin", 200), // decoded once, as servers do: "/%61dmin" is not "/admin"
+        ("/x/.env", 200),
+    ];
+    for (path, want) in cases {
+        let got = ask(from, gh.addr, ("GET", "site.test", path), "").await;
+        assert_eq!(got, *want, "{path}");
+    }
+    assert_eq!(
+        o.hits(),
+        3,
+        "only the three allowed requests reached the server"
+    );
+    assert_eq!(refused(&gh, "admin").await, 7.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_rules_apply_only_on_their_route() {
     let o = Origin::start("o").await;
