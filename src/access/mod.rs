@@ -67,7 +67,7 @@ pub struct Rule {
 
 /// What a rule reads of a request.
 pub struct Request<'a> {
-    /// The client's address (`proxy::access::client_ip`).
+    /// The client's address (`proxy::forward::client_ip`).
     pub client: Option<IpAddr>,
     pub method: &'a Method,
     /// The path, without the query, normalized (`normalized_path`).

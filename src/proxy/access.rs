@@ -1,6 +1,5 @@
-//! The access-rule steps of `request_filter`: the client address the rules see
-//! (`client_ip`), the check of the global rules before routing and of the route's rules right
-//! after it, and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
+//! The access-rule steps of `request_filter`: the check of the global rules before routing
+//! and of the route's rules right after it (the client as `forward::client_ip` gives it), and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
 //! with a reset, an HTTP/2 stream reset with REFUSED_STREAM), each counted per rule, logged at
 //! debug and recorded in the access log (`Outcome::Denied`). A check that refuses nothing
 //! reads the request in place (a path copied only when it needs normalizing): no lock, no
@@ -8,6 +7,7 @@
 
 use super::ctx::{Ctx, Outcome};
 use super::failure;
+use super::forward::client_ip;
 use crate::access::{self, Action, Request};
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
@@ -21,13 +21,6 @@ pub enum Scope {
     Global,
     /// The route's `access` and `access_rules`, after routing.
     Route(usize),
-}
-
-/// The client address access rules judge: the TCP peer's for now (the real client behind a
-/// trusted proxy will be found here), IPv4-mapped IPv6 addresses as IPv4.
-pub fn client_ip(session: &Session) -> Option<IpAddr> {
-    let peer = session.client_addr()?.as_inet()?;
-    Some(peer.ip().to_canonical())
 }
 
 /// Checks the rules of `scope`: false when none refuses; true when one did and answered;

@@ -40,12 +40,14 @@ fn request_host_value(req: &RequestHeader) -> Option<HeaderValue> {
     }
 }
 
-/// The client's IP address (the TCP peer; gatehouse is the edge).
+/// The client's IP address, the one every per-client decision uses (access rules, hashing,
+/// X-Forwarded-For): the TCP peer's (gatehouse is the edge), an IPv4-mapped IPv6 peer
+/// (`::ffff:10.1.2.3`, a dual-stack listener) as its IPv4 address.
 pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+        .map(|a| a.ip().to_canonical())
 }
 
 /// Adds the forwarding headers to the request going upstream (pingora's path).
