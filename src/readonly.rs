@@ -54,17 +54,21 @@ pub fn applies(state: &ReadonlyState, route: RouteReadonly) -> bool {
     }
 }
 
-/// True for a request read-only mode refuses: a write, not on an allowed path.
+/// True for a request read-only mode refuses: a write, not on an allowed path. `path` is the
+/// request's as sent: it is allowed only if every reading of it servers make
+/// (`request_path`) is, so `/login/../account` and `/login/..;/account` are writes to
+/// `/account`.
 pub fn refuses(method: &http::Method, path: &str, config: &ReadonlyConfig) -> bool {
     let write = !matches!(
         *method,
         http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
     );
-    write
-        && !config
-            .allow_paths
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
+    if !write {
+        return false;
+    }
+    let allowed = |p: &str| config.allow_paths.iter().any(|a| p.starts_with(a.as_str()));
+    let lenient = crate::request_path::lenient(path);
+    !(allowed(&crate::request_path::normalized(path)) && lenient.as_deref().is_none_or(allowed))
 }
 
 /// Whether the client prefers JSON to HTML (by its Accept header).

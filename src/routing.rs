@@ -50,7 +50,12 @@ impl Router {
     }
 
     /// The route for `host` (as sent: may carry a port and upper case) and `path`.
+    /// The route of a request: its host (port and a trailing dot ignored, no case) and its
+    /// path as servers read it (`request_path::normalized`: `//api` and `/%61pi` are `/api`),
+    /// so a route's rules cannot be dodged by spelling its prefix another way.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        let path = crate::request_path::normalized(path);
+        let path: &str = &path;
         if let Some(host) = host.map(normalize_host) {
             let host: &str = &host;
             if let Some(found) = self.exact.get(host).and_then(|e| by_prefix(e, path)) {
@@ -84,7 +89,9 @@ pub fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
         host.find(']').map_or(host, |end| &host[..=end])
     } else {
-        host.rsplit_once(':').map_or(host, |(h, _port)| h)
+        // The first colon, as nginx cuts it: `a.test:80:80` is `a.test`, the server nginx
+        // (and most frameworks) would choose, not a host no route names.
+        host.split_once(':').map_or(host, |(h, _port)| h)
     }
 }
 

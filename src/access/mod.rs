@@ -6,15 +6,15 @@
 //! refuses everything); within one condition, any entry matching is enough. Rules are checked
 //! in order and the first that refuses decides, its action answering (`status`, or a drop).
 //! The address condition is either a deny list (the client is in it) or an allow list (the
-//! client is *not* in it: "only these addresses"). Path conditions read the path as servers
-//! do (`path`: escapes decoded, dot segments resolved). Everything is compiled at config load;
+//! client is *not* in it: "only these addresses"). Path conditions hold when they hold on
+//! either reading of the path `crate::request_path` gives (as most servers read it, and as
+//! Tomcat or IIS do); methods compare without case; a header condition also reads the name
+//! with `_` for `-` (`User_Agent`), which CGI-style servers take as the same header. Everything is compiled at config load;
 //! a check allocates nothing (but a path to normalize) and a CIDR list is a binary search.
 
 mod cidr;
-mod path;
 
 pub use cidr::{parse as parse_cidr, parse_file as parse_cidr_file, CidrSet};
-pub use path::normalized as normalized_path;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::net::IpAddr;
@@ -25,7 +25,7 @@ pub enum Action {
     /// Answer with this status (403 unless set).
     Deny(u16),
     /// No answer: the HTTP/1 connection is closed (with a reset), an HTTP/2 stream is reset
-    /// with REFUSED_STREAM.
+    /// with CANCEL.
     Drop,
 }
 
@@ -38,10 +38,12 @@ pub enum AddrMatch {
     Allow(CidrSet),
 }
 
-/// A header condition: it holds when any value of `name` matches.
+/// A header condition: it holds when any value of `name` matches, or of `alias`: the name
+/// spelt with `_` for `-`, which CGI, PHP-FPM and WSGI servers read as the same header.
 #[derive(Debug, Clone)]
 pub struct HeaderMatch {
     pub name: HeaderName,
+    pub alias: Option<HeaderName>,
     pub value: ValueMatch,
 }
 
@@ -70,8 +72,10 @@ pub struct Request<'a> {
     /// The client's address (`proxy::forward::client_ip`).
     pub client: Option<IpAddr>,
     pub method: &'a Method,
-    /// The path, without the query, normalized (`normalized_path`).
+    /// The path, without the query, as most servers read it (`request_path::normalized`).
     pub path: &'a str,
+    /// The lenient reading, where it differs (`request_path::lenient`).
+    pub lenient_path: Option<&'a str>,
     pub headers: &'a HeaderMap,
 }
 
@@ -79,15 +83,20 @@ impl Rule {
     /// Whether the rule refuses `req`: every condition set holds. The cheap conditions are
     /// checked first, the regexes last.
     pub fn refuses(&self, req: &Request) -> bool {
-        (self.methods.is_empty() || self.methods.contains(req.method))
-            && (self.path_prefixes.is_empty()
-                || self.path_prefixes.iter().any(|p| req.path.starts_with(p)))
+        (self.methods.is_empty()
+            || self
+                .methods
+                .iter()
+                .any(|m| m.as_str().eq_ignore_ascii_case(req.method.as_str())))
             && self.addr.as_ref().is_none_or(|a| a.holds(req.client))
+            && (self.path_holds(req.path) || req.lenient_path.is_some_and(|p| self.path_holds(p)))
             && self.header.as_ref().is_none_or(|h| h.holds(req.headers))
-            && self
-                .path_regex
-                .as_ref()
-                .is_none_or(|r| r.is_match(req.path))
+    }
+
+    /// Whether the path conditions hold for one reading of the path.
+    fn path_holds(&self, path: &str) -> bool {
+        (self.path_prefixes.is_empty() || self.path_prefixes.iter().any(|p| path.starts_with(p)))
+            && self.path_regex.as_ref().is_none_or(|r| r.is_match(path))
     }
 }
 
@@ -103,8 +112,20 @@ impl AddrMatch {
 }
 
 impl HeaderMatch {
+    pub fn new(name: HeaderName, value: ValueMatch) -> HeaderMatch {
+        let underscored = name.as_str().replace('-', "_");
+        let alias = (underscored != name.as_str())
+            .then(|| HeaderName::from_bytes(underscored.as_bytes()).ok())
+            .flatten();
+        HeaderMatch { name, alias, value }
+    }
+
     fn holds(&self, headers: &HeaderMap) -> bool {
-        let mut values = headers.get_all(&self.name).iter();
+        let alias = self.alias.as_ref().map(|a| headers.get_all(a).iter());
+        let mut values = headers
+            .get_all(&self.name)
+            .iter()
+            .chain(alias.into_iter().flatten());
         match &self.value {
             ValueMatch::Present => values.next().is_some(),
             ValueMatch::Exact(v) => values.any(|x| x == v),
@@ -147,6 +168,7 @@ mod tests {
             client: Some(client.parse().unwrap()),
             method: &method,
             path,
+            lenient_path: None,
             headers: &map,
         })
     }
@@ -181,10 +203,10 @@ mod tests {
     #[test]
     fn headers_and_regexes() {
         let mut r = rule();
-        r.header = Some(HeaderMatch {
-            name: HeaderName::from_static("user-agent"),
-            value: ValueMatch::Regex(regex::bytes::Regex::new("(?i)sqlmap").unwrap()),
-        });
+        r.header = Some(HeaderMatch::new(
+            HeaderName::from_static("user-agent"),
+            ValueMatch::Regex(regex::bytes::Regex::new("(?i)sqlmap").unwrap()),
+        ));
         assert!(check(
             &r,
             "::1",
@@ -194,10 +216,10 @@ mod tests {
         ));
         assert!(!check(&r, "::1", "GET", "/", &[("user-agent", "curl")]));
         assert!(!check(&r, "::1", "GET", "/", &[]));
-        r.header = Some(HeaderMatch {
-            name: HeaderName::from_static("x-debug"),
-            value: ValueMatch::Exact(HeaderValue::from_static("1")),
-        });
+        r.header = Some(HeaderMatch::new(
+            HeaderName::from_static("x-debug"),
+            ValueMatch::Exact(HeaderValue::from_static("1")),
+        ));
         assert!(check(
             &r,
             "::1",
@@ -224,6 +246,7 @@ mod tests {
             client: Some(ip.parse().unwrap()),
             method,
             path: "/",
+            lenient_path: None,
             headers: &headers,
         };
         assert_eq!(

@@ -1,6 +1,6 @@
 //! The access-rule steps of `request_filter`: the check of the global rules before routing
 //! and of the route's rules right after it (the client as `forward::client_ip` gives it), and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
-//! with a reset, an HTTP/2 stream reset with REFUSED_STREAM), each counted per rule, logged at
+//! with a reset, an HTTP/2 stream reset with CANCEL), each counted per rule, logged at
 //! debug and recorded in the access log (`Outcome::Denied`). A check that refuses nothing
 //! reads the request in place (a path copied only when it needs normalizing): no lock, no
 //! reference count.
@@ -9,6 +9,7 @@ use super::ctx::{Ctx, Outcome};
 use super::failure;
 use super::forward::client_ip;
 use crate::access::{self, Action, Request};
+use crate::request_path;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 use pingora::{Error, Result};
@@ -35,11 +36,13 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result
         return Ok(false);
     }
     let req = session.req_header();
-    let path = access::normalized_path(req.uri.path());
+    let path = request_path::normalized(req.uri.path());
+    let lenient = request_path::lenient(req.uri.path());
     let request = Request {
         client: client_ip(session),
         method: &req.method,
         path: &path,
+        lenient_path: lenient.as_deref(),
         headers: &req.headers,
     };
     let Some(rule) = access::first_refusal(&config.access.rules, list, &request) else {
@@ -82,7 +85,9 @@ async fn refuse(
         }
         Action::Drop => {
             if let ServerSession::H2(stream) = &mut *session.downstream_session {
-                stream.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
+                // CANCEL, not REFUSED_STREAM: that one tells the client a retry is safe
+                // (RFC 9113 §8.7), and clients retry it on a new connection.
+                stream.shutdown_with_reason(h2::Reason::CANCEL);
             } else {
                 crate::conn::reset_at_close(session);
             }

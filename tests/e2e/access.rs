@@ -194,6 +194,90 @@ async fn route_rules_apply_only_on_their_route() {
     assert_eq!(refused(&gh, "api-no-writes").await, 1.0);
 }
 
+/// A route's rules meet its requests however they spell the route's prefix or host: the
+/// router reads the path as the rules do, and the host as nginx does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_cannot_be_dodged_by_spelling_its_path_or_host_another_way() {
+    let o = Origin::start("o").await;
+    let gh = boot(&format!(
+        "{}[[routes]]\npath_prefix = \"/internal\"\npool = \"web\"\n\
+         [[routes.access_rules]]\nname = \"closed\"\n\
+         [[routes]]\nhosts = [\"admin.test\"]\npool = \"web\"\n\
+         [[routes.access_rules]]\nname = \"admins\"\nallow_cidrs = [\"127.0.0.3\"]\n\
+         [[routes]]\npool = \"web\"\n",
+        unchecked_pool("web", &[&o])
+    ))
+    .await;
+    let from = [127, 0, 0, 4];
+    for path in [
+        "/internal/x",
+        "/%69nternal/x",
+        "//internal/x",
+        "/./internal/x",
+        "/x/../internal/x",
+    ] {
+        let got = ask(from, gh.addr, ("GET", "www.test", path), "").await;
+        assert_eq!(got, 403, "{path}");
+    }
+    let got = ask(from, gh.addr, ("GET", "www.test", "/internal/../x"), "").await;
+    assert_eq!(
+        got, 200,
+        "/internal/../x is /x to servers, not the closed route"
+    );
+    for host in [
+        "admin.test",
+        "admin.test:80:80",
+        "ADMIN.test.",
+        "admin.test:8080",
+    ] {
+        let got = ask(from, gh.addr, ("GET", host, "/"), "").await;
+        assert_eq!(got, 403, "Host: {host}");
+    }
+    assert_eq!(
+        ask(
+            [127, 0, 0, 3],
+            gh.addr,
+            ("GET", "admin.test:80:80", "/"),
+            ""
+        )
+        .await,
+        200
+    );
+    assert_eq!(o.hits(), 2);
+    assert_eq!(refused(&gh, "closed").await, 5.0);
+}
+
+/// What Tomcat, IIS and CGI-style servers read differently: `;parameters` dropped, `\\` for
+/// `/`, `User_Agent` for `User-Agent`; and methods in any case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readings_of_lenient_servers_are_refused_too() {
+    let o = Origin::start("o").await;
+    let rules = "[access]\nrules = [\"methods\", \"admin\", \"dotfiles\", \"scanner\"]\n\
+        [[access_rules]]\nname = \"methods\"\nmethods = [\"TRACE\"]\nstatus = 405\n\
+        [[access_rules]]\nname = \"admin\"\npath_prefixes = [\"/admin\"]\n\
+        [[access_rules]]\nname = \"dotfiles\"\npath_regex = '/\\.git(/|$)'\nstatus = 404\n\
+        [[access_rules]]\nname = \"scanner\"\nheader = \"User-Agent\"\nheader_regex = \"(?i)sqlmap\"\n";
+    let gh = boot(&format!("{rules}{}", one_route(&[&o]))).await;
+    let from = [127, 0, 0, 1];
+    let cases: &[((&str, &str), &str, u16)] = &[
+        (("GET", "/x/..;/admin"), "", 403),
+        (("GET", "/.;/admin"), "", 403),
+        (("GET", "/x/..%3b/admin"), "", 403),
+        (("GET", "/x\\..\\admin"), "", 403),
+        (("GET", "/%5cadmin"), "", 403),
+        (("GET", "/.git;/config"), "", 404),
+        (("GET", "/x"), "User_Agent: sqlmap/1.7\r\n", 403),
+        (("trace", "/x"), "", 405),
+        (("GET", "/x;v=1"), "", 200),
+        (("GET", "/admins;x/../y"), "", 200),
+    ];
+    for ((method, path), extra, want) in cases {
+        let got = ask(from, gh.addr, (method, "site.test", path), extra).await;
+        assert_eq!(got, *want, "{method} {path} {extra:?}");
+    }
+    assert_eq!(o.hits(), 2);
+}
+
 /// One plain and one TLS listener (HTTP/2 by ALPN) in front of `o`, with `rules`.
 async fn plain_and_tls(o: &Origin, rules: &str, extra: &str) -> (Proxy, SocketAddr) {
     let (ca, dir) = (Ca::new(), state_dir());
@@ -268,10 +352,11 @@ async fn a_drop_closes_without_an_answer_on_http1_and_refuses_the_stream_on_http
         (&"denied".into(), &"access_rule:probe".into())
     );
     assert_eq!(rec["status"], 0, "{rec}");
-    // HTTP/2: that stream is reset with REFUSED_STREAM; the connection serves the next one.
+    // HTTP/2: that stream is reset with CANCEL (not REFUSED_STREAM, which invites a retry);
+    // the connection serves the next one.
     let mut h2 = h2_client(tls).await;
     let dropped = h2_ask(&mut h2, tls, ("GET", "/wp-login.php"), &[]).await;
-    assert_eq!(dropped, Err(h2::Reason::REFUSED_STREAM));
+    assert_eq!(dropped, Err(h2::Reason::CANCEL));
     assert_eq!(json_record(&log).await["error"], "access_rule:probe");
     assert_eq!(h2_ask(&mut h2, tls, ("GET", "/fine"), &[]).await, Ok(200));
     assert_eq!(o.hits(), 1);
@@ -304,7 +389,7 @@ async fn http2_over_tls_gets_the_same_answers_as_http1() {
         let h1 = ask([127, 0, 0, 1], gh.addr, (method, "site.test", path), &extra).await;
         let h2 = h2_ask(&mut h2, tls, (method, path), headers).await;
         let h2 = h2.unwrap_or_else(|reason| {
-            assert_eq!(reason, h2::Reason::REFUSED_STREAM);
+            assert_eq!(reason, h2::Reason::CANCEL);
             0 // a drop, as HTTP/1's closed connection
         });
         assert_eq!(

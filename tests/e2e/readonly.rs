@@ -103,6 +103,30 @@ async fn allow_listed_paths_and_exempt_routes_still_take_writes() {
     assert_eq!(o.hits(), 2);
 }
 
+/// An allowed path is judged as servers read it: `/login/../account` is a write to `/account`
+/// (raw bytes: an HTTP client library would resolve the dot segments itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_prefix_spelt_around_is_not_allowed() {
+    let o = Origin::start("o").await;
+    let gh = readonly_proxy(&o, "enabled = true\nallow_paths = [\"/login\"]", "").await;
+    let cases = [
+        ("/login/x", 200),
+        ("/login/../account", 503),
+        ("/login%2f..%2faccount", 503),
+        ("/login/..;/account", 503),
+        ("/login\\..\\account", 503),
+        ("/%6cogin/x", 200),
+    ];
+    for (path, want) in cases {
+        let mut wire = Wire::connect(gh.addr).await;
+        let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+        assert!(wire.send(req.as_bytes()).await);
+        let msg = wire.response(false, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(msg.status(), want, "{path}");
+    }
+    assert_eq!(o.hits(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_out_mode_strips_cookies_and_serves_everyone_from_the_cache() {
     let o = Origin::start("o").await;

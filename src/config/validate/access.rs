@@ -245,5 +245,5 @@ fn header(r: &AccessRuleSection, p: &KeyPath, c: &mut Collector) -> Option<Heade
         },
         (None, None) => ValueMatch::Present,
     };
-    Some(HeaderMatch { name, value })
+    Some(HeaderMatch::new(name, value))
 }

@@ -1,8 +1,13 @@
-//! The path access rules judge: the request's path as nginx matches its locations, so a
-//! rule on `/admin` also refuses `/%61dmin`, `//admin` and `/x/../admin`, which servers read as
-//! `/admin`. Percent-escapes are decoded once, repeated slashes merged, and `.` and `..`
-//! segments resolved (RFC 3986 §5.2.4). A path with none of these is used as it is, without
-//! an allocation.
+//! A request's path as servers read it, for every decision made on a path before it is
+//! forwarded (routing, access rules, read-only mode's allowed paths), so that `/%61dmin`,
+//! `//admin` and `/x/../admin` are all `/admin` to them, as nginx matches its locations:
+//! percent-escapes decoded once, repeated slashes merged, `.` and `..` segments resolved
+//! (RFC 3986 §5.2.4). A path with none of these is used as it is, without an allocation.
+//!
+//! `lenient` is the reading of the servers that see more in a path: Tomcat, Jetty and Spring
+//! drop a segment's `;parameters` (`/x/..;/admin` is `/admin` to them), IIS and ASP.NET take
+//! `\` for `/`. Deny decisions hold when either reading matches; allow decisions only when
+//! both do. The path forwarded is the client's, unchanged.
 
 use std::borrow::Cow;
 
@@ -36,6 +41,34 @@ fn needs_work(path: &[u8]) -> bool {
         prev = b;
     }
     false
+}
+
+/// The lenient reading of `path` (see the module doc), when it differs from `normalized`'s:
+/// only for a path with a `;` or a `\\`, escaped or not.
+pub fn lenient(path: &str) -> Option<String> {
+    let raw = path.as_bytes();
+    if !raw.iter().any(|&b| matches!(b, b';' | b'\\' | b'%')) {
+        return None;
+    }
+    let escaped = |c: &[u8]| {
+        raw.windows(3)
+            .any(|w| w[0] == b'%' && w[1..].eq_ignore_ascii_case(c))
+    };
+    if !raw.iter().any(|&b| b == b';' || b == b'\\') && !escaped(b"3b") && !escaped(b"5c") {
+        return None;
+    }
+    let mut decoded = decode(raw);
+    for b in decoded.iter_mut() {
+        if *b == b'\\' {
+            *b = b'/';
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let stripped: Vec<&str> = text
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or(""))
+        .collect();
+    Some(resolve(&stripped.join("/")))
 }
 
 /// Each valid `%XX` as its byte; anything else as it is.
@@ -93,7 +126,7 @@ fn resolve(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::normalized;
+    use super::{lenient, normalized};
     use std::borrow::Cow;
 
     #[test]
@@ -131,6 +164,24 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(normalized(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_lenient_reading_drops_parameters_and_takes_backslashes_for_slashes() {
+        let cases = [
+            ("/x/..;/admin", Some("/admin")),
+            ("/.;/admin", Some("/admin")),
+            ("/.git;/config", Some("/.git/config")),
+            ("/admin;jsessionid=1/x", Some("/admin/x")),
+            ("/x\\..\\admin", Some("/admin")),
+            ("/%5cadmin", Some("/admin")),
+            ("/x/..%3B/admin", Some("/admin")),
+            ("/admin", None),
+            ("/x/../admin", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(lenient(raw).as_deref(), want, "{raw}");
         }
     }
 }
