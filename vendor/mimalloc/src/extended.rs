@@ -20,6 +20,18 @@ impl MiMalloc {
         unsafe { ffi::mi_collect(force) }
     }
 
+    /// gatehouse patch 31: sets `purge_delay`, how many milliseconds freed memory waits before
+    /// mimalloc returns it to the OS (1 000 by default in mimalloc 3; 0 returns it at once, -1
+    /// never). A shorter delay gives memory back sooner after a burst, at the cost of more
+    /// returns and page faults when a load comes and goes at that scale.
+    #[cfg(not(feature = "v2"))]
+    pub fn set_purge_delay(&self, ms: i32) {
+        // `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (libmimalloc-sys has no
+        // constant for it).
+        const PURGE_DELAY: ffi::mi_option_t = 15;
+        unsafe { ffi::mi_option_set(PURGE_DELAY, ms.into()) }
+    }
+
     /// Return the amount of available bytes in a memory block.
     ///
     /// # Safety
