@@ -8,6 +8,8 @@
 #   bench/instr.sh [SCENARIO ...]     default: pass hit1k tls h2      N=2000 bench/instr.sh
 #
 # BIN=path measures another gatehouse binary (an A/B against an earlier build).
+# GH_EXTRA=file appends that TOML to gatehouse's config (e.g. access rules that never refuse,
+# bench/access-rules.toml, to measure what checking them costs).
 #
 # Needs valgrind, h2load (nghttp2-client), haproxy, nginx (the origin). About a minute per run.
 set -euo pipefail
@@ -64,6 +66,7 @@ for s in "${scenarios[@]}"; do
     h2) url=https://127.0.0.1:18443/1k; proto="" ;;
   esac
   render gatehouse.toml "$cache" > "$work/gh.toml"
+  [ -z "${GH_EXTRA:-}" ] || cat "$GH_EXTRA" >> "$work/gh.toml"
   printf '%s\tgatehouse\t%s\n' "$s" "$(RUST_LOG=error per_request "$url" "$proto" "$bin" run -c "$work/gh.toml")"
   if [ "$s" != hit1k ]; then # HAProxy: the anchor of pass, tls and h2
     render haproxy.cfg x > "$work/haproxy.cfg"
