@@ -54,6 +54,15 @@ pub fn use_server_config(
     settings.set_server_config(Arc::new(config));
 }
 
+/// `listener` runs `callback` on each connection it accepts, before the TLS or HTTP handshake
+/// (patch 32: the PROXY protocol header).
+pub fn before_handshake(
+    listener: pingora::listeners::ListenerConfig,
+    callback: Arc<dyn pingora::listeners::PreTlsProcess>,
+) -> pingora::listeners::ListenerConfig {
+    listener.pre_handshake(callback)
+}
+
 /// The bytes a client sent past its last request, for the caller's keep-alive loop to serve
 /// (patch 15).
 pub fn pipelined_prefix(settings: &mut HttpPersistentSettings) -> Option<BytesMut> {

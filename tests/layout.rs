@@ -338,7 +338,7 @@ fn the_figure_check_sees_figures_not_arithmetic() {
 /// `src/pingora_ext.rs` only, so moving to a new pingora is one file's review.
 #[test]
 fn patched_pingora_apis_are_called_from_one_seam() {
-    const PATCHED: [&str; 8] = [
+    const PATCHED: [&str; 9] = [
         "new_with_modules",
         "request_written_by_caller",
         "preread_response",
@@ -347,6 +347,7 @@ fn patched_pingora_apis_are_called_from_one_seam() {
         "take_pipelined_prefix",
         "accept_downstream_sessions",
         "set_linger_zero",
+        "pre_handshake(",
     ];
     let mut found = Vec::new();
     for (path, text) in files() {

@@ -208,6 +208,8 @@ pub struct ListenerConfig {
     l4: ServerAddress,
     tls: Option<TlsSettings>,
     l4_buffer: L4BufferSettings,
+    // gatehouse patch 32: this endpoint's own pre-handshake callback.
+    pre_handshake: Option<PreTlsCallback>,
 }
 
 impl ListenerConfig {
@@ -217,6 +219,7 @@ impl ListenerConfig {
             l4: ServerAddress::Tcp(addr.into(), None),
             tls: None,
             l4_buffer: L4BufferSettings::default(),
+            pre_handshake: None,
         }
     }
 
@@ -227,6 +230,7 @@ impl ListenerConfig {
             l4: ServerAddress::Uds(addr.into(), None),
             tls: None,
             l4_buffer: L4BufferSettings::default(),
+            pre_handshake: None,
         }
     }
 
@@ -275,6 +279,14 @@ impl ListenerConfig {
         self.l4_buffer = settings;
         self
     }
+
+    /// gatehouse patch 32: a callback run on every connection this endpoint accepts, before
+    /// its handshake (TLS or plain), instead of the one set on [`Listeners`] (e.g. a PROXY
+    /// protocol header read on this endpoint only).
+    pub fn pre_handshake(mut self, callback: PreTlsCallback) -> Self {
+        self.pre_handshake = Some(callback);
+        self
+    }
 }
 
 #[derive(Clone)]
@@ -315,12 +327,12 @@ pub(crate) struct UninitializedStream {
 impl UninitializedStream {
     pub async fn handshake(mut self) -> Result<Stream> {
         self.l4.set_buffer(self.l4_buffer);
+        // gatehouse patch 32: pre-handshake data (e.g. a PROXY protocol header) is read on
+        // plain endpoints too, not only before TLS.
+        if let Some(ref callback) = self.pre_tls_callback {
+            callback.process(&mut self.l4).await?;
+        }
         if let Some(tls) = self.tls {
-            // Process pre-TLS data if a callback is configured (e.g., PROXY protocol)
-            if let Some(ref callback) = self.pre_tls_callback {
-                callback.process(&mut self.l4).await?;
-            }
-
             let tls_stream = tls.tls_handshake(self.l4).await?;
             Ok(Box::new(tls_stream))
         } else {
@@ -450,14 +462,19 @@ impl Listeners {
 
     /// Add the given listener endpoint to `self`.
     pub fn add_listener(&mut self, endpoint: ListenerConfig) {
-        let ListenerConfig { l4, tls, l4_buffer } = endpoint;
+        let ListenerConfig {
+            l4,
+            tls,
+            l4_buffer,
+            pre_handshake,
+        } = endpoint;
         self.stacks.push(TransportStackBuilder {
             l4,
             tls,
             l4_buffer,
             #[cfg(feature = "connection_filter")]
             connection_filter: self.connection_filter.clone(),
-            pre_tls_callback: self.pre_tls_callback.clone(),
+            pre_tls_callback: pre_handshake.or_else(|| self.pre_tls_callback.clone()),
         });
     }
 
