@@ -44,14 +44,24 @@ pub fn preflight(config: &Config, upgrade: bool) -> Result<(), String> {
 }
 
 /// The proxy's listeners, as configured. A TLS listener whose settings cannot be built is left
-/// out (logged); the others still start.
+/// out (logged); the others still start. A `proxy_protocol` listener reads each connection's
+/// PROXY header before its handshake (`conn::ProxyProtocol`).
 fn add_listeners<A>(
     proxy: &mut pingora::services::listening::Service<A>,
     config: &Config,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) {
     for l in &config.listeners {
-        let addr = l.address.to_string();
+        let tcp = ListenerConfig::tcp(l.address.to_string());
+        let tcp = match l.proxy_protocol {
+            true => crate::pingora_ext::before_handshake(
+                tcp,
+                Arc::new(crate::conn::ProxyProtocol {
+                    policy: shared.clone(),
+                }),
+            ),
+            false => tcp,
+        };
         match (&l.tls, shared.tls.get(&l.name)) {
             (Some(t), Some(state)) => {
                 match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {
@@ -61,8 +71,7 @@ fn add_listeners<A>(
                     // No write buffer: the writes are gathered above TLS, as on plain
                     // listeners (`conn::ClientStream`, `conn::CorkedStream`).
                     Ok(settings) => proxy.add_listener(
-                        ListenerConfig::tcp(addr)
-                            .tls(settings)
+                        tcp.tls(settings)
                             .l4_buffer(L4BufferSettings::default().read(0).write(0)),
                     ),
                     Err(e) => tracing::error!("listener {}: TLS settings: {e}", l.name),
@@ -70,9 +79,7 @@ fn add_listeners<A>(
             }
             // No write buffer either: `conn::ClientStream` gathers a response's writes in a
             // buffer it holds only while writing, so an idle connection keeps none.
-            _ => proxy.add_listener(
-                ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(0).write(0)),
-            ),
+            _ => proxy.add_listener(tcp.l4_buffer(L4BufferSettings::default().read(0).write(0))),
         }
     }
 }
@@ -145,14 +152,15 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
     server
 }
 
-/// Every address gatehouse listens on, and whether it speaks TLS: the proxy's listeners and,
+/// Every address gatehouse listens on, and whether its probe is client noise to forget (TLS: a
+/// handshake that never started; PROXY protocol: no header): the proxy's listeners and,
 /// when enabled, the admin API's. Ready means all of them: a deploy script's first call goes
 /// to the admin API.
 fn listening_addresses(config: &Config) -> Vec<(SocketAddr, bool)> {
     let proxy = config
         .listeners
         .iter()
-        .map(|l| (l.address, l.tls.is_some()));
+        .map(|l| (l.address, l.tls.is_some() || l.proxy_protocol));
     let admin = config
         .admin
         .enabled
@@ -161,8 +169,9 @@ fn listening_addresses(config: &Config) -> Vec<(SocketAddr, bool)> {
 }
 
 /// Waits until every address accepts TCP connections; the first one that did not, on timeout.
-/// The probe connects and closes: on a TLS listener that is a handshake that never started,
-/// so its source address is registered as gatehouse's own (`telemetry::self_probe`) first.
+/// The probe connects and closes: on a TLS or PROXY protocol listener that is a handshake
+/// that never started, so its source address is registered as gatehouse's own
+/// (`telemetry::self_probe`) first.
 fn wait_listening(addrs: &[(SocketAddr, bool)], timeout: Duration) -> Result<(), SocketAddr> {
     let deadline = std::time::Instant::now() + timeout;
     for &(addr, tls) in addrs {

@@ -57,9 +57,14 @@ fn from_self_probe(message: &str) -> bool {
     let peer = message
         .split_once(" from ")
         .and_then(|(_, rest)| rest.split(": ").next()?.parse::<SocketAddr>().ok());
-    let Some(peer) = peer else {
+    peer.is_some_and(own_probe)
+}
+
+/// Whether a connection from `peer` is an own probe (`self_probe`); it is then forgotten.
+pub fn own_probe(peer: SocketAddr) -> bool {
+    if PROBES_WAITING.load(Relaxed) == 0 {
         return false;
-    };
+    }
     let mut probes = OWN_PROBES.lock().unwrap_or_else(|e| e.into_inner());
     let Some(i) = probes.iter().position(|p| *p == peer) else {
         return false;
@@ -105,7 +110,8 @@ enum Noise {
     /// The h2 crate closed a connection whose client reset too many streams before they were
     /// accepted (its warning, one per connection: Rapid Reset).
     ResetFlood,
-    /// A failed handshake of gatehouse's own probe: neither counted nor logged.
+    /// A failed handshake of gatehouse's own probe, or a connection the PROXY protocol step
+    /// refused (counted there as misbehaviour): neither counted again nor logged.
     SelfProbe,
 }
 
@@ -147,7 +153,7 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     }
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {
-        if from_self_probe(&m.0) {
+        if from_self_probe(&m.0) || m.0.contains(PROXY_REFUSED) {
             return Some(Noise::SelfProbe);
         }
         let reason = if text.contains("eof") || text.contains("connection reset") {
@@ -165,6 +171,10 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     text.contains("request header timeout")
         .then_some(Noise::HeaderTimeout)
 }
+
+/// What the refusal of a `proxy_protocol` listener's connection says (`conn::ProxyProtocol`):
+/// pingora's log line for it is recognised as counted already.
+pub const PROXY_REFUSED: &str = "PROXY protocol";
 
 /// When the last summary went out (Unix seconds), and what happened since.
 static LAST_SUMMARY: AtomicU64 = AtomicU64::new(0);
@@ -190,16 +200,22 @@ pub enum Misbehaviour {
     /// A connection without a request yet, closed to make room when the connection table was
     /// full, or its address had `limits.max_silent_per_client` such connections.
     Evicted = 5,
+    /// A connection to a `proxy_protocol` listener without a valid PROXY protocol header.
+    ProxyHeader = 6,
+    /// A connection to a `proxy_protocol` listener from outside `trusted_proxies`.
+    ProxyUntrusted = 7,
 }
 
 /// Client misbehaviour by reason (`Misbehaviour`'s order), for `/metrics`.
-pub static MISBEHAVIOUR: [(&str, AtomicU64); 6] = [
+pub static MISBEHAVIOUR: [(&str, AtomicU64); 8] = [
     ("silent", AtomicU64::new(0)),
     ("h2_handshake", AtomicU64::new(0)),
     ("cancelled", AtomicU64::new(0)),
     ("send_timeout", AtomicU64::new(0)),
     ("reset_flood", AtomicU64::new(0)),
     ("evicted", AtomicU64::new(0)),
+    ("proxy_header", AtomicU64::new(0)),
+    ("proxy_untrusted", AtomicU64::new(0)),
 ];
 
 /// Counts client misbehaviour: never a log line per event, only the periodic summary.

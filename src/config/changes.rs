@@ -76,8 +76,10 @@ fn new_process(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
             .map(|l| (l.name.clone(), l.address, l.tls.is_some()))
             .collect()
     };
-    if shape(old) != shape(new) {
-        upgrade.push("listeners: added, removed, or changed address or TLS".into());
+    let proxy_protocol =
+        |c: &Config| -> Vec<bool> { c.listeners.iter().map(|l| l.proxy_protocol).collect() };
+    if shape(old) != shape(new) || proxy_protocol(old) != proxy_protocol(new) {
+        upgrade.push("listeners: added, removed, or changed address, TLS or proxy_protocol".into());
     }
     if old.access_log.targets != new.access_log.targets {
         upgrade.push("access_log.targets changed".into());
@@ -165,7 +167,7 @@ fn deferred(old: &Config, new: &Config) -> Vec<String> {
 
 /// The sections a reload applies that differ.
 fn reloaded(old: &Config, new: &Config) -> Vec<String> {
-    let sections: [(&str, bool); 11] = [
+    let sections: [(&str, bool); 12] = [
         ("timeouts", differs(&old.timeouts, &new.timeouts)),
         (
             "listeners (certificates, redirects, HSTS)",
@@ -177,6 +179,7 @@ fn reloaded(old: &Config, new: &Config) -> Vec<String> {
         ("readonly", differs(&old.readonly, &new.readonly)),
         ("limits", old.limits != new.limits),
         ("access rules", differs(&old.access, &new.access)),
+        ("client_address", old.client_address != new.client_address),
         ("access_log", old.access_log != new.access_log),
         ("admin.token", old.admin.token != new.admin.token),
         (

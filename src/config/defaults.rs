@@ -19,6 +19,12 @@ pub const CLIENT_HEADER: &str = "10s";
 pub const CLIENT_HANDSHAKE: &str = "10s";
 pub const CLIENT_SEND: &str = "30s";
 
+// [[listeners]]
+pub const PROXY_PROTOCOL: bool = false;
+
+// [client_address]
+pub const REAL_IP_HEADER: &str = "X-Forwarded-For";
+
 // [[listeners]].tls
 pub const H2: bool = true;
 pub const STRICT_SNI: bool = false;

@@ -35,6 +35,16 @@ pub struct FileConfig {
     pub access: AccessSection,
     #[serde(default)]
     pub access_rules: Vec<AccessRuleSection>,
+    #[serde(default)]
+    pub client_address: ClientAddressSection,
+}
+
+/// `[client_address]`: which peers may name the client (PROXY protocol, forwarding headers).
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientAddressSection {
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub header: Option<String>,
 }
 
 /// `[access]`: the named rules checked on every request, before routing.
@@ -200,6 +210,7 @@ pub struct ListenerSection {
     pub tls: Option<TlsSection>,
     pub redirect_to_https: Option<bool>,
     pub hsts: Option<String>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -37,6 +37,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[[access_rules]]` and `[access]`.
     pub access: AccessConfig,
+    /// `[client_address]`: the proxies trusted to name the client.
+    pub client_address: ClientAddressConfig,
     /// Warnings found while validating (the config is usable).
     pub warnings: Vec<ConfigError>,
 }
@@ -81,6 +83,28 @@ pub struct Listener {
     pub redirect_to_https: bool,
     /// TLS listeners only: the Strict-Transport-Security value sent on every response.
     pub hsts: Option<http::HeaderValue>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2), from a trusted proxy.
+    pub proxy_protocol: bool,
+}
+
+/// `[client_address]`: who may say which client a connection or request is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAddressConfig {
+    /// Peers whose PROXY protocol header and forwarding header are believed.
+    pub trusted_proxies: crate::access::CidrSet,
+    /// The request header a trusted peer names the client in.
+    pub header: RealIpHeader,
+}
+
+/// The header the client's address is taken from, when the peer is a trusted proxy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RealIpHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239's `for=` parameters.
+    Forwarded,
+    /// No header: only the PROXY protocol names the client.
+    None,
 }
 
 #[derive(Debug, Clone)]

@@ -239,16 +239,20 @@ where
     ) -> Option<Stream> {
         let settings = self.policy.settings();
         let peer = stream.get_socket_digest().and_then(|d| inet(d.peer_addr()));
-        let (_guard, over_limit) = self.tracker.admit(peer.map(|a| a.ip()), &settings);
+        // Per-client limits count clients: a trusted proxy's connections carry many (as the
+        // PROXY protocol's address, when its header named one, the peer is the client).
+        let client = peer
+            .map(|a| a.ip())
+            .filter(|ip| !self.policy.trusted_proxy(*ip));
+        let (_guard, over_limit) = self.tracker.admit(client, &settings);
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             if over_limit.is_some() {
                 return None; // no HTTP/1 answer to give on an HTTP/2 connection
             }
             return match &self.fast {
                 Some(fast) => {
-                    let ip = peer.map(|a| a.ip());
                     // Boxed: an HTTP/1 connection's future need not be the size of HTTP/2's.
-                    Box::pin(self.h2_streams(fast, stream, &settings, ip, shutdown)).await;
+                    Box::pin(self.h2_streams(fast, stream, &settings, client, shutdown)).await;
                     None
                 }
                 None => ServerApp::process_new(&self.app, stream, shutdown).await,
@@ -266,7 +270,7 @@ where
         let server = stream
             .get_socket_digest()
             .and_then(|d| inet(d.local_addr()));
-        self.keepalive_loop(stream, &settings, peer.map(|a| a.ip()), shutdown)
+        self.keepalive_loop(stream, &settings, client, shutdown)
             .await;
         if state.timed_out.load(Relaxed) {
             self.tracker.header_timeouts.fetch_add(1, Relaxed);

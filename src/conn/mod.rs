@@ -15,6 +15,10 @@
 //! over `cork::CorkedStream`, which sends the responses of streams finishing together in one
 //! write.
 //!
+//! A `proxy_protocol` listener reads the PROXY protocol header of each connection before its
+//! handshake (`proxy_accept`, `proxy_header`): the address it names is the connection's peer
+//! address from then on.
+//!
 //! This module knows nothing of the proxy: what it needs of the running config and of the
 //! timing log comes through `ConnPolicy`.
 
@@ -22,11 +26,14 @@ mod cork;
 mod gather;
 mod glitches;
 mod keepalive;
+mod proxy_accept;
+mod proxy_header;
 mod stream;
 mod waiting;
 
 pub use glitches::stream_cancelled;
 pub use keepalive::{inet, ClientApp, FastPath, Prepare, Served};
+pub use proxy_accept::ProxyProtocol;
 pub use stream::ClientStream;
 
 /// Tests elsewhere in the crate: a pingora stream over a real loopback connection, and the
@@ -69,6 +76,10 @@ pub trait ConnPolicy: Send + Sync + 'static {
     fn closing(&self) -> bool;
     /// A client's request headers did not arrive in time; it was answered 408 and closed.
     fn header_timed_out(&self, client: Option<SocketAddr>, server: Option<SocketAddr>);
+    /// Whether `ip` is in `client_address.trusted_proxies`: it may send a PROXY protocol
+    /// header, and it is not held to the per-client connection limits (its connections carry
+    /// many clients).
+    fn trusted_proxy(&self, ip: IpAddr) -> bool;
 }
 
 /// Open client connections, and refusals, for limits and metrics.

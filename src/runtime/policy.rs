@@ -24,6 +24,12 @@ impl ConnPolicy for Shared {
         }
     }
 
+    fn trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        let rt = self.current();
+        let trusted = &rt.config.client_address.trusted_proxies;
+        !trusted.is_empty() && trusted.contains(ip)
+    }
+
     fn closing(&self) -> bool {
         self.closing.load(Relaxed)
     }

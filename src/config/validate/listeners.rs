@@ -67,6 +67,7 @@ pub(super) fn listeners(
             tls,
             redirect_to_https,
             hsts,
+            proxy_protocol: l.proxy_protocol.unwrap_or(d::PROXY_PROTOCOL),
         });
     }
     http01_needs_plain(&out, p, c);

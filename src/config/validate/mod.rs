@@ -5,6 +5,7 @@
 mod access;
 mod access_log;
 mod cache;
+mod client_address;
 mod cluster;
 mod listeners;
 mod pools;
@@ -168,6 +169,13 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     rules.named(f.access_rules, &root.key("access_rules"), c);
     let routes = routes::routes(f.routes, &pools, &mut rules, &root.key("routes"), c);
     let access = rules.finish(f.access, &root.key("access"), c);
+    let client_address = client_address::client_address(
+        f.client_address,
+        &listeners,
+        &root.key("client_address"),
+        &root.key("listeners"),
+        c,
+    );
     let admin = server::admin(f.admin, &root.key("admin"), c);
     let cache = cache::cache(f.cache, &root.key("cache"), c);
     let readonly = readonly::readonly(f.readonly, &root.key("readonly"), c);
@@ -196,6 +204,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         limits,
         cluster,
         access,
+        client_address,
         source: ConfigSource::default(),
         warnings: Vec::new(),
     }

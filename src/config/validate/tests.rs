@@ -42,6 +42,31 @@ fn the_base_is_valid() {
 }
 
 #[test]
+fn client_address_rules_name_their_key_and_line() {
+    let snippet = "[[listeners]]\naddress = \"127.0.0.1:18081\"\nproxy_protocol = true\n";
+    let text = format!("{BASE}{snippet}");
+    let e = Config::from_toml(&text, "test.toml").unwrap_err().errors;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].path.to_string(), "listeners[1].proxy_protocol");
+    assert_eq!(e[0].line, Some(13), "the line of proxy_protocol");
+    assert!(e[0].message.contains("client_address.trusted_proxies"));
+    for (snippet, expected) in [
+        (
+            "[client_address]\ntrusted_proxies = [\"10.0.0.300\"]",
+            "client_address.trusted_proxies[0]: not an address or CIDR: \"10.0.0.300\"",
+        ),
+        (
+            "[client_address]\nheader = \"X-Real-IP\"",
+            "client_address.header: unknown header \"X-Real-IP\": use \"X-Forwarded-For\", \"Forwarded\" or \"none\"",
+        ),
+    ] {
+        assert_eq!(errors_of(snippet), [expected], "{snippet}");
+    }
+    let ok = format!("{snippet}[client_address]\ntrusted_proxies = [\"10.0.0.0/8\"]\n");
+    assert_eq!(errors_of(&ok), Vec::<String>::new());
+}
+
+#[test]
 fn server_timeouts_limits_and_admin_rules_name_their_key() {
     let cases: &[(&str, &str)] = &[
         (
@@ -316,7 +341,7 @@ fn shipped_file_states_the_defaults() {
     let render = |t: &str| {
         let c = super::from_toml(t, "conf", base).expect("valid variant of conf/gatehouse.toml");
         format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
             c.server,
             c.timeouts,
             c.listeners,
@@ -327,7 +352,8 @@ fn shipped_file_states_the_defaults() {
             c.readonly,
             c.access_log,
             c.limits,
-            c.access
+            c.access,
+            c.client_address
         )
     };
     let mut checked = 0;
