@@ -39,7 +39,7 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result
     let path = request_path::normalized(req.uri.path());
     let lenient = request_path::lenient(req.uri.path());
     let request = Request {
-        client: client_ip(session),
+        client: client_ip(session, &config.client_address),
         method: &req.method,
         path: &path,
         lenient_path: lenient.as_deref(),

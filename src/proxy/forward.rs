@@ -6,13 +6,15 @@
 
 use super::ctx::Ctx;
 use super::head_line::put_line;
+use super::real_client::{self, Found};
+use crate::config::ClientAddressConfig;
 use bytes::{BufMut, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::{HeaderNameVariant, RequestHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 // Parsed once, here: with vendored patch 6, pingora-http inserts a `HeaderName` without
 // parsing it again (a name given as a string is parsed on every insert).
@@ -41,13 +43,20 @@ fn request_host_value(req: &RequestHeader) -> Option<HeaderValue> {
 }
 
 /// The client's IP address, the one every per-client decision uses (access rules, hashing,
-/// X-Forwarded-For): the TCP peer's (gatehouse is the edge), an IPv4-mapped IPv6 peer
-/// (`::ffff:10.1.2.3`, a dual-stack listener) as its IPv4 address.
-pub fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_canonical())
+/// X-Forwarded-For, the access log): the connection's peer (the TCP peer, or the address a
+/// trusted proxy's PROXY protocol header gave), or the client a trusted peer names in its
+/// forwarding header (`real_client`); an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`, a
+/// dual-stack listener) as its IPv4 address.
+pub fn client_ip(session: &Session, ca: &ClientAddressConfig) -> Option<IpAddr> {
+    client(session, ca).map(|f| f.addr.ip())
+}
+
+/// `client_ip` with its port (0 when a header named the client without one), and how it was
+/// found.
+pub fn client(session: &Session, ca: &ClientAddressConfig) -> Option<Found> {
+    let peer = session.client_addr().and_then(|a| a.as_inet())?;
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    Some(real_client::find(peer, &session.req_header().headers, ca))
 }
 
 /// Adds the forwarding headers to the request going upstream (pingora's path).
@@ -81,18 +90,26 @@ impl<'a> Forwarding<'a> {
             .routed
             .is_some_and(|r| ctx.rt.config.routes[r.route].allow_upgrade);
         let host = request_host_value(session.req_header());
+        let found = client(session, &ctx.rt.config.client_address);
+        // What a trusted proxy's header said came before the client is passed on; the hops
+        // from the client to gatehouse are not (the client is the last entry servers get).
+        let prior_forwarded_for = match found {
+            Some(f) if f.consumed > 0 => real_client::earlier_hops(&req.headers, f.consumed)
+                .and_then(|h| HeaderValue::from_str(&h).ok()),
+            _ => req
+                .headers
+                .get(X_FORWARDED_FOR)
+                .filter(|v| v.to_str().is_ok())
+                .cloned(),
+        };
         Forwarding {
             drop_upgrade: !route_allows_upgrade && req.headers.contains_key(http::header::UPGRADE),
             request_id: ctx
                 .request_id
                 .as_ref()
                 .map(|id| (&ctx.rt.config.access_log.request_id_header, id)),
-            client_ip: client_ip(session),
-            prior_forwarded_for: req
-                .headers
-                .get(X_FORWARDED_FOR)
-                .filter(|v| v.to_str().is_ok())
-                .cloned(),
+            client_ip: found.map(|f| f.addr.ip()),
+            prior_forwarded_for,
             proto: if ctx.https { "https" } else { "http" },
             add_host: host.is_some() && !req.headers.contains_key(http::header::HOST),
             host,

@@ -89,7 +89,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
             .as_ref()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default(),
-        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        client: super::forward::client(session, &rt.config.client_address).map(|f| f.addr),
         listener: ctx
             .listener
             .map(|l| rt.config.listeners[l].name.clone())

@@ -55,7 +55,7 @@ pub fn choose(session: &Session, ctx: &mut Ctx) -> Result<usize> {
         ),
         Some(HashKey::Header(h)) => req.headers.get(h).map(|v| v.as_bytes()),
         Some(HashKey::ClientIp) => {
-            ip_octets = client_ip(session).map(|ip| match ip {
+            ip_octets = client_ip(session, &rt.config.client_address).map(|ip| match ip {
                 std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
                 std::net::IpAddr::V6(v6) => v6.octets(),
             });
