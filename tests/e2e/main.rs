@@ -15,6 +15,7 @@ mod cache;
 mod cache_rfc;
 mod changes;
 mod cli;
+mod client_address;
 mod cluster;
 mod deadlines;
 mod differential;
