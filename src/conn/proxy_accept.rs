@@ -1,5 +1,5 @@
 //! A listener's PROXY protocol (`proxy_protocol = true`, HAProxy's `accept-proxy`): run on
-//! each accepted connection before its TLS or HTTP handshake (vendored patch 31), within
+//! each accepted connection before its TLS or HTTP handshake (vendored patch 32), within
 //! `timeouts.client_handshake`. A peer outside `client_address.trusted_proxies` is refused
 //! before a byte is read; from a trusted one, the header is read, parsed (`proxy_header`) and
 //! its source address made the connection's peer address in pingora's socket digest, so
