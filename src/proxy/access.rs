@@ -1,9 +1,9 @@
-//! The access-rule steps of `request_filter`: the check of the global rules before routing
-//! and of the route's rules right after it (the client as `forward::client_ip` gives it), and the refusal itself: the rule's status, or a drop (an HTTP/1 connection closed
-//! with a reset, an HTTP/2 stream reset with CANCEL), each counted per rule, logged at
-//! debug and recorded in the access log (`Outcome::Denied`). A check that refuses nothing
-//! reads the request in place (a path copied only when it needs normalizing): no lock, no
-//! reference count.
+//! The access-rule steps of `request_filter`: the check of the global rules before routing and
+//! of the route's rules right after it (the client as `forward::client_ip` gives it), and the
+//! refusal itself: the rule's status, or a drop (an HTTP/1 connection closed with a reset, an
+//! HTTP/2 stream reset with CANCEL), each counted per rule, logged at debug and recorded in the
+//! access log (`Outcome::Denied`). A check that refuses nothing reads the request in place (a
+//! path copied only when it needs normalizing): no lock, no reference count.
 
 use super::ctx::{Ctx, Outcome};
 use super::failure;
