@@ -78,8 +78,10 @@ fn decode(path: &[u8]) -> Vec<u8> {
     while i < path.len() {
         let b = path[i];
         if b == b'%' {
+            // Two hex digits, no sign (`from_str_radix` alone takes `%+e`, which nginx refuses).
             let hex = path
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
@@ -157,6 +159,7 @@ mod tests {
             ("/../../admin", "/admin"),
             ("/x%2F..%2Fadmin", "/admin"),
             ("/%zz/%4", "/%zz/%4"),
+            ("/%+e", "/%+e"),
             ("/caf%C3%A9", "/café"),
             ("/%ff", "/\u{fffd}"),
             ("//", "/"),

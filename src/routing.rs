@@ -51,8 +51,9 @@ impl Router {
 
     /// The route for `host` (as sent: may carry a port and upper case) and `path`.
     /// The route of a request: its host (port and a trailing dot ignored, no case) and its
-    /// path as servers read it (`request_path::normalized`: `//api` and `/%61pi` are `/api`),
-    /// so a route's rules cannot be dodged by spelling its prefix another way.
+    /// path as most servers read it (`request_path::normalized`: `//api` and `/%61pi` are
+    /// `/api`), so a route's rules are not dodged by spelling its prefix another way (a path
+    /// lenient servers read as another route's is refused by `proxy::recv`).
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
         let path = crate::request_path::normalized(path);
         let path: &str = &path;

@@ -116,6 +116,12 @@ async fn route(session: &mut Session, ctx: &mut Ctx) -> Result<Option<usize>> {
                 .route(forward::request_host(req), req.uri.path())
         }
     };
+    if reads_to_another_route(session, ctx, route) {
+        ctx.answer_locally(Outcome::Refused("ambiguous path"));
+        tracing::debug!("request refused: its path reads to another route on some servers");
+        respond::send(session, ctx.hsts(), respond::BAD_REQUEST, false).await?;
+        return Ok(None);
+    }
     let Some(route) = route else {
         ctx.answer_locally(Outcome::Answered);
         respond::send(session, ctx.hsts(), respond::NO_ROUTE, true).await?;
@@ -124,6 +130,16 @@ async fn route(session: &mut Session, ctx: &mut Ctx) -> Result<Option<usize>> {
     let pool = ctx.rt.config.routes[route].pool;
     ctx.routed = Some(Routed { route, pool });
     Ok(Some(route))
+}
+
+/// Whether the path's lenient reading (`request_path::lenient`: Tomcat's `/x/..;/admin`, IIS's
+/// `\\`) routes elsewhere than the reading routing uses: that route's access rules and
+/// read-only setting would never see the request, so it is refused (400), as Spring's
+/// StrictHttpFirewall refuses such paths. One byte scan for a path without `;`, `\\` or `%`.
+fn reads_to_another_route(session: &Session, ctx: &Ctx, route: Option<usize>) -> bool {
+    let req = session.req_header();
+    crate::request_path::lenient(req.uri.path())
+        .is_some_and(|path| ctx.rt.router.route(forward::request_host(req), &path) != route)
 }
 
 /// Read-only mode on the route: writes refused with 503, and cookies stripped when it says so.

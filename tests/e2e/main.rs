@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod access_paths;
 mod accesslog;
 mod accesslog_drops;
 mod accesslog_restart;

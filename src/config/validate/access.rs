@@ -136,10 +136,12 @@ fn action(r: &AccessRuleSection, p: &KeyPath, c: &mut Collector) -> Option<Actio
     match (r.action.as_deref(), r.status) {
         (None | Some("deny"), status) => {
             let status = status.unwrap_or(403);
-            if !(200..=599).contains(&status) {
+            // A refusal: 2xx and 3xx would tell clients something else (and 204 or 304 cannot
+            // carry the answer's body).
+            if !(400..=599).contains(&status) {
                 c.error(
                     &p.key("status"),
-                    format!("{status} is not a status from 200 to 599"),
+                    format!("{status} is not a status from 400 to 599"),
                 );
                 return None;
             }

@@ -128,7 +128,7 @@ fn access_rules_name_their_key() {
         (format!("{rule}path_prefixes = [\"admin\"]"), "access_rules[0].path_prefixes[0]: \"admin\" must start with '/'"),
         (format!("{rule}action = \"tarpit\""), "access_rules[0].action: \"tarpit\": use \"deny\" or \"drop\""),
         (format!("{rule}action = \"drop\"\nstatus = 403"), "access_rules[0].status: a rule with action = \"drop\" sends no answer"),
-        (format!("{rule}status = 99"), "access_rules[0].status: 99 is not a status from 200 to 599"),
+        (format!("{rule}status = 204"), "access_rules[0].status: 204 is not a status from 400 to 599"),
         (format!("{rule}{rule}"), "access_rules[1].name: another access rule is already named \"a\""),
         ("[access]\nrules = [\"nope\"]".into(), "access.rules[0]: unknown access rule \"nope\""),
         ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\naccess = [\"nope\"]".into(), "routes[1].access[0]: unknown access rule \"nope\""),
