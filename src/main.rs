@@ -34,7 +34,10 @@ const FREED_MEMORY_WAITS_MS: i32 = 250;
 /// (issue 37; the figures are in `bench/results/2026-12-07-vm-memory.md` and
 /// `2026-12-07-vm-idle-h2.md`). An empty check when nothing is due.
 fn return_freed_memory() {
-    ALLOCATOR.set_purge_delay(FREED_MEMORY_WAITS_MS);
+    // An operator's own setting (mimalloc reads it at start) stays.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        ALLOCATOR.set_purge_delay(FREED_MEMORY_WAITS_MS);
+    }
     let spawned = std::thread::Builder::new()
         .name("gatehouse-free".into())
         .spawn(|| loop {

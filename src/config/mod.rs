@@ -94,6 +94,20 @@ pub struct ClientAddressConfig {
     pub trusted_proxies: crate::access::CidrSet,
     /// The request header a trusted peer names the client in.
     pub header: RealIpHeader,
+    /// The addresses of the `proxy_protocol` listeners: there the PROXY header names the
+    /// client (or says it cannot), and a forwarding header is the client's own word, never
+    /// believed.
+    pub proxy_listeners: Vec<std::net::SocketAddr>,
+}
+
+impl ClientAddressConfig {
+    /// Whether a connection accepted at `local` came through a `proxy_protocol` listener.
+    pub fn on_proxy_listener(&self, local: std::net::SocketAddr) -> bool {
+        self.proxy_listeners.iter().any(|l| {
+            l.port() == local.port()
+                && (l.ip().is_unspecified() || l.ip() == local.ip().to_canonical())
+        })
+    }
 }
 
 /// The header the client's address is taken from, when the peer is a trusted proxy.

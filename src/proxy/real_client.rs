@@ -5,7 +5,9 @@
 //! skipped, and the first untrusted address is the client; every hop trusted: the leftmost.
 //! An entry that is not an address (`unknown`, an obfuscated name, garbage) ends the walk at
 //! the trusted hop that sent it. From an untrusted peer, or with no trusted proxies, the header
-//! is not looked at: the peer is the client, at the cost of one comparison per request.
+//! is not looked at: the peer is the client, at the cost of one comparison per request. Nor
+//! on a `proxy_protocol` listener (`forward::client`): the PROXY header named the client there,
+//! and a header that came through a layer-4 balancer is the client's own.
 
 use crate::config::{ClientAddressConfig, RealIpHeader};
 use http::header::{HeaderMap, HeaderName, FORWARDED};
@@ -118,6 +120,7 @@ mod tests {
         ClientAddressConfig {
             trusted_proxies: CidrSet::new(trusted.iter().map(|t| parse_cidr(t).unwrap()).collect()),
             header,
+            proxy_listeners: Vec::new(),
         }
     }
 

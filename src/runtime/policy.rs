@@ -25,7 +25,7 @@ impl ConnPolicy for Shared {
     }
 
     fn trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
-        let rt = self.current();
+        let rt = self.runtime.load(); // a guard, not a reference count: once per connection
         let trusted = &rt.config.client_address.trusted_proxies;
         !trusted.is_empty() && trusted.contains(ip)
     }

@@ -102,7 +102,15 @@ async fn proxy_v1_and_v2_from_a_trusted_source_name_the_client() {
     // UNKNOWN (v1) keeps the proxy's own address.
     assert_eq!(get([127, 0, 0, 2], pp, b"PROXY UNKNOWN\r\n", "").await, 200);
     assert_eq!(last_xff(&o), "127.0.0.2");
-    assert_eq!(o.hits(), 3);
+    // On a PROXY listener a forwarding header came through a layer-4 balancer: the client's
+    // own word, never believed, whether the header named the client or said UNKNOWN.
+    let forged = "X-Forwarded-For: 192.0.2.66\r\n";
+    assert_eq!(get([127, 0, 0, 2], pp, v1, forged).await, 200);
+    assert_eq!(last_xff(&o), "192.0.2.66, 192.0.2.10");
+    let unknown = b"PROXY UNKNOWN\r\n";
+    assert_eq!(get([127, 0, 0, 2], pp, unknown, forged).await, 200);
+    assert_eq!(last_xff(&o), "192.0.2.66, 127.0.0.2");
+    assert_eq!(o.hits(), 5);
     // The plain listener without proxy_protocol is unaffected.
     assert_eq!(get([127, 0, 0, 3], gh.addr, b"", "").await, 200);
     assert_eq!(last_xff(&o), "127.0.0.3");

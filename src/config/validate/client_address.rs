@@ -49,5 +49,10 @@ pub(super) fn client_address(
     ClientAddressConfig {
         trusted_proxies: access::CidrSet::new(ranges),
         header,
+        proxy_listeners: listeners
+            .iter()
+            .filter(|l| l.proxy_protocol)
+            .map(|l| l.address)
+            .collect(),
     }
 }
