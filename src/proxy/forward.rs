@@ -56,20 +56,13 @@ pub fn client_ip(session: &Session, ca: &ClientAddressConfig) -> Option<IpAddr> 
 pub fn client(session: &Session, ca: &ClientAddressConfig) -> Option<Found> {
     let peer = session.client_addr().and_then(|a| a.as_inet())?;
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-    let through_proxy_protocol = !ca.proxy_listeners.is_empty()
-        && session
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|local| ca.on_proxy_listener(*local));
-    if through_proxy_protocol {
-        // The PROXY header named the client (or said it could not, `UNKNOWN`/`LOCAL`): a
-        // forwarding header passed through a layer-4 balancer is the client's own word.
-        return Some(Found {
-            addr: peer,
-            consumed: 0,
-        });
-    }
-    Some(real_client::find(peer, &session.req_header().headers, ca))
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    Some(real_client::find(
+        peer,
+        local,
+        &session.req_header().headers,
+        ca,
+    ))
 }
 
 /// Adds the forwarding headers to the request going upstream (pingora's path).

@@ -6,8 +6,8 @@
 //! An entry that is not an address (`unknown`, an obfuscated name, garbage) ends the walk at
 //! the trusted hop that sent it. From an untrusted peer, or with no trusted proxies, the header
 //! is not looked at: the peer is the client, at the cost of one comparison per request. Nor
-//! on a `proxy_protocol` listener (`forward::client`): the PROXY header named the client there,
-//! and a header that came through a layer-4 balancer is the client's own.
+//! on a `proxy_protocol` listener: the PROXY header named the client there, and a header that
+//! came through a layer-4 balancer is the client's own.
 
 use crate::config::{ClientAddressConfig, RealIpHeader};
 use http::header::{HeaderMap, HeaderName, FORWARDED};
@@ -25,14 +25,24 @@ pub struct Found {
     pub consumed: usize,
 }
 
-/// The client of a request from `peer` carrying `headers`.
-pub fn find(peer: SocketAddr, headers: &HeaderMap, ca: &ClientAddressConfig) -> Found {
+/// The client of a request from `peer`, accepted at `local`, carrying `headers`.
+pub fn find(
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    headers: &HeaderMap,
+    ca: &ClientAddressConfig,
+) -> Found {
     let mut found = Found {
         addr: peer,
         consumed: 0,
     };
     let trusted = &ca.trusted_proxies;
     if trusted.is_empty() || ca.header == RealIpHeader::None || !trusted.contains(peer.ip()) {
+        return found;
+    }
+    // On a PROXY listener the PROXY header named the client (or said it could not, `UNKNOWN`,
+    // `LOCAL`): a forwarding header that came through a layer-4 balancer is the client's own.
+    if local.is_some_and(|l| ca.on_proxy_listener(l)) {
         return found;
     }
     let xff = ca.header == RealIpHeader::XForwardedFor;
@@ -142,18 +152,21 @@ mod tests {
     fn xff_walked_from_the_right_only_from_trusted_peers() {
         let ca = config(&["10.0.0.0/8"], RealIpHeader::XForwardedFor);
         let h = headers(X_FORWARDED_FOR, &["6.6.6.6, 203.0.113.9, 10.1.1.1"]);
-        let found = find(PROXY.parse().unwrap(), &h, &ca);
+        let found = find(PROXY.parse().unwrap(), None, &h, &ca);
         assert_eq!(ip(found), "203.0.113.9", "forged leftmost entry ignored");
         assert_eq!(found.consumed, 2);
         assert_eq!(earlier_hops(&h, found.consumed).as_deref(), Some("6.6.6.6"));
         // From an untrusted peer the header is not believed.
-        let found = find("198.51.100.1:1".parse().unwrap(), &h, &ca);
+        let found = find("198.51.100.1:1".parse().unwrap(), None, &h, &ca);
         assert_eq!((ip(found), found.consumed), ("198.51.100.1".into(), 0));
         // No trusted proxies: nothing is believed.
         let none = config(&[], RealIpHeader::XForwardedFor);
-        assert_eq!(ip(find(PROXY.parse().unwrap(), &h, &none)), "10.0.0.5");
+        assert_eq!(
+            ip(find(PROXY.parse().unwrap(), None, &h, &none)),
+            "10.0.0.5"
+        );
         let off = config(&["10.0.0.0/8"], RealIpHeader::None);
-        assert_eq!(ip(find(PROXY.parse().unwrap(), &h, &off)), "10.0.0.5");
+        assert_eq!(ip(find(PROXY.parse().unwrap(), None, &h, &off)), "10.0.0.5");
     }
 
     #[test]
@@ -163,7 +176,7 @@ mod tests {
             RealIpHeader::XForwardedFor,
         );
         let peer: SocketAddr = PROXY.parse().unwrap();
-        let find_in = |values: &[&str]| find(peer, &headers(X_FORWARDED_FOR, values), &ca);
+        let find_in = |values: &[&str]| find(peer, None, &headers(X_FORWARDED_FOR, values), &ca);
         // Several lines are one list, in order.
         assert_eq!(
             ip(find_in(&["192.0.2.1", "192.0.2.2, 10.9.9.9"])),
@@ -192,18 +205,18 @@ mod tests {
             FORWARDED,
             &["for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https, For=10.3.3.3;by=10.0.0.1"],
         );
-        let found = find(peer, &h, &ca);
+        let found = find(peer, None, &h, &ca);
         assert_eq!(found.addr, "[2001:db8:cafe::17]:4711".parse().unwrap());
         assert_eq!(
             found.consumed, 0,
             "X-Forwarded-For entries are not consumed"
         );
         let h = headers(FORWARDED, &["for=_hidden, for=10.3.3.3"]);
-        assert_eq!(ip(find(peer, &h, &ca)), "10.3.3.3");
+        assert_eq!(ip(find(peer, None, &h, &ca)), "10.3.3.3");
         let h = headers(FORWARDED, &["proto=http"]);
-        assert_eq!(ip(find(peer, &h, &ca)), "10.0.0.5");
+        assert_eq!(ip(find(peer, None, &h, &ca)), "10.0.0.5");
         // X-Forwarded-For is not read in Forwarded mode.
         let h = headers(X_FORWARDED_FOR, &["192.0.2.1"]);
-        assert_eq!(ip(find(peer, &h, &ca)), "10.0.0.5");
+        assert_eq!(ip(find(peer, None, &h, &ca)), "10.0.0.5");
     }
 }
