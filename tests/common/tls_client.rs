@@ -124,3 +124,13 @@ pub async fn get_on(tls: &mut Tls, host: &str) -> String {
     }
     String::from_utf8_lossy(&got).into_owned()
 }
+
+/// An HTTP/2 client over TLS (ALPN h2, SNI `a.test`) to `tls`, its connection driven on a task
+/// of its own.
+pub async fn h2_client(tls: std::net::SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
+    let stream = handshake(tls, Some("a.test"), &[b"h2"]).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, conn) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(conn);
+    send
+}

@@ -8,6 +8,7 @@ use crate::common::certs::{cert_entries, Ca};
 use crate::common::process::ConfigFile;
 use crate::common::raw::Wire;
 use crate::common::syslog::{json_record, json_sink};
+use crate::common::tls_client::h2_client;
 use crate::common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -174,17 +175,6 @@ async fn plain_and_tls(o: &Origin, rules: &str, extra: &str) -> (Proxy, SocketAd
         one_route(&[o])
     );
     (boot(&body).await, tls)
-}
-
-/// An HTTP/2 client over TLS (ALPN h2), its connection driven on a task of its own.
-async fn h2_client(tls: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
-    let stream = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
-        .await
-        .unwrap();
-    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (send, conn) = h2::client::handshake(stream).await.unwrap();
-    tokio::spawn(conn);
-    send
 }
 
 /// `METHOD path` with `headers` on an HTTP/2 connection: the status, or the stream's reset.

@@ -3,6 +3,7 @@
 //! it, and requests a client cancels at once (HTTP/2 Rapid Reset) never reach a server.
 
 use crate::common::certs::{cert_entries, Ca};
+use crate::common::tls_client::h2_client;
 use crate::common::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -129,16 +130,6 @@ async fn endless_origin() -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, cut)
-}
-
-/// An HTTP/2 client over TLS (ALPN h2) to `tls`, its connection driven on a task of its own.
-async fn h2_client(tls: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
-    let tls_stream = crate::common::tls_client::handshake(tls, Some("a.test"), &[b"h2"])
-        .await
-        .unwrap();
-    let (send, conn) = h2::client::handshake(tls_stream).await.unwrap();
-    tokio::spawn(conn);
-    send
 }
 
 /// GET `path` on `send`'s connection to `tls`; the response header, within 5 s.
