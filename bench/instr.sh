@@ -6,6 +6,7 @@
 # same way on pass, tls and h2, as their anchor.
 #
 #   bench/instr.sh [SCENARIO ...]     default: pass hit1k tls h2      N=2000 bench/instr.sh
+#   (and on request: close, plain HTTP/1.1 with a new connection per request)
 #
 # BIN=path measures another gatehouse binary (an A/B against an earlier build).
 # GH_EXTRA=file appends that TOML to gatehouse's config (e.g. access rules that never refuse,
@@ -64,6 +65,7 @@ for s in "${scenarios[@]}"; do
     hit1k) cache=true ;;
     tls) url=https://127.0.0.1:18443/1k ;;
     h2) url=https://127.0.0.1:18443/1k; proto="" ;;
+    close) proto="--h1 -H connection:close" ;; # a new connection per request
   esac
   render gatehouse.toml "$cache" > "$work/gh.toml"
   [ -z "${GH_EXTRA:-}" ] || cat "$GH_EXTRA" >> "$work/gh.toml"
