@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod ctl;
+pub mod freed_memory;
 pub mod hop_by_hop;
 pub mod launch;
 pub mod limits;

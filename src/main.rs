@@ -20,35 +20,6 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// How often the allocator is asked to give back what it has freed.
-const RETURN_FREED_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// How long freed memory waits before it may be given back (mimalloc's `purge_delay`, 1 s by
-/// default): with the half-second cycle above, memory a burst freed is back with the OS within
-/// a second, so the RSS an operator reads is what the open connections hold.
-const FREED_MEMORY_WAITS_MS: i32 = 250;
-
-/// A thread that asks mimalloc every half second to return freed memory to the OS (vendored
-/// patches 24 and 31). mimalloc returns it once `purge_delay` has passed since it was freed,
-/// but only from its allocation paths: a process that goes quiet after a burst kept all of it
-/// (issue 37; the figures are in `bench/results/2026-12-07-vm-memory.md` and
-/// `2026-12-07-vm-idle-h2.md`). An empty check when nothing is due.
-fn return_freed_memory() {
-    // An operator's own setting (mimalloc reads it at start) stays.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        ALLOCATOR.set_purge_delay(FREED_MEMORY_WAITS_MS);
-    }
-    let spawned = std::thread::Builder::new()
-        .name("gatehouse-free".into())
-        .spawn(|| loop {
-            std::thread::sleep(RETURN_FREED_EVERY);
-            ALLOCATOR.collect(false);
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("freed memory is returned only under load: {e}");
-    }
-}
-
 fn main() -> ExitCode {
     // Failure (a kernel without PR_SET_THP_DISABLE) only leaves the system's THP policy.
     let _ = nix::sys::prctl::set_thp_disable(true);
@@ -99,7 +70,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             gatehouse::telemetry::init();
-            return_freed_memory();
+            gatehouse::freed_memory::return_to_the_os();
             let c = match Config::load(&config) {
                 Ok(c) => c,
                 Err(errors) => {

@@ -155,6 +155,7 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        crate::freed_memory::connection_closed();
         self.tracker.open.fetch_sub(1, Relaxed);
         if let Some(ip) = self.ip {
             let mut map = self

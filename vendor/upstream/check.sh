@@ -29,15 +29,16 @@ cat >> "$work/fetch/Cargo.toml" <<'TOML'
 pingora-core = { path = "../repo/pingora-core" }
 pingora-http = { path = "../repo/pingora-http" }
 pingora-proxy = { path = "../repo/pingora-proxy" }
+pingora-runtime = { path = "../repo/pingora-runtime" }
 TOML
 cache=$(dirname "$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/pingora-core-0.9.1.crate | head -1)")
-for c in pingora-core pingora-proxy pingora-http; do
+for c in pingora-core pingora-proxy pingora-http pingora-runtime; do
   tar xzf "$cache/$c-0.9.1.crate" -C "$work/pristine"
 done
 
 # 2. A git repository laid out like pingora's, at 0.9.1.
 mkdir "$work/repo" && cd "$work/repo" && git init -q -b main
-for c in pingora-core pingora-proxy pingora-http; do
+for c in pingora-core pingora-proxy pingora-http pingora-runtime; do
   cp -r "$work/pristine/$c-0.9.1" "$c"
   rm -f "$c/.cargo_vcs_info.json" "$c/Cargo.lock" "$c/Cargo.toml.orig"
 done
@@ -69,7 +70,7 @@ def code(p):
             continue
         out.append(re.sub(r"\s*// gatehouse patch \d+.*$", "", s))
     return re.sub(r",([)\]}])", r"\1", re.sub(r"\s+", "", "".join(out)))
-for crate in ("pingora-core", "pingora-proxy", "pingora-http"):
+for crate in ("pingora-core", "pingora-proxy", "pingora-http", "pingora-runtime"):
     for root, _, files in os.walk(os.path.join(repo, crate)):
         for f in files:
             if f.endswith(".rs"):
