@@ -44,8 +44,8 @@ pub fn preflight(config: &Config, upgrade: bool) -> Result<(), String> {
 }
 
 /// The proxy's listeners, as configured. A TLS listener whose settings cannot be built is left
-/// out (logged); the others still start. A `proxy_protocol` listener reads each connection's
-/// PROXY header before its handshake (`conn::ProxyProtocol`).
+/// out (logged); the others still start. Every connection passes `conn::Admission` before its
+/// handshake (a `proxy_protocol` listener's PROXY header, the connection rate).
 fn add_listeners<A>(
     proxy: &mut pingora::services::listening::Service<A>,
     config: &Config,
@@ -53,15 +53,11 @@ fn add_listeners<A>(
 ) {
     for l in &config.listeners {
         let tcp = ListenerConfig::tcp(l.address.to_string());
-        let tcp = match l.proxy_protocol {
-            true => crate::pingora_ext::before_handshake(
-                tcp,
-                Arc::new(crate::conn::ProxyProtocol {
-                    policy: shared.clone(),
-                }),
-            ),
-            false => tcp,
+        let admission = crate::conn::Admission {
+            policy: shared.clone(),
+            proxy_protocol: l.proxy_protocol,
         };
+        let tcp = crate::pingora_ext::before_handshake(tcp, Arc::new(admission));
         match (&l.tls, shared.tls.get(&l.name)) {
             (Some(t), Some(state)) => {
                 match crate::tls::listener_settings(state, t, &shared.metrics.tls_handshakes) {

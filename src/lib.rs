@@ -24,6 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pingora_ext;
 pub mod proxy;
+pub mod ratelimit;
 pub mod readonly;
 pub mod request_path;
 pub mod respond;

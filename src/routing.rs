@@ -127,6 +127,7 @@ mod tests {
             readonly: crate::config::RouteReadonly::Inherit,
             allow_upgrade: false,
             access: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 

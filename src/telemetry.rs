@@ -153,7 +153,8 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
     }
     let text = m.0.to_ascii_lowercase();
     if text.contains("downstream handshake error") {
-        if from_self_probe(&m.0) || m.0.contains(PROXY_REFUSED) {
+        let counted = m.0.contains(PROXY_REFUSED) || m.0.contains(CONN_RATE_REFUSED);
+        if from_self_probe(&m.0) || counted {
             return Some(Noise::SelfProbe);
         }
         let reason = if text.contains("eof") || text.contains("connection reset") {
@@ -172,9 +173,13 @@ fn classify(event: &Event<'_>) -> Option<Noise> {
         .then_some(Noise::HeaderTimeout)
 }
 
-/// What the refusal of a `proxy_protocol` listener's connection says (`conn::ProxyProtocol`):
+/// What the refusal of a `proxy_protocol` listener's connection says (`conn::Admission`):
 /// pingora's log line for it is recognised as counted already.
 pub const PROXY_REFUSED: &str = "PROXY protocol";
+
+/// What the refusal of a connection over the connection rate says (`conn::Admission`), counted
+/// in `gatehouse_client_refusals_total` already.
+pub const CONN_RATE_REFUSED: &str = "too many new connections from this client";
 
 /// When the last summary went out (Unix seconds), and what happened since.
 static LAST_SUMMARY: AtomicU64 = AtomicU64::new(0);

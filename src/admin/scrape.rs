@@ -60,6 +60,7 @@ pub fn render(shared: &Shared) -> String {
             "max_connections_per_client",
             conns.refused_per_client.load(Relaxed),
         ),
+        ("connection_rate", conns.refused_rate.load(Relaxed)),
         ("header_timeout", conns.header_timeouts.load(Relaxed)),
     ];
     scrape.config_loaded = rt.loaded_at;

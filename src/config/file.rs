@@ -36,7 +36,32 @@ pub struct FileConfig {
     #[serde(default)]
     pub access_rules: Vec<AccessRuleSection>,
     #[serde(default)]
+    pub rate_limits: Vec<RateLimitSection>,
+    #[serde(default)]
     pub client_address: ClientAddressSection,
+}
+
+/// `[[rate_limits]]` and `[[routes.rate_limits]]`: one request-rate limit.
+#[derive(Debug, Default, Deserialize)]
+pub struct RateLimitSection {
+    pub name: Option<String>,
+    /// `"client"`, `"header:NAME"` or `"cookie:NAME"`.
+    pub key: Option<String>,
+    pub ipv4_prefix: Option<u8>,
+    pub ipv6_prefix: Option<u8>,
+    /// `"100/10s"`.
+    pub rate: Option<String>,
+    pub burst: Option<u64>,
+    /// `"deny"`, `"delay"` or `"close"`.
+    pub action: Option<String>,
+    pub status: Option<u16>,
+    pub max_delay: Option<String>,
+    pub dry_run: Option<bool>,
+    pub max_keys: Option<usize>,
+    /// Keys not listed above (reported by validation: a limit may be written inline in a
+    /// route's list, where the file's own unknown-key check cannot see).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, toml::Value>,
 }
 
 /// `[client_address]`: which peers may name the client (PROXY protocol, forwarding headers).
@@ -52,6 +77,9 @@ pub struct ClientAddressSection {
 pub struct AccessSection {
     #[serde(default)]
     pub rules: Vec<String>,
+    /// Named `[[rate_limits]]` every request counts against, before routing.
+    #[serde(default)]
+    pub rate_limits: Vec<String>,
 }
 
 /// `[[access_rules]]` and `[[routes.access_rules]]`: one access rule.
@@ -104,6 +132,8 @@ pub struct LimitsSection {
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
     pub max_silent_per_client: Option<usize>,
+    /// `"20/1s"`: new connections from one address.
+    pub max_connection_rate_per_client: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -300,6 +330,17 @@ pub struct RouteSection {
     pub access: Vec<String>,
     #[serde(default)]
     pub access_rules: Vec<AccessRuleSection>,
+    /// Named `[[rate_limits]]` (by name) and the route's own (tables), in order.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitEntry>,
+}
+
+/// An entry of a route's `rate_limits`: a named `[[rate_limits]]`, or a limit of its own.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RateLimitEntry {
+    Named(String),
+    Own(RateLimitSection),
 }
 
 #[derive(Debug, Default, Deserialize)]

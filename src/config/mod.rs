@@ -37,6 +37,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[[access_rules]]` and `[access]`.
     pub access: AccessConfig,
+    /// `[[rate_limits]]`, `[access] rate_limits` and the routes' own.
+    pub rate_limits: RateLimitConfig,
     /// `[client_address]`: the proxies trusted to name the client.
     pub client_address: ClientAddressConfig,
     /// Warnings found while validating (the config is usable).
@@ -186,6 +188,17 @@ pub struct RouteConfig {
     /// Access rules checked right after routing, in order (indices into
     /// `AccessConfig::rules`): the named ones, then the route's own.
     pub access: Vec<usize>,
+    /// Rate limits counted right after the access rules, in order (indices into
+    /// `RateLimitConfig::limits`).
+    pub rate_limits: Vec<usize>,
+}
+
+/// Every rate limit of the config (named and per route, names unique) and the global list.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitConfig {
+    pub limits: Vec<crate::ratelimit::Limit>,
+    /// Counted on every request before routing, in order (indices into `limits`).
+    pub global: Vec<usize>,
 }
 
 /// Every access rule of the config (named and per route, names unique) and the global list.
@@ -216,6 +229,9 @@ pub struct Limits {
     /// Connections from one address that have not sent a request yet (0 = no limit): over it,
     /// the oldest of them is closed.
     pub max_silent_per_client: usize,
+    /// New connections from one address (None: no limit): over it, a connection is closed
+    /// before its handshake.
+    pub max_connection_rate_per_client: Option<crate::ratelimit::Rate>,
 }
 
 /// Where a config came from.

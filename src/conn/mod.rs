@@ -15,13 +15,14 @@
 //! over `cork::CorkedStream`, which sends the responses of streams finishing together in one
 //! write.
 //!
-//! A `proxy_protocol` listener reads the PROXY protocol header of each connection before its
-//! handshake (`proxy_accept`, `proxy_header`): the address it names is the connection's peer
-//! address from then on.
+//! Before its handshake, every connection passes `admission`: a `proxy_protocol` listener's
+//! PROXY header (`proxy_accept`, `proxy_header`), whose address is the connection's peer
+//! address from then on, then the client's connection rate.
 //!
 //! This module knows nothing of the proxy: what it needs of the running config and of the
 //! timing log comes through `ConnPolicy`.
 
+mod admission;
 mod cork;
 mod gather;
 mod glitches;
@@ -31,9 +32,9 @@ mod proxy_header;
 mod stream;
 mod waiting;
 
+pub use admission::Admission;
 pub use glitches::stream_cancelled;
 pub use keepalive::{inet, ClientApp, FastPath, Prepare, Served};
-pub use proxy_accept::ProxyProtocol;
 pub use stream::ClientStream;
 
 /// Tests elsewhere in the crate: a pingora stream over a real loopback connection, and the
@@ -80,6 +81,9 @@ pub trait ConnPolicy: Send + Sync + 'static {
     /// header, and it is not held to the per-client connection limits (its connections carry
     /// many clients).
     fn trusted_proxy(&self, ip: IpAddr) -> bool;
+    /// Counts a new connection from `ip` against `limits.max_connection_rate_per_client`:
+    /// false (and counted as a refusal) when it is over.
+    fn connection_rate_ok(&self, ip: IpAddr) -> bool;
 }
 
 /// Open client connections, and refusals, for limits and metrics.
@@ -92,6 +96,8 @@ pub struct ConnTracker {
     pub accepted: AtomicU64,
     pub refused_total: AtomicU64,
     pub refused_per_client: AtomicU64,
+    /// Connections closed before their handshake, over the connection rate.
+    pub refused_rate: AtomicU64,
     pub header_timeouts: AtomicU64,
     /// Connections without a request yet: the first to go when the table is full.
     waiting: Arc<waiting::Waiting>,

@@ -11,56 +11,46 @@
 use super::proxy_header::{self, Parsed};
 use super::ConnPolicy;
 use crate::telemetry::Misbehaviour;
-use async_trait::async_trait;
-use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::{Error, ErrorType, Result};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 use crate::telemetry::PROXY_REFUSED as REFUSED;
 
 const CLOSED_AT_ONCE: &str = "connection closed before sending anything";
 
-/// The pre-handshake step of a `proxy_protocol` listener.
-pub struct ProxyProtocol {
-    pub policy: Arc<dyn ConnPolicy>,
-}
-
-#[async_trait]
-impl PreTlsProcess for ProxyProtocol {
-    async fn process(&self, stream: &mut L4Stream) -> Result<()> {
-        let peer = stream
-            .get_socket_digest()
-            .and_then(|d| super::inet(d.peer_addr()));
-        if !peer.is_some_and(|p| self.policy.trusted_proxy(p.ip())) {
-            // gatehouse's own readiness probe (from wherever it is) is not a client.
-            if !peer.is_some_and(crate::telemetry::own_probe) {
-                crate::telemetry::client_misbehaved(Misbehaviour::ProxyUntrusted);
-            }
-            return refuse("connection from a source outside trusted_proxies");
+/// The PROXY protocol step of a `proxy_protocol` listener's connection (`super::admission`).
+pub(super) async fn accept(policy: &dyn ConnPolicy, stream: &mut L4Stream) -> Result<()> {
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| super::inet(d.peer_addr()));
+    if !peer.is_some_and(|p| policy.trusted_proxy(p.ip())) {
+        // gatehouse's own readiness probe (from wherever it is) is not a client.
+        if !peer.is_some_and(crate::telemetry::own_probe) {
+            crate::telemetry::client_misbehaved(Misbehaviour::ProxyUntrusted);
         }
-        let source = match read_header(stream).await {
-            Ok(source) => source,
-            Err(why) => {
-                // A connection closed before its first byte (a proxy's TCP health check,
-                // gatehouse's own readiness probe) did nothing wrong.
-                if why != CLOSED_AT_ONCE {
-                    crate::telemetry::client_misbehaved(Misbehaviour::ProxyHeader);
-                }
-                tracing::debug!(peer = ?peer, "{REFUSED}: {why}");
-                return refuse(why);
-            }
-        };
-        if let Some(source) = source {
-            set_peer(stream, source);
-        }
-        Ok(())
+        return refuse("connection from a source outside trusted_proxies");
     }
+    let source = match read_header(stream).await {
+        Ok(source) => source,
+        Err(why) => {
+            // A connection closed before its first byte (a proxy's TCP health check,
+            // gatehouse's own readiness probe) did nothing wrong.
+            if why != CLOSED_AT_ONCE {
+                crate::telemetry::client_misbehaved(Misbehaviour::ProxyHeader);
+            }
+            tracing::debug!(peer = ?peer, "{REFUSED}: {why}");
+            return refuse(why);
+        }
+    };
+    if let Some(source) = source {
+        set_peer(stream, source);
+    }
+    Ok(())
 }
 
 fn refuse(why: &str) -> Result<()> {

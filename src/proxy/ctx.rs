@@ -22,6 +22,9 @@ pub enum Outcome {
     /// Refused by an access rule (index into `config.access.rules`): answered with its
     /// status, or dropped without an answer.
     Denied(usize),
+    /// Over a rate limit (index into `config.rate_limits.limits`): answered with its status,
+    /// or its connection closed.
+    RateLimited(usize),
     /// The body went over `limits.max_body_size` while being forwarded.
     BodyTooLarge,
 }
@@ -31,7 +34,11 @@ impl Outcome {
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            Outcome::Answered | Outcome::Refused(_) | Outcome::ReadonlyRefused | Outcome::Denied(_)
+            Outcome::Answered
+                | Outcome::Refused(_)
+                | Outcome::ReadonlyRefused
+                | Outcome::Denied(_)
+                | Outcome::RateLimited(_)
         )
     }
 
@@ -136,6 +143,8 @@ pub struct Ctx {
     pub captured: Vec<(http::HeaderName, String)>,
     /// The fields of a 304 that revalidated the stored response, for updating it.
     pub not_modified: Option<http::HeaderMap>,
+    /// A rate limit in dry-run mode this request went over (it went on), for the log.
+    pub over_dry_run: Option<usize>,
 }
 
 impl Ctx {
@@ -161,6 +170,7 @@ impl Ctx {
             request_id: None,
             captured: Vec::new(),
             not_modified: None,
+            over_dry_run: None,
         }
     }
 

@@ -15,7 +15,7 @@ pub const ALL_SERVERS_FAILED: ErrorType = ErrorType::Custom("no server answered"
 pub const IMPOSSIBLE: ErrorType = ErrorType::Custom("impossible request state");
 
 /// Raised by an access rule that drops: the request gets no answer.
-pub const DROPPED: ErrorType = ErrorType::Custom("dropped by an access rule");
+pub const DROPPED: ErrorType = ErrorType::Custom("dropped by an access rule or a rate limit");
 
 /// The access log's termination state for a failed request.
 pub fn termination(e: &Error) -> Termination {

@@ -63,7 +63,9 @@ fn termination(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Termination {
         Some(cache::Status::Hit | cache::Status::Stale)
     );
     match e {
-        _ if matches!(ctx.outcome, Outcome::Denied(_)) => Termination::Denied,
+        _ if matches!(ctx.outcome, Outcome::Denied(_) | Outcome::RateLimited(_)) => {
+            Termination::Denied
+        }
         _ if ctx.outcome.is_local() => Termination::Local,
         _ if from_cache => Termination::Cache,
         None => Termination::Done,
@@ -124,16 +126,31 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
     }
 }
 
-/// Why gatehouse refused the request (an access rule: `access_rule:NAME`), or what failed.
+/// Why gatehouse refused the request (an access rule: `access_rule:NAME`, a rate limit:
+/// `rate_limit:NAME`), or what failed; else a dry-run limit it went over
+/// (`rate_limit_dry_run:NAME`).
 fn error(e: Option<&Error>, ctx: &Ctx) -> Option<String> {
-    if let Outcome::Denied(rule) = ctx.outcome {
-        let name = &ctx.rt.config.access.rules[rule].name;
-        return Some(format!("access_rule:{name}"));
+    let config = &ctx.rt.config;
+    match ctx.outcome {
+        Outcome::Denied(rule) => {
+            return Some(format!("access_rule:{}", config.access.rules[rule].name))
+        }
+        Outcome::RateLimited(l) => {
+            return Some(format!("rate_limit:{}", config.rate_limits.limits[l].name))
+        }
+        _ => {}
     }
     ctx.outcome
         .reason()
         .map(str::to_string)
         .or_else(|| e.map(|e| e.etype().as_str().to_string()))
+        .or_else(|| {
+            let l = ctx.over_dry_run?;
+            Some(format!(
+                "rate_limit_dry_run:{}",
+                config.rate_limits.limits[l].name
+            ))
+        })
 }
 
 /// How long the client's connection had been open when this request started.

@@ -47,6 +47,7 @@ mod head_line;
 mod hit;
 mod hpack_head;
 mod logging;
+mod rate_limit;
 mod real_client;
 mod recv;
 mod server_wire;

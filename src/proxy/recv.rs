@@ -7,6 +7,7 @@
 
 use super::access::{self, Scope};
 use super::ctx::{Ctx, Outcome, Plan, Routed};
+use super::rate_limit;
 use super::{direct, forward, hit};
 use crate::cache;
 use crate::readonly;
@@ -35,6 +36,7 @@ pub async fn request_filter(
     // ACME challenges first: an allow list must not keep the CA from validating a domain.
     if acme_challenge(shared, session, ctx).await?
         || access::check(session, ctx, Scope::Global).await?
+        || rate_limit::check(session, ctx, Scope::Global).await?
         || https_redirect(session, ctx).await?
     {
         return Ok(true);
@@ -42,7 +44,9 @@ pub async fn request_filter(
     let Some(route) = route(session, ctx).await? else {
         return Ok(true);
     };
-    if access::check(session, ctx, Scope::Route(route)).await? {
+    if access::check(session, ctx, Scope::Route(route)).await?
+        || rate_limit::check(session, ctx, Scope::Route(route)).await?
+    {
         return Ok(true);
     }
     if readonly_gate(shared, session, ctx, route).await? {

@@ -28,6 +28,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
+/// Client addresses whose connection rate is counted at once (a few MB at most).
+const CONN_RATE_KEYS: usize = 100_000;
+
 /// One config generation with its derived tables.
 pub struct Runtime {
     pub config: Arc<Config>,
@@ -39,6 +42,10 @@ pub struct Runtime {
     pub route_metrics: Vec<RouteMetrics>,
     /// Refusals of each access rule (`config.access.rules` order).
     pub access_refused: Vec<prometheus::IntCounter>,
+    /// Each rate limit's table (`config.rate_limits.limits` order), kept across reloads while
+    /// the limit counts alike, and its counters.
+    pub rate_tables: Vec<Arc<crate::ratelimit::Table>>,
+    pub rate_limited: Vec<crate::metrics::RateLimitMetrics>,
     /// When this config was loaded (Unix seconds).
     pub loaded_at: u64,
     /// Increases with every swap; lets background services notice a new config.
@@ -100,6 +107,9 @@ pub struct Shared {
     pub conns: Arc<ConnTracker>,
     /// The cluster this node belongs to (`[cluster]`), fixed for the life of the process.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// New connections per client address (`limits.max_connection_rate_per_client`), for the
+    /// life of the process.
+    pub conn_rate: crate::ratelimit::Table,
     /// Serializes writes of the state file (admin calls only, never held across an await).
     state_file: Mutex<PathBuf>,
 }
@@ -131,7 +141,7 @@ impl Shared {
             .map(|l| (l.name.clone(), Arc::default()))
             .collect();
         let config_cluster = config.cluster.clone().map(crate::cluster::Cluster::new);
-        let runtime = build(config, &registry, cache, &metrics, 0);
+        let runtime = build(config, &registry, cache, &metrics, (0, None));
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             registry,
@@ -148,6 +158,7 @@ impl Shared {
             readonly_refused: AtomicU64::new(0),
             conns: Default::default(),
             cluster: config_cluster,
+            conn_rate: crate::ratelimit::Table::new(CONN_RATE_KEYS),
             state_file: Mutex::new(state_file),
         });
         shared.restore_state();
@@ -217,8 +228,12 @@ fn build(
     registry: &ServerRegistry,
     cache: Arc<Cache>,
     metrics: &Metrics,
-    generation: u64,
+    (generation, previous): (u64, Option<&Runtime>),
 ) -> Runtime {
+    let previous_limits = previous.map_or((&[][..], &[][..]), |p| {
+        (&p.config.rate_limits.limits[..], &p.rate_tables[..])
+    });
+    let rate_tables = crate::ratelimit::tables(&config.rate_limits.limits, previous_limits);
     let mut listener_by_addr = HashMap::new();
     let mut listener_by_port = HashMap::new();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -234,6 +249,8 @@ fn build(
         pools: build_pools(&config, registry),
         route_metrics: metrics.routes(&config),
         access_refused: metrics.access_rules(&config),
+        rate_tables,
+        rate_limited: metrics.rate_limits(&config),
         loaded_at: unix_now(),
         config: Arc::new(config),
         cache,

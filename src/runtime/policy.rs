@@ -30,6 +30,27 @@ impl ConnPolicy for Shared {
         !trusted.is_empty() && trusted.contains(ip)
     }
 
+    fn connection_rate_ok(&self, ip: std::net::IpAddr) -> bool {
+        let rt = self.runtime.load();
+        let Some(rate) = rt.config.limits.max_connection_rate_per_client else {
+            return true;
+        };
+        let trusted = &rt.config.client_address.trusted_proxies;
+        if !trusted.is_empty() && trusted.contains(ip) {
+            return true;
+        }
+        let key = std::hash::BuildHasher::hash_one(self.conn_rate.hasher(), ip);
+        let now = crate::ratelimit::now_ns();
+        let zero = std::time::Duration::ZERO;
+        match self.conn_rate.arrive(key, now, rate, zero) {
+            crate::ratelimit::Verdict::Over(_) => {
+                self.conns.refused_rate.fetch_add(1, Relaxed);
+                false
+            }
+            _ => true,
+        }
+    }
+
     fn closing(&self) -> bool {
         self.closing.load(Relaxed)
     }

@@ -18,13 +18,15 @@ impl Shared {
         *self.state_file.lock().unwrap_or_else(|e| e.into_inner()) =
             config.server.state_dir.join("state.json");
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let old = self.current().cache.clone();
+        let current = self.current();
+        let old = current.cache.clone();
         let cache = if old.config == config.cache {
             old
         } else {
             old.replace(&config.cache)
         };
-        let runtime = build(config, &self.registry, cache, &self.metrics, generation);
+        let previous = (generation, Some(&*current));
+        let runtime = build(config, &self.registry, cache, &self.metrics, previous);
         self.registry.retain(&runtime.config);
         self.runtime.store(Arc::new(runtime));
         // A server this config adds may have been drained by the cluster already.

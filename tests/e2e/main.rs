@@ -32,6 +32,7 @@ mod memory;
 mod metrics;
 mod probes;
 mod proxying;
+mod rate_limits;
 mod readonly;
 mod reload;
 mod routing;

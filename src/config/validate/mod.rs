@@ -9,6 +9,7 @@ mod client_address;
 mod cluster;
 mod listeners;
 mod pools;
+mod rate_limits;
 mod readonly;
 mod routes;
 mod server;
@@ -167,7 +168,20 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     let pools = pools::pools(f.pools, &root.key("pools"), c);
     let mut rules = access::Builder::default();
     rules.named(f.access_rules, &root.key("access_rules"), c);
-    let routes = routes::routes(f.routes, &pools, &mut rules, &root.key("routes"), c);
+    let mut rates = rate_limits::Builder::default();
+    rates.named(f.rate_limits, &root.key("rate_limits"), c);
+    let routes = routes::routes(
+        f.routes,
+        &pools,
+        (&mut rules, &mut rates),
+        &root.key("routes"),
+        c,
+    );
+    let rate_limits = rates.finish(
+        &f.access.rate_limits,
+        &root.key("access").key("rate_limits"),
+        c,
+    );
     let access = rules.finish(f.access, &root.key("access"), c);
     let client_address = client_address::client_address(
         f.client_address,
@@ -204,6 +218,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         limits,
         cluster,
         access,
+        rate_limits,
         client_address,
         source: ConfigSource::default(),
         warnings: Vec::new(),

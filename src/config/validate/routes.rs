@@ -1,5 +1,6 @@
 //! `[[routes]]` and `[routes.cache]`: host/path matching, the pool, read-only behaviour,
-//! caching rules, and the route's access rules (compiled by `access`).
+//! caching rules, and the route's access rules and rate limits (compiled by `access` and
+//! `rate_limits`).
 
 use super::super::defaults as d;
 use super::super::error::{Collector, KeyPath};
@@ -11,7 +12,10 @@ use std::collections::HashSet;
 pub(super) fn routes(
     list: Vec<file::RouteSection>,
     pools: &[PoolConfig],
-    rules: &mut super::access::Builder,
+    (rules, limits): (
+        &mut super::access::Builder,
+        &mut super::rate_limits::Builder,
+    ),
     p: &KeyPath,
     c: &mut Collector,
 ) -> Vec<RouteConfig> {
@@ -55,6 +59,7 @@ pub(super) fn routes(
         let cache = route_cache(r.cache, &rp.key("cache"), c);
         let readonly = readonly(r.readonly.as_deref(), &rp.key("readonly"), c);
         let access = rules.route(&r.access, r.access_rules, &rp, c);
+        let rate_limits = limits.route(r.rate_limits, &rp.key("rate_limits"), c);
         out.push(RouteConfig {
             name,
             hosts,
@@ -64,6 +69,7 @@ pub(super) fn routes(
             readonly,
             allow_upgrade: r.allow_upgrade.unwrap_or(false),
             access,
+            rate_limits,
         });
     }
     out

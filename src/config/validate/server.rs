@@ -136,6 +136,11 @@ pub(super) fn limits(f: file::LimitsSection, p: &KeyPath, c: &mut Collector) -> 
             .max_connections_per_client
             .unwrap_or(d::MAX_CONNECTIONS_PER_CLIENT),
         max_silent_per_client: f.max_silent_per_client.unwrap_or(d::MAX_SILENT_PER_CLIENT),
+        max_connection_rate_per_client: f.max_connection_rate_per_client.and_then(|r| {
+            let p = p.key("max_connection_rate_per_client");
+            let (count, window) = super::rate_limits::rate(Some(&r), &p, c)?;
+            Some(crate::ratelimit::Rate::per(count, window))
+        }),
     };
     if limits.max_connections == 0 {
         c.error(&p.key("max_connections"), "must be at least 1");

@@ -154,6 +154,58 @@ fn access_rules_compile_in_order_with_their_routes() {
 }
 
 #[test]
+fn rate_limits_name_their_key() {
+    let l = "[[rate_limits]]\nname = \"l\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        ("[[rate_limits]]\nrate = \"1/1s\"".into(), "rate_limits[0].name: every rate limit needs a name"),
+        (l.into(), "rate_limits[0].rate: missing"),
+        (format!("{l}rate = \"ten/1s\""), "rate_limits[0].rate: not a rate: \"ten/1s\""),
+        (format!("{l}rate = \"0/1s\""), "rate_limits[0].rate: not a rate"),
+        (format!("{l}rate = \"5/0s\""), "rate_limits[0].rate: not a rate"),
+        (format!("{l}rate = \"5/1s\"\nburst = 0"), "rate_limits[0].burst: at least 1"),
+        (format!("{l}rate = \"5/1s\"\nkey = \"ip\""), "rate_limits[0].key: \"ip\" is not a key"),
+        (format!("{l}rate = \"5/1s\"\nkey = \"header:bad name\""), "rate_limits[0].key: \"header:bad name\" is not a key"),
+        (format!("{l}rate = \"5/1s\"\nkey = \"cookie:a=b\""), "rate_limits[0].key: \"cookie:a=b\" is not a key"),
+        (format!("{l}rate = \"5/1s\"\nkey = \"header:x\"\nipv6_prefix = 64"), "rate_limits[0].key: ipv4_prefix and ipv6_prefix apply to key = \"client\" only"),
+        (format!("{l}rate = \"5/1s\"\nipv4_prefix = 33"), "rate_limits[0].ipv4_prefix: 33 is not a prefix length"),
+        (format!("{l}rate = \"5/1s\"\naction = \"tarpit\""), "rate_limits[0].action: \"tarpit\" is not an action"),
+        (format!("{l}rate = \"5/1s\"\nmax_delay = \"1s\""), "rate_limits[0].max_delay: only with action = \"delay\""),
+        (format!("{l}rate = \"5/1s\"\naction = \"delay\"\nmax_delay = \"soon\""), "rate_limits[0].max_delay: not a duration"),
+        (format!("{l}rate = \"5/1s\"\naction = \"close\"\nstatus = 429"), "rate_limits[0].status: action = \"close\" answers nothing"),
+        (format!("{l}rate = \"5/1s\"\nstatus = 302"), "rate_limits[0].status: 302 is not a status from 400 to 599"),
+        (format!("{l}rate = \"5/1s\"\nrat = 1"), "rate_limits[0].rat: unknown key"),
+        (format!("{l}rate = \"5/1s\"\n{l}rate = \"5/1s\""), "rate_limits[1].name: another rate limit is already named \"l\""),
+        ("[access]\nrate_limits = [\"nope\"]".into(), "access.rate_limits[0]: unknown rate limit \"nope\""),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [\"nope\"]".into(), "routes[1].rate_limits[0]: unknown rate limit \"nope\""),
+        ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [{ name = \"own\", rate = \"1/1s\", burts = 2 }]".into(), "routes[1].rate_limits[0].burts: unknown key"),
+    ];
+    let owned: Vec<(&str, &str)> = cases.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+    check(&owned);
+    let text = format!(
+        "{BASE}rate_limits = [\"b\", {{ name = \"own\", rate = \"3/1m\", key = \"cookie:sid\" }}]\n\
+         [access]\nrate_limits = [\"a\"]\n[[rate_limits]]\nname = \"a\"\nrate = \"100/10s\"\n\
+         [[rate_limits]]\nname = \"b\"\nrate = \"5/s\"\nburst = 1\naction = \"delay\"\n"
+    );
+    let c = Config::from_toml(&text, "t").unwrap();
+    let r = &c.rate_limits;
+    let names: Vec<&str> = r.limits.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "own"]);
+    assert_eq!(
+        (r.global.as_slice(), c.routes[0].rate_limits.as_slice()),
+        (&[0][..], &[1, 2][..])
+    );
+    assert_eq!(
+        (r.limits[0].rate.interval_ns, r.limits[0].rate.burst),
+        (100_000_000, 100)
+    );
+    assert_eq!(
+        (r.limits[1].rate.interval_ns, r.limits[1].rate.burst),
+        (200_000_000, 1)
+    );
+    assert_eq!(r.limits[2].rate.interval_ns, 20_000_000_000);
+}
+
+#[test]
 fn cluster_rules_name_their_key() {
     let ok = "[cluster]\nname = \"front\"\nnode = \"lb1\"\netcd_endpoints = [\"http://10.0.0.1:2379\"]\n";
     assert_eq!(errors_of(ok), Vec::<String>::new());
