@@ -57,7 +57,7 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
     /// Call the admin API: status, drain, maint, ready, reload, readonly, purge, ban, config,
-    /// cluster.
+    /// cluster, block, unblock, blocks.
     Ctl {
         /// Configuration file to take the admin address and token from.
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -146,6 +146,30 @@ pub enum CtlAction {
     },
     /// The cluster: this node's link to etcd, its applied revision, and every node.
     Cluster,
+    /// Refuse every request from an address or network (403), on every node of a cluster,
+    /// for a while.
+    Block {
+        /// An address or network: 203.0.113.0/24, 2001:db8::/32, 192.0.2.7.
+        cidr: String,
+        /// How long (e.g. 1h).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Why (listed with the block).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
+    /// End a block before its time.
+    Unblock {
+        cidr: String,
+        /// In a cluster: wait up to this long (default 5s) for every node to apply it.
+        #[arg(long, num_args = 0..=1, default_missing_value = "5s", value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
+    },
+    /// The address blocks in force.
+    Blocks,
 }
 
 /// `ctl readonly`'s switch. (No doc on the values: `--help` lists them bare.)

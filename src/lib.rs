@@ -10,6 +10,7 @@ pub mod accesslog;
 pub mod acme;
 pub mod admin;
 pub mod balance;
+pub mod blocks;
 pub mod cache;
 pub mod cli;
 pub mod clock;

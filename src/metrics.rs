@@ -74,6 +74,8 @@ pub struct Metrics {
     acme_orders: IntCounterVec,
     readonly_mode: IntGauge,
     readonly_refused: IntCounter,
+    blocked: IntCounter,
+    blocks: IntGauge,
     log_records: IntCounterVec,
     reloads: IntCounterVec,
     config_loaded: Gauge,
@@ -169,6 +171,8 @@ impl Metrics {
             cert_expiry: single(&r, GaugeVec::new(Opts::new("gatehouse_certificate_expiry_timestamp_seconds", "Expiry of each certificate (Unix time)."), &["listener", "cert"]).expect("valid")),
             readonly_mode: single(&r, IntGauge::new("gatehouse_readonly_mode", "1 while read-only mode is on.").expect("valid")),
             readonly_refused: single(&r, IntCounter::new("gatehouse_readonly_refused_total", "Writes refused by read-only mode.").expect("valid")),
+            blocked: single(&r, IntCounter::new("gatehouse_blocked_total", "Requests refused by an address block (POST /api/blocks).").expect("valid")),
+            blocks: single(&r, IntGauge::new("gatehouse_blocks", "Address blocks in force.").expect("valid")),
             log_records: counter_vec(&r, "gatehouse_access_log_records_total", "Access log records by target and outcome (sent, dropped).", &["target", "outcome"]),
             reloads: counter_vec(&r, "gatehouse_reloads_total", "Config reloads by result.", &["result"]),
             config_loaded: single(&r, Gauge::new("gatehouse_config_load_timestamp_seconds", "When the running config was loaded (Unix time).").expect("valid")),
@@ -279,6 +283,8 @@ impl Metrics {
         self.render_tls(scrape);
         self.readonly_mode.set(i64::from(scrape.readonly_active));
         sync(&self.readonly_refused, scrape.readonly_refused);
+        sync(&self.blocked, scrape.blocked);
+        self.blocks.set(scrape.blocks as i64);
         for (name, sent, dropped) in &scrape.log_targets {
             sync(&self.log_records.with_label_values(&[name, "sent"]), *sent);
             sync(
@@ -403,6 +409,8 @@ pub struct Scrape<'a> {
     pub client_misbehaviour: Vec<(&'static str, u64)>,
     pub readonly_active: bool,
     pub readonly_refused: u64,
+    pub blocked: u64,
+    pub blocks: usize,
     /// (target, sent, dropped).
     pub log_targets: Vec<(&'a str, u64, u64)>,
     pub reloads_ok: u64,

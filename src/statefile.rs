@@ -1,4 +1,5 @@
-//! The state file: what operators decided at runtime (server drain/maint, read-only mode),
+//! The state file: what operators decided at runtime (server drain/maint, read-only mode,
+//! address blocks),
 //! written atomically on every change and read at start, so a restart or a binary
 //! upgrade does not put a drained server back into rotation.
 
@@ -16,6 +17,9 @@ pub struct StateFile {
     /// Read-only mode as last switched (None: never switched; the config decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly: Option<crate::readonly::ReadonlyState>,
+    /// Address blocks that had not ended when written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<crate::blocks::Block>,
 }
 
 /// Reads the state file; a missing file is an empty state.

@@ -14,7 +14,7 @@
 
 mod cidr;
 
-pub use cidr::{parse as parse_cidr, parse_file as parse_cidr_file, CidrSet};
+pub use cidr::{parse as parse_cidr, parse_file as parse_cidr_file, point as cidr_point, CidrSet};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::net::IpAddr;

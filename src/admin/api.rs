@@ -206,6 +206,31 @@ pub struct ReadonlyView {
     pub cluster: Option<ClusterWriteView>,
 }
 
+/// `POST /api/blocks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// An address or network: `203.0.113.0/24`, `2001:db8::/32`, `192.0.2.7`.
+    pub cidr: String,
+    /// How long it holds, such as "1h".
+    #[serde(rename = "for")]
+    pub duration: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `GET /api/blocks` and the answers to `POST` and `DELETE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlocksView {
+    pub blocks: Vec<crate::blocks::Block>,
+    /// Requests refused by a block since start.
+    pub refused: u64,
+    #[serde(flatten)]
+    pub persisted: Persisted,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterWriteView>,
+}
+
 /// `GET /api/config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigView {

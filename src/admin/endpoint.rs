@@ -29,6 +29,9 @@ use std::time::Duration;
 /// GET  /                                            the status page
 /// GET  /api/readonly                                read-only mode: on/off, since, why, until
 /// POST /api/readonly     {"enabled": true, "reason": "db migration", "for": "2h"}
+/// GET  /api/blocks                                  address blocks in force
+/// POST /api/blocks       {"cidr": "203.0.113.0/24", "for": "1h", "reason": "scraper"}
+/// DELETE /api/blocks/{cidr}                         end a block (e.g. /api/blocks/203.0.113.0/24)
 /// ```
 /// Every state-changing call goes to every node through etcd when clustered (`?local=1`: this
 /// node alone, see `Query`).
@@ -61,6 +64,11 @@ pub enum Endpoint<'a> {
     StatusPage,
     Readonly,
     SetReadonly,
+    Blocks,
+    Block,
+    Unblock {
+        cidr: &'a str,
+    },
 }
 
 /// A request that names no endpoint, as the router answers it.
@@ -100,7 +108,8 @@ impl<'a> Endpoint<'a> {
         use Endpoint as E;
         match self {
             E::ServerAction { .. } | E::Reload | E::ConfigCheck | E::Purge | E::Ban => Method::POST,
-            E::SetReadonly => Method::POST,
+            E::SetReadonly | E::Block => Method::POST,
+            E::Unblock { .. } => Method::DELETE,
             _ => Method::GET,
         }
     }
@@ -129,6 +138,8 @@ impl<'a> Endpoint<'a> {
             E::Metrics => "/metrics".into(),
             E::StatusPage => "/".into(),
             E::Readonly | E::SetReadonly => "/api/readonly".into(),
+            E::Blocks | E::Block => "/api/blocks".into(),
+            E::Unblock { cidr } => format!("/api/blocks/{cidr}"),
         }
     }
 
@@ -142,7 +153,12 @@ impl<'a> Endpoint<'a> {
         use Endpoint as E;
         matches!(
             self,
-            E::ServerAction { .. } | E::Purge | E::Ban | E::SetReadonly
+            E::ServerAction { .. }
+                | E::Purge
+                | E::Ban
+                | E::SetReadonly
+                | E::Block
+                | E::Unblock { .. }
         )
     }
 
@@ -179,7 +195,13 @@ impl<'a> Endpoint<'a> {
             (&Method::GET, &["api", "cluster"]) => E::Cluster,
             (&Method::POST, &["api", "cache", "purge"]) => E::Purge,
             (&Method::POST, &["api", "cache", "ban"]) => E::Ban,
-            (_, &["api", "readonly"] | &["api", "pools", ..]) => {
+            (&Method::GET, &["api", "blocks"]) => E::Blocks,
+            (&Method::POST, &["api", "blocks"]) => E::Block,
+            // The network keeps its '/': everything after `blocks/`.
+            (&Method::DELETE, &["api", "blocks", _] | &["api", "blocks", _, _]) => E::Unblock {
+                cidr: path.trim_matches('/').trim_start_matches("api/blocks/"),
+            },
+            (_, &["api", "readonly"] | &["api", "pools", ..] | &["api", "blocks", ..]) => {
                 return Err(Miss::MethodNotAllowed)
             }
             _ => return Err(Miss::NotFound),
@@ -245,6 +267,12 @@ mod tests {
             E::StatusPage,
             E::Readonly,
             E::SetReadonly,
+            E::Blocks,
+            E::Block,
+            E::Unblock {
+                cidr: "203.0.113.0/24",
+            },
+            E::Unblock { cidr: "192.0.2.7" },
         ]
     }
 
@@ -286,10 +314,12 @@ mod tests {
                 let method = match method {
                     "GET" => Method::GET,
                     "POST" => Method::POST,
+                    "DELETE" => Method::DELETE,
                     _ => return None,
                 };
                 let path = rest.split_whitespace().next()?;
                 let path = path.replace("{pool}", "web").replace("{server}", "a");
+                let path = path.replace("{cidr}", "203.0.113.0/24");
                 Some((method, path))
             })
             .collect();
@@ -300,7 +330,7 @@ mod tests {
         for row in &table {
             assert!(expected.contains(row), "the doc lists {row:?}: no endpoint");
         }
-        for row in &expected {
+        for row in expected.iter().filter(|(_, p)| !p.ends_with("192.0.2.7")) {
             assert!(table.contains(row), "the doc table lacks {row:?}");
         }
     }

@@ -10,6 +10,7 @@
 //! parses, authenticates and serializes. `scrape` reads the running state for `/metrics`.
 
 pub mod api;
+mod blocks;
 mod cluster;
 mod endpoint;
 mod handlers;
@@ -196,6 +197,12 @@ impl AdminApp {
                 Ok(body) => handlers::set_readonly(shared, &body, caller).await,
                 Err(reply) => reply,
             },
+            Endpoint::Blocks => blocks::list(shared),
+            Endpoint::Block => match read_body(session, MAX_BODY).await {
+                Ok(body) => blocks::block(shared, &body, caller).await,
+                Err(reply) => reply,
+            },
+            Endpoint::Unblock { cidr } => blocks::unblock(shared, cidr, caller).await,
             // Answered by `response`, never called here.
             Endpoint::Health | Endpoint::Metrics | Endpoint::StatusPage => Reply::error(
                 StatusCode::NOT_FOUND,

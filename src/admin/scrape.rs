@@ -44,6 +44,8 @@ pub fn render(shared: &Shared) -> String {
     add_tls(&mut scrape, shared, &rt);
     scrape.readonly_active = shared.readonly.load().is_active();
     scrape.readonly_refused = shared.readonly_refused.load(Relaxed);
+    scrape.blocked = shared.blocked.load(Relaxed);
+    scrape.blocks = shared.blocks.load().active(crate::clock::unix_now()).len();
     for (name, stats) in shared.access_log.stats() {
         scrape
             .log_targets

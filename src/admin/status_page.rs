@@ -35,6 +35,8 @@ pub const PAGE: &str = r##"<!doctype html>
 <h2>TLS</h2>
 <div id="tls">-</div>
 <div id="cluster-box" hidden><h2>Cluster</h2><div id="cluster">-</div></div>
+<h2>Address blocks</h2>
+<div id="blocks">-</div>
 <h2>Pools</h2>
 <table id="servers"><thead><tr><th>pool</th><th>server</th><th>address</th><th>state</th>
 <th>health</th><th>in flight</th><th>req/s</th><th>requests</th><th></th></tr></thead>
@@ -85,6 +87,16 @@ async function refresh() {
     const [pools, ro, cache, config, tls] = await Promise.all([
       api("GET", "/api/pools"), api("GET", "/api/readonly"), api("GET", "/api/cache"), api("GET", "/api/config"),
       api("GET", "/api/tls")]);
+    const blocks = await api("GET", "/api/blocks");
+    const blocksEl = document.getElementById("blocks");
+    blocksEl.textContent = blocks.blocks.length ? "" : `none (${blocks.refused} requests refused since start)`;
+    for (const b of blocks.blocks) {
+      const div = document.createElement("div");
+      div.className = "block";
+      div.textContent = `${b.cidr} until ${new Date(b.until * 1000).toLocaleString()} by ${b.by}` +
+        (b.reason ? ` — ${b.reason}` : "");
+      blocksEl.appendChild(div);
+    }
     // 404 when this node is not in a cluster: the section stays hidden.
     const cluster = await api("GET", "/api/cluster").catch(() => null);
     const now = Date.now() / 1000;

@@ -4,6 +4,7 @@
 //! state/servers/{pool}/{server}   {"state": "drain", "by": "...", "at": 1732700000}
 //! state/readonly                  {"enabled": true, "reason": "...", "since": .., "until": .., "by": ".."}
 //! state/invalidations/{id}        {"action": "ban_prefix", "host": null, "prefix": "/img/", ...}  (leased)
+//! state/blocks/{network}          {"cidr": "203.0.113.0/24", "until": .., "reason": "..", "by": ".."}  (leased)
 //! nodes/{node}                    {"node": "lb1", "applied_revision": 42, ...}              (leased)
 //! ```
 //! Nodes watch `state/` only: their own records under `nodes/` never feed back into what they
@@ -71,6 +72,10 @@ pub enum Change {
     Invalidation(InvalidationRecord),
     /// A deleted invalidation (its lease ran out): nothing to do.
     Expired,
+    /// An address block set (or ended: `until` passed).
+    Block(crate::blocks::Block),
+    /// A block's key deleted (its lease ran out): the network it blocked.
+    BlockGone(String),
 }
 
 /// Key names of one cluster.
@@ -100,6 +105,10 @@ impl Keys {
 
     pub fn invalidation(&self, id: &str) -> String {
         format!("{}state/invalidations/{id}", self.root)
+    }
+
+    pub fn block(&self, cidr: &str) -> String {
+        format!("{}state/blocks/{}", self.root, crate::blocks::id(cidr))
     }
 
     pub fn nodes(&self) -> String {
@@ -137,6 +146,10 @@ impl Keys {
             ["invalidations", _] => match value {
                 None => Ok(Change::Expired),
                 Some(_) => from_value(json("invalidation")?, key).map(Change::Invalidation),
+            },
+            ["blocks", id] => match value {
+                None => Ok(Change::BlockGone(id.replace('_', "/"))),
+                Some(_) => from_value(json("block")?, key).map(Change::Block),
             },
             _ => Err(format!("{key}: unknown cluster state key")),
         }

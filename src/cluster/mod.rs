@@ -1,5 +1,5 @@
 //! A cluster of gatehouse nodes sharing their runtime decisions through etcd: server admin states
-//! (drain / maint / ready), the read-only switch, and purges and bans. The config file stays
+//! (drain / maint / ready), the read-only switch, purges and bans, and address blocks. The config file stays
 //! each node's own.
 //!
 //! - `keys`: the key layout under `{prefix}/{name}/` and the JSON records;
@@ -45,6 +45,12 @@ pub trait LocalNode: Send + Sync + 'static {
     fn set_readonly(&self, state: Option<ReadonlyState>) -> bool;
     /// Applies a purge or ban; the number of objects removed.
     fn invalidate(&self, what: &Invalidation) -> usize;
+    /// Replaces every address block with `blocks`; true if they changed.
+    fn set_blocks(&self, blocks: Vec<crate::blocks::Block>) -> bool;
+    /// Sets one block (an ended one removes its network's); true if it changed anything.
+    fn set_block(&self, block: crate::blocks::Block) -> bool;
+    /// Removes the block of network `cidr`; true if there was one.
+    fn remove_block(&self, cidr: &str) -> bool;
     /// Writes the state file after changes.
     fn persist(&self);
     /// Serving, not stopping.

@@ -147,6 +147,7 @@ async fn full_read(
     let seen = cluster.status.applied_revision();
     let mut servers = super::ServerStates::new();
     let mut readonly = None;
+    let mut blocks = Vec::new();
     for kv in resp.kvs() {
         match cluster.keys.parse(kv.key(), Some(kv.value())) {
             Ok(Change::Server {
@@ -160,6 +161,7 @@ async fn full_read(
                 );
             }
             Ok(Change::Readonly(r)) => readonly = r.map(|r| r.state),
+            Ok(Change::Block(b)) => blocks.push(b),
             Ok(Change::Invalidation(i)) if seen > 0 && kv.mod_revision() > seen => {
                 let removed = node.invalidate(&i.what);
                 cluster.status.record_removed(kv.mod_revision(), removed);
@@ -171,6 +173,7 @@ async fn full_read(
     cluster.remember(|known| known.clone_from(&servers));
     let mut changed = node.set_servers(&servers);
     changed |= node.set_readonly(readonly);
+    changed |= node.set_blocks(blocks);
     if changed {
         node.persist();
     }
@@ -239,5 +242,10 @@ fn apply(cluster: &Cluster, node: &dyn LocalNode, change: Change, revision: i64)
             false
         }
         Change::Expired => false,
+        Change::Block(b) => {
+            tracing::info!(block = %b.cidr, until = b.until, by = %b.by, reason = %b.reason, revision, "cluster: address block");
+            node.set_block(b)
+        }
+        Change::BlockGone(cidr) => node.remove_block(&cidr),
     }
 }

@@ -122,6 +122,16 @@ impl Cluster {
             .await
     }
 
+    /// Shares an address block; its lease ends a minute after the block does (every node
+    /// ends it at `until` itself). Ending a block early is a put with `until` now.
+    pub async fn put_block(&self, block: crate::blocks::Block) -> Result<i64, WriteError> {
+        let left = block.until.saturating_sub(unix_now());
+        let ttl = Duration::from_secs(left + 60);
+        let value = serde_json::to_vec(&block).unwrap_or_default();
+        self.put(self.keys.block(&block.cidr), value, Some(ttl))
+            .await
+    }
+
     /// The nodes' records, read from the member that answers (a serializable read, so a lone
     /// member still answers while etcd has no quorum). One attempt of at most `ATTEMPT`: the
     /// status page and `ctl --wait` ask often and would rather hear "unknown" at once.

@@ -20,7 +20,9 @@ pub fn wait_of(action: &CtlAction) -> Option<Duration> {
         | CtlAction::Ready { wait, .. }
         | CtlAction::Purge { wait, .. }
         | CtlAction::Ban { wait, .. }
-        | CtlAction::Readonly { wait, .. } => *wait,
+        | CtlAction::Readonly { wait, .. }
+        | CtlAction::Block { wait, .. }
+        | CtlAction::Unblock { wait, .. } => *wait,
         _ => None,
     }
 }

@@ -10,7 +10,8 @@ mod view;
 
 pub use client::{call, Answer, Target};
 
-use crate::admin::api::{duration_text, Endpoint, ErrorView, Invalidation, Query, ReadonlySwitch};
+use crate::admin::api::{duration_text, BlockRequest, Endpoint, ErrorView, Invalidation};
+use crate::admin::api::{Query, ReadonlySwitch};
 use crate::cli::{CtlAction, Switch};
 use crate::config::Config;
 use serde_json::Value;
@@ -171,6 +172,21 @@ fn request(action: &CtlAction) -> Request<'_> {
             regex,
             ..
         } => Request::with_body(Endpoint::Ban, ban(host, prefix, regex)),
+        CtlAction::Blocks => Request::to(Endpoint::Blocks),
+        CtlAction::Block {
+            cidr,
+            duration,
+            reason,
+            ..
+        } => {
+            let body = BlockRequest {
+                cidr: cidr.clone(),
+                duration: duration_text(*duration),
+                reason: reason.clone(),
+            };
+            Request::with_body(Endpoint::Block, body)
+        }
+        CtlAction::Unblock { cidr, .. } => Request::to(Endpoint::Unblock { cidr }),
     }
 }
 

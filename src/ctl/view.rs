@@ -2,8 +2,9 @@
 //! for people: a renamed field fails here instead of printing "-".
 
 use super::cluster;
+use crate::admin::api::ServerView;
+use crate::admin::api::{BlocksView, PoolsView, ReadonlyView, ReloadView, ServerActionView};
 use crate::admin::api::{ClusterView, ClusterWriteView, ConfigView, Endpoint, InvalidationView};
-use crate::admin::api::{PoolsView, ReadonlyView, ReloadView, ServerActionView, ServerView};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ pub enum View {
     Invalidation(InvalidationView),
     Config(ConfigView),
     Cluster(ClusterView),
+    Blocks(BlocksView),
 }
 
 impl View {
@@ -29,6 +31,9 @@ impl View {
             Endpoint::Purge | Endpoint::Ban => View::Invalidation(typed(body)?),
             Endpoint::Config => View::Config(typed(body)?),
             Endpoint::Cluster => View::Cluster(typed(body)?),
+            Endpoint::Blocks | Endpoint::Block | Endpoint::Unblock { .. } => {
+                View::Blocks(typed(body)?)
+            }
             other => return Err(format!("ctl does not call {}", other.path())),
         })
     }
@@ -39,6 +44,7 @@ impl View {
             View::ServerAction(a) => a.cluster.as_ref(),
             View::Readonly(r) => r.cluster.as_ref(),
             View::Invalidation(i) => i.cluster.as_ref(),
+            View::Blocks(b) => b.cluster.as_ref(),
             _ => None,
         }
     }
@@ -67,6 +73,7 @@ impl View {
             },
             View::Config(c) => print_config(c),
             View::Cluster(c) => cluster::print_cluster(c),
+            View::Blocks(b) => print_blocks(b),
             View::ServerAction(a) => {
                 print_server_row(&a.server);
                 if let Some(ms) = a.waited_ms {
@@ -77,6 +84,30 @@ impl View {
                 }
             }
         }
+    }
+}
+
+fn print_blocks(b: BlocksView) {
+    if b.blocks.is_empty() {
+        println!(
+            "no address blocks ({} request(s) refused since start)",
+            b.refused
+        );
+    }
+    let now = crate::clock::unix_now();
+    for x in &b.blocks {
+        let left =
+            humantime::format_duration(std::time::Duration::from_secs(x.until.saturating_sub(now)));
+        println!(
+            "{:<24} {:<12} by {:<16} {}",
+            x.cidr,
+            left.to_string(),
+            x.by,
+            x.reason
+        );
+    }
+    if let Some(w) = b.persisted.warning {
+        eprintln!("gatehouse ctl: warning: {w}");
     }
 }
 

@@ -1,4 +1,5 @@
-//! The access-rule steps of `request_filter`: the check of the global rules before routing and
+//! The access steps of `request_filter`: the address blocks set at runtime (`crate::blocks`)
+//! first, then the check of the global rules before routing and
 //! of the route's rules right after it (the client as `forward::client_ip` gives it), and the
 //! refusal itself: the rule's status, or a drop (an HTTP/1 connection closed with a reset, an
 //! HTTP/2 stream reset with CANCEL), each counted per rule, logged at debug and recorded in the
@@ -9,11 +10,14 @@ use super::ctx::{Ctx, Outcome};
 use super::failure;
 use super::forward::client_ip;
 use crate::access::{self, Action, Request};
+use crate::clock::unix_now;
 use crate::request_path;
+use crate::runtime::Shared;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 use pingora::{Error, Result};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Which list of rules a step checks.
 #[derive(Clone, Copy)]
@@ -50,6 +54,28 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result
     };
     let client = request.client;
     refuse(session, ctx, rule, client).await
+}
+
+/// Refuses (403, connection closed) a request whose client an address block holds.
+pub async fn blocked(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let blocks = shared.blocks.load();
+    if blocks.is_empty() {
+        return Ok(false);
+    }
+    let Some(client) = client_ip(session, &ctx.rt.config.client_address) else {
+        return Ok(false);
+    };
+    let Some(block) = blocks.matching(client, unix_now()) else {
+        return Ok(false);
+    };
+    shared.blocked.fetch_add(1, Relaxed);
+    ctx.blocked_by = Some(block.cidr.clone());
+    ctx.answer_locally(Outcome::Blocked);
+    tracing::debug!(block = %block.cidr, client = %client, "request refused by an address block");
+    let body = bytes::Bytes::from_static(b"403 Forbidden\n");
+    let plain = "text/plain; charset=utf-8";
+    crate::respond::write(session, ctx.hsts(), 403, &[], plain, body, false).await?;
+    Ok(true)
 }
 
 /// Answers (or drops) a request `rule` refused.

@@ -22,6 +22,9 @@ pub enum Outcome {
     /// Refused by an access rule (index into `config.access.rules`): answered with its
     /// status, or dropped without an answer.
     Denied(usize),
+    /// Refused by an address block set at runtime (`crate::blocks`; its network in
+    /// `Ctx::blocked_by`).
+    Blocked,
     /// Over a rate limit (index into `config.rate_limits.limits`): answered with its status,
     /// or its connection closed.
     RateLimited(usize),
@@ -39,6 +42,7 @@ impl Outcome {
                 | Outcome::ReadonlyRefused
                 | Outcome::Denied(_)
                 | Outcome::RateLimited(_)
+                | Outcome::Blocked
         )
     }
 
@@ -145,6 +149,8 @@ pub struct Ctx {
     pub not_modified: Option<http::HeaderMap>,
     /// A rate limit in dry-run mode this request went over (it went on), for the log.
     pub over_dry_run: Option<usize>,
+    /// The network of the block that refused the request, for the log.
+    pub blocked_by: Option<String>,
 }
 
 impl Ctx {
@@ -171,6 +177,7 @@ impl Ctx {
             captured: Vec::new(),
             not_modified: None,
             over_dry_run: None,
+            blocked_by: None,
         }
     }
 

@@ -63,7 +63,11 @@ fn termination(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Termination {
         Some(cache::Status::Hit | cache::Status::Stale)
     );
     match e {
-        _ if matches!(ctx.outcome, Outcome::Denied(_) | Outcome::RateLimited(_)) => {
+        _ if matches!(
+            ctx.outcome,
+            Outcome::Denied(_) | Outcome::RateLimited(_) | Outcome::Blocked
+        ) =>
+        {
             Termination::Denied
         }
         _ if ctx.outcome.is_local() => Termination::Local,
@@ -138,6 +142,7 @@ fn error(e: Option<&Error>, ctx: &Ctx) -> Option<String> {
         Outcome::RateLimited(l) => {
             return Some(format!("rate_limit:{}", config.rate_limits.limits[l].name))
         }
+        Outcome::Blocked => return Some(format!("block:{}", ctx.blocked_by.as_deref()?)),
         _ => {}
     }
     ctx.outcome

@@ -35,6 +35,7 @@ pub async fn request_filter(
     ));
     // ACME challenges first: an allow list must not keep the CA from validating a domain.
     if acme_challenge(shared, session, ctx).await?
+        || access::blocked(shared, session, ctx).await?
         || access::check(session, ctx, Scope::Global).await?
         || rate_limit::check(session, ctx, Scope::Global).await?
         || https_redirect(session, ctx).await?

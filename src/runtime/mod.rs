@@ -103,6 +103,9 @@ pub struct Shared {
     pub readonly: ArcSwap<ReadonlyState>,
     /// Refused writes, for metrics.
     pub readonly_refused: AtomicU64,
+    /// Address blocks in force (`crate::blocks`), and the requests they refused.
+    pub blocks: ArcSwap<crate::blocks::Blocks>,
+    pub blocked: AtomicU64,
     /// Open client connections and their refusals.
     pub conns: Arc<ConnTracker>,
     /// The cluster this node belongs to (`[cluster]`), fixed for the life of the process.
@@ -156,6 +159,8 @@ impl Shared {
             reloads_failed: AtomicU64::new(0),
             readonly: ArcSwap::from_pointee(readonly),
             readonly_refused: AtomicU64::new(0),
+            blocks: ArcSwap::default(),
+            blocked: AtomicU64::new(0),
             conns: Default::default(),
             cluster: config_cluster,
             conn_rate: crate::ratelimit::Table::new(CONN_RATE_KEYS),
@@ -186,6 +191,14 @@ impl Shared {
             tracing::info!(enabled = ro.enabled, reason = ?ro.reason, "read-only mode restored");
             self.readonly.store(Arc::new(ro));
         }
+        let blocks = crate::blocks::Blocks::new(saved.blocks, unix_now());
+        if !blocks.active(unix_now()).is_empty() {
+            tracing::info!(
+                blocks = blocks.active(unix_now()).len(),
+                "address blocks restored"
+            );
+        }
+        self.blocks.store(Arc::new(blocks));
         let rt = self.current();
         for pool in &rt.pools {
             for s in &pool.servers {
@@ -211,8 +224,14 @@ impl Shared {
         let state = statefile::StateFile {
             servers: self.registry.admin_states(),
             readonly: Some((**self.readonly.load()).clone()),
+            blocks: self.blocks.load().active(unix_now()),
         };
         statefile::save(&path, &state)
+    }
+
+    /// Replaces the blocks in force (`crate::blocks`); the state file is the caller's.
+    pub fn store_blocks(&self, blocks: crate::blocks::Blocks) {
+        self.blocks.store(Arc::new(blocks));
     }
 
     /// Switches read-only mode and writes the state file.

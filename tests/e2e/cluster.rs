@@ -261,6 +261,34 @@ async fn one_command_reaches_every_node() {
     assert_eq!(code, 0);
     assert_eq!(nodes[0].state_of("a").await, "maint");
     assert_eq!(nodes[1].state_of("a").await, "ready");
+
+    // A block set on one node (this test's own address) refuses on the other two; unblocked
+    // with ctl, every node serves again.
+    let (code, _, err) = ctl(
+        nodes[0].admin,
+        &[
+            "block",
+            "127.0.0.1",
+            "--for",
+            "1h",
+            "--reason",
+            "test",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("applied on every node (n0, n1, n2)"), "{err}");
+    for n in &nodes {
+        assert_eq!(n.request("GET", "/page").await.0, 403, "{}", n.name);
+        let (_, listed) = n.api("GET", "/api/blocks", None).await;
+        assert_eq!(listed["blocks"][0]["cidr"], "127.0.0.1/32", "{listed}");
+        assert_eq!(listed["blocks"][0]["reason"], "test", "{listed}");
+    }
+    let (code, _, err) = ctl(nodes[1].admin, &["unblock", "127.0.0.1", "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    for n in &nodes {
+        assert_eq!(n.request("GET", "/page").await.0, 200, "{}", n.name);
+    }
     eprintln!("propagation to 3 nodes: drain {drain_ms} ms, read-only {readonly_ms} ms, purge {purge_ms} ms");
 }
 

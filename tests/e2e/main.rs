@@ -12,6 +12,7 @@ mod accesslog_restart;
 mod acme;
 mod admin;
 mod balancing;
+mod blocks;
 mod cache;
 mod cache_rfc;
 mod changes;
