@@ -27,7 +27,7 @@ nginx -c "$work/origin.conf" &
 sleep 0.5
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-printf 'max_keys\tkeys_sent\trss_before_kib\trss_after_kib\tgrowth_kib\trefused\tuntracked\n'
+printf 'max_keys\tkeys_sent\trss_before_kib\trss_after_kib\tgrowth_kib\trefused\tevicted\n'
 for max_keys in 100000 $((KEYS * 2)); do
   # bench's config, with the admin API on (for the counters).
   sed -e "s|__DIR__|$work|g" -e "s|__CACHE__|false|g" \
@@ -56,7 +56,7 @@ TOML
   after=$(rss_kib $gh)
   metrics=$(curl -s http://127.0.0.1:19901/metrics)
   refused=$(awk -F' ' '/gatehouse_rate_limited_total\{limit="per-key",outcome="refused"\}/ { print $2 }' <<<"$metrics")
-  untracked=$(awk -F' ' '/gatehouse_rate_limited_total\{limit="per-key",outcome="untracked"\}/ { print $2 }' <<<"$metrics")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$max_keys" "$sent" "$before" "$after" $((after - before)) "${refused:-0}" "${untracked:-0}"
+  evicted=$(awk -F' ' '/gatehouse_rate_limited_total\{limit="per-key",outcome="evicted"\}/ { print $2 }' <<<"$metrics")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$max_keys" "$sent" "$before" "$after" $((after - before)) "${refused:-0}" "${evicted:-0}"
   kill -TERM $gh; wait $gh 2>/dev/null || true
 done

@@ -5,9 +5,11 @@
 //! named by its network (`203.0.113.0/24`): blocking it again replaces it.
 //!
 //! The check is one lookup in a sorted range table (`access::CidrSet`) of every block, expired
-//! or not, and only for a client inside it a walk of the list for the block that holds it and
-//! has not expired: expiry needs no timer, and a request from an unblocked client pays one
-//! binary search (none while the list is empty).
+//! or not, and only for a client inside it a walk of the list (ranges parsed once) for the
+//! block that holds it and has not expired: expiry needs no timer, and a request from an
+//! unblocked client pays one binary search (none while the list is empty). Changes replace the
+//! whole list (`ArcSwap::rcu`, so two at once both land): blocks are set by people and
+//! scripts, a few a second at most.
 
 use crate::access::{parse_cidr, CidrSet};
 use serde::{Deserialize, Serialize};
@@ -52,7 +54,8 @@ pub fn id(cidr: &str) -> String {
 /// The blocks in force, with their lookup table.
 #[derive(Debug, Default)]
 pub struct Blocks {
-    list: Vec<Block>,
+    /// Sorted by network, one per network, each with its range.
+    list: Vec<(Block, (u128, u128))>,
     set: CidrSet,
 }
 
@@ -60,21 +63,17 @@ impl Blocks {
     /// The blocks of `list` that have not ended at `now` (one per network: the last wins, so
     /// an ended block replacing a running one ends it).
     pub fn new(list: impl IntoIterator<Item = Block>, now: u64) -> Blocks {
-        let mut kept: Vec<Block> = Vec::new();
+        let mut by_network = std::collections::BTreeMap::new();
         for b in list {
-            kept.retain(|k| k.cidr != b.cidr);
-            kept.push(b);
+            by_network.insert(b.cidr.clone(), b);
         }
-        kept.retain(|b| b.until > now);
-        kept.sort_by(|a, b| a.cidr.cmp(&b.cidr));
-        let ranges = kept
-            .iter()
-            .filter_map(|b| parse_cidr(&b.cidr).ok())
+        let list: Vec<(Block, (u128, u128))> = by_network
+            .into_values()
+            .filter(|b| b.until > now)
+            .filter_map(|b| parse_cidr(&b.cidr).ok().map(|r| (b, r)))
             .collect();
-        Blocks {
-            list: kept,
-            set: CidrSet::new(ranges),
-        }
+        let set = CidrSet::new(list.iter().map(|(_, r)| *r).collect());
+        Blocks { list, set }
     }
 
     /// No block at all (expired ones included until the list next changes).
@@ -88,29 +87,30 @@ impl Blocks {
             return None;
         }
         let point = crate::access::cidr_point(client);
-        self.list.iter().find(|b| {
-            b.until > now && parse_cidr(&b.cidr).is_ok_and(|(lo, hi)| (lo..=hi).contains(&point))
-        })
+        self.list
+            .iter()
+            .find(|(b, (lo, hi))| b.until > now && (*lo..=*hi).contains(&point))
+            .map(|(b, _)| b)
     }
 
     /// The blocks that have not ended at `now`.
     pub fn active(&self, now: u64) -> Vec<Block> {
-        self.list
-            .iter()
-            .filter(|b| b.until > now)
-            .cloned()
-            .collect()
+        self.blocks().filter(|b| b.until > now).cloned().collect()
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &Block> {
+        self.list.iter().map(|(b, _)| b)
     }
 
     /// These blocks with `block` added (or replacing the one of its network).
     pub fn with(&self, block: Block, now: u64) -> Blocks {
-        Blocks::new(self.list.iter().cloned().chain([block]), now)
+        Blocks::new(self.blocks().cloned().chain([block]), now)
     }
 
     /// These blocks without the one of network `cidr`; None when there was none.
     pub fn without(&self, cidr: &str, now: u64) -> Option<Blocks> {
-        let found = self.list.iter().any(|b| b.cidr == cidr && b.until > now);
-        found.then(|| Blocks::new(self.list.iter().filter(|b| b.cidr != cidr).cloned(), now))
+        let found = self.blocks().any(|b| b.cidr == cidr && b.until > now);
+        found.then(|| Blocks::new(self.blocks().filter(|b| b.cidr != cidr).cloned(), now))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use mimalloc::MiMalloc;
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the allocator is asked to give back what is due.
 const RETURN_FREED_EVERY: Duration = Duration::from_millis(500);
@@ -22,9 +22,16 @@ const RETURN_FREED_EVERY: Duration = Duration::from_millis(500);
 /// a second, so the RSS an operator reads is what the open connections hold.
 const FREED_MEMORY_WAITS_MS: i32 = 250;
 
+/// A worker thread collects its heap at most this often: a collection walks the heap's pages,
+/// which a large cache makes many, and a thread closing connections one by one between short
+/// idle spells would otherwise pay one per connection.
+const COLLECT_AT_MOST_EVERY: Duration = Duration::from_millis(10);
+
 thread_local! {
     /// Whether a connection closed on this thread since its heap was last collected.
     static OWED: Cell<bool> = const { Cell::new(false) };
+    /// When this thread last collected its heap.
+    static COLLECTED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Called on the worker thread where a client connection ends: that thread's heap is collected
@@ -55,11 +62,23 @@ pub fn return_to_the_os() {
 }
 
 /// A worker thread out of tasks collects its heap if a connection ended on it since the last
-/// time (vendored pingora-runtime patch 33): the pages its closed connections emptied go back
-/// to the arena, where the thread above returns them. Paid from idle time: a busy thread does
-/// not park, and a thread that parks with nothing owed pays one thread-local read.
+/// time (vendored pingora-runtime patch 33), and it has not collected in the last 10 ms: the
+/// pages its closed connections emptied go back to the arena, where the thread above returns
+/// them. Paid from idle time: a busy thread does not park, and a thread that parks with
+/// nothing owed pays one thread-local read. What is owed within 10 ms of a collection waits
+/// for the thread's next park after that.
 fn collect_if_owed() {
-    if OWED.replace(false) {
-        MiMalloc.collect(false);
+    if !OWED.get() {
+        return;
     }
+    let now = Instant::now();
+    if COLLECTED
+        .get()
+        .is_some_and(|t| now.duration_since(t) < COLLECT_AT_MOST_EVERY)
+    {
+        return;
+    }
+    OWED.set(false);
+    COLLECTED.set(Some(now));
+    MiMalloc.collect(false);
 }

@@ -99,8 +99,8 @@ pub struct RateLimitMetrics {
     pub closed: IntCounter,
     /// Over the limit in dry-run mode: let through.
     pub dry_run: IntCounter,
-    /// New keys its full table could not count.
-    pub untracked: IntCounter,
+    /// New keys its full table counted in the place of others still counting.
+    pub evicted: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -182,7 +182,7 @@ impl Metrics {
             client_accepted: single(&r, IntCounter::new("gatehouse_client_connections_total", "Client connections accepted (after the TLS handshake).").expect("valid")),
             client_refusals: counter_vec(&r, "gatehouse_client_refusals_total", "Client connections refused or cut: max_connections, max_connections_per_client (503), header_timeout (408).", &["reason"]),
             access_refused: counter_vec(&r, "gatehouse_access_refused_total", "Requests refused by an access rule (answered with its status, or dropped), by rule.", &["rule"]),
-            rate_limited: counter_vec(&r, "gatehouse_rate_limited_total", "Requests over a rate limit, by limit and outcome: refused, delayed, closed, dry_run (let through), untracked (a new key its full table could not count).", &["limit", "outcome"]),
+            rate_limited: counter_vec(&r, "gatehouse_rate_limited_total", "Requests over a rate limit, by limit and outcome: refused, delayed, closed, dry_run (let through), evicted (a new key counted in the place of another, the table full).", &["limit", "outcome"]),
             cluster_connected: gauge_vec(&r, "gatehouse_cluster_connected", "1 while this node watches the cluster's state in etcd.", &["cluster", "node"]),
             cluster_revision: gauge_vec(&r, "gatehouse_cluster_applied_revision", "The etcd revision of the cluster state applied on this node.", &["cluster", "node"]),
             cluster_sync_age: single(&r, GaugeVec::new(Opts::new("gatehouse_cluster_sync_age_seconds", "Seconds since this node last knew it had the cluster's latest state."), &["cluster", "node"]).expect("valid")),
@@ -227,7 +227,7 @@ impl Metrics {
                 delayed: c(&l.name, "delayed"),
                 closed: c(&l.name, "closed"),
                 dry_run: c(&l.name, "dry_run"),
-                untracked: c(&l.name, "untracked"),
+                evicted: c(&l.name, "evicted"),
             })
             .collect()
     }

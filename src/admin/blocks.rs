@@ -12,6 +12,10 @@ use crate::runtime::Shared;
 use http::StatusCode;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// The longest block: etcd leases are bounded, and a block meant to last is a config entry
+/// (`[[access_rules]]` with `deny_cidrs`).
+const LONGEST: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
 fn view(
     shared: &Shared,
     persisted: Persisted,
@@ -41,12 +45,10 @@ pub async fn block(shared: &Shared, body: &[u8], caller: &Caller) -> Reply {
         Err(e) => return Reply::error(StatusCode::BAD_REQUEST, e),
     };
     let lasts = match humantime::parse_duration(req.duration.trim()) {
-        Ok(d) if !d.is_zero() => d,
+        Ok(d) if !d.is_zero() && d <= LONGEST => d,
         _ => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "for must be a duration such as \"1h\"",
-            )
+            let msg = "for must be a duration such as \"1h\", at most a year";
+            return Reply::error(StatusCode::BAD_REQUEST, msg);
         }
     };
     let now = unix_now();
@@ -91,8 +93,7 @@ async fn apply(shared: &Shared, block: Block, caller: &Caller) -> Reply {
             Err(reply) => reply,
         },
         None => {
-            let blocks = shared.blocks.load().with(block, unix_now());
-            shared.store_blocks(blocks);
+            shared.change_blocks(|old| Some(old.with(block.clone(), unix_now())));
             let persisted = Persisted::from(shared.persist_state());
             Reply::ok(&view(shared, persisted, None))
         }

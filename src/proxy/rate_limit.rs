@@ -44,14 +44,14 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, scope: Scope) -> Result
         let counted = &ctx.rt.rate_limited[i];
         match table.arrive(key, now, limit.rate, limit.max_delay()) {
             Verdict::Pass => {}
-            Verdict::Untracked => counted.untracked.inc(),
+            Verdict::Evicted => counted.evicted.inc(),
+            Verdict::Delay(_) | Verdict::Over(_) if limit.dry_run => {
+                counted.dry_run.inc();
+                ctx.over_dry_run.get_or_insert(i);
+            }
             Verdict::Delay(d) => {
                 counted.delayed.inc();
                 delay = delay.max(d);
-            }
-            Verdict::Over(_) if limit.dry_run => {
-                counted.dry_run.inc();
-                ctx.over_dry_run.get_or_insert(i);
             }
             Verdict::Over(wait) => {
                 over = Some((i, wait));

@@ -8,8 +8,8 @@
 //! client may spend a whole window's worth at once, as HAProxy's `http_req_rate(10s) gt 100`
 //! would let it); what goes over is refused (`deny`, 429 and `Retry-After` unless set), held
 //! until it conforms if that takes at most `max_delay` (`delay`, nginx's burst without
-//! `nodelay`), or its connection closed (`close`). `dry_run` counts and logs what would be
-//! refused and lets it through. A request without the key (no such header or cookie) is not
+//! `nodelay`), or its connection closed (`close`). `dry_run` counts as the limit would, and logs
+//! what it would refuse or delay, and lets it through at once. A request without the key (no such header or cookie) is not
 //! counted, as nginx does for an empty key.
 
 mod table;
@@ -76,16 +76,17 @@ impl Limit {
                 IpAddr::V4(a) => (u32::from(a) & mask32(*v4)).hash(&mut h),
                 IpAddr::V6(a) => (u128::from(a) & mask128(*v6)).hash(&mut h),
             },
-            Key::Header(name) => req.headers.get(name)?.as_bytes().hash(&mut h),
-            Key::Cookie(name) => cookie(req.headers, name)?.hash(&mut h),
+            Key::Header(name) => value(req.headers.get(name)?.as_bytes())?.hash(&mut h),
+            Key::Cookie(name) => value(cookie(req.headers, name)?)?.hash(&mut h),
         }
         Some(h.finish())
     }
 
-    /// The largest delay a request may be given.
+    /// The largest delay a request may be given (in dry-run mode too: counted as the limit
+    /// would count, and reported as what it would have done).
     pub fn max_delay(&self) -> Duration {
         match self.action {
-            Action::Delay(d) if !self.dry_run => d,
+            Action::Delay(d) => d,
             _ => Duration::ZERO,
         }
     }
@@ -111,18 +112,29 @@ fn mask128(bits: u8) -> u128 {
         .unwrap_or(0)
 }
 
-/// The value of cookie `name` in the request's `Cookie` fields (RFC 6265 §5.4: `; `
-/// separated pairs; HTTP/2 clients may send several fields).
+/// The value of the first cookie `name` in the request's `Cookie` fields (RFC 6265 §5.4: `;`
+/// separated pairs; HTTP/2 clients may send several fields), its name read without the spaces
+/// around it, as most frameworks read it.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
         .find_map(|pair| {
-            let pair = pair.trim_ascii_start();
-            let rest = pair.strip_prefix(name.as_bytes())?;
-            rest.strip_prefix(b"=")
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            (pair[..eq].trim_ascii() == name.as_bytes()).then(|| &pair[eq + 1..])
         })
+}
+
+/// A key's value as applications read it: without surrounding spaces and quotes; None when
+/// nothing is left (no key, as nginx takes an empty one).
+fn value(v: &[u8]) -> Option<&[u8]> {
+    let v = v.trim_ascii();
+    let v = v
+        .strip_prefix(b"\"")
+        .and_then(|x| x.strip_suffix(b"\""))
+        .unwrap_or(v);
+    (!v.is_empty()).then_some(v)
 }
 
 /// Nanoseconds on the tables' clock (monotonic, from the first call).
@@ -242,6 +254,18 @@ mod tests {
         );
         assert_ne!(one, hash(&c, "::1", &[("cookie", "sid=other")], &s));
         assert_eq!(hash(&c, "::1", &[("cookie", "sidx=1; xsid=2")], &s), None);
+        // Read as applications read it: spaces around the name, quotes, the first of two.
+        assert_eq!(one, hash(&c, "::1", &[("cookie", "a=1;sid =xyz")], &s));
+        assert_eq!(
+            one,
+            hash(&c, "::1", &[("cookie", "sid=\"xyz\"; sid=other")], &s)
+        );
+        assert_eq!(
+            hash(&c, "::1", &[("cookie", "sid=; a=1")], &s),
+            None,
+            "empty"
+        );
+        assert_eq!(hash(&h, "::1", &[("x-api-key", "  ")], &s), None, "empty");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! forgets and overcounts on collisions, so at a million keys it refuses clients that sent
 //! nothing wrong, and counts fixed windows (twice the rate across a window's edge). Here a key
 //! costs 16 bytes plus the map's overhead, its count is exact, and a key whose bucket has
-//! drained holds nothing worth keeping: a full shard first drops those. Only when every key of
-//! a full shard is still counting is a new key left untracked (`Verdict::Untracked`, counted):
-//! the table never grows past `capacity`, whatever the number of distinct keys.
+//! drained holds nothing worth keeping: a full shard first drops those (at most every 10 ms).
+//! When every key of a full shard is still counting, the new key takes the place of the one
+//! closest to drained among a few (`Verdict::Evicted`, counted): the table never grows past
+//! `capacity`, whatever the number of distinct keys, and a flood of new keys can neither make
+//! room for itself by being let through uncounted nor cost more than a few lookups each.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher, RandomState};
@@ -21,6 +23,9 @@ const SHARDS: usize = 64;
 
 /// A full shard is swept for drained keys at most this often (nanoseconds).
 const SWEEP_EVERY_NS: u64 = 10_000_000;
+
+/// Keys of a full shard looked at for the one to evict (in the map's order: by hash).
+const EVICTION_SAMPLE: usize = 8;
 
 /// The keys are already hashes (`super::Limit::key_hash`): the map uses them as they are.
 #[derive(Default)]
@@ -58,8 +63,9 @@ pub enum Verdict {
     Delay(Duration),
     /// Over the rate: it would conform after this long.
     Over(Duration),
-    /// A new key the full table could not take: passed, uncounted.
-    Untracked,
+    /// Within the rate, a new key counted in the place of another that was still counting
+    /// (the table full).
+    Evicted,
 }
 
 /// The rate: one request per `interval_ns`, `burst` of them at once.
@@ -109,7 +115,8 @@ impl Table {
     /// delays it (when that is at most `max_delay`) or finds it over the rate. A request that
     /// is over is not counted: a refused client's bucket drains as if it had not asked.
     pub fn arrive(&self, key: u64, now: u64, rate: Rate, max_delay: Duration) -> Verdict {
-        let shard = &self.shards[(key as usize) & (SHARDS - 1)];
+        // The high bits: the map's buckets are chosen by the low ones.
+        let shard = &self.shards[(key >> 58) as usize & (SHARDS - 1)];
         let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
         let tat = s.tat.get(&key).copied().unwrap_or(now).max(now);
         let next = tat.saturating_add(rate.interval_ns);
@@ -124,13 +131,18 @@ impl Table {
             }
             Verdict::Delay(wait)
         };
+        let mut verdict = verdict;
         if s.tat.len() >= self.per_shard && !s.tat.contains_key(&key) {
             if now.saturating_sub(s.swept_at) >= SWEEP_EVERY_NS {
                 s.swept_at = now;
                 s.tat.retain(|_, t| *t > now);
             }
             if s.tat.len() >= self.per_shard {
-                return Verdict::Untracked;
+                let sample = s.tat.iter().take(EVICTION_SAMPLE);
+                if let Some((&old, _)) = sample.min_by_key(|(_, t)| **t) {
+                    s.tat.remove(&old);
+                    verdict = Verdict::Evicted;
+                }
             }
         }
         s.tat.insert(key, next);
@@ -220,17 +232,30 @@ mod tests {
     fn a_million_keys_stay_within_the_capacity() {
         let t = Table::new(10_000);
         let zero = Duration::ZERO;
-        let mut untracked = 0;
+        let mut evicted = 0;
         for k in 0..1_000_000u64 {
             // Spread like hashes; all arrive within one interval, so none drains.
             let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            if t.arrive(key, k, RATE, zero) == Verdict::Untracked {
-                untracked += 1;
+            if t.arrive(key, k, RATE, zero) == Verdict::Evicted {
+                evicted += 1;
             }
         }
         assert!(t.len() <= t.capacity(), "{} keys", t.len());
         assert!(t.capacity() < 10_100);
-        assert!(untracked >= 1_000_000 - t.capacity());
+        assert!(evicted >= 1_000_000 - t.capacity());
+        // A key counted lately stays counted through the flood that follows it: the evicted
+        // are the ones closest to drained.
+        let hot = 7u64.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1;
+        for _ in 0..5 {
+            t.arrive(hot, 1_000_000, RATE, zero);
+        }
+        for k in 1_000_000..1_020_000u64 {
+            t.arrive(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), 1_000_000, RATE, zero);
+        }
+        assert!(matches!(
+            t.arrive(hot, 1_000_001, RATE, zero),
+            Verdict::Over(_)
+        ));
         // Once they drain, a new key is counted again (its shard swept): its burst, then no more.
         let later = 10_000 * MS;
         for _ in 0..5 {

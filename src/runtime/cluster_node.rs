@@ -38,30 +38,22 @@ fn set_states(shared: &Shared, known: &ServerStates) -> bool {
 
 impl LocalNode for ClusterNode {
     fn set_blocks(&self, blocks: Vec<crate::blocks::Block>) -> bool {
-        let now = unix_now();
-        let new = crate::blocks::Blocks::new(blocks, now);
-        let changed = new.active(now) != self.0.blocks.load().active(now);
-        self.0.store_blocks(new);
-        changed
+        let new = |_: &crate::blocks::Blocks| {
+            Some(crate::blocks::Blocks::new(
+                blocks.iter().cloned(),
+                unix_now(),
+            ))
+        };
+        self.0.change_blocks(new)
     }
 
     fn set_block(&self, block: crate::blocks::Block) -> bool {
-        let now = unix_now();
-        let new = self.0.blocks.load().with(block, now);
-        let changed = new.active(now) != self.0.blocks.load().active(now);
-        self.0.store_blocks(new);
-        changed
+        self.0
+            .change_blocks(|old| Some(old.with(block.clone(), unix_now())))
     }
 
     fn remove_block(&self, cidr: &str) -> bool {
-        let now = unix_now();
-        match self.0.blocks.load().without(cidr, now) {
-            Some(new) => {
-                self.0.store_blocks(new);
-                true
-            }
-            None => false,
-        }
+        self.0.change_blocks(|old| old.without(cidr, unix_now()))
     }
 
     fn set_servers(&self, known: &ServerStates) -> bool {

@@ -229,9 +229,26 @@ impl Shared {
         statefile::save(&path, &state)
     }
 
-    /// Replaces the blocks in force (`crate::blocks`); the state file is the caller's.
-    pub fn store_blocks(&self, blocks: crate::blocks::Blocks) {
-        self.blocks.store(Arc::new(blocks));
+    /// Changes the blocks in force (`crate::blocks`) with `change` (of the current ones; None:
+    /// no change), retried if another change landed meanwhile; the state file is the caller's.
+    /// Whether the blocks in force changed.
+    pub fn change_blocks(
+        &self,
+        change: impl Fn(&crate::blocks::Blocks) -> Option<crate::blocks::Blocks>,
+    ) -> bool {
+        let now = unix_now();
+        let mut changed = false;
+        self.blocks.rcu(|old| match change(old) {
+            Some(new) => {
+                changed = new.active(now) != old.active(now);
+                Arc::new(new)
+            }
+            None => {
+                changed = false;
+                old.clone()
+            }
+        });
+        changed
     }
 
     /// Switches read-only mode and writes the state file.

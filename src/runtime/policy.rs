@@ -39,7 +39,13 @@ impl ConnPolicy for Shared {
         if !trusted.is_empty() && trusted.contains(ip) {
             return true;
         }
-        let key = std::hash::BuildHasher::hash_one(self.conn_rate.hasher(), ip);
+        // An IPv4 client reaching an IPv6 listener (`::ffff:a.b.c.d`) is the same client; an
+        // IPv6 one is its /64 (a host has a whole /64 to draw addresses from).
+        let key = match ip.to_canonical() {
+            std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
+            std::net::IpAddr::V6(a) => u128::from(a) & !(u128::MAX >> 64),
+        };
+        let key = std::hash::BuildHasher::hash_one(self.conn_rate.hasher(), key);
         let now = crate::ratelimit::now_ns();
         let zero = std::time::Duration::ZERO;
         match self.conn_rate.arrive(key, now, rate, zero) {

@@ -165,7 +165,7 @@ async fn route_rules_apply_only_on_their_route() {
 }
 
 /// One plain and one TLS listener (HTTP/2 by ALPN) in front of `o`, with `rules`.
-async fn plain_and_tls(o: &Origin, rules: &str, extra: &str) -> (Proxy, SocketAddr) {
+pub(crate) async fn plain_and_tls(o: &Origin, rules: &str, extra: &str) -> (Proxy, SocketAddr) {
     let (ca, dir) = (Ca::new(), state_dir());
     let leaf = ca.issue(&dir, "a", &["a.test"]);
     let tls = free_port();
@@ -178,7 +178,7 @@ async fn plain_and_tls(o: &Origin, rules: &str, extra: &str) -> (Proxy, SocketAd
 }
 
 /// `METHOD path` with `headers` on an HTTP/2 connection: the status, or the stream's reset.
-async fn h2_ask(
+pub(crate) async fn h2_ask(
     send: &mut h2::client::SendRequest<bytes::Bytes>,
     tls: SocketAddr,
     (method, path): (&str, &str),

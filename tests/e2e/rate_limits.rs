@@ -199,3 +199,35 @@ async fn new_connections_over_the_connection_rate_are_closed_before_any_request(
     assert_eq!(refused, Some(1.0), "{text}");
     assert_eq!(o.hits(), 4 + 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_and_http1_requests_count_alike() {
+    use crate::access::{h2_ask, plain_and_tls};
+    let o = Origin::start("o").await;
+    let limits = "[access]\nrate_limits = [\"per-key\", \"closing\"]\n\
+         [[rate_limits]]\nname = \"per-key\"\nkey = \"header:X-Api-Key\"\nrate = \"3/10s\"\n\
+         [[rate_limits]]\nname = \"closing\"\nkey = \"header:X-Other\"\nrate = \"1/10s\"\naction = \"close\"\n";
+    let (gh, tls) = plain_and_tls(&o, limits, "").await;
+    let mut h2 = crate::common::tls_client::h2_client(tls).await;
+    let key = [("x-api-key", "k")];
+    assert_eq!(
+        get([127, 0, 0, 2], gh.addr, "X-Api-Key: k\r\n").await.0,
+        200
+    );
+    assert_eq!(h2_ask(&mut h2, tls, ("GET", "/"), &key).await, Ok(200));
+    assert_eq!(h2_ask(&mut h2, tls, ("GET", "/"), &key).await, Ok(200));
+    // One bucket for both protocols: the fourth request is over, on either.
+    assert_eq!(h2_ask(&mut h2, tls, ("GET", "/"), &key).await, Ok(429));
+    assert_eq!(
+        get([127, 0, 0, 2], gh.addr, "X-Api-Key: k\r\n").await.0,
+        429
+    );
+    // `close` on HTTP/2 resets the stream (CANCEL); the connection serves on.
+    let other = [("x-other", "o")];
+    assert_eq!(h2_ask(&mut h2, tls, ("GET", "/"), &other).await, Ok(200));
+    assert_eq!(
+        h2_ask(&mut h2, tls, ("GET", "/"), &other).await,
+        Err(h2::Reason::CANCEL)
+    );
+    assert_eq!(h2_ask(&mut h2, tls, ("GET", "/"), &[]).await, Ok(200));
+}

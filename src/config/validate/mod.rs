@@ -182,6 +182,7 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
         &root.key("access").key("rate_limits"),
         c,
     );
+    rate_limits::no_overlap(&rate_limits, &routes, &root.key("routes"), c);
     let access = rules.finish(f.access, &root.key("access"), c);
     let client_address = client_address::client_address(
         f.client_address,

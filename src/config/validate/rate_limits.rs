@@ -51,6 +51,16 @@ impl Builder {
                 RateLimitEntry::Own(l) => self.add(l, &p.index(i), c),
             });
         }
+        let mut seen = HashSet::new();
+        for &l in &out {
+            if !seen.insert(l) {
+                let name = &self.limits[l].name;
+                c.error(
+                    p,
+                    format!("rate limit {name:?} listed twice: a request would be counted twice"),
+                );
+            }
+        }
         out
     }
 
@@ -94,6 +104,25 @@ impl Builder {
         }
         self.limits.push(limit);
         Some(self.limits.len() - 1)
+    }
+}
+
+/// A route's limits that `[access] rate_limits` lists too: an error each, since a request
+/// would be counted twice.
+pub(super) fn no_overlap(
+    limits: &RateLimitConfig,
+    routes: &[super::super::RouteConfig],
+    p: &KeyPath,
+    c: &mut Collector,
+) {
+    for (i, r) in routes.iter().enumerate() {
+        for l in r.rate_limits.iter().filter(|l| limits.global.contains(l)) {
+            let name = &limits.limits[*l].name;
+            c.error(
+                &p.index(i).key("rate_limits"),
+                format!("rate limit {name:?} is in [access] rate_limits too: a request would be counted twice"),
+            );
+        }
     }
 }
 
@@ -144,7 +173,9 @@ fn limit(l: RateLimitSection, p: &KeyPath, c: &mut Collector) -> Option<Limit> {
 
 fn key(l: &RateLimitSection, p: &KeyPath, c: &mut Collector) -> Option<Key> {
     let key = l.key.as_deref().unwrap_or("client");
-    let (v4, v6) = (l.ipv4_prefix.unwrap_or(32), l.ipv6_prefix.unwrap_or(128));
+    // A host usually has a whole /64 to itself: counting single IPv6 addresses would let one
+    // client be 2^64 of them.
+    let (v4, v6) = (l.ipv4_prefix.unwrap_or(32), l.ipv6_prefix.unwrap_or(64));
     if v4 > 32 {
         c.error(
             &p.key("ipv4_prefix"),

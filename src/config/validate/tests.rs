@@ -178,6 +178,8 @@ fn rate_limits_name_their_key() {
         ("[access]\nrate_limits = [\"nope\"]".into(), "access.rate_limits[0]: unknown rate limit \"nope\""),
         ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [\"nope\"]".into(), "routes[1].rate_limits[0]: unknown rate limit \"nope\""),
         ("[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [{ name = \"own\", rate = \"1/1s\", burts = 2 }]".into(), "routes[1].rate_limits[0].burts: unknown key"),
+        (format!("{l}rate = \"5/1s\"\n[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [\"l\", \"l\"]"), "routes[1].rate_limits: rate limit \"l\" listed twice"),
+        (format!("{l}rate = \"5/1s\"\n[access]\nrate_limits = [\"l\"]\n[[routes]]\npool = \"web\"\npath_prefix = \"/r\"\nrate_limits = [\"l\"]"), "routes[1].rate_limits: rate limit \"l\" is in [access] rate_limits too"),
     ];
     let owned: Vec<(&str, &str)> = cases.iter().map(|(s, e)| (s.as_str(), *e)).collect();
     check(&owned);
