@@ -228,30 +228,35 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                 Ok(io) => {
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
-                    current_handle().spawn(async move {
+                    // gatehouse patch 34: the handshake stage (the stream not yet handshaken,
+                    // its peer address for the error message, the deadline and the handshake
+                    // future: most of a KiB) is one allocation of its own, freed once the
+                    // handshake is done; the connection's task keeps only what the connection
+                    // needs after it. (It takes patch 4's place, which boxed the handshake
+                    // future alone.)
+                    let handshake = Box::pin(async move {
                         let peer_addr = io.peer_addr();
-                        // gatehouse patch 4: the handshake future (a TLS acceptor's state, KiBs)
-                        // lives in its own allocation, freed once the handshake is done, instead
-                        // of inside this task's future for the whole life of the connection.
-                        let handshake = Box::pin(io.handshake());
                         // gatehouse patch 17: the app's handshake deadline, not a fixed 60 s.
-                        match timeout(app.handshake_timeout(), handshake).await {
-                            Ok(handshake) => {
-                                match handshake {
-                                    Ok(io) => Self::handle_event(io, app, shutdown).await,
-                                    Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
-                                        if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
-                                        } else {
-                                            error!("Downstream handshake error: {e}");
-                                        }
-                                    }
+                        match timeout(app.handshake_timeout(), io.handshake()).await {
+                            Ok(Ok(io)) => Some((io, app)),
+                            Ok(Err(e)) => {
+                                // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                                if let Some(addr) = peer_addr {
+                                    error!("Downstream handshake error from {}: {e}", addr);
+                                } else {
+                                    error!("Downstream handshake error: {e}");
                                 }
+                                None
                             }
                             Err(_) => {
                                 error!("Downstream handshake timeout");
+                                None
                             }
+                        }
+                    });
+                    current_handle().spawn(async move {
+                        if let Some((io, app)) = handshake.await {
+                            Self::handle_event(io, app, shutdown).await
                         }
                     });
                 }
