@@ -50,7 +50,16 @@ impl FastPath for Proxy {
             if !read_request(&mut session, &self.shared).await {
                 return Served::Done(None);
             }
-            self.serve_read(session, shutdown).await
+            match self.serve_read(session, shutdown).await {
+                // An HTTP/2 stream ends at once: this future never carries HTTP/1's end.
+                Read::Finish(mut session) => {
+                    if let ServerSession::H2(stream) = &mut *session.downstream_session {
+                        let _ = stream.finish();
+                    }
+                    Served::Done(None)
+                }
+                Read::Served(served) => served,
+            }
         })
     }
 }
@@ -67,14 +76,24 @@ impl Proxy {
         if !read_request(&mut session, &self.shared).await {
             return Served::Done(None);
         }
-        self.serve_read(session, shutdown).await
+        match self.serve_read(session, shutdown).await {
+            Read::Finish(session) => {
+                let settings = HttpPersistentSettings::for_session(&session);
+                let reused = session.downstream_session.finish().await.ok().flatten();
+                Served::Done(reused.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)))
+            }
+            Read::Served(served) => served,
+        }
     }
 
-    /// A request whose header is read: served here if `takes` says so, else handed back.
-    async fn serve_read(&self, mut session: Session, shutdown: &ShutdownWatch) -> Served {
+    /// A request whose header is read: served here if `takes` says so, else handed back. A
+    /// served request's session is left for the caller to end (`Read::Finish`): an HTTP/1
+    /// connection's end is a future of several KiB that an HTTP/2 stream's future need not
+    /// carry (and copy whenever it is moved).
+    async fn serve_read(&self, mut session: Session, shutdown: &ShutdownWatch) -> Read {
         let rt = self.shared.current();
         let Some((route, hit)) = takes(&rt, &mut session) else {
-            return Served::Pass(session.downstream_session);
+            return Read::Served(Served::Pass(session.downstream_session));
         };
         if *shutdown.borrow() {
             session.set_keepalive(None);
@@ -113,12 +132,19 @@ impl Proxy {
             }
         };
         if !reusable {
-            return Served::Done(None);
+            return Read::Served(Served::Done(None));
         }
-        let settings = HttpPersistentSettings::for_session(&session);
-        let reused = session.downstream_session.finish().await.ok().flatten();
-        Served::Done(reused.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)))
+        Read::Finish(session)
     }
+}
+
+/// What `serve_read` leaves to its caller. Returned once per request and matched at once:
+/// boxing the session would cost an allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    Served(Served),
+    /// Served and reusable: the session, to end.
+    Finish(Session),
 }
 
 /// Reads the request header as pingora's proxy does: a malformed one is answered 400 and the
