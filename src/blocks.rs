@@ -35,15 +35,7 @@ pub struct Block {
 /// The network a caller names (`203.0.113.7/24`, `2001:db8::1`), canonical: host bits cleared,
 /// a bare address as a /32 or /128.
 pub fn canonical(cidr: &str) -> Result<String, String> {
-    let cidr = cidr.trim();
-    let net = match cidr.parse::<ipnet::IpNet>() {
-        Ok(n) => n,
-        Err(_) => match cidr.parse::<IpAddr>() {
-            Ok(a) => ipnet::IpNet::from(a),
-            Err(_) => return Err(format!("not an address or CIDR: {cidr:?}")),
-        },
-    };
-    Ok(net.trunc().to_string())
+    Ok(crate::access::network(cidr.trim())?.trunc().to_string())
 }
 
 /// The key of a block in etcd and in API paths: its network with `_` for `/`.

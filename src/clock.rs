@@ -25,6 +25,11 @@ pub fn ms_between(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
 }
 
+/// A duration in whole seconds, rounded up.
+pub fn ceil_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 /// A duration in milliseconds.
 pub fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -43,5 +48,9 @@ mod tests {
         assert_eq!(ms_between(later, t), 0.0);
         assert_eq!(unix_secs(UNIX_EPOCH + Duration::from_secs(42)), 42);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
     }
 }

@@ -87,8 +87,10 @@ pub fn build_server(config: &Config, shared: Arc<Shared>, upgrade: bool) -> Serv
         threads: config.server.threads,
         pid_file: config.server.pid_file.display().to_string(),
         upgrade_sock: config.server.upgrade_socket.display().to_string(),
-        grace_period_seconds: Some(ceil_secs(config.server.grace_period)),
-        graceful_shutdown_timeout_seconds: Some(ceil_secs(config.server.shutdown_timeout)),
+        grace_period_seconds: Some(crate::clock::ceil_secs(config.server.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(crate::clock::ceil_secs(
+            config.server.shutdown_timeout,
+        )),
         max_retries: MAX_ATTEMPTS,
         ..ServerConf::default()
     };
@@ -185,10 +187,6 @@ fn wait_listening(addrs: &[(SocketAddr, bool)], timeout: Duration) -> Result<(),
         }
     }
     Ok(())
-}
-
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// Runs gatehouse in the foreground until SIGTERM (graceful), SIGINT (fast) or SIGQUIT

@@ -115,6 +115,24 @@ pub async fn send(
     .await
 }
 
+/// A refusal of the operator's choosing (an access rule's, a rate limit's, a block's): `status`
+/// and its reason phrase as the body, with `extra` headers.
+pub async fn refusal(
+    session: &mut Session,
+    hsts: Option<&http::HeaderValue>,
+    status: u16,
+    extra: &[(http::HeaderName, http::HeaderValue)],
+    keepalive: bool,
+) -> pingora::Result<()> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Refused");
+    let body = Bytes::from(format!("{status} {reason}\n"));
+    let plain = "text/plain; charset=utf-8";
+    write(session, hsts, status, extra, plain, body, keepalive).await
+}
+
 /// A 301 to `location` (plain HTTP to HTTPS).
 pub async fn redirect(
     session: &mut Session,

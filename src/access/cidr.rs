@@ -33,17 +33,21 @@ fn ip(p: u128) -> IpAddr {
     Ipv6Addr::from(p).to_canonical()
 }
 
+/// The network an entry names: `10.0.0.0/8`, or a bare address as a /32 or /128.
+pub fn network(entry: &str) -> Result<ipnet::IpNet, String> {
+    match entry.parse::<ipnet::IpNet>() {
+        Ok(n) => Ok(n),
+        Err(_) => match entry.parse::<IpAddr>() {
+            Ok(a) => Ok(ipnet::IpNet::from(a)),
+            Err(_) => Err(format!("not an address or CIDR: {entry:?}")),
+        },
+    }
+}
+
 /// One entry: `10.0.0.0/8`, `2001:db8::/32`, or a bare address (one host). Host bits set
 /// below the prefix (`10.1.2.3/8`) are ignored, as HAProxy and nginx do.
 pub fn parse(entry: &str) -> Result<(u128, u128), String> {
-    let net = match entry.parse::<ipnet::IpNet>() {
-        Ok(n) => n,
-        Err(_) => match entry.parse::<IpAddr>() {
-            Ok(a) => ipnet::IpNet::from(a),
-            Err(_) => return Err(format!("not an address or CIDR: {entry:?}")),
-        },
-    };
-    Ok(match net {
+    Ok(match network(entry)? {
         ipnet::IpNet::V4(n) => {
             let base = u128::from(n.network().to_ipv6_mapped());
             let host_bits = 32 - u32::from(n.prefix_len());

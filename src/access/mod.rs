@@ -14,7 +14,9 @@
 
 mod cidr;
 
-pub use cidr::{parse as parse_cidr, parse_file as parse_cidr_file, point as cidr_point, CidrSet};
+pub use cidr::{
+    network, parse as parse_cidr, parse_file as parse_cidr_file, point as cidr_point, CidrSet,
+};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::net::IpAddr;

@@ -72,9 +72,7 @@ pub async fn blocked(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> R
     ctx.blocked_by = Some(block.cidr.clone());
     ctx.answer_locally(Outcome::Blocked);
     tracing::debug!(block = %block.cidr, client = %client, "request refused by an address block");
-    let body = bytes::Bytes::from_static(b"403 Forbidden\n");
-    let plain = "text/plain; charset=utf-8";
-    crate::respond::write(session, ctx.hsts(), 403, &[], plain, body, false).await?;
+    crate::respond::refusal(session, ctx.hsts(), 403, &[], false).await?;
     Ok(true)
 }
 
@@ -100,24 +98,23 @@ async fn refuse(
     );
     match r.action {
         Action::Deny(status) => {
-            let reason = http::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("Refused");
-            let body = bytes::Bytes::from(format!("{status} {reason}\n"));
-            let plain = "text/plain; charset=utf-8";
-            crate::respond::write(session, ctx.hsts(), status, &[], plain, body, false).await?;
+            crate::respond::refusal(session, ctx.hsts(), status, &[], false).await?;
             Ok(true)
         }
-        Action::Drop => {
-            if let ServerSession::H2(stream) = &mut *session.downstream_session {
-                // CANCEL, not REFUSED_STREAM: that one tells the client a retry is safe
-                // (RFC 9113 §8.7), and clients retry it on a new connection.
-                stream.shutdown_with_reason(h2::Reason::CANCEL);
-            } else {
-                crate::conn::reset_at_close(session);
-            }
-            Err(Error::explain(failure::DROPPED, r.name.clone()))
-        }
+        Action::Drop => Err(drop_request(session, &r.name)),
     }
+}
+
+/// Drops a request without an answer (an access rule's `drop`, a rate limit's `close`): an
+/// HTTP/1 connection closed with a reset, an HTTP/2 stream reset with CANCEL. The error to
+/// return, naming `by`.
+pub fn drop_request(session: &mut Session, by: &str) -> Box<Error> {
+    if let ServerSession::H2(stream) = &mut *session.downstream_session {
+        // CANCEL, not REFUSED_STREAM: that one tells the client a retry is safe
+        // (RFC 9113 §8.7), and clients retry it on a new connection.
+        stream.shutdown_with_reason(h2::Reason::CANCEL);
+    } else {
+        crate::conn::reset_at_close(session);
+    }
+    Error::explain(failure::DROPPED, by.to_string())
 }

@@ -6,15 +6,13 @@
 //! (`gatehouse_rate_limited_total`). A request within its limits costs a hash and one short
 //! lock per limit, and allocates nothing.
 
-use super::access::Scope;
+use super::access::{drop_request, Scope};
 use super::ctx::{Ctx, Outcome};
-use super::failure;
 use super::forward::client_ip;
 use crate::ratelimit::{self, Action, Request, Verdict};
 use http::{HeaderName, HeaderValue};
-use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
-use pingora::{Error, Result};
+use pingora::Result;
 use std::time::Duration;
 
 /// Counts the request against the limits of `scope`: false when it may go on (after any
@@ -81,31 +79,20 @@ async fn refuse(session: &mut Session, ctx: &mut Ctx, i: usize, wait: Duration) 
     );
     if limit.action == Action::Close {
         rt.rate_limited[i].closed.inc();
-        if let ServerSession::H2(stream) = &mut *session.downstream_session {
-            stream.shutdown_with_reason(h2::Reason::CANCEL);
-        } else {
-            crate::conn::reset_at_close(session);
-        }
-        return Err(Error::explain(failure::DROPPED, limit.name.clone()));
+        return Err(drop_request(session, &limit.name));
     }
     rt.rate_limited[i].refused.inc();
-    let status = limit.status;
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Refused");
-    let retry = ratelimit::retry_after_secs(wait);
+    // Whole seconds, at least one.
+    let retry = crate::clock::ceil_secs(wait).max(1);
     let extra = [(
         HeaderName::from_static("retry-after"),
         HeaderValue::from(retry),
     )];
-    let body = bytes::Bytes::from(format!("{status} {reason}\n"));
-    let plain = "text/plain; charset=utf-8";
     // The connection stays open, as nginx keeps it, unless a request body would have to be
     // read past first.
     let h = &session.req_header().headers;
     let bodiless = !h.contains_key(http::header::TRANSFER_ENCODING)
         && h.get(http::header::CONTENT_LENGTH).is_none_or(|v| v == "0");
-    crate::respond::write(session, ctx.hsts(), status, &extra, plain, body, bodiless).await?;
+    crate::respond::refusal(session, ctx.hsts(), limit.status, &extra, bodiless).await?;
     Ok(true)
 }

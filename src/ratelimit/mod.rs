@@ -161,11 +161,6 @@ pub fn tables(limits: &[Limit], previous: (&[Limit], &[Arc<Table>])) -> Vec<Arc<
         .collect()
 }
 
-/// Whole seconds a client should wait (`Retry-After`), at least one.
-pub fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_nanos().div_ceil(1_000_000_000).max(1) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,12 +261,5 @@ mod tests {
             "empty"
         );
         assert_eq!(hash(&h, "::1", &[("x-api-key", "  ")], &s), None, "empty");
-    }
-
-    #[test]
-    fn retry_after_rounds_up() {
-        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
-        assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
-        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
     }
 }
