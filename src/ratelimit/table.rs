@@ -52,6 +52,10 @@ struct Shard {
     tat: Map,
     /// When this shard was last swept of drained keys.
     swept_at: u64,
+    /// The latest arrival time it has counted: a thread that read the clock before another
+    /// but took the lock after it counts at that time, not earlier (else the second of two
+    /// requests at once could look early by the other's lead, and be delayed or refused).
+    latest: u64,
 }
 
 /// What a request's arrival means for its key.
@@ -101,6 +105,7 @@ impl Table {
                 Mutex::new(Shard {
                     tat: Map::default(),
                     swept_at: 0,
+                    latest: 0,
                 })
             })
             .collect();
@@ -118,6 +123,8 @@ impl Table {
         // The high bits: the map's buckets are chosen by the low ones.
         let shard = &self.shards[(key >> 58) as usize & (SHARDS - 1)];
         let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now.max(s.latest);
+        s.latest = now;
         let tat = s.tat.get(&key).copied().unwrap_or(now).max(now);
         let next = tat.saturating_add(rate.interval_ns);
         // Conforms when the bucket, after this request, holds at most `burst` of them.
@@ -205,6 +212,18 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(t.arrive(1, 2000 * MS, RATE, zero), Verdict::Pass);
         }
+    }
+
+    #[test]
+    fn an_arrival_counted_late_is_not_early() {
+        // Two requests at once: the second read the clock first but took the lock second.
+        let t = Table::new(1000);
+        let rate = Rate {
+            interval_ns: 250 * MS,
+            burst: 2,
+        };
+        assert_eq!(t.arrive(3, 10 * MS, rate, Duration::ZERO), Verdict::Pass);
+        assert_eq!(t.arrive(3, 9 * MS, rate, Duration::ZERO), Verdict::Pass);
     }
 
     #[test]
