@@ -15,6 +15,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+pub mod compress;
 pub mod config;
 pub mod conn;
 pub mod ctl;

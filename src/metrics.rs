@@ -90,6 +90,21 @@ pub struct Metrics {
     client_refusals: IntCounterVec,
     access_refused: IntCounterVec,
     rate_limited: IntCounterVec,
+    compression_responses: IntCounterVec,
+    compression_bytes: IntCounterVec,
+}
+
+/// What gatehouse's coders did, `[Op][Encoding]` (compress, decompress × gzip, br, zstd).
+pub struct CompressionMetrics {
+    pub coded: [[CodedMetrics; 3]; 2],
+}
+
+/// One coder kind's counters.
+pub struct CodedMetrics {
+    pub responses: IntCounter,
+    /// Bytes into the coder and out of it (the ratio is out ÷ in).
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
 }
 
 /// What a rate limit did to the requests over it, by outcome.
@@ -182,6 +197,8 @@ impl Metrics {
             client_accepted: single(&r, IntCounter::new("gatehouse_client_connections_total", "Client connections accepted (after the TLS handshake).").expect("valid")),
             client_refusals: counter_vec(&r, "gatehouse_client_refusals_total", "Client connections refused or cut: max_connections, max_connections_per_client (503), header_timeout (408).", &["reason"]),
             access_refused: counter_vec(&r, "gatehouse_access_refused_total", "Requests refused by an access rule (answered with its status, or dropped), by rule.", &["rule"]),
+            compression_responses: counter_vec(&r, "gatehouse_compression_responses_total", "Response bodies gatehouse coded, by coding and op: compress (for a client, or once for the cache), decompress (a stored or served coding the client does not accept).", &["encoding", "op"]),
+            compression_bytes: counter_vec(&r, "gatehouse_compression_bytes_total", "Bytes into and out of gatehouse's coders (side in, out), by coding and op; out ÷ in is the ratio.", &["encoding", "op", "side"]),
             rate_limited: counter_vec(&r, "gatehouse_rate_limited_total", "Requests over a rate limit, by limit and outcome: refused, delayed, closed, dry_run (let through), evicted (a new key counted in the place of another, the table full).", &["limit", "outcome"]),
             cluster_connected: gauge_vec(&r, "gatehouse_cluster_connected", "1 while this node watches the cluster's state in etcd.", &["cluster", "node"]),
             cluster_revision: gauge_vec(&r, "gatehouse_cluster_applied_revision", "The etcd revision of the cluster state applied on this node.", &["cluster", "node"]),
@@ -230,6 +247,28 @@ impl Metrics {
                 evicted: c(&l.name, "evicted"),
             })
             .collect()
+    }
+
+    /// The compression counters' handles.
+    pub fn compression(&self) -> CompressionMetrics {
+        use crate::compress::{Encoding, Op};
+        let kind = |op: Op, e: Encoding| {
+            let bytes = |side| {
+                self.compression_bytes
+                    .with_label_values(&[e.token(), op.name(), side])
+            };
+            CodedMetrics {
+                responses: self
+                    .compression_responses
+                    .with_label_values(&[e.token(), op.name()]),
+                bytes_in: bytes("in"),
+                bytes_out: bytes("out"),
+            }
+        };
+        let ops = |op| Encoding::ALL.map(|e| kind(op, e));
+        CompressionMetrics {
+            coded: [ops(Op::Compress), ops(Op::Decompress)],
+        }
     }
 
     fn route(&self, route: &str, pool: &str, servers: &[&str]) -> RouteMetrics {

@@ -128,6 +128,7 @@ mod tests {
             allow_upgrade: false,
             access: Vec::new(),
             rate_limits: Vec::new(),
+            compression: None,
         }
     }
 

@@ -75,6 +75,12 @@ fn each_field<'a>(r: &'a Record, mut f: impl FnMut(&'static str, Val<'a>)) {
     f("pool", Val::opt(r.pool.as_deref()));
     f("server", Val::opt(r.server.as_deref()));
     f("cache", Val::opt(r.cache));
+    let coded = r.compression.as_ref();
+    f("encoding", Val::opt(coded.map(|c| c.encoding)));
+    f("encoding_op", Val::opt(coded.map(|c| c.op)));
+    let bytes = |n: Option<u64>| n.map_or(Val::Missing, Val::Int);
+    f("bytes_before", bytes(coded.map(|c| c.bytes_before)));
+    f("bytes_after", bytes(coded.map(|c| c.bytes_after)));
     let readonly = if r.readonly_refused {
         "refused"
     } else if r.readonly {
@@ -320,6 +326,7 @@ mod tests {
             status: 200,
             termination: Termination::Done,
             response_headers: vec![(http::HeaderName::from_static("x-runtime"), "0.1".into())],
+            compression: None,
             ..Default::default()
         };
         let line = rfc5424(&target(LogFormat::Rfc5424), &r);

@@ -166,6 +166,7 @@ mod tests {
             t_total_ms: 1_000.0,
             request_headers: vec![(http::header::HOST, "example.com".into())],
             response_headers: vec![(http::header::SERVER, "x|y".into())],
+            compression: None,
             ..Default::default()
         };
         assert_eq!(
@@ -183,6 +184,7 @@ mod tests {
             t_response_ms: None,
             request_headers: vec![],
             response_headers: vec![],
+            compression: None,
             status: 0,
             ..r
         };

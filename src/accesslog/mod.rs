@@ -17,7 +17,7 @@ mod text;
 
 use crate::config::{AccessLogConfig, LogFormat, LogTarget};
 use batch::Batch;
-pub use record::{Record, Termination, TlsRecord};
+pub use record::{CompressionRecord, Record, Termination, TlsRecord};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 

@@ -101,4 +101,18 @@ pub struct Record {
     pub error: Option<String>,
     pub request_headers: Vec<(http::HeaderName, String)>,
     pub response_headers: Vec<(http::HeaderName, String)>,
+    /// The body coded by gatehouse (`proxy::compression`), if it was.
+    pub compression: Option<CompressionRecord>,
+}
+
+/// What gatehouse's coder did to a response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionRecord {
+    /// The coding: what the client got (compress), or what was decoded (decompress).
+    pub encoding: &'static str,
+    /// `compress` or `decompress`.
+    pub op: &'static str,
+    /// Body bytes into the coder and out of it.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }

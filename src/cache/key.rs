@@ -65,17 +65,29 @@ pub fn normalize_accept_encoding(value: &[u8]) -> &'static str {
 }
 
 /// The variance of a request against a stored response's `Vary` (None: no variance).
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
-    variance_of(meta.headers(), req)
+/// `decodes`: the route decodes a stored coding the client does not take
+/// (`proxy::compression`), so Accept-Encoding does not split the stored response into
+/// variants when its coding is one gatehouse reads.
+pub fn variance(meta: &CacheMeta, req: &RequestHeader, decodes: bool) -> Option<HashBinary> {
+    variance_of(meta.headers(), req, decodes)
 }
 
 /// `variance`, from the stored response's header fields.
-pub fn variance_of(stored: &http::HeaderMap, req: &RequestHeader) -> Option<HashBinary> {
+pub fn variance_of(
+    stored: &http::HeaderMap,
+    req: &RequestHeader,
+    decodes: bool,
+) -> Option<HashBinary> {
+    let one_copy = decodes
+        && crate::compress::response::coding(stored) != crate::compress::response::Coding::Other;
     let mut builder = VarianceBuilder::new();
     for vary in stored.get_all(http::header::VARY) {
         let Ok(list) = vary.to_str() else { continue };
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let name = name.to_ascii_lowercase();
+            if one_copy && name == "accept-encoding" {
+                continue;
+            }
             let value: Vec<u8> = if name == "accept-encoding" {
                 let raw = req.headers.get(http::header::ACCEPT_ENCODING);
                 normalize_accept_encoding(raw.map_or(&[][..], |v| v.as_bytes()))

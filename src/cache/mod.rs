@@ -215,13 +215,14 @@ impl Cache {
         host: &str,
         req: &pingora::http::RequestHeader,
         rules: &RouteCache,
+        decodes: bool,
     ) -> Option<Arc<store::Entry>> {
         let mut key = CacheKey::new(key::primary(https, &key::host(host), &req.uri, rules), "");
         if !self.shelf.predictor.cacheable_prediction(&key) {
             return None;
         }
         let primary = self.storage.entries.get(&key.combined_bin())?;
-        let entry = match key::variance_of(&primary.header().headers, req) {
+        let entry = match key::variance_of(&primary.header().headers, req, decodes) {
             None => primary,
             Some(v) if primary.variance() == Some(v) => primary,
             Some(v) => {

@@ -71,6 +71,26 @@ impl StoredMeta {
         }
     }
 
+    /// A body that came without a length (chunked, or coded before the cache) gets its
+    /// length once stored whole: hits then say it, and a range of it can be answered.
+    fn with_length(mut self, len: usize) -> StoredMeta {
+        let h = &self.header.headers;
+        let bodiless = matches!(self.header.status.as_u16(), 100..=199 | 204 | 304);
+        if bodiless || h.contains_key(http::header::CONTENT_LENGTH) {
+            return self;
+        }
+        self.header.remove_header(&http::header::TRANSFER_ENCODING);
+        if self
+            .header
+            .insert_header(http::header::CONTENT_LENGTH, len)
+            .is_ok()
+        {
+            self.hit_head = HitHead::of(&self.header);
+            self.header_bytes += 20;
+        }
+        self
+    }
+
     fn to_meta(&self) -> CacheMeta {
         let mut meta = CacheMeta::new(
             self.fresh_until,
@@ -384,7 +404,7 @@ impl HandleMiss for Miss {
             return Ok(MissFinishType::Created(0));
         }
         let entry = Entry {
-            meta: self.meta,
+            meta: self.meta.with_length(self.body.len()),
             body: self.body.freeze(),
             primary: self.primary,
             origin: self.origin,

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub cache: CacheSection,
+    pub compression: Option<CompressionSection>,
     #[serde(default)]
     pub readonly: ReadonlySection,
     #[serde(default)]
@@ -333,6 +334,20 @@ pub struct RouteSection {
     /// Named `[[rate_limits]]` (by name) and the route's own (tables), in order.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitEntry>,
+    pub compression: Option<CompressionSection>,
+}
+
+/// `[compression]` and a route's `[routes.compression]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CompressionSection {
+    pub enabled: Option<bool>,
+    pub types: Option<Vec<String>>,
+    pub min_size: Option<u64>,
+    pub gzip_level: Option<u32>,
+    pub br_level: Option<u32>,
+    pub zstd_level: Option<u32>,
+    pub preference: Option<Vec<String>>,
+    pub cache_encoding: Option<String>,
 }
 
 /// An entry of a route's `rate_limits`: a named `[[rate_limits]]`, or a limit of its own.

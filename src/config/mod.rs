@@ -191,6 +191,8 @@ pub struct RouteConfig {
     /// Rate limits counted right after the access rules, in order (indices into
     /// `RateLimitConfig::limits`).
     pub rate_limits: Vec<usize>,
+    /// What the route compresses (`[compression]`, `[routes.compression]`); None: nothing.
+    pub compression: Option<crate::compress::Settings>,
 }
 
 /// Every rate limit of the config (named and per route, names unique) and the global list.

@@ -33,6 +33,21 @@ pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespC
         }
         None => resp,
     };
+    let verdict = policy(resp, ctx);
+    if let (RespCacheable::Cacheable(_), Some(rules)) = (&verdict, ctx.cache_rules()) {
+        if !ctx.rt.cache.admit(session.cache.cache_key(), rules) {
+            return RespCacheable::Uncacheable(NoCacheReason::Custom("min-uses"));
+        }
+    }
+    verdict
+}
+
+/// Whether the policy would store `resp` (`min_uses` aside: admission counts a use).
+pub fn would_store(resp: &ResponseHeader, ctx: &Ctx) -> bool {
+    matches!(policy(resp, ctx), RespCacheable::Cacheable(_))
+}
+
+fn policy(resp: &ResponseHeader, ctx: &Ctx) -> RespCacheable {
     let Some(rules) = ctx.cache_rules() else {
         return RespCacheable::Uncacheable(NoCacheReason::NeverEnabled);
     };
@@ -43,13 +58,7 @@ pub fn verdict(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> RespC
     };
     let config = &ctx.rt.cache.config;
     let targeted = config.targeted_field.as_ref();
-    let verdict = cache::policy::response(resp, rules, config.max_object_size, targeted, floor);
-    if matches!(verdict, RespCacheable::Cacheable(_))
-        && !ctx.rt.cache.admit(session.cache.cache_key(), rules)
-    {
-        return RespCacheable::Uncacheable(NoCacheReason::Custom("min-uses"));
-    }
-    verdict
+    cache::policy::response(resp, rules, config.max_object_size, targeted, floor)
 }
 
 /// `upstream_response_filter`: keeps a 304's fields for `verdict`.

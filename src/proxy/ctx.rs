@@ -3,6 +3,7 @@
 //! saying how gatehouse itself disposed of the request.
 
 use crate::balance::InflightGuard;
+use crate::compress::Coder;
 use crate::runtime::Runtime;
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,6 +126,20 @@ pub struct Timings {
     pub response_ms: Option<f64>,
 }
 
+/// The coders of one request: before the cache and for the client.
+#[derive(Default)]
+pub struct Coders {
+    pub stored: Option<Box<Coder>>,
+    pub client: Option<Box<Coder>>,
+}
+
+impl Coders {
+    /// The coder the log reports: the client's, else the one before the cache.
+    pub fn logged(&self) -> Option<&Coder> {
+        self.client.as_deref().or(self.stored.as_deref())
+    }
+}
+
 /// Per-request state.
 pub struct Ctx {
     /// The config generation loaded when the request began: every hook sees the same one.
@@ -151,6 +166,8 @@ pub struct Ctx {
     pub over_dry_run: Option<usize>,
     /// The network of the block that refused the request, for the log.
     pub blocked_by: Option<String>,
+    /// The response's coders, if gatehouse (de)compresses it (`compression`).
+    pub coders: Coders,
 }
 
 impl Ctx {
@@ -178,6 +195,7 @@ impl Ctx {
             not_modified: None,
             over_dry_run: None,
             blocked_by: None,
+            coders: Default::default(),
         }
     }
 

@@ -180,7 +180,7 @@ async fn read_request(session: &mut Session, shared: &Shared) -> bool {
 
 /// Whether the request is one `request_filter` will answer, serve from the cache (`hit`) or
 /// give to `direct`: `direct` is on, the header is one it carries, and the route it goes to (if
-/// any) does not cache, or has a fresh hit for it. The route found and the hit, when it is.
+/// any) neither caches nor compresses, or has a fresh hit for it the client takes as stored. The route found and the hit, when it is.
 fn takes(rt: &Runtime, session: &mut Session) -> Option<(Option<usize>, Option<Arc<Entry>>)> {
     if !rt.config.server.direct_exchange || !super::direct::takes_header(session.req_header()) {
         return None;
@@ -198,6 +198,8 @@ fn takes(rt: &Runtime, session: &mut Session) -> Option<(Option<usize>, Option<A
         Some(r) if rt.cache_rules(r).is_some() => {
             Some((route, Some(super::hit::lookup(rt, session, r)?)))
         }
+        // A compressing route's responses go through pingora's path (`compression`).
+        Some(r) if rt.config.routes[r].compression.is_some() => None,
         route => Some((route, None)),
     }
 }

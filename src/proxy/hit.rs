@@ -54,8 +54,25 @@ pub fn lookup(rt: &Runtime, session: &Session, route: usize) -> Option<Arc<Entry
         return None;
     }
     let host = super::request_host(req).unwrap_or("");
-    rt.cache
-        .fast_hit(super::is_https(session), host, req, rules)
+    let compression = rt.config.routes[route].compression.as_ref();
+    // A request the cache passes goes to pingora's path, which compresses.
+    let personal = |h: &http::HeaderMap| {
+        h.contains_key(header::AUTHORIZATION) || h.contains_key(header::COOKIE)
+    };
+    if compression.is_some() && personal(&req.headers) {
+        return None;
+    }
+    let entry = rt.cache.fast_hit(
+        super::is_https(session),
+        host,
+        req,
+        rules,
+        compression.is_some(),
+    )?;
+    match compression {
+        Some(s) if !super::compression::fast_hit_ok(s, req, entry.header()) => None,
+        _ => Some(entry),
+    }
 }
 
 /// Serves the hit: the stored header with its Age and the client's edits, then the body (none

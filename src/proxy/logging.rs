@@ -5,7 +5,7 @@ use super::caching;
 use super::ctx::{Ctx, Outcome};
 use super::failure;
 use super::forward::request_host;
-use crate::accesslog::{Record, Termination, TlsRecord};
+use crate::accesslog::{CompressionRecord, Record, Termination, TlsRecord};
 use crate::cache;
 use crate::clock::{ms, ms_between};
 use crate::tls::TlsFacts;
@@ -17,6 +17,7 @@ use std::time::{Instant, SystemTime};
 /// Per-request bookkeeping once the response is done (or failed): cache counters and
 /// metrics, all pre-resolved atomics.
 pub fn account(session: &Session, ctx: &Ctx) {
+    super::compression::account(ctx);
     let cache_status = caching::status(session, ctx);
     if let Some(status) = cache_status {
         ctx.rt
@@ -127,6 +128,12 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &Ctx) -> Record {
         error: error(e, ctx),
         request_headers: captured(&rt.config.access_log.capture_request_headers, req),
         response_headers: ctx.captured.clone(),
+        compression: ctx.coders.logged().map(|c| CompressionRecord {
+            encoding: c.encoding.token(),
+            op: c.op.name(),
+            bytes_before: c.bytes_in,
+            bytes_after: c.bytes_out,
+        }),
     }
 }
 

@@ -38,6 +38,7 @@
 mod access;
 mod caching;
 mod client_wire;
+mod compression;
 mod ctx;
 mod direct;
 mod failure;
@@ -106,7 +107,8 @@ impl ProxyHttp for Proxy {
 
     /// No downstream modules. pingora's default registers a disabled compression module, and
     /// every request would then build its context and pass each header and body chunk through
-    /// its filters; gatehouse compresses nothing (responses pass as the server sent them).
+    /// its filters; gatehouse compresses in its own hooks (`compression`), before the cache
+    /// and after it.
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> Ctx {
@@ -150,10 +152,10 @@ impl ProxyHttp for Proxy {
     fn cache_vary_filter(
         &self,
         meta: &CacheMeta,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
-        cache::key::variance(meta, req)
+        cache::key::variance(meta, req, compression::settings(ctx).is_some())
     }
 
     fn response_cache_filter(
@@ -169,7 +171,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> pingora::proxy::RangeType {
         // One range answered from the cache (206, or 416); several get the whole response
         // (pingora gives up on a count at or over the limit).
@@ -177,6 +179,10 @@ impl ProxyHttp for Proxy {
         if !req.headers.contains_key(http::header::RANGE) {
             return pingora::proxy::RangeType::None; // most hits: skip parsing Content-Length
         }
+        if !compression::range_allowed(session, resp, ctx) {
+            return pingora::proxy::RangeType::None;
+        }
+        let req = session.req_header();
         pingora::proxy::range_header_filter(req, resp, Some(2))
     }
 
@@ -274,7 +280,8 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        forward::upstream_headers(session, upstream, ctx)
+        forward::upstream_headers(session, upstream, ctx)?;
+        compression::to_server(upstream, ctx)
     }
 
     async fn connected_to_upstream(
@@ -293,12 +300,23 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         upstream::from_server(resp, ctx);
-        Ok(())
+        compression::from_server(session, resp, ctx)
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        compression::from_server_body(body, end_of_stream, ctx)?;
+        Ok(None)
     }
 
     async fn response_filter(
@@ -307,7 +325,19 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        compression::to_client(session, resp, ctx)?;
         upstream::to_client(session, resp, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        compression::to_client_body(body, end_of_stream, ctx)?;
+        Ok(None)
     }
 
     /// A request the client gave up on, or whose response it would not take, is client

@@ -204,7 +204,10 @@ async fn decide(
             plan = Plan::Cache;
         }
     }
-    if previewed.is_some() || rt.config.server.direct_exchange && direct::takes(session) {
+    // A compressing route goes through pingora's path, whose hooks compress.
+    let compresses = rt.config.routes[route].compression.is_some();
+    let direct = rt.config.server.direct_exchange && !compresses && direct::takes(session);
+    if previewed.is_some() || direct {
         ctx.plan = Plan::Direct;
         direct::exchange(session, ctx, connector).await?;
         return Ok(true);

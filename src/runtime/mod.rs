@@ -46,6 +46,7 @@ pub struct Runtime {
     /// the limit counts alike, and its counters.
     pub rate_tables: Vec<Arc<crate::ratelimit::Table>>,
     pub rate_limited: Vec<crate::metrics::RateLimitMetrics>,
+    pub compression: crate::metrics::CompressionMetrics,
     /// When this config was loaded (Unix seconds).
     pub loaded_at: u64,
     /// Increases with every swap; lets background services notice a new config.
@@ -287,6 +288,7 @@ fn build(
         access_refused: metrics.access_rules(&config),
         rate_tables,
         rate_limited: metrics.rate_limits(&config),
+        compression: metrics.compression(),
         loaded_at: unix_now(),
         config: Arc::new(config),
         cache,

@@ -19,6 +19,7 @@ mod changes;
 mod cli;
 mod client_address;
 mod cluster;
+mod compression;
 mod deadlines;
 mod differential;
 mod direct;

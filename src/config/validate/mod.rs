@@ -7,6 +7,7 @@ mod access_log;
 mod cache;
 mod client_address;
 mod cluster;
+mod compression;
 mod listeners;
 mod pools;
 mod rate_limits;
@@ -170,10 +171,11 @@ fn validate(f: FileConfig, c: &mut Collector) -> Config {
     rules.named(f.access_rules, &root.key("access_rules"), c);
     let mut rates = rate_limits::Builder::default();
     rates.named(f.rate_limits, &root.key("rate_limits"), c);
+    let compression = compression::global(f.compression.as_ref(), &root.key("compression"), c);
     let routes = routes::routes(
         f.routes,
         &pools,
-        (&mut rules, &mut rates),
+        (&mut rules, &mut rates, &compression),
         &root.key("routes"),
         c,
     );

@@ -1,6 +1,6 @@
 //! `[[routes]]` and `[routes.cache]`: host/path matching, the pool, read-only behaviour,
-//! caching rules, and the route's access rules and rate limits (compiled by `access` and
-//! `rate_limits`).
+//! caching rules, and the route's access rules, rate limits and compression (compiled by
+//! `access`, `rate_limits` and `compression`).
 
 use super::super::defaults as d;
 use super::super::error::{Collector, KeyPath};
@@ -12,9 +12,10 @@ use std::collections::HashSet;
 pub(super) fn routes(
     list: Vec<file::RouteSection>,
     pools: &[PoolConfig],
-    (rules, limits): (
+    (rules, limits, compression): (
         &mut super::access::Builder,
         &mut super::rate_limits::Builder,
+        &super::compression::Global,
     ),
     p: &KeyPath,
     c: &mut Collector,
@@ -60,6 +61,8 @@ pub(super) fn routes(
         let readonly = readonly(r.readonly.as_deref(), &rp.key("readonly"), c);
         let access = rules.route(&r.access, r.access_rules, &rp, c);
         let rate_limits = limits.route(r.rate_limits, &rp.key("rate_limits"), c);
+        let compression =
+            super::compression::route(r.compression, compression, &rp.key("compression"), c);
         out.push(RouteConfig {
             name,
             hosts,
@@ -70,6 +73,7 @@ pub(super) fn routes(
             allow_upgrade: r.allow_upgrade.unwrap_or(false),
             access,
             rate_limits,
+            compression,
         });
     }
     out
