@@ -58,14 +58,20 @@ sed -e "s|__DIR__|$work|g" -e "s|__CACHE__|$gzip_lines|g" bench/nginx-proxy.conf
 
 start() { # target → pid of the proxy
   case $1 in
-    nginx-gzip) taskset -c 1 nginx -c "$work/nginx-gzip.conf" & ;;
-    *) RUST_LOG=error taskset -c 1 "$bin" run -c "$work/$1.toml" 2> "$work/$1.log" & ;;
+    nginx-gzip) taskset -c 1 nginx -c "$work/nginx-gzip.conf" >/dev/null 2>&1 & ;;
+    *) RUST_LOG=error taskset -c 1 "$bin" run -c "$work/$1.toml" >/dev/null 2> "$work/$1.log" & ;;
   esac
   local pid=$!
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.1; done
   echo $pid
 }
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks() { # user+sys of a proxy and its children (nginx's workers)
+  local t=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+  done
+  echo $t
+}
 accept_of() { case $1 in *plain) echo "identity" ;; *br) echo "br" ;; *zstd) echo "zstd" ;; *) echo "gzip" ;; esac; }
 
 targets=(nginx-gzip gh-gzip gh-br gh-zstd gh-hit-gzip gh-hit-plain)

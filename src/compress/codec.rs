@@ -73,7 +73,13 @@ impl Coder {
                 Vec::new(),
                 BR_BUFFER,
             )))),
-            Encoding::Zstd => Inner::ZstdOut(zstd::stream::write::Decoder::new(Vec::new())?),
+            Encoding::Zstd => {
+                let mut d = zstd::stream::write::Decoder::new(Vec::new())?;
+                // What a browser accepts (RFC 8878 §3.1.1.1.2 recommends 8 MiB), not zstd's
+                // 128 MiB default: a window is memory held per response.
+                d.window_log_max(23)?;
+                Inner::ZstdOut(d)
+            }
         };
         Ok(Coder::new(Op::Decompress, encoding, inner))
     }

@@ -97,7 +97,7 @@ pub fn transformed(resp: &mut ResponseHeader, to: Option<Encoding>) {
 }
 
 /// A strong entity tag made weak (`"x"` → `W/"x"`); None when it is weak already.
-fn weakened(tag: &http::HeaderValue) -> Option<http::HeaderValue> {
+pub fn weakened(tag: &http::HeaderValue) -> Option<http::HeaderValue> {
     let t = tag.as_bytes();
     if !t.starts_with(b"\"") {
         return None;

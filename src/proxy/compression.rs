@@ -57,9 +57,10 @@ fn for_client(req: &RequestHeader, resp: &ResponseHeader, s: &Settings) -> ForCl
                 .map_or(ForClient::Vary, ForClient::Compress)
         }
         Coding::Coded(e) => {
+            // no-transform aside: the coding may be one gatehouse asked the server for
+            // (`to_server`), and a client must not get a coding it refused.
             let untouchable = resp.status == http::StatusCode::PARTIAL_CONTENT
-                || resp.headers.contains_key(header::CONTENT_RANGE)
-                || response::no_transform(&resp.headers);
+                || resp.headers.contains_key(header::CONTENT_RANGE);
             if accepted.accepts(e) || !accepted.identity_ok() || untouchable {
                 ForClient::Keep
             } else {
@@ -72,8 +73,10 @@ fn for_client(req: &RequestHeader, resp: &ResponseHeader, s: &Settings) -> ForCl
 
 /// `upstream_request_filter`: a request the cache may store the answer of asks the server
 /// for the coding it is stored in.
-pub fn to_server(upstream: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-    if let (Some(s), Plan::Cache) = (settings(ctx), &ctx.plan) {
+pub fn to_server(session: &Session, upstream: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    // Only with the cache on: pingora then drops Range and the preconditions, so the server's
+    // answer is a whole representation.
+    if let (Some(s), Plan::Cache, true) = (settings(ctx), &ctx.plan, session.cache.enabled()) {
         upstream.insert_header(header::ACCEPT_ENCODING, s.cache_encoding.token())?;
     }
     Ok(())
@@ -84,8 +87,19 @@ pub fn from_server(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) 
     let Some(s) = settings(ctx) else {
         return Ok(());
     };
-    let stores = matches!(ctx.plan, Plan::Cache)
-        && session.cache.enabled() // a HEAD is fetched as a GET then
+    if !matches!(ctx.plan, Plan::Cache) {
+        return Ok(());
+    }
+    if resp.status == http::StatusCode::NOT_MODIFIED {
+        revalidating(session, resp);
+        return Ok(());
+    }
+    if matches!(response::coding(&resp.headers), Coding::Coded(_)) {
+        // The server coded it as `to_server` asked: one stored copy for every client.
+        response::vary_on_accept_encoding(resp);
+        return Ok(());
+    }
+    let stores = session.cache.enabled() // a HEAD is fetched as a GET then
         && response::compressible(resp, s, false)
         && super::caching::would_store(resp, ctx);
     if !stores {
@@ -96,6 +110,23 @@ pub fn from_server(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) 
     response::transformed(resp, Some(e));
     ctx.coders.stored = Some(Box::new(coder));
     Ok(())
+}
+
+/// A 304's fields replace the stored response's (`cache::policy::updated_by_304`): for a
+/// stored coded response, its ETag is weakened and its Vary keeps naming Accept-Encoding.
+fn revalidating(session: &Session, resp: &mut ResponseHeader) {
+    let Some(stored) = session.cache.maybe_cache_meta() else {
+        return;
+    };
+    if !matches!(response::coding(stored.headers()), Coding::Coded(_)) {
+        return;
+    }
+    if let Some(weak) = resp.headers.get(header::ETAG).and_then(response::weakened) {
+        let _ = resp.insert_header(header::ETAG, weak);
+    }
+    if resp.headers.contains_key(header::VARY) {
+        response::vary_on_accept_encoding(resp);
+    }
 }
 
 /// `upstream_response_body_filter`: the stored coder's part.
@@ -126,22 +157,39 @@ pub fn to_client(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) ->
             response::vary_on_accept_encoding(resp);
             return Ok(());
         }
+        // pingora serves a revalidated or stale-on-error object without marking its last
+        // chunk (`HttpTask::Done`): a compressor would never be finished. Sent as it is.
+        ForClient::Compress(_) if whole_body_unmarked(session) => {
+            response::vary_on_accept_encoding(resp);
+            return Ok(());
+        }
         ForClient::Compress(e) => (Some(e), Coder::compressor(e, s.level(e))),
         ForClient::Decode(e) => (None, Coder::decompressor(e)),
     };
     let coder = coder.map_err(coding_error)?;
     response::transformed(resp, to);
     let body = req.method != http::Method::HEAD && !matches!(resp.status.as_u16(), 204 | 304);
-    let chunks = req.version == http::Version::HTTP_11;
-    if body && chunks && !resp.headers.contains_key(header::TRANSFER_ENCODING) {
-        // HTTP/1.1: the length is gone, so the body is chunked (HTTP/2 drops the field;
-        // HTTP/1.0 reads to the close).
+    if body && req.version < http::Version::HTTP_11 {
+        // HTTP/1.0 reads to the close (pingora marked it chunked when the length went).
+        resp.remove_header(&header::TRANSFER_ENCODING);
+    } else if body && !resp.headers.contains_key(header::TRANSFER_ENCODING) {
+        // HTTP/1.1: the length is gone, so the body is chunked (HTTP/2 drops the field).
         resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
     }
     if body {
         ctx.coders.client = Some(Box::new(coder));
     }
     Ok(())
+}
+
+/// Whether pingora serves this response's body from the cache after a revalidation or as
+/// stale on an error (`ServeFromCache`), whose body ends without `end` set.
+fn whole_body_unmarked(session: &Session) -> bool {
+    use pingora::cache::CachePhase;
+    matches!(
+        session.cache.phase(),
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) | CachePhase::Stale
+    )
 }
 
 /// `response_body_filter`: the client's coder's part.

@@ -281,7 +281,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         forward::upstream_headers(session, upstream, ctx)?;
-        compression::to_server(upstream, ctx)
+        compression::to_server(session, upstream, ctx)
     }
 
     async fn connected_to_upstream(
@@ -304,8 +304,11 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // First: a 304's fields, kept by `from_server` for the stored response, get the
+        // coding's edits.
+        compression::from_server(session, resp, ctx)?;
         upstream::from_server(resp, ctx);
-        compression::from_server(session, resp, ctx)
+        Ok(())
     }
 
     fn upstream_response_body_filter(

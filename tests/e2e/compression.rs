@@ -151,6 +151,10 @@ async fn answer(conn: &mut tokio::net::TcpStream, method: &str, path: &str) -> s
                 format!("Content-Type: text/html\r\n{no_store}Content-Range: bytes 0-{}/{}\r\n", body.len() - 1, body.len() * 2),
                 body,
             ),
+            "/cgz" => (
+                "Content-Type: text/html\r\nCache-Control: max-age=60, no-transform\r\nContent-Encoding: gzip\r\n".into(),
+                gzip(&body),
+            ),
             "/gz" => (format!("Content-Type: text/html\r\n{no_store}Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"), gzip(&body)),
             "/png" => (format!("Content-Type: image/png\r\n{no_store}"), body),
             "/small" => (format!("Content-Type: text/html\r\n{no_store}"), body[..100].to_vec()),
@@ -519,4 +523,21 @@ async fn bad_compression_settings_name_their_key() {
             .to_string();
         assert!(err.contains(key), "{line}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_coding_is_never_sent_to_a_client_refusing_it() {
+    // The server codes what gatehouse asks for, no-transform or not: one stored copy.
+    let o = Origin::start().await;
+    let gh = boot(&format!("{}{}", o.pool(), route(true, ""))).await;
+    let c = client();
+    let g = get(&c, &gh.url("/cgz"), &[("accept-encoding", "gzip")]).await;
+    assert_eq!(g.coding, "gzip");
+    assert!(g.vary.contains("Accept-Encoding"), "{}", g.vary);
+    for fields in [&[][..], &[("accept-encoding", "identity")][..]] {
+        let g = get(&c, &gh.url("/cgz"), fields).await;
+        assert_eq!(g.coding, "", "{fields:?}");
+        assert!(g.raw == page());
+    }
+    assert_eq!(o.requests("/cgz").len(), 1);
 }

@@ -67,7 +67,8 @@ fn merged(mut s: Settings, f: &CompressionSection, p: &KeyPath, c: &mut Collecto
     let levels = [
         (Encoding::Gzip, f.gzip_level, "gzip_level", 1..=9),
         (Encoding::Br, f.br_level, "br_level", 0..=11),
-        (Encoding::Zstd, f.zstd_level, "zstd_level", 1..=22),
+        // zstd's ultra levels (20-22) take hundreds of MB per coder: not for on-the-fly use.
+        (Encoding::Zstd, f.zstd_level, "zstd_level", 1..=19),
     ];
     for (e, level, key, range) in levels {
         let Some(level) = level else { continue };
