@@ -202,6 +202,7 @@ pub fn run_foreground(
         tracing::warn!("cannot write pid file {}: {e}", pid_file.display());
     }
     let shared = Shared::new(config);
+    read_cache_snapshot(&shared, upgrade);
     crate::signals::reload_on_sighup(shared.clone(), config_path.to_path_buf());
     let server = build_server(&shared.current().config, shared.clone(), upgrade);
     let listeners = listening_addresses(&shared.current().config);
@@ -220,7 +221,70 @@ pub fn run_foreground(
     });
     // Every request has finished: write the records still batched.
     shared.access_log.close();
+    let writer = SNAPSHOT_WRITER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Ok(())
+}
+
+/// The cache snapshot's writer, started at a graceful stop or hand-off; the process waits for
+/// it (it stops by itself at `shutdown_timeout`) before exiting.
+static SNAPSHOT_WRITER: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(None);
+
+/// Reads the cache snapshot, if the config keeps one, in the background. After a binary
+/// upgrade the old process writes it as it hands over: waited for, up to `shutdown_timeout`.
+fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
+    let rt = shared.current();
+    let config = &rt.config;
+    if !config.cache.enabled || !config.cache.snapshot {
+        return;
+    }
+    let wait = if upgrade {
+        config.server.shutdown_timeout
+    } else {
+        Duration::ZERO
+    };
+    crate::cache::snapshot::load_in_background(
+        rt.cache.clone(),
+        crate::cache::snapshot::path(&config.server.state_dir),
+        crate::cache::snapshot::layout(config),
+        wait,
+    );
+}
+
+/// Starts writing the cache snapshot (graceful stop, hand-off), if the config keeps one.
+fn write_cache_snapshot(shared: &Arc<Shared>) {
+    let rt = shared.current();
+    let config = &rt.config;
+    if !config.cache.enabled || !config.cache.snapshot {
+        return;
+    }
+    let (cache, path) = (
+        rt.cache.clone(),
+        crate::cache::snapshot::path(&config.server.state_dir),
+    );
+    let layout = crate::cache::snapshot::layout(config);
+    let deadline = std::time::Instant::now() + config.server.shutdown_timeout;
+    let writer = std::thread::spawn(move || {
+        match crate::cache::snapshot::write(&cache.storage, &path, layout, deadline) {
+            Ok(done) => {
+                tracing::info!(
+                    objects = done.objects,
+                    bytes = done.bytes,
+                    ms = done.millis,
+                    "cache snapshot written"
+                );
+                cache.counters.snapshot.written(done);
+            }
+            Err(e) => tracing::warn!("cache snapshot {} not written: {e}", path.display()),
+        }
+    });
+    *SNAPSHOT_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(writer);
 }
 
 /// pingora's signals (SIGTERM graceful, SIGINT fast, SIGQUIT upgrade hand-off), plus: on a
@@ -238,6 +302,7 @@ impl ShutdownSignalWatch for UnixSignals {
                 .closing
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             crate::signals::notify("STOPPING=1");
+            write_cache_snapshot(&self.0);
         }
         tracing::info!(?signal, "stopping");
         signal

@@ -63,6 +63,7 @@ pub struct Metrics {
     server_check_failures: IntCounterVec,
     server_connect_failures: IntCounterVec,
     cache_events: IntCounterVec,
+    cache_snapshot: IntGaugeVec,
     cache_bytes: IntGauge,
     cache_objects: IntGauge,
     pub tls_handshakes: IntCounterVec,
@@ -174,6 +175,7 @@ impl Metrics {
             server_requests: counter_vec(&r, "gatehouse_server_requests_total", "Requests sent to the server (attempts).", &["pool", "server"]),
             server_check_failures: counter_vec(&r, "gatehouse_server_check_failures_total", "Failed health checks.", &["pool", "server"]),
             server_connect_failures: counter_vec(&r, "gatehouse_server_connect_failures_total", "Failed connection attempts.", &["pool", "server"]),
+            cache_snapshot: gauge_vec(&r, "gatehouse_cache_snapshot", "The cache snapshot (<state_dir>/cache.snapshot): loaded_objects, loaded_bytes, load_ms (read at start), refused (1: the one found was partial, corrupt or foreign), written_objects, written_bytes, write_ms (written at the last graceful stop or hand-off of this process).", &["what"]),
             cache_events: counter_vec(&r, "gatehouse_cache_events_total", "Cache events: hit, miss, stale, pass, expired, revalidated, coalesced, eviction, too_large.", &["event"]),
             cache_bytes: single(&r, IntGauge::new("gatehouse_cache_stored_bytes", "Bytes stored in the cache (headers and bodies).").expect("valid")),
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
@@ -314,6 +316,10 @@ impl Metrics {
             );
         }
         self.in_flight.set(total_in_flight as i64);
+        for (what, value) in &scrape.cache_snapshot {
+            let v = i64::try_from(*value).unwrap_or(i64::MAX);
+            self.cache_snapshot.with_label_values(&[what]).set(v);
+        }
         for (event, value) in &scrape.cache_events {
             sync(&self.cache_events.with_label_values(&[event]), *value);
         }
@@ -437,6 +443,8 @@ pub struct Scrape<'a> {
     pub cache_events: Vec<(&'static str, u64)>,
     pub cache_bytes: u64,
     pub cache_objects: u64,
+    /// (what, value): the snapshot read at start and written at stop.
+    pub cache_snapshot: Vec<(&'static str, u64)>,
     /// (listener, certificate file, not-after as Unix seconds).
     pub certificates: Vec<(&'a str, &'a str, i64)>,
     /// (listener, ACME certificate expiry or 0, orders that succeeded, orders that failed).

@@ -357,6 +357,21 @@ pub struct CacheView {
     pub coalesced: u64,
     pub evictions: u64,
     pub hit_ratio: f64,
+    /// The snapshot read at start (`loaded_*`, `refused`) and the last written.
+    #[serde(default)]
+    pub snapshot: SnapshotView,
+}
+
+/// `CacheView::snapshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotView {
+    pub loaded_objects: u64,
+    pub loaded_bytes: u64,
+    pub load_ms: u64,
+    pub refused: bool,
+    pub written_objects: u64,
+    pub written_bytes: u64,
+    pub write_ms: u64,
 }
 
 /// `POST /api/cache/purge` (`host` and `path`) and `POST /api/cache/ban` (`host` optional,

@@ -300,6 +300,18 @@ pub fn cache(rt: &Runtime) -> Reply {
         } else {
             hits as f64 / lookups as f64
         },
+        snapshot: {
+            let s = &c.snapshot;
+            super::api::SnapshotView {
+                loaded_objects: s.loaded_objects.load(Relaxed),
+                loaded_bytes: s.loaded_bytes.load(Relaxed),
+                load_ms: s.load_ms.load(Relaxed),
+                refused: s.refused.load(Relaxed) > 0,
+                written_objects: s.written_objects.load(Relaxed),
+                written_bytes: s.written_bytes.load(Relaxed),
+                write_ms: s.write_ms.load(Relaxed),
+            }
+        },
     })
 }
 

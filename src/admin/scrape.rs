@@ -40,6 +40,19 @@ pub fn render(shared: &Shared) -> String {
     .into_iter()
     .map(|(event, v)| (event, v.load(Relaxed)))
     .collect();
+    let s = &c.snapshot;
+    scrape.cache_snapshot = [
+        ("loaded_objects", &s.loaded_objects),
+        ("loaded_bytes", &s.loaded_bytes),
+        ("load_ms", &s.load_ms),
+        ("refused", &s.refused),
+        ("written_objects", &s.written_objects),
+        ("written_bytes", &s.written_bytes),
+        ("write_ms", &s.write_ms),
+    ]
+    .into_iter()
+    .map(|(what, v)| (what, v.load(Relaxed)))
+    .collect();
     (scrape.cache_bytes, scrape.cache_objects) = rt.cache.usage();
     add_tls(&mut scrape, shared, &rt);
     scrape.readonly_active = shared.readonly.load().is_active();

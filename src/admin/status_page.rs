@@ -133,7 +133,7 @@ async function refresh() {
       ? `since ${new Date(ro.since * 1000).toLocaleString()}${ro.reason ? " — " + ro.reason : ""}${ro.until ? ", until " + new Date(ro.until * 1000).toLocaleString() : ""}`
       : `${ro.refused_writes} writes refused so far`;
     document.getElementById("cache").textContent = cache.enabled
-      ? `hit ratio ${(cache.hit_ratio * 100).toFixed(1)}% · ${cache.objects} objects · ${(cache.stored_bytes / 1048576).toFixed(1)} of ${(cache.max_size / 1048576).toFixed(0)} MiB · ${cache.hits} hits, ${cache.misses} misses, ${cache.passes} passes`
+      ? `hit ratio ${(cache.hit_ratio * 100).toFixed(1)}% · ${cache.objects} objects · ${(cache.stored_bytes / 1048576).toFixed(1)} of ${(cache.max_size / 1048576).toFixed(0)} MiB · ${cache.hits} hits, ${cache.misses} misses, ${cache.passes} passes` + (cache.snapshot && (cache.snapshot.loaded_objects || cache.snapshot.refused) ? ` · snapshot: ${cache.snapshot.refused ? 'refused' : `${cache.snapshot.loaded_objects} objects (${(cache.snapshot.loaded_bytes / 1048576).toFixed(1)} MiB) read in ${cache.snapshot.load_ms} ms`}` : '')
       : "disabled";
     const tlsEl = document.getElementById("tls");
     tlsEl.textContent = tls.listeners.length ? "" : "no TLS listener";

@@ -18,6 +18,7 @@ pub mod key;
 pub mod policy;
 mod purge;
 mod shelf;
+pub mod snapshot;
 pub mod store;
 pub mod wire;
 
@@ -49,6 +50,35 @@ pub struct Counters {
     pub evictions: AtomicU64,
     /// Responses that streamed through uncached because of max_object_size.
     pub too_large: AtomicU64,
+    /// The snapshot read at start and written at stop (`snapshot`).
+    pub snapshot: SnapshotCounters,
+}
+
+/// What the last snapshot read and write did.
+#[derive(Debug, Default)]
+pub struct SnapshotCounters {
+    pub loaded_objects: AtomicU64,
+    pub loaded_bytes: AtomicU64,
+    pub load_ms: AtomicU64,
+    /// 1 when the snapshot found at start was refused (partial, corrupt, foreign).
+    pub refused: AtomicU64,
+    pub written_objects: AtomicU64,
+    pub written_bytes: AtomicU64,
+    pub write_ms: AtomicU64,
+}
+
+impl SnapshotCounters {
+    pub fn loaded(&self, d: snapshot::Done) {
+        self.loaded_objects.store(d.objects, Relaxed);
+        self.loaded_bytes.store(d.bytes, Relaxed);
+        self.load_ms.store(d.millis, Relaxed);
+    }
+
+    pub fn written(&self, d: snapshot::Done) {
+        self.written_objects.store(d.objects, Relaxed);
+        self.written_bytes.store(d.bytes, Relaxed);
+        self.write_ms.store(d.millis, Relaxed);
+    }
 }
 
 /// The status a response reports in `X-Cache`.

@@ -164,6 +164,63 @@ impl Entry {
     }
 }
 
+/// An entry's fields, as a snapshot carries them (`super::snapshot`).
+pub struct EntryParts {
+    pub header: pingora::http::ResponseHeader,
+    pub fresh_until: SystemTime,
+    pub created: SystemTime,
+    pub epoch: SystemTime,
+    pub stale_while_revalidate: u32,
+    pub stale_if_error: u32,
+    pub variance: Option<HashBinary>,
+    pub body: Bytes,
+    pub primary: HashBinary,
+    pub origin: Option<KeyOrigin>,
+    pub end_of_life: SystemTime,
+}
+
+impl Entry {
+    pub fn parts(&self) -> EntryParts {
+        let m = &self.meta;
+        EntryParts {
+            header: m.header.clone(),
+            fresh_until: m.fresh_until,
+            created: m.created,
+            epoch: m.epoch,
+            stale_while_revalidate: m.stale_while_revalidate,
+            stale_if_error: m.stale_if_error,
+            variance: m.variance,
+            body: self.body.clone(),
+            primary: self.primary,
+            origin: self.origin.clone(),
+            end_of_life: self.end_of_life,
+        }
+    }
+
+    pub fn from_parts(p: EntryParts) -> Entry {
+        let mut meta = CacheMeta::new(
+            p.fresh_until,
+            p.created,
+            p.stale_while_revalidate,
+            p.stale_if_error,
+            p.header,
+        );
+        if p.epoch != p.created {
+            meta.set_epoch_override(p.epoch);
+        }
+        if let Some(v) = p.variance {
+            meta.set_variance(v);
+        }
+        Entry {
+            meta: StoredMeta::new(&meta),
+            body: p.body,
+            primary: p.primary,
+            origin: p.origin,
+            end_of_life: p.end_of_life,
+        }
+    }
+}
+
 /// How long past freshness an object is kept (grace, stale-if-error, keep): set per route and
 /// carried to the storage in the cache key's extensions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -241,6 +298,15 @@ impl MokaStorage {
                 .entries
                 .invalidate_entries_if(move |_, e| e.primary == primary);
         }
+    }
+
+    /// Stores an entry read back from a snapshot under its key, unless one is there already
+    /// (stored meanwhile, so newer).
+    pub fn restore(&self, key: HashBinary, entry: Entry) {
+        if key != entry.primary {
+            self.varied.insert(entry.primary, ());
+        }
+        let _ = self.entries.entry(key).or_insert_with(|| Arc::new(entry));
     }
 
     /// Stored bytes and objects, after moka has applied pending evictions.

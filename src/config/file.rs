@@ -192,6 +192,7 @@ pub struct CacheSection {
     pub lock_timeout: Option<String>,
     pub status_header: Option<String>,
     pub targeted_field: Option<String>,
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -333,6 +333,20 @@ pub struct CacheConfig {
     /// The Cache-Control field targeted at gatehouse (RFC 9213), read before
     /// `CDN-Cache-Control` and `Cache-Control` and never sent to clients; None: not read.
     pub targeted_field: Option<http::HeaderName>,
+    /// Written to `<state_dir>/cache.snapshot` at a graceful stop or a binary upgrade and
+    /// read back at start (`cache::snapshot`): `snapshot = "on-stop"` (the default) or "off".
+    pub snapshot: bool,
+}
+
+impl CacheConfig {
+    /// Whether a cache built for `self` serves `other` as it is: everything but `snapshot`,
+    /// read at stop from the config then current.
+    pub fn same_storage(&self, other: &CacheConfig) -> bool {
+        CacheConfig {
+            snapshot: other.snapshot,
+            ..self.clone()
+        } == *other
+    }
 }
 
 /// A route's caching rules.

@@ -20,7 +20,7 @@ impl Shared {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let current = self.current();
         let old = current.cache.clone();
-        let cache = if old.config == config.cache {
+        let cache = if old.config.same_storage(&config.cache) {
             old
         } else {
             old.replace(&config.cache)

@@ -43,4 +43,5 @@ mod status_page;
 mod tls;
 mod tls_settings;
 mod vip;
+mod warm_cache;
 mod wire;

@@ -42,6 +42,17 @@ pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> Ca
         ),
         status_header,
         targeted_field,
+        snapshot: match f.snapshot.as_deref() {
+            None | Some("on-stop") => true,
+            Some("off") => false,
+            Some(other) => {
+                c.error(
+                    &p.key("snapshot"),
+                    format!("{other:?}: use \"on-stop\" or \"off\""),
+                );
+                true
+            }
+        },
     }
 }
 

@@ -1,0 +1,191 @@
+//! A cache that stays warm (`src/cache/snapshot.rs`): written at a graceful stop or a binary
+//! upgrade, read back at start; the objects' ages carry over; partial, corrupt and foreign
+//! snapshots are refused whole. gatehouse runs as its own process, as an operator runs it.
+
+use crate::common::cache::fetch;
+use crate::common::process::{pool_of, spawn_gatehouse, wait_listening, ConfigFile};
+use crate::common::*;
+use std::time::Duration;
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn exited(child: &mut Reap) {
+    for _ in 0..200 {
+        if child.0.try_wait().unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gatehouse did not exit");
+}
+
+/// The `/api/cache` view's snapshot part.
+async fn snapshot_view(admin: std::net::SocketAddr) -> serde_json::Value {
+    let v: serde_json::Value = client()
+        .get(format!("http://{admin}/api/cache"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["snapshot"].clone()
+}
+
+/// Waits until the started process has read its snapshot (or refused it).
+async fn snapshot_read(admin: std::net::SocketAddr) -> serde_json::Value {
+    for _ in 0..100 {
+        let s = snapshot_view(admin).await;
+        if s["loaded_objects"].as_u64() > Some(0) || s["refused"] == true {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    snapshot_view(admin).await
+}
+
+async fn start(cf: &ConfigFile, upgrade: bool, log: &str) -> Reap {
+    let child = Reap(spawn_gatehouse(
+        &cf.path,
+        upgrade,
+        &cf.path.with_extension(log),
+    ));
+    if !upgrade {
+        wait_listening(cf.listen).await;
+        wait_listening(cf.admin()).await;
+    }
+    child
+}
+
+fn cached_config(o: &Origin) -> String {
+    pool_of(&[o], "") + "[routes.cache]\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_survives_a_stop_and_start_with_its_ages() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&cached_config(&o));
+    let url = |p: &str| format!("http://{}{p}", cf.listen);
+    let c = client();
+    let mut gh = start(&cf, false, "1.log").await;
+    for p in ["/a", "/b", "/c"] {
+        assert_eq!(fetch(&c, &url(p), &[]).await.x_cache, "MISS");
+    }
+    assert_eq!(o.hits(), 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    signal(&gh.0, "-TERM");
+    exited(&mut gh).await;
+    assert!(
+        cf.path.with_file_name("cache.snapshot").exists(),
+        "written at stop"
+    );
+
+    let _gh = start(&cf, false, "2.log").await;
+    let s = snapshot_read(cf.admin()).await;
+    assert_eq!(s["loaded_objects"], 3, "{s}");
+    for p in ["/a", "/b", "/c"] {
+        let got = fetch(&c, &url(p), &[]).await;
+        assert_eq!(got.x_cache, "HIT", "{p}");
+        assert!(
+            got.age >= Some(1),
+            "{p}: the age carried over: {:?}",
+            got.age
+        );
+    }
+    assert_eq!(o.hits(), 3, "nothing fetched again");
+    assert!(
+        !cf.path.with_file_name("cache.snapshot").exists(),
+        "read once: a crash later does not bring back what was purged since"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_corrupt_and_foreign_snapshots_are_refused_whole() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&cached_config(&o));
+    let snapshot = cf.path.with_file_name("cache.snapshot");
+    let c = client();
+    let mut gh = start(&cf, false, "0.log").await;
+    for p in ["/a", "/b"] {
+        fetch(&c, &format!("http://{}{p}", cf.listen), &[]).await;
+    }
+    signal(&gh.0, "-TERM");
+    exited(&mut gh).await;
+    let good = std::fs::read(&snapshot).unwrap();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("truncated", good[..good.len() - 9].to_vec(), ""),
+        ("a flipped byte", flipped, ""),
+        ("garbage", b"this is no snapshot at all".to_vec(), ""),
+        // The same objects, for a config whose keys are made otherwise.
+        ("another key layout", good.clone(), "ignore_query = true\n"),
+    ];
+    for (what, bytes, cache_rules) in cases {
+        o.reset();
+        cf.write(&format!("{}{cache_rules}", cached_config(&o)));
+        std::fs::write(&snapshot, bytes).unwrap();
+        let mut gh = start(&cf, false, "n.log").await;
+        let s = snapshot_read(cf.admin()).await;
+        assert_eq!(
+            (s["refused"].clone(), s["loaded_objects"].clone()),
+            (true.into(), 0.into()),
+            "{what}: {s}"
+        );
+        let got = fetch(&c, &format!("http://{}/a", cf.listen), &[]).await;
+        assert_eq!(got.x_cache, "MISS", "{what}: nothing of it is served");
+        signal(&gh.0, "-INT"); // a fast stop writes no snapshot
+        exited(&mut gh).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_hands_the_cache_over() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&cached_config(&o));
+    let url = |p: &str| format!("http://{}{p}", cf.listen);
+    let c = client();
+    let mut old = start(&cf, false, "old.log").await;
+    for p in ["/x", "/y"] {
+        assert_eq!(fetch(&c, &url(p), &[]).await.x_cache, "MISS");
+    }
+    let _new = start(&cf, true, "new.log").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&old.0, "-QUIT");
+    exited(&mut old).await;
+    let s = snapshot_read(cf.admin()).await;
+    assert_eq!(s["loaded_objects"], 2, "{s}");
+    for p in ["/x", "/y"] {
+        assert_eq!(fetch(&c, &url(p), &[]).await.x_cache, "HIT", "{p}");
+    }
+    assert_eq!(o.hits(), 2, "the new process fetched nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_off_writes_nothing() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let cf = ConfigFile::new();
+    cf.write(&format!(
+        "[cache]\nsnapshot = \"off\"\n{}",
+        cached_config(&o)
+    ));
+    let mut gh = start(&cf, false, "1.log").await;
+    fetch(&client(), &format!("http://{}/a", cf.listen), &[]).await;
+    signal(&gh.0, "-TERM");
+    exited(&mut gh).await;
+    assert!(!cf.path.with_file_name("cache.snapshot").exists());
+}
