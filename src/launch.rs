@@ -203,6 +203,7 @@ pub fn run_foreground(
     }
     let shared = Shared::new(config);
     read_cache_snapshot(&shared, upgrade);
+    crate::runtime::keep_warm(Arc::downgrade(&shared));
     crate::signals::reload_on_sighup(shared.clone(), config_path.to_path_buf());
     let server = build_server(&shared.current().config, shared.clone(), upgrade);
     let listeners = listening_addresses(&shared.current().config);
@@ -334,6 +335,7 @@ impl Gatehouse {
         preflight(&config, false)?;
         let listeners = listening_addresses(&config);
         let shared = Shared::new(config);
+        crate::runtime::keep_warm(Arc::downgrade(&shared));
         let (stop, rx) = tokio::sync::watch::channel(false);
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()

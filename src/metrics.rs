@@ -176,7 +176,7 @@ impl Metrics {
             server_check_failures: counter_vec(&r, "gatehouse_server_check_failures_total", "Failed health checks.", &["pool", "server"]),
             server_connect_failures: counter_vec(&r, "gatehouse_server_connect_failures_total", "Failed connection attempts.", &["pool", "server"]),
             cache_snapshot: gauge_vec(&r, "gatehouse_cache_snapshot", "The cache snapshot (<state_dir>/cache.snapshot): loaded_objects, loaded_bytes, load_ms (read at start), refused (1: the one found was partial, corrupt or foreign), written_objects, written_bytes, write_ms (written at the last graceful stop or hand-off of this process).", &["what"]),
-            cache_events: counter_vec(&r, "gatehouse_cache_events_total", "Cache events: hit, miss, stale, pass, expired, revalidated, coalesced, eviction, too_large.", &["event"]),
+            cache_events: counter_vec(&r, "gatehouse_cache_events_total", "Cache events: hit, miss, stale, pass, expired, revalidated, coalesced, eviction, too_large, warmed (objects a hot spare copied from its peers), from_sibling (misses answered by a peer's copy).", &["event"]),
             cache_bytes: single(&r, IntGauge::new("gatehouse_cache_stored_bytes", "Bytes stored in the cache (headers and bodies).").expect("valid")),
             cache_objects: single(&r, IntGauge::new("gatehouse_cache_objects", "Objects stored in the cache.").expect("valid")),
             tls_handshakes: counter_vec(&r, "gatehouse_tls_handshakes_total", "Completed TLS handshakes by protocol version.", &["version"]),

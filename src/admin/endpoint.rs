@@ -25,6 +25,8 @@ use std::time::Duration;
 /// GET  /api/cache                                   cache counters and size
 /// POST /api/cache/purge  {"host": "www.example.com", "path": "/a?b=1"}   every variant
 /// POST /api/cache/ban    {"host": "...", "prefix": "/img/"} or {"regex": "\\.css$"}
+/// GET  /api/cache/hot                               the hottest objects' keys [?limit=1000] (peers)
+/// GET  /api/cache/objects/{key}                     one fresh object, for a peer (binary)
 /// GET  /metrics                                     Prometheus text format
 /// GET  /                                            the status page
 /// GET  /api/readonly                                read-only mode: on/off, since, why, until
@@ -60,6 +62,11 @@ pub enum Endpoint<'a> {
     Cache,
     Purge,
     Ban,
+    /// For peers (`cache::peers`); the token is needed on every address.
+    CacheHot,
+    CacheObject {
+        key: &'a str,
+    },
     Metrics,
     StatusPage,
     Readonly,
@@ -135,6 +142,8 @@ impl<'a> Endpoint<'a> {
             E::Cache => "/api/cache".into(),
             E::Purge => "/api/cache/purge".into(),
             E::Ban => "/api/cache/ban".into(),
+            E::CacheHot => "/api/cache/hot".into(),
+            E::CacheObject { key } => format!("/api/cache/objects/{key}"),
             E::Metrics => "/metrics".into(),
             E::StatusPage => "/".into(),
             E::Readonly | E::SetReadonly => "/api/readonly".into(),
@@ -195,6 +204,8 @@ impl<'a> Endpoint<'a> {
             (&Method::GET, &["api", "cluster"]) => E::Cluster,
             (&Method::POST, &["api", "cache", "purge"]) => E::Purge,
             (&Method::POST, &["api", "cache", "ban"]) => E::Ban,
+            (&Method::GET, &["api", "cache", "hot"]) => E::CacheHot,
+            (&Method::GET, &["api", "cache", "objects", key]) => E::CacheObject { key },
             (&Method::GET, &["api", "blocks"]) => E::Blocks,
             (&Method::POST, &["api", "blocks"]) => E::Block,
             // The network keeps its '/': everything after `blocks/`.
@@ -263,6 +274,10 @@ mod tests {
             E::Cache,
             E::Purge,
             E::Ban,
+            E::CacheHot,
+            E::CacheObject {
+                key: "00112233445566778899aabbccddeeff",
+            },
             E::Metrics,
             E::StatusPage,
             E::Readonly,
@@ -320,6 +335,7 @@ mod tests {
                 let path = rest.split_whitespace().next()?;
                 let path = path.replace("{pool}", "web").replace("{server}", "a");
                 let path = path.replace("{cidr}", "203.0.113.0/24");
+                let path = path.replace("{key}", "00112233445566778899aabbccddeeff");
                 Some((method, path))
             })
             .collect();

@@ -11,6 +11,7 @@
 
 pub mod api;
 mod blocks;
+mod cache_peers;
 mod cluster;
 mod endpoint;
 mod handlers;
@@ -91,6 +92,24 @@ impl ServeHttp for AdminApp {
                 }
             }
             Ok(Endpoint::Health) => cluster::health(&self.shared, &self.shared.current()),
+            Ok(Endpoint::CacheObject { key }) => {
+                let rt = self.shared.current();
+                match authorize(rt.config.admin.token.as_deref(), session) {
+                    Ok(()) => match cache_peers::object(&rt, key) {
+                        Ok(record) => return raw(record),
+                        Err(reply) => reply,
+                    },
+                    Err(reply) => reply,
+                }
+            }
+            Ok(Endpoint::CacheHot) => {
+                let rt = self.shared.current();
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                match authorize(rt.config.admin.token.as_deref(), session) {
+                    Ok(()) => cache_peers::hot(&rt, &query),
+                    Err(reply) => reply,
+                }
+            }
             called => self.handle(session, called, &method, &path).await,
         };
         let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
@@ -204,7 +223,11 @@ impl AdminApp {
             },
             Endpoint::Unblock { cidr } => blocks::unblock(shared, cidr, caller).await,
             // Answered by `response`, never called here.
-            Endpoint::Health | Endpoint::Metrics | Endpoint::StatusPage => Reply::error(
+            Endpoint::Health
+            | Endpoint::Metrics
+            | Endpoint::StatusPage
+            | Endpoint::CacheHot
+            | Endpoint::CacheObject { .. } => Reply::error(
                 StatusCode::NOT_FOUND,
                 format!("no such endpoint: {}", endpoint.path()),
             ),
@@ -287,4 +310,15 @@ fn authorize(token: Option<&str>, session: &ServerSession) -> Result<(), Reply> 
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A binary answer (an object for a peer).
+fn raw(body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", "application/x-gatehouse-object")
+        .header("Content-Length", body.len())
+        .header("Cache-Control", "no-store")
+        .body(body)
+        .unwrap_or_default()
 }

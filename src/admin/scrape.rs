@@ -36,6 +36,8 @@ pub fn render(shared: &Shared) -> String {
         ("coalesced", &c.coalesced),
         ("eviction", &c.evictions),
         ("too_large", &c.too_large),
+        ("warmed", &c.warmed),
+        ("from_sibling", &c.from_siblings),
     ]
     .into_iter()
     .map(|(event, v)| (event, v.load(Relaxed)))

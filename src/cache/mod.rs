@@ -15,8 +15,10 @@
 pub mod control;
 mod invalidate;
 pub mod key;
+pub mod peers;
 pub mod policy;
 mod purge;
+mod served;
 mod shelf;
 pub mod snapshot;
 pub mod store;
@@ -52,6 +54,9 @@ pub struct Counters {
     pub too_large: AtomicU64,
     /// The snapshot read at start and written at stop (`snapshot`).
     pub snapshot: SnapshotCounters,
+    /// Objects copied from peers (`peers`): by a hot spare, and on misses from siblings.
+    pub warmed: AtomicU64,
+    pub from_siblings: AtomicU64,
 }
 
 /// What the last snapshot read and write did.
@@ -239,6 +244,17 @@ impl Cache {
     /// variant of it, chosen as `HttpCache::cache_vary_lookup` does; fresh) and that the own
     /// loop can frame (`wire::HitHead`). Anything else (no object, a stale one, a variant
     /// pingora-cache would not trust) is left to pingora-cache.
+    /// The hash a request's URL is stored under (its primary key).
+    pub fn primary_key(
+        &self,
+        https: bool,
+        host: &str,
+        req: &pingora::http::RequestHeader,
+        rules: &RouteCache,
+    ) -> pingora::cache::key::HashBinary {
+        CacheKey::new(key::primary(https, &key::host(host), &req.uri, rules), "").combined_bin()
+    }
+
     pub fn fast_hit(
         &self,
         https: bool,
@@ -271,7 +287,11 @@ impl Cache {
                 .as_ref()
                 .is_none_or(|(_, n)| *n == entry.body().len() as u64)
         });
-        (framed && entry.is_fresh(std::time::SystemTime::now())).then_some(entry)
+        let hit = framed && entry.is_fresh(std::time::SystemTime::now());
+        if hit {
+            entry.touch();
+        }
+        hit.then_some(entry)
     }
 
     /// Counts a finished request by how the cache served it.

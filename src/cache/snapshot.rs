@@ -144,7 +144,8 @@ pub fn read(storage: &MokaStorage, path: &Path, layout: u32) -> Result<Done, Str
     Ok(done)
 }
 
-fn encode(key: &HashBinary, entry: &Entry, out: &mut Vec<u8>) {
+/// One object as a record (also what a peer receives, `super::peers`).
+pub(super) fn encode(key: &HashBinary, entry: &Entry, out: &mut Vec<u8>) {
     let p = entry.parts();
     out.extend_from_slice(key);
     out.extend_from_slice(&p.primary);
@@ -178,7 +179,7 @@ fn encode(key: &HashBinary, entry: &Entry, out: &mut Vec<u8>) {
     let _ = put_bytes(out, &p.body);
 }
 
-fn decode(record: Bytes) -> Option<(HashBinary, Entry)> {
+pub(super) fn decode(record: Bytes) -> Option<(HashBinary, Entry)> {
     let mut c = Cursor { buf: record, at: 0 };
     let key = c.hash()?;
     let primary = c.hash()?;

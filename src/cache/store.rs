@@ -3,19 +3,18 @@
 //! each kept until its own end of life (fresh + grace/stale-if-error + keep), so stale objects
 //! remain for grace, stale-if-error and 304 revalidation.
 
+use super::served::Hit;
+pub use super::served::BODY_SLICE;
 use super::wire::HitHead;
 use super::Counters;
 use bytes::{Bytes, BytesMut};
 use moka::sync::Cache as Moka;
 use pingora::cache::key::{CacheHashKey, CacheKey, HashBinary};
 use pingora::cache::storage::{
-    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    Storage,
+    HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
 };
-use pingora::cache::trace::SpanHandle;
 use pingora::cache::CacheMeta;
 use pingora::Result;
-use std::any::Any;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -117,9 +116,20 @@ pub struct Entry {
     pub origin: Option<KeyOrigin>,
     /// When the storage may forget it.
     pub end_of_life: SystemTime,
+    /// Hits served from it: what a hot spare copies first (`super::peers`).
+    hits: std::sync::atomic::AtomicU32,
 }
 
 impl Entry {
+    /// Counts a hit.
+    pub fn touch(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+
+    pub fn hits(&self) -> u32 {
+        self.hits.load(Relaxed)
+    }
+
     /// Fresh at `now`, as pingora-cache decides it (`CacheMeta::is_fresh`).
     pub fn is_fresh(&self, now: SystemTime) -> bool {
         self.meta.fresh_until >= now
@@ -217,6 +227,7 @@ impl Entry {
             primary: p.primary,
             origin: p.origin,
             end_of_life: p.end_of_life,
+            hits: 0.into(),
         }
     }
 }
@@ -300,13 +311,20 @@ impl MokaStorage {
         }
     }
 
-    /// Stores an entry read back from a snapshot under its key, unless one is there already
-    /// (stored meanwhile, so newer).
+    /// Stores an entry from a snapshot or a peer under its key, unless the one there is as
+    /// new (stored meanwhile).
     pub fn restore(&self, key: HashBinary, entry: Entry) {
+        if self
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.created() >= entry.created())
+        {
+            return;
+        }
         if key != entry.primary {
             self.varied.insert(entry.primary, ());
         }
-        let _ = self.entries.entry(key).or_insert_with(|| Arc::new(entry));
+        self.entries.insert(key, Arc::new(entry));
     }
 
     /// Stored bytes and objects, after moka has applied pending evictions.
@@ -330,6 +348,7 @@ impl MokaStorage {
 impl MokaStorage {
     pub fn lookup(&self, key: &CacheKey) -> Option<(CacheMeta, HitHandler)> {
         let entry = self.entries.get(&key.combined_bin())?;
+        entry.touch();
         let meta = entry.meta.to_meta();
         let hit = Hit {
             full: entry.body.clone(),
@@ -373,67 +392,10 @@ impl MokaStorage {
             primary: old.primary,
             origin: old.origin.clone(),
             end_of_life: Self::end_of_life(meta, key),
+            hits: old.hits().into(),
         };
         self.entries.insert(id, Arc::new(updated));
         true
-    }
-}
-
-struct Hit {
-    /// The whole stored body; `body` is what is left to read.
-    full: Bytes,
-    body: Option<Bytes>,
-}
-
-/// A stored body is written to the client in slices of this size (pingora's body buffer).
-pub const BODY_SLICE: usize = 64 * 1024;
-
-#[async_trait::async_trait]
-impl HandleHit for Hit {
-    /// The body in slices of `BODY_SLICE`: the client's write timeout applies to each write.
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        let Some(body) = self.body.as_mut() else {
-            return Ok(None);
-        };
-        if body.len() <= BODY_SLICE {
-            return Ok(self.body.take());
-        }
-        Ok(Some(body.split_to(BODY_SLICE)))
-    }
-
-    /// The body is one `Bytes` in memory: a range is a slice of it (206 answers from the cache).
-    fn can_seek(&self) -> bool {
-        true
-    }
-
-    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.full.len();
-        if start >= len {
-            return pingora::Error::e_explain(
-                pingora::ErrorType::InternalError,
-                format!("seek start out of range {start} >= {len}"),
-            );
-        }
-        let end = end.map_or(len, |e| e.min(len));
-        self.body = Some(self.full.slice(start..end.max(start)));
-        Ok(())
-    }
-
-    async fn finish(
-        self: Box<Self>,
-        _storage: &'static (dyn Storage + Sync),
-        _key: &CacheKey,
-        _trace: &SpanHandle,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    fn as_any(&self) -> &(dyn Any + Send + Sync) {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
-        self
     }
 }
 
@@ -475,6 +437,7 @@ impl HandleMiss for Miss {
             primary: self.primary,
             origin: self.origin,
             end_of_life: self.end_of_life,
+            hits: 0.into(),
         };
         let size = entry.weight() as usize;
         if self.key != self.primary {

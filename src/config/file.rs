@@ -193,6 +193,13 @@ pub struct CacheSection {
     pub status_header: Option<String>,
     pub targeted_field: Option<String>,
     pub snapshot: Option<String>,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    pub warm: Option<bool>,
+    pub warm_interval: Option<String>,
+    pub warm_objects: Option<usize>,
+    pub siblings: Option<bool>,
+    pub sibling_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

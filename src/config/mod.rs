@@ -336,6 +336,21 @@ pub struct CacheConfig {
     /// Written to `<state_dir>/cache.snapshot` at a graceful stop or a binary upgrade and
     /// read back at start (`cache::snapshot`): `snapshot = "on-stop"` (the default) or "off".
     pub snapshot: bool,
+    /// Other nodes' caches (`cache::peers`).
+    pub peers: CachePeers,
+}
+
+/// Other nodes' admin APIs, asked for objects with the admin token (the fleet's): a hot spare
+/// keeps a copy of their hottest objects (`warm`); active nodes ask them before the servers
+/// on a miss (`siblings`), as Squid's `cache_peer ... sibling`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CachePeers {
+    pub peers: Vec<SocketAddr>,
+    pub warm: bool,
+    pub warm_interval: Duration,
+    pub warm_objects: usize,
+    pub siblings: bool,
+    pub sibling_timeout: Duration,
 }
 
 impl CacheConfig {
@@ -344,6 +359,7 @@ impl CacheConfig {
     pub fn same_storage(&self, other: &CacheConfig) -> bool {
         CacheConfig {
             snapshot: other.snapshot,
+            peers: other.peers.clone(),
             ..self.clone()
         } == *other
     }

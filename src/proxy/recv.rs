@@ -180,6 +180,30 @@ async fn readonly_gate(
 /// found is served (`hit`), a request the direct exchange carries is proxied (`direct`), and
 /// anything else goes on to pingora's proxy, through pingora-cache when the policy enabled
 /// it. True when served here.
+/// A miss (nothing stored for the URL) asks the peers first (`cache::peers`): a fresh copy
+/// they have is stored here, and pingora-cache's lookup then finds it.
+async fn from_siblings(session: &Session, https: bool, rt: &crate::runtime::Runtime, route: usize) {
+    let Some(rules) = rt.cache_rules(route) else {
+        return;
+    };
+    let req = session.req_header();
+    let host = super::request_host(req).unwrap_or("");
+    let key = rt.cache.primary_key(https, host, req, rules);
+    if rt.cache.storage.entries.contains_key(&key) {
+        return;
+    }
+    let decodes = rt.config.routes[route].compression.is_some();
+    let token = rt.config.admin.token.as_deref().unwrap_or("");
+    let variance = |stored: &http::HeaderMap| cache::key::variance_of(stored, req, decodes);
+    let peers = &rt.config.cache.peers;
+    if cache::peers::ask_siblings(&rt.cache, peers, token, key, variance).await {
+        rt.cache
+            .counters
+            .from_siblings
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 async fn decide(
     session: &mut Session,
     ctx: &mut Ctx,
@@ -199,6 +223,9 @@ async fn decide(
                 ctx.plan = Plan::FastHit;
                 hit::serve(session, ctx, entry).await?;
                 return Ok(true);
+            }
+            if rt.config.cache.peers.siblings {
+                from_siblings(session, ctx.https, &rt, route).await;
             }
             rt.cache.enable(&mut session.cache);
             plan = Plan::Cache;

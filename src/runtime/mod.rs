@@ -7,8 +7,10 @@
 mod cluster_node;
 mod policy;
 mod reload;
+mod warm;
 
 pub use cluster_node::ClusterNode;
+pub use warm::keep_warm;
 
 use crate::accesslog::AccessLog;
 use crate::balance::{build_pools, Pool, ServerRegistry};

@@ -189,3 +189,108 @@ async fn snapshot_off_writes_nothing() {
     exited(&mut gh).await;
     assert!(!cf.path.with_file_name("cache.snapshot").exists());
 }
+
+/// The `gatehouse_cache_events_total` count of `event` on a node.
+async fn cache_event(admin: std::net::SocketAddr, event: &str) -> f64 {
+    let series = format!("gatehouse_cache_events_total{{event=\"{event}\"}}");
+    parse_metrics(&metrics_text(admin).await)
+        .get(&series)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_spare_copies_the_active_nodes_hottest_objects_from_it() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let active = crate::common::cache::cached(&o, "", "").await;
+    let c = client();
+    for p in ["/hot1", "/hot2", "/hot1"] {
+        for _ in 0..2 {
+            fetch(&c, &active.url(p), &[]).await;
+        }
+    }
+    // Stored, never hit: not hot, not copied.
+    fetch(&c, &active.url("/cold"), &[]).await;
+    assert_eq!(o.hits(), 3);
+    let spare = crate::common::cache::cached(
+        &o,
+        "",
+        &format!(
+            "peers = [\"{}\"]\nwarm = true\nwarm_interval = \"100ms\"\n",
+            active.admin_address()
+        ),
+    )
+    .await;
+    let admin = spare.admin_address();
+    for _ in 0..100 {
+        if cache_event(admin, "warmed").await >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cache_event(admin, "warmed").await, 2.0);
+    for p in ["/hot1", "/hot2"] {
+        assert_eq!(fetch(&c, &spare.url(p), &[]).await.x_cache, "HIT", "{p}");
+    }
+    assert_eq!(o.hits(), 3, "the spare fetched nothing from the server");
+    assert_eq!(fetch(&c, &spare.url("/cold"), &[]).await.x_cache, "MISS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siblings_answer_each_others_misses() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60"), ("vary", "Accept-Language")]);
+    let a = crate::common::cache::cached(&o, "", "").await;
+    let b = crate::common::cache::cached(
+        &o,
+        "",
+        &format!("peers = [\"{}\"]\nsiblings = true\n", a.admin_address()),
+    )
+    .await;
+    let c = client();
+    let en = [("accept-language", "en")];
+    assert_eq!(fetch(&c, &a.url("/s"), &en).await.x_cache, "MISS");
+    assert_eq!(fetch(&c, &b.url("/s"), &en).await.x_cache, "HIT");
+    assert_eq!(o.hits(), 1, "one fetch for both nodes");
+    assert_eq!(cache_event(b.admin_address(), "from_sibling").await, 1.0);
+    // Another variant than the sibling's copy: checked like a server's answer, not taken.
+    let fr = [("accept-language", "fr")];
+    assert_eq!(fetch(&c, &a.url("/t"), &en).await.x_cache, "MISS");
+    assert_eq!(fetch(&c, &b.url("/t"), &fr).await.x_cache, "MISS");
+    assert_eq!(o.hits(), 3);
+    assert_eq!(cache_event(b.admin_address(), "from_sibling").await, 1.0);
+    // A sibling that is down costs the request nothing but its timeout.
+    drop(a);
+    assert_eq!(fetch(&c, &b.url("/u"), &en).await.x_cache, "MISS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_need_the_token_even_on_loopback() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    let gh = crate::common::cache::cached(&o, "", "").await;
+    let admin = gh.admin_address();
+    for path in [
+        "/api/cache/hot",
+        "/api/cache/objects/00112233445566778899aabbccddeeff",
+    ] {
+        let r = client()
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = client()
+            .get(format!("http://{admin}{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            if path.ends_with("hot") { 200 } else { 404 },
+            "{path}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use super::super::*;
 use super::values::{duration, size};
 
 pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> CacheConfig {
+    let peers = peers(&f, p, c);
     let max_size = size(f.max_size, d::CACHE_MAX_SIZE, &p.key("max_size"), c);
     // Unset, it follows a small max_size down rather than contradicting it.
     let max_object_size = size(
@@ -42,6 +43,7 @@ pub(super) fn cache(f: file::CacheSection, p: &KeyPath, c: &mut Collector) -> Ca
         ),
         status_header,
         targeted_field,
+        peers,
         snapshot: match f.snapshot.as_deref() {
             None | Some("on-stop") => true,
             Some("off") => false,
@@ -73,5 +75,40 @@ fn optional_header(
                 None
             }
         },
+    }
+}
+
+/// `peers`, `warm*`, `siblings`, `sibling_timeout`.
+fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::config::CachePeers {
+    let mut peers = Vec::new();
+    for (i, a) in f.peers.iter().enumerate() {
+        match a.parse::<std::net::SocketAddr>() {
+            Ok(addr) => peers.push(addr),
+            Err(_) => c.error(
+                &p.key("peers").index(i),
+                format!("{a:?}: write a node's admin address, \"10.0.0.2:9901\""),
+            ),
+        }
+    }
+    let warm = f.warm.unwrap_or(false);
+    let siblings = f.siblings.unwrap_or(false);
+    if (warm || siblings) && peers.is_empty() {
+        c.error(
+            &p.key("peers"),
+            "warm and siblings need the peers' admin addresses",
+        );
+    }
+    crate::config::CachePeers {
+        peers,
+        warm,
+        warm_interval: duration(f.warm_interval.clone(), "5s", &p.key("warm_interval"), c),
+        warm_objects: f.warm_objects.unwrap_or(1000),
+        siblings,
+        sibling_timeout: duration(
+            f.sibling_timeout.clone(),
+            "100ms",
+            &p.key("sibling_timeout"),
+            c,
+        ),
     }
 }
