@@ -242,7 +242,10 @@ static SNAPSHOT_WRITER: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
 fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
     let rt = shared.current();
     let config = &rt.config;
+    let path = crate::cache::snapshot::path(&config.server.state_dir);
     if !config.cache.enabled || !config.cache.snapshot {
+        // Not read: never read later, by a start that would bring back what changed since.
+        let _ = std::fs::remove_file(&path);
         return;
     }
     let wait = if upgrade {
@@ -252,7 +255,7 @@ fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
     };
     crate::cache::snapshot::load_in_background(
         rt.cache.clone(),
-        crate::cache::snapshot::path(&config.server.state_dir),
+        path,
         crate::cache::snapshot::layout(config),
         wait,
     );

@@ -24,12 +24,23 @@ pub fn hot(rt: &Runtime, query: &str) -> Reply {
     Reply::ok(&serde_json::json!({ "keys": keys }))
 }
 
-/// `GET /api/cache/objects/{key}`: the object as a snapshot record; 404 when this node has no
-/// fresh copy.
-pub fn object(rt: &Runtime, key: &str) -> Result<Vec<u8>, Reply> {
+/// `GET /api/cache/objects/{key}?layout=N`: the object as a snapshot record; 404 when this
+/// node has no fresh copy, 409 when its keys are made otherwise than the asker's (another
+/// URL's object may be stored under the same key).
+pub fn object(rt: &Runtime, key: &str, query: &str) -> Result<Vec<u8>, Reply> {
     let Some(key) = peers::from_hex(key) else {
         return Err(Reply::error(StatusCode::BAD_REQUEST, "not a cache key"));
     };
+    let theirs = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("layout="))
+        .and_then(|v| v.parse::<u32>().ok());
+    if theirs != Some(crate::cache::snapshot::layout(&rt.config)) {
+        return Err(Reply::error(
+            StatusCode::CONFLICT,
+            "another cache key layout (the routes' key rules differ)",
+        ));
+    }
     peers::object(&rt.cache.storage, &key)
         .ok_or_else(|| Reply::error(StatusCode::NOT_FOUND, "no fresh copy here"))
 }

@@ -94,8 +94,9 @@ impl ServeHttp for AdminApp {
             Ok(Endpoint::Health) => cluster::health(&self.shared, &self.shared.current()),
             Ok(Endpoint::CacheObject { key }) => {
                 let rt = self.shared.current();
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
                 match authorize(rt.config.admin.token.as_deref(), session) {
-                    Ok(()) => match cache_peers::object(&rt, key) {
+                    Ok(()) => match cache_peers::object(&rt, key, &query) {
                         Ok(record) => return raw(record),
                         Err(reply) => reply,
                     },
@@ -106,7 +107,12 @@ impl ServeHttp for AdminApp {
                 let rt = self.shared.current();
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
                 match authorize(rt.config.admin.token.as_deref(), session) {
-                    Ok(()) => cache_peers::hot(&rt, &query),
+                    // A scan of the whole cache: off the admin API's runtime threads.
+                    Ok(()) => tokio::task::spawn_blocking(move || cache_peers::hot(&rt, &query))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                        }),
                     Err(reply) => reply,
                 }
             }

@@ -44,6 +44,7 @@ impl Cache {
 
     fn invalidate_uri(&self, https: bool, host: &str, uri: &Uri, rules: &RouteCache) {
         let key = Cache::key(https, host, uri, rules);
+        self.tombstones.invalidated_primary(key.primary_bin());
         self.storage.invalidate_primary(key.primary_bin());
     }
 }

@@ -22,6 +22,7 @@ mod served;
 mod shelf;
 pub mod snapshot;
 pub mod store;
+mod tombstones;
 pub mod wire;
 
 use crate::config::{CacheConfig, RouteCache};
@@ -149,9 +150,21 @@ pub struct Cache {
     lock: &'static CacheKeyLockImpl,
     uses: Moka<u128, Arc<Uses>>,
     pub counters: Arc<Counters>,
+    /// What was invalidated here, and when (`Cache::restore` checks copies against it).
+    tombstones: tombstones::Tombstones,
 }
 
 impl Cache {
+    /// Stores a copy from a snapshot or a peer, unless an invalidation applied here names it
+    /// and came after it was made.
+    pub fn restore(&self, key: pingora::cache::key::HashBinary, entry: store::Entry) -> bool {
+        if self.tombstones.refuse(&entry) {
+            return false;
+        }
+        self.storage.restore(key, entry);
+        true
+    }
+
     /// A gatehouse instance's first cache (and its shelf).
     pub fn new(config: &CacheConfig) -> Arc<Cache> {
         let counters = Arc::new(Counters::default());
@@ -191,6 +204,7 @@ impl Cache {
                 .expire_after(UsesWindow)
                 .build(),
             counters: shelf.counters.clone(),
+            tombstones: Default::default(),
         })
     }
 
@@ -251,8 +265,13 @@ impl Cache {
         host: &str,
         req: &pingora::http::RequestHeader,
         rules: &RouteCache,
-    ) -> pingora::cache::key::HashBinary {
-        CacheKey::new(key::primary(https, &key::host(host), &req.uri, rules), "").combined_bin()
+    ) -> CacheKey {
+        CacheKey::new(key::primary(https, &key::host(host), &req.uri, rules), "")
+    }
+
+    /// Whether pingora-cache's predictor still expects the URL of `key` to be stored.
+    pub fn predicted_cacheable(&self, key: &CacheKey) -> bool {
+        self.shelf.predictor.cacheable_prediction(key)
     }
 
     pub fn fast_hit(

@@ -104,38 +104,50 @@ async fn get(peer: SocketAddr, path: &str, token: &str, max: usize) -> Option<(u
     }
 }
 
-/// Asks the peers, in order, for a fresh copy of the object at `key` whose variant is the
-/// request's (`variance`, computed from the copy's own Vary); stores the first one found.
+/// Asks the peers, in order, within `sibling_timeout` for all of them, for a fresh copy of
+/// the URL whose primary key is `key`, of the request's variant (`variance`, computed from
+/// the copy's own Vary); stores the first one found. Only the URL's own copy is taken: a
+/// variant stored under another key is not asked for.
 pub async fn ask_siblings(
     cache: &Cache,
     peers: &CachePeers,
     token: &str,
-    key: HashBinary,
+    (key, layout): (HashBinary, u32),
     variance: impl Fn(&http::HeaderMap) -> Option<HashBinary>,
 ) -> bool {
-    let path = format!("/api/cache/objects/{}", hex(&key));
+    let path = object_path(&key, layout);
     let max = cache.config.max_object_size as usize + 64 * 1024;
-    for &peer in &peers.peers {
-        let asked = tokio::time::timeout(peers.sibling_timeout, get(peer, &path, token, max));
-        let Ok(Some((200, record))) = asked.await else {
-            continue;
-        };
-        let Some((got, entry)) = snapshot::decode(record.into()) else {
-            continue;
-        };
-        let fresh = entry.is_fresh(SystemTime::now());
-        if got != key || !fresh || variance(&entry.header().headers) != entry.variance() {
-            continue;
+    let ask = async {
+        for &peer in &peers.peers {
+            let Some((200, record)) = get(peer, &path, token, max).await else {
+                continue;
+            };
+            let Some((got, entry)) = snapshot::decode(record.into()) else {
+                continue;
+            };
+            let fresh = entry.is_fresh(SystemTime::now());
+            let same = got == key && entry.primary == key;
+            if !same || !fresh || variance(&entry.header().headers) != entry.variance() {
+                continue;
+            }
+            return cache.restore(key, entry);
         }
-        cache.storage.restore(key, entry);
-        return true;
-    }
-    false
+        false
+    };
+    tokio::time::timeout(peers.sibling_timeout, ask)
+        .await
+        .unwrap_or(false)
+}
+
+/// The admin API's path of an object, with the asking node's key layout: a peer whose keys
+/// are made otherwise (`snapshot::layout`) answers 409, not another URL's object.
+fn object_path(key: &HashBinary, layout: u32) -> String {
+    format!("/api/cache/objects/{}?layout={layout}", hex(key))
 }
 
 /// One round of a hot spare's copying from `peer`: its hottest `n` keys, and the fresh
 /// objects of them this node lacks.
-pub async fn warm_from(cache: &Cache, peer: SocketAddr, token: &str, n: usize) {
+pub async fn warm_from(cache: &Cache, peer: SocketAddr, token: &str, n: usize, layout: u32) {
     let path = format!("/api/cache/hot?limit={n}");
     let listed = tokio::time::timeout(Duration::from_secs(5), get(peer, &path, token, 4 << 20));
     let Ok(Some((200, body))) = listed.await else {
@@ -159,18 +171,15 @@ pub async fn warm_from(cache: &Cache, peer: SocketAddr, token: &str, n: usize) {
         {
             continue;
         }
-        let path = format!("/api/cache/objects/{}", hex(&key));
+        let path = object_path(&key, layout);
         let got = tokio::time::timeout(Duration::from_secs(5), get(peer, &path, token, max));
         let Ok(Some((200, record))) = got.await else {
             continue;
         };
         if let Some((k, entry)) = snapshot::decode(record.into()) {
-            if k == key && entry.is_fresh(SystemTime::now()) {
-                cache.storage.restore(key, entry);
-                cache
-                    .counters
-                    .warmed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if k == key && entry.is_fresh(SystemTime::now()) && cache.restore(key, entry) {
+                let warmed = &cache.counters.warmed;
+                warmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

@@ -39,7 +39,14 @@ impl Invalidation {
 impl Cache {
     /// Removes what `inv` names; answers how many objects went.
     pub fn apply(&self, inv: &Invalidation) -> Result<usize, String> {
+        self.apply_at(inv, std::time::SystemTime::now())
+    }
+
+    /// `apply`, for an invalidation made at `at` (a cluster's, applied later here): copies
+    /// made before `at` that it names are not stored again (`Cache::restore`).
+    pub fn apply_at(&self, inv: &Invalidation, at: std::time::SystemTime) -> Result<usize, String> {
         inv.check()?;
+        self.tombstones.invalidated(at, inv);
         Ok(match inv {
             Invalidation::Purge { host, path } => self.purge(host, path),
             Invalidation::BanPrefix { host, prefix } => self.ban_prefix(host.as_deref(), prefix),

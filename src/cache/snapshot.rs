@@ -10,6 +10,7 @@
 //! another key layout is refused whole, with one warning: nothing of it is served.
 
 use super::store::{Entry, EntryParts, KeyOrigin, MokaStorage};
+use super::Cache;
 use bytes::Bytes;
 use pingora::cache::key::HashBinary;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -22,8 +23,8 @@ const MAGIC: &[u8; 8] = b"GHCACHE\x01";
 const FORMAT: u32 = 1;
 /// A record length that marks the trailer.
 const TRAILER: u32 = u32::MAX;
-/// No record is larger (a body is at most `max_object_size`, far less).
-const MAX_RECORD: u32 = 1 << 31;
+/// Room in a record beside its body (header fields, times, keys).
+const RECORD_SLACK: u64 = 1 << 20;
 
 /// What a write or a read did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +80,17 @@ pub fn write(
     Ok(done)
 }
 
-/// Reads `path` whole and checks it; restores its live objects into `storage` only then.
-pub fn read(storage: &MokaStorage, path: &Path, layout: u32) -> Result<Done, String> {
+/// Reads `path` whole and checks it; restores its live objects into `cache` only then. The
+/// file is taken away first: read once, even if this process dies reading it.
+pub fn read(cache: &Cache, path: &Path, layout: u32) -> Result<Done, String> {
     let started = Instant::now();
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reading = path.with_extension("snapshot.reading");
+    std::fs::rename(path, &reading).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(&reading).map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&reading);
+    let file = file?;
+    let max_record = cache.config.max_object_size + RECORD_SLACK;
+    let mut total = 0u64;
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)
@@ -111,8 +119,12 @@ pub fn read(storage: &MokaStorage, path: &Path, layout: u32) -> Result<Done, Str
         if len == TRAILER {
             break;
         }
-        if len > MAX_RECORD {
-            return Err("corrupt: a record longer than any object".into());
+        total += u64::from(len);
+        if u64::from(len) > max_record {
+            return Err("corrupt, or for a larger max_object_size: a record too long".into());
+        }
+        if total > cache.config.max_size + RECORD_SLACK {
+            return Err("larger than max_size: written for a larger cache".into());
         }
         let mut record = vec![0u8; len as usize];
         r.read_exact(&mut record).map_err(|_| "truncated")?;
@@ -136,9 +148,11 @@ pub fn read(storage: &MokaStorage, path: &Path, layout: u32) -> Result<Done, Str
         if entry.end_of_life <= now {
             continue; // its life ended while gatehouse was down
         }
-        done.objects += 1;
-        done.bytes += entry.body().len() as u64;
-        storage.restore(key, entry);
+        let size = entry.body().len() as u64;
+        if cache.restore(key, entry) {
+            done.objects += 1;
+            done.bytes += size;
+        }
     }
     done.millis = started.elapsed().as_millis() as u64;
     Ok(done)
@@ -214,6 +228,18 @@ pub(super) fn decode(record: Bytes) -> Option<(HashBinary, Entry)> {
     let body = c.bytes()?;
     if c.at != c.buf.len() {
         return None;
+    }
+    // A length that is not the body's would frame the response wrong.
+    if let Some(v) = header.headers.get(http::header::CONTENT_LENGTH) {
+        if std::str::from_utf8(v.as_bytes())
+            .ok()?
+            .trim()
+            .parse::<usize>()
+            .ok()?
+            != body.len()
+        {
+            return None;
+        }
     }
     let parts = EntryParts {
         header,
@@ -344,13 +370,15 @@ pub fn load_in_background(
             while !wait.is_zero() && !newer() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
+            if !wait.is_zero() && !newer() {
+                // The old process wrote none in time: an older file is a previous run's.
+                let _ = std::fs::remove_file(&path);
+                return;
+            }
             if !path.exists() {
                 return;
             }
-            // Read once: a later crash must not bring back what was purged since.
-            let result = read(&cache.storage, &path, layout);
-            let _ = std::fs::remove_file(&path);
-            match result {
+            match read(&cache, &path, layout) {
                 Ok(done) => {
                     tracing::info!(
                         objects = done.objects,

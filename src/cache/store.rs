@@ -314,17 +314,17 @@ impl MokaStorage {
     /// Stores an entry from a snapshot or a peer under its key, unless the one there is as
     /// new (stored meanwhile).
     pub fn restore(&self, key: HashBinary, entry: Entry) {
-        if self
-            .entries
-            .get(&key)
-            .is_some_and(|e| e.created() >= entry.created())
-        {
-            return;
-        }
         if key != entry.primary {
             self.varied.insert(entry.primary, ());
         }
-        self.entries.insert(key, Arc::new(entry));
+        // One step: a newer object stored meanwhile is never replaced.
+        let _ = self.entries.entry(key).and_compute_with(|old| {
+            use moka::ops::compute::Op;
+            match old {
+                Some(old) if old.value().created() >= entry.created() => Op::Nop,
+                _ => Op::Put(Arc::new(entry)),
+            }
+        });
     }
 
     /// Stored bytes and objects, after moka has applied pending evictions.

@@ -43,8 +43,8 @@ pub trait LocalNode: Send + Sync + 'static {
     fn set_server(&self, pool: &str, server: &str, state: AdminState) -> bool;
     /// Switches read-only mode (None: back to the config's default); true if it changed.
     fn set_readonly(&self, state: Option<ReadonlyState>) -> bool;
-    /// Applies a purge or ban; the number of objects removed.
-    fn invalidate(&self, what: &Invalidation) -> usize;
+    /// Applies a purge or ban made at `at` (Unix seconds); the number of objects removed.
+    fn invalidate(&self, what: &Invalidation, at: u64) -> usize;
     /// Replaces every address block with `blocks`; true if they changed.
     fn set_blocks(&self, blocks: Vec<crate::blocks::Block>) -> bool;
     /// Sets one block (an ended one removes its network's); true if it changed anything.

@@ -143,7 +143,9 @@ async fn full_read(
     )
     .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
-    // Invalidations made while this node was away; at the first read the cache is empty.
+    // Invalidations made while this node was away. At the first read every one stored (they
+    // are kept while an object they name could live): the cache may be restoring copies
+    // made before them (a snapshot), which they must keep out (`cache::Cache::restore`).
     let seen = cluster.status.applied_revision();
     let mut servers = super::ServerStates::new();
     let mut readonly = None;
@@ -162,8 +164,8 @@ async fn full_read(
             }
             Ok(Change::Readonly(r)) => readonly = r.map(|r| r.state),
             Ok(Change::Block(b)) => blocks.push(b),
-            Ok(Change::Invalidation(i)) if seen > 0 && kv.mod_revision() > seen => {
-                let removed = node.invalidate(&i.what);
+            Ok(Change::Invalidation(i)) if seen == 0 || kv.mod_revision() > seen => {
+                let removed = node.invalidate(&i.what, i.at);
                 cluster.status.record_removed(kv.mod_revision(), removed);
             }
             Ok(_) => {}
@@ -236,7 +238,7 @@ fn apply(cluster: &Cluster, node: &dyn LocalNode, change: Change, revision: i64)
         }
         Change::Readonly(r) => node.set_readonly(r.map(|r| r.state)),
         Change::Invalidation(i) => {
-            let removed = node.invalidate(&i.what);
+            let removed = node.invalidate(&i.what, i.at);
             tracing::info!(what = ?i.what, by = i.by, removed, revision, "cluster: invalidation");
             cluster.status.record_removed(revision, removed);
             false

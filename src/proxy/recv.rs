@@ -188,15 +188,18 @@ async fn from_siblings(session: &Session, https: bool, rt: &crate::runtime::Runt
     };
     let req = session.req_header();
     let host = super::request_host(req).unwrap_or("");
-    let key = rt.cache.primary_key(https, host, req, rules);
-    if rt.cache.storage.entries.contains_key(&key) {
+    let cache_key = rt.cache.primary_key(https, host, req, rules);
+    let key = pingora::cache::key::CacheHashKey::combined_bin(&cache_key);
+    // Stored here (fresh or not), or known not to be stored: not asked.
+    if rt.cache.storage.entries.contains_key(&key) || !rt.cache.predicted_cacheable(&cache_key) {
         return;
     }
     let decodes = rt.config.routes[route].compression.is_some();
     let token = rt.config.admin.token.as_deref().unwrap_or("");
     let variance = |stored: &http::HeaderMap| cache::key::variance_of(stored, req, decodes);
     let peers = &rt.config.cache.peers;
-    if cache::peers::ask_siblings(&rt.cache, peers, token, key, variance).await {
+    let layout = cache::snapshot::layout(&rt.config);
+    if cache::peers::ask_siblings(&rt.cache, peers, token, (key, layout), variance).await {
         rt.cache
             .counters
             .from_siblings

@@ -99,8 +99,10 @@ impl LocalNode for ClusterNode {
         true
     }
 
-    fn invalidate(&self, what: &Invalidation) -> usize {
-        match self.0.current().cache.apply(what) {
+    fn invalidate(&self, what: &Invalidation, at: u64) -> usize {
+        // Whole seconds: the next one, so a copy made in the same second counts as before.
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at + 1);
+        match self.0.current().cache.apply_at(what, at) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!("cluster invalidation not applied: {e}");

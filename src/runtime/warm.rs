@@ -24,12 +24,14 @@ pub fn keep_warm(shared: std::sync::Weak<super::Shared>) {
                     let interval = peers.warm_interval.max(Duration::from_millis(100));
                     if peers.warm && current.config.cache.enabled {
                         let token = current.config.admin.token.clone().unwrap_or_default();
+                        let layout = crate::cache::snapshot::layout(&current.config);
                         for &peer in &peers.peers {
                             crate::cache::peers::warm_from(
                                 &current.cache,
                                 peer,
                                 &token,
                                 peers.warm_objects,
+                                layout,
                             )
                             .await;
                         }

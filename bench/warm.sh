@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A cache that stays warm (issue 34): a Zipf workload (bench/zipf.lua, ZIPF_KEYS objects of
+# 1 KiB from the nginx origin) through gatehouse, and the cache's hit ratio and origin fetches
+# (misses) in the WINDOW seconds after each event, against the WINDOW seconds before it:
+#
+#   restart   SIGTERM, then a new process on the same state_dir (snapshot on, then off)
+#   upgrade   a new process with --upgrade, then SIGQUIT to the old one (snapshot on, then off)
+#   siblings  two nodes under the same load at once, with and without `siblings = true`:
+#             origin fetches per distinct object fetched
+#
+#   bench/warm.sh            ZIPF_KEYS=20000 WINDOW=10 bench/warm.sh
+#
+# Needs wrk, nginx, curl. The counts come from gatehouse's own metrics (cache events). About
+# three minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export ZIPF_KEYS=${ZIPF_KEYS:-20000}
+WINDOW=${WINDOW:-10}
+WARMUP=${WARMUP:-20}
+bin=${BIN:-$root/target/release/gatehouse}
+scripts/install-deps.sh wrk nginx curl
+[ -n "${BIN:-}" ] || cargo build --release --bin gatehouse >/dev/null 2>&1
+work=$(mktemp -d /tmp/gatehouse-warm.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/www"
+chmod 755 "$work" "$work/www"
+printf '%*s' 1024 '' | tr ' ' a > "$work/www/1k"
+sed -e "s|__DIR__|$work|g" bench/nginx-origin.conf > "$work/origin.conf"
+nginx -c "$work/origin.conf" >/dev/null 2>&1 &
+sleep 0.5
+
+conf() { # name listen admin extra-cache-lines: a config with its own state_dir
+  mkdir -p "$work/$1"
+  cat > "$work/$1/gh.toml" <<TOML
+[server]
+threads = 1
+state_dir = "$work/$1"
+upgrade_socket = "$work/$1/upgrade.sock"
+pid_file = "$work/$1/gh.pid"
+grace_period = "1s"
+shutdown_timeout = "5s"
+[admin]
+address = "127.0.0.1:$3"
+token = "bench-token-0123456789"
+[cache]
+max_size = "1g"
+$4
+[[listeners]]
+address = "127.0.0.1:$2"
+[pools.web.health]
+enabled = false
+[[pools.web.servers]]
+name = "web1"
+address = "127.0.0.1:19001"
+[[routes]]
+pool = "web"
+TOML
+}
+start() { # name [--upgrade] → pid
+  RUST_LOG=warn "$bin" run -c "$work/$1/gh.toml" ${2:-} >/dev/null 2>>"$work/$1/gh.log" &
+  echo $!
+}
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; }
+# hits misses of the node whose admin port is $1
+counts() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    /^gatehouse_cache_events_total\{event="hit"\}/ { h = $2 }
+    /^gatehouse_cache_events_total\{event="miss"\}/ { m = $2 }
+    END { printf "%d %d\n", h, m }'
+}
+load() { # port seconds
+  wrk -t1 -c8 -d"${2}s" -s bench/zipf.lua "http://127.0.0.1:$1/" >/dev/null 2>&1
+}
+gone() { for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done; }
+ratio() { awk -v h="$1" -v m="$2" 'BEGIN { if (h + m == 0) print "-"; else printf "%.3f", h / (h + m) }'; }
+
+printf 'event\tsnapshot\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
+for event in restart upgrade; do
+  for snapshot in on-stop off; do
+    name="$event-$snapshot"
+    conf "$name" 18080 19901 "snapshot = \"$snapshot\""
+    pid=$(start "$name"); wait_port 18080; wait_port 19901
+    load 18080 "$WARMUP"
+    read -r h0 m0 < <(counts 19901)
+    load 18080 "$WINDOW"
+    read -r h1 m1 < <(counts 19901)
+    if [ "$event" = restart ]; then
+      kill -TERM "$pid"; gone "$pid"
+      pid=$(start "$name"); wait_port 18080; wait_port 19901
+      sleep 0.5 # the snapshot is read in the background: give it its moment
+    else
+      new=$(start "$name" --upgrade); sleep 1
+      kill -QUIT "$pid"; gone "$pid"
+      pid=$new; wait_port 19901; sleep 0.5
+    fi
+    read -r h2 m2 < <(counts 19901)
+    load 18080 "$WINDOW"
+    read -r h3 m3 < <(counts 19901)
+    steady=$(ratio $((h1 - h0)) $((m1 - m0)))
+    after=$(ratio $((h3 - h2)) $((m3 - m2)))
+    rel=$(awk -v a="$after" -v s="$steady" 'BEGIN { if (s == "-" || s == 0) print "-"; else printf "%.2f", a / s }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$event" "$snapshot" "$steady" "$after" "$rel" $((m1 - m0)) $((m3 - m2))
+    kill -TERM "$pid"; gone "$pid"
+    sleep 0.5
+  done
+done
+
+echo
+printf 'siblings\torigin_fetches\tdistinct_objects_fetched_by_a\tfetches_per_object\n'
+for siblings in false true; do
+  conf "a-$siblings" 18080 19901 "peers = [\"127.0.0.1:19902\"]
+siblings = $siblings
+snapshot = \"off\""
+  conf "b-$siblings" 18081 19902 "peers = [\"127.0.0.1:19901\"]
+siblings = $siblings
+snapshot = \"off\""
+  a=$(start "a-$siblings"); b=$(start "b-$siblings")
+  wait_port 18080; wait_port 18081; wait_port 19901; wait_port 19902
+  load 18080 "$WINDOW" & la=$!
+  load 18081 "$WINDOW" & lb=$!
+  wait "$la" "$lb"
+  read -r _ ma < <(counts 19901)
+  read -r _ mb < <(counts 19902)
+  printf '%s\t%s\t%s\t%s\n' "$siblings" $((ma + mb)) "$ma" "$(awk -v t=$((ma + mb)) -v a="$ma" 'BEGIN { printf "%.2f", t / a }')"
+  kill -TERM "$a" "$b"; gone "$a" "$b"
+  sleep 0.5
+done
