@@ -5,6 +5,8 @@
 #
 #   restart   SIGTERM, then a new process on the same state_dir (snapshot on, then off)
 #   upgrade   a new process with --upgrade, then SIGQUIT to the old one (snapshot on, then off)
+#   failover  the load moves from an active node to a hot spare (as keepalived moves the
+#             address), the spare kept warm from the active node (`warm = true`) or not
 #   siblings  two nodes under the same load at once, with and without `siblings = true`:
 #             origin fetches per distinct object fetched
 #
@@ -107,7 +109,35 @@ for event in restart upgrade; do
 done
 
 echo
-printf 'siblings\torigin_fetches\tdistinct_objects_fetched_by_a\tfetches_per_object\n'
+printf 'failover\twarm\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
+for warm in false true; do
+  conf "active-$warm" 18080 19901 "snapshot = \"off\""
+  conf "spare-$warm" 18081 19902 "peers = [\"127.0.0.1:19901\"]
+warm = $warm
+warm_interval = \"1s\"
+warm_objects = $ZIPF_KEYS
+snapshot = \"off\""
+  a=$(start "active-$warm"); b=$(start "spare-$warm")
+  wait_port 18080; wait_port 18081; wait_port 19901; wait_port 19902
+  load 18080 "$WARMUP"
+  read -r h0 m0 < <(counts 19901)
+  load 18080 "$WINDOW"
+  read -r h1 m1 < <(counts 19901)
+  sleep 2 # the spare's last copying round
+  kill -TERM "$a"; gone "$a"
+  read -r h2 m2 < <(counts 19902)
+  load 18081 "$WINDOW"
+  read -r h3 m3 < <(counts 19902)
+  steady=$(ratio $((h1 - h0)) $((m1 - m0)))
+  after=$(ratio $((h3 - h2)) $((m3 - m2)))
+  rel=$(awk -v a="$after" -v s="$steady" 'BEGIN { if (s == "-" || s == 0) print "-"; else printf "%.2f", a / s }')
+  printf 'failover\t%s\t%s\t%s\t%s\t%s\t%s\n' "$warm" "$steady" "$after" "$rel" $((m1 - m0)) $((m3 - m2))
+  kill -TERM "$b"; gone "$b"
+  sleep 0.5
+done
+
+echo
+printf 'siblings\torigin_fetches\tobjects_on_a\tfetches_per_object\n'
 for siblings in false true; do
   conf "a-$siblings" 18080 19901 "peers = [\"127.0.0.1:19902\"]
 siblings = $siblings
@@ -122,7 +152,10 @@ snapshot = \"off\""
   wait "$la" "$lb"
   read -r _ ma < <(counts 19901)
   read -r _ mb < <(counts 19902)
-  printf '%s\t%s\t%s\t%s\n' "$siblings" $((ma + mb)) "$ma" "$(awk -v t=$((ma + mb)) -v a="$ma" 'BEGIN { printf "%.2f", t / a }')"
+  # Every object a node served, fetched or copied, is stored there: A's count is the
+  # distinct objects asked for (both nodes ask for the same keys).
+  objects=$(curl -s http://127.0.0.1:19901/metrics | awk '/^gatehouse_cache_objects / { print $2 }')
+  printf '%s\t%s\t%s\t%s\n' "$siblings" $((ma + mb)) "$objects" "$(awk -v t=$((ma + mb)) -v a="$objects" 'BEGIN { printf "%.2f", t / a }')"
   kill -TERM "$a" "$b"; gone "$a" "$b"
   sleep 0.5
 done
