@@ -228,7 +228,9 @@ async fn decide(
                 return Ok(true);
             }
             if rt.config.cache.peers.siblings {
-                from_siblings(session, ctx.https, &rt, route).await;
+                // Boxed: its state (a peer's connection and buffers) would otherwise be part
+                // of every request's future, and copied with it.
+                Box::pin(from_siblings(session, ctx.https, &rt, route)).await;
             }
             rt.cache.enable(&mut session.cache);
             plan = Plan::Cache;
