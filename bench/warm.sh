@@ -7,8 +7,9 @@
 #   upgrade   a new process with --upgrade, then SIGQUIT to the old one (snapshot on, then off)
 #   failover  the load moves from an active node to a hot spare (as keepalived moves the
 #             address), the spare kept warm from the active node (`warm = true`) or not
-#   siblings  two nodes under the same load at once, with and without `siblings = true`:
+#   siblings  three nodes under the same load at once, with and without `siblings = true`:
 #             origin fetches per distinct object fetched
+#   upgrade under load: failed requests, and the new process's origin fetches
 #
 #   bench/warm.sh            ZIPF_KEYS=20000 WINDOW=10 bench/warm.sh
 #
@@ -137,25 +138,55 @@ snapshot = \"off\""
 done
 
 echo
-printf 'siblings\torigin_fetches\tobjects_on_a\tfetches_per_object\n'
+printf 'siblings\tnodes\torigin_fetches\tobjects_on_a\tfetches_per_object\n'
 for siblings in false true; do
-  conf "a-$siblings" 18080 19901 "peers = [\"127.0.0.1:19902\"]
+  # Three active nodes, each the others' sibling, each under its own share of the load.
+  conf "a-$siblings" 18080 19901 "peers = [\"127.0.0.1:19902\", \"127.0.0.1:19903\"]
 siblings = $siblings
 snapshot = \"off\""
-  conf "b-$siblings" 18081 19902 "peers = [\"127.0.0.1:19901\"]
+  conf "b-$siblings" 18081 19902 "peers = [\"127.0.0.1:19901\", \"127.0.0.1:19903\"]
 siblings = $siblings
 snapshot = \"off\""
-  a=$(start "a-$siblings"); b=$(start "b-$siblings")
-  wait_port 18080; wait_port 18081; wait_port 19901; wait_port 19902
+  conf "c-$siblings" 18082 19903 "peers = [\"127.0.0.1:19901\", \"127.0.0.1:19902\"]
+siblings = $siblings
+snapshot = \"off\""
+  a=$(start "a-$siblings"); b=$(start "b-$siblings"); c=$(start "c-$siblings")
+  for p in 18080 18081 18082 19901 19902 19903; do wait_port $p; done
   load 18080 "$WINDOW" & la=$!
   load 18081 "$WINDOW" & lb=$!
-  wait "$la" "$lb"
+  load 18082 "$WINDOW" & lc=$!
+  wait "$la" "$lb" "$lc"
   read -r _ ma < <(counts 19901)
   read -r _ mb < <(counts 19902)
+  read -r _ mc < <(counts 19903)
   # Every object a node served, fetched or copied, is stored there: A's count is the
-  # distinct objects asked for (both nodes ask for the same keys).
+  # distinct objects asked for (every node asks for the same keys).
   objects=$(curl -s http://127.0.0.1:19901/metrics | awk '/^gatehouse_cache_objects / { print $2 }')
-  printf '%s\t%s\t%s\t%s\n' "$siblings" $((ma + mb)) "$objects" "$(awk -v t=$((ma + mb)) -v a="$objects" 'BEGIN { printf "%.2f", t / a }')"
-  kill -TERM "$a" "$b"; gone "$a" "$b"
+  total=$((ma + mb + mc))
+  printf '%s\t3\t%s\t%s\t%s\n' "$siblings" "$total" "$objects" "$(awk -v t="$total" -v a="$objects" 'BEGIN { printf "%.2f", t / a }')"
+  kill -TERM "$a" "$b" "$c"; gone "$a" "$b" "$c"
+  sleep 0.5
+done
+
+echo
+# A binary upgrade in the middle of the load: the requests that failed (wrk's socket errors
+# and non-2xx answers) and the new process's origin fetches.
+printf 'upgrade_under_load\tsnapshot\trequests\tfailed\tnew_process_origin_fetches\n'
+for snapshot in on-stop off; do
+  name="under-load-$snapshot"
+  conf "$name" 18080 19901 "snapshot = \"$snapshot\""
+  pid=$(start "$name"); wait_port 18080; wait_port 19901
+  load 18080 "$WARMUP"
+  wrk -t1 -c8 -d"$((WINDOW + 4))s" -s bench/zipf.lua "http://127.0.0.1:18080/" > "$work/wrk-$name.out" 2>&1 & lw=$!
+  sleep 2
+  new=$(start "$name" --upgrade); sleep 1
+  kill -QUIT "$pid"; gone "$pid"
+  wait "$lw"
+  read -r _ m < <(counts 19901)
+  out="$work/wrk-$name.out"
+  reqs=$(awk '/requests in/ { print $1 }' "$out")
+  failed=$(awk '/Socket errors/ { gsub(",", ""); n = $4 + $6 + $8 + $10 } /Non-2xx/ { n += $NF } END { print n + 0 }' "$out")
+  printf 'upgrade_under_load\t%s\t%s\t%s\t%s\n' "$snapshot" "$reqs" "$failed" "$m"
+  kill -TERM "$new"; gone "$new"
   sleep 0.5
 done
