@@ -238,7 +238,7 @@ static SNAPSHOT_WRITER: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
     std::sync::Mutex::new(None);
 
 /// Reads the cache snapshot, if the config keeps one, in the background. After a binary
-/// upgrade the old process writes it as it hands over: waited for, up to `shutdown_timeout`.
+/// upgrade the old process writes it before it hands over: waited for, up to a minute.
 fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
     let rt = shared.current();
     let config = &rt.config;
@@ -248,8 +248,10 @@ fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
         let _ = std::fs::remove_file(&path);
         return;
     }
+    // The old process writes it when told to hand over, which may come a while after this
+    // process started (it waits for the sockets meanwhile).
     let wait = if upgrade {
-        config.server.shutdown_timeout
+        config.server.shutdown_timeout.max(Duration::from_secs(60))
     } else {
         Duration::ZERO
     };
@@ -261,12 +263,13 @@ fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
     );
 }
 
-/// Starts writing the cache snapshot (graceful stop, hand-off), if the config keeps one.
-fn write_cache_snapshot(shared: &Arc<Shared>) {
+/// Starts writing the cache snapshot (graceful stop, hand-off), if the config keeps one: the
+/// writer's thread.
+fn write_cache_snapshot(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
     let rt = shared.current();
     let config = &rt.config;
     if !config.cache.enabled || !config.cache.snapshot {
-        return;
+        return None;
     }
     let (cache, path) = (
         rt.cache.clone(),
@@ -288,7 +291,7 @@ fn write_cache_snapshot(shared: &Arc<Shared>) {
             Err(e) => tracing::warn!("cache snapshot {} not written: {e}", path.display()),
         }
     });
-    *SNAPSHOT_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(writer);
+    Some(writer)
 }
 
 /// pingora's signals (SIGTERM graceful, SIGINT fast, SIGQUIT upgrade hand-off), plus: on a
@@ -306,7 +309,19 @@ impl ShutdownSignalWatch for UnixSignals {
                 .closing
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             crate::signals::notify("STOPPING=1");
-            write_cache_snapshot(&self.0);
+            let writer = write_cache_snapshot(&self.0);
+            let upgrade = matches!(signal, ShutdownSignal::GracefulUpgrade);
+            match (upgrade, writer) {
+                // Written before the sockets go: the new process reads it before it serves
+                // much (the old one keeps serving meanwhile, within shutdown_timeout).
+                (true, Some(w)) => {
+                    let _ = tokio::task::spawn_blocking(move || w.join()).await;
+                }
+                (_, Some(w)) => {
+                    *SNAPSHOT_WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+                }
+                (_, None) => {}
+            }
         }
         tracing::info!(?signal, "stopping");
         signal
