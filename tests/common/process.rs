@@ -132,3 +132,24 @@ pub async fn wait_listening(addr: std::net::SocketAddr) {
     }
     panic!("{addr} never listened");
 }
+
+/// Sends `sig` ("-TERM", "-QUIT"...) to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child process to exit by itself; false on timeout.
+pub async fn exits(child: &mut super::Reap, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if child.0.try_wait().unwrap().is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -1,7 +1,9 @@
 //! Config reload (admin API, SIGHUP) all or nothing, under load; what survives a reload; and
 //! the binary upgrade hand-off under load.
 
-use crate::common::process::{pool_of, spawn_gatehouse, wait_listening, ConfigFile, Load};
+use crate::common::process::{
+    exits, pool_of, signal, spawn_gatehouse, wait_listening, ConfigFile, Load,
+};
 use crate::common::*;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
@@ -133,14 +135,6 @@ async fn cache_and_drain_state_survive_a_reload_and_a_removed_server_is_forgotte
     gh.shared.reload_from(&cf.path).unwrap();
     let (_, s) = admin_call(&gh, "GET", "/api/pools/web/servers/b", None).await;
     assert_eq!(s["state"], "ready");
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,18 +279,6 @@ async fn a_binary_upgrade_under_load_fails_no_request_and_keeps_the_drain() {
     );
     wait_until(|| a.in_flight() == 0).await;
     drop(new);
-}
-
-/// Waits for a child process to exit by itself; false on timeout.
-async fn exits(child: &mut Reap, within: Duration) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if child.0.try_wait().unwrap().is_some() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Every answered request has its record in the file, across a reload, a binary upgrade (two

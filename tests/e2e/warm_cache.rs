@@ -3,26 +3,15 @@
 //! snapshots are refused whole. gatehouse runs as its own process, as an operator runs it.
 
 use crate::common::cache::fetch;
-use crate::common::process::{pool_of, spawn_gatehouse, wait_listening, ConfigFile};
+use crate::common::process::{exits, pool_of, signal, spawn_gatehouse, wait_listening, ConfigFile};
 use crate::common::*;
 use std::time::Duration;
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 async fn exited(child: &mut Reap) {
-    for _ in 0..200 {
-        if child.0.try_wait().unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gatehouse did not exit");
+    assert!(
+        exits(child, Duration::from_secs(10)).await,
+        "gatehouse did not exit"
+    );
 }
 
 /// The `/api/cache` view's snapshot part.
