@@ -96,16 +96,17 @@ async fn idle_connections_hold_a_few_kib_each() {
     let held = with_h2.saturating_sub(base);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut left = rss_kib(pid).saturating_sub(base);
-    // At most a third left: a binary that does not collect keeps all of it, one whose idle
-    // worker threads do not collect their own heaps 57–72%; this one has measured 10–14% left,
-    // also with both cores busy (what stays is pages shared with other allocations).
-    while left > held / 3 && std::time::Instant::now() < deadline {
+    // At most half left: a binary that does not collect keeps all of it, one whose idle
+    // worker threads do not collect their own heaps 57–72%; this one has measured 10–14% left
+    // alone, and once 36% with the whole suite on both cores (what stays is pages shared with
+    // other allocations).
+    while left > held / 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         left = rss_kib(pid).saturating_sub(base);
     }
     eprintln!("held {held} KiB with the connections, {left} KiB after they closed");
     assert!(
-        left <= held / 3,
+        left <= held / 2,
         "{left} of {held} KiB still held after close"
     );
 }
