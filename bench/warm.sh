@@ -12,6 +12,7 @@
 #   upgrade under load: failed requests, and the new process's origin fetches
 #
 #   bench/warm.sh            ZIPF_KEYS=20000 WINDOW=10 bench/warm.sh
+#   PARTS="siblings" bench/warm.sh   (some of: restart upgrade failover siblings under_load)
 #
 # Needs wrk, nginx, curl. The counts come from gatehouse's own metrics (cache events). About
 # three minutes.
@@ -21,6 +22,8 @@ root=$(pwd)
 export ZIPF_KEYS=${ZIPF_KEYS:-20000}
 WINDOW=${WINDOW:-10}
 WARMUP=${WARMUP:-20}
+PARTS=${PARTS:-restart upgrade failover siblings under_load}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 bin=${BIN:-$root/target/release/gatehouse}
 scripts/install-deps.sh wrk nginx curl
 [ -n "${BIN:-}" ] || cargo build --release --bin gatehouse >/dev/null 2>&1
@@ -80,6 +83,7 @@ ratio() { awk -v h="$1" -v m="$2" 'BEGIN { if (h + m == 0) print "-"; else print
 
 printf 'event\tsnapshot\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
 for event in restart upgrade; do
+  want "$event" || continue
   for snapshot in on-stop off; do
     name="$event-$snapshot"
     conf "$name" 18080 19901 "snapshot = \"$snapshot\""
@@ -112,6 +116,7 @@ done
 echo
 printf 'failover\twarm\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
 for warm in false true; do
+  want failover || continue
   conf "active-$warm" 18080 19901 "snapshot = \"off\""
   conf "spare-$warm" 18081 19902 "peers = [\"127.0.0.1:19901\"]
 warm = $warm
@@ -140,6 +145,7 @@ done
 echo
 printf 'siblings\tnodes\torigin_fetches\tobjects_on_a\tfetches_per_object\n'
 for siblings in false true; do
+  want siblings || continue
   # Three active nodes, each the others' sibling, each under its own share of the load.
   conf "a-$siblings" 18080 19901 "peers = [\"127.0.0.1:19902\", \"127.0.0.1:19903\"]
 siblings = $siblings
@@ -173,6 +179,7 @@ echo
 # and non-2xx answers) and the new process's origin fetches.
 printf 'upgrade_under_load\tsnapshot\trequests\tfailed\tnew_process_origin_fetches\n'
 for snapshot in on-stop off; do
+  want under_load || continue
   name="under-load-$snapshot"
   conf "$name" 18080 19901 "snapshot = \"$snapshot\""
   pid=$(start "$name"); wait_port 18080; wait_port 19901

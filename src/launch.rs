@@ -255,12 +255,7 @@ fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
     } else {
         Duration::ZERO
     };
-    crate::cache::snapshot::load_in_background(
-        rt.cache.clone(),
-        path,
-        crate::cache::snapshot::layout(config),
-        wait,
-    );
+    crate::cache::snapshot::load_in_background(rt.cache.clone(), path, rt.key_layout, wait);
 }
 
 /// Starts writing the cache snapshot (graceful stop, hand-off), if the config keeps one: the
@@ -275,7 +270,7 @@ fn write_cache_snapshot(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<
         rt.cache.clone(),
         crate::cache::snapshot::path(&config.server.state_dir),
     );
-    let layout = crate::cache::snapshot::layout(config);
+    let layout = rt.key_layout;
     let deadline = std::time::Instant::now() + config.server.shutdown_timeout;
     let writer = std::thread::spawn(move || {
         match crate::cache::snapshot::write(&cache.storage, &path, layout, deadline) {

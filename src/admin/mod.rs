@@ -96,7 +96,7 @@ impl ServeHttp for AdminApp {
                 let rt = self.shared.current();
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
                 match authorize(rt.config.admin.token.as_deref(), session) {
-                    Ok(()) => match cache_peers::object(&rt, key, &query) {
+                    Ok(()) => match cache_peers::object(&rt, key, &query).await {
                         Ok(record) => return raw(record),
                         Err(reply) => reply,
                     },

@@ -13,6 +13,7 @@
 //!   (`min_uses`), the X-Cache status, and invalidation (purge, ban).
 
 pub mod control;
+pub mod fills;
 mod invalidate;
 pub mod key;
 pub mod peers;
@@ -152,6 +153,8 @@ pub struct Cache {
     pub counters: Arc<Counters>,
     /// What was invalidated here, and when (`Cache::restore` checks copies against it).
     tombstones: tombstones::Tombstones,
+    /// The misses being filled here, which siblings may wait for.
+    pub fills: Arc<fills::Fills>,
 }
 
 impl Cache {
@@ -205,6 +208,7 @@ impl Cache {
                 .build(),
             counters: shelf.counters.clone(),
             tombstones: Default::default(),
+            fills: fills::Fills::new(),
         })
     }
 

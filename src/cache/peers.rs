@@ -107,7 +107,8 @@ async fn get(peer: SocketAddr, path: &str, token: &str, max: usize) -> Option<(u
 /// Asks the peers, in order, within `sibling_timeout` for all of them, for a fresh copy of
 /// the URL whose primary key is `key`, of the request's variant (`variance`, computed from
 /// the copy's own Vary); stores the first one found. Only the URL's own copy is taken: a
-/// variant stored under another key is not asked for.
+/// variant stored under another key is not asked for. A peer filling the URL for itself
+/// (`cache::fills`) is waited for, within `sibling_wait`, and its copy taken.
 pub async fn ask_siblings(
     cache: &Cache,
     peers: &CachePeers,
@@ -115,28 +116,52 @@ pub async fn ask_siblings(
     (key, layout): (HashBinary, u32),
     variance: impl Fn(&http::HeaderMap) -> Option<HashBinary>,
 ) -> bool {
-    let path = object_path(&key, layout);
+    let path = format!("{}&rank={}", object_path(&key, layout), cache.fills.rank);
     let max = cache.config.max_object_size as usize + 64 * 1024;
+    let take = |record: Vec<u8>| {
+        let Some((got, entry)) = snapshot::decode(record.into()) else {
+            return false;
+        };
+        let fresh = entry.is_fresh(SystemTime::now());
+        let same = got == key && entry.primary == key;
+        if !same || !fresh || variance(&entry.header().headers) != entry.variance() {
+            return false;
+        }
+        cache.restore(key, entry)
+    };
     let ask = async {
         for &peer in &peers.peers {
-            let Some((200, record)) = get(peer, &path, token, max).await else {
-                continue;
-            };
-            let Some((got, entry)) = snapshot::decode(record.into()) else {
-                continue;
-            };
-            let fresh = entry.is_fresh(SystemTime::now());
-            let same = got == key && entry.primary == key;
-            if !same || !fresh || variance(&entry.header().headers) != entry.variance() {
-                continue;
+            let got = get(peer, &path, token, max).await;
+            if let Some((202, _)) = got {
+                return Asked::Filling(peer);
             }
-            return cache.restore(key, entry);
+            if got.is_some_and(|(status, record)| status == 200 && take(record)) {
+                return Asked::Copied;
+            }
         }
-        false
+        Asked::Nothing
     };
-    tokio::time::timeout(peers.sibling_timeout, ask)
-        .await
-        .unwrap_or(false)
+    let filling = match tokio::time::timeout(peers.sibling_timeout, ask).await {
+        Ok(Asked::Copied) => return true,
+        Ok(Asked::Filling(peer)) => peer,
+        _ => return false,
+    };
+    let wait = peers.sibling_wait;
+    let path = format!("{path}&wait={}", wait.as_millis());
+    // The peer answers when its fill is done: the wait, and the copy's transfer.
+    let limit = wait + peers.sibling_timeout;
+    match tokio::time::timeout(limit, get(filling, &path, token, max)).await {
+        Ok(Some((200, record))) => take(record),
+        _ => false,
+    }
+}
+
+/// What the siblings said, in the time they had.
+enum Asked {
+    Copied,
+    /// This one fills the URL now: its copy is waited for.
+    Filling(SocketAddr),
+    Nothing,
 }
 
 /// The admin API's path of an object, with the asking node's key layout: a peer whose keys

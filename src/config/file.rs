@@ -200,6 +200,7 @@ pub struct CacheSection {
     pub warm_objects: Option<usize>,
     pub siblings: Option<bool>,
     pub sibling_timeout: Option<String>,
+    pub sibling_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

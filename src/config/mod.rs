@@ -351,6 +351,8 @@ pub struct CachePeers {
     pub warm_objects: usize,
     pub siblings: bool,
     pub sibling_timeout: Duration,
+    /// How long a node waits for a sibling that fills the URL it missed (`cache::fills`).
+    pub sibling_wait: Duration,
 }
 
 impl CacheConfig {

@@ -168,6 +168,9 @@ pub struct Ctx {
     pub blocked_by: Option<String>,
     /// The response's coders, if gatehouse (de)compresses it (`compression`).
     pub coders: Coders,
+    /// This request fills a miss its siblings may wait for (`cache::fills`): held until it
+    /// is done.
+    pub fill: Option<Box<crate::cache::fills::FillGuard>>,
 }
 
 impl Ctx {
@@ -196,6 +199,7 @@ impl Ctx {
             over_dry_run: None,
             blocked_by: None,
             coders: Default::default(),
+            fill: None,
         }
     }
 

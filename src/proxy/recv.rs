@@ -181,30 +181,46 @@ async fn readonly_gate(
 /// anything else goes on to pingora's proxy, through pingora-cache when the policy enabled
 /// it. True when served here.
 /// A miss (nothing stored for the URL) asks the peers first (`cache::peers`): a fresh copy
-/// they have is stored here, and pingora-cache's lookup then finds it.
-async fn from_siblings(session: &Session, https: bool, rt: &crate::runtime::Runtime, route: usize) {
-    let Some(rules) = rt.cache_rules(route) else {
-        return;
-    };
+/// they have is stored here, and pingora-cache's lookup then finds it. Not found, the fill
+/// from the servers is this request's, for the siblings to wait for: its guard is returned.
+async fn from_siblings(
+    session: &Session,
+    https: bool,
+    rt: &crate::runtime::Runtime,
+    route: usize,
+) -> Option<Box<cache::fills::FillGuard>> {
+    let rules = rt.cache_rules(route)?;
     let req = session.req_header();
     let host = super::request_host(req).unwrap_or("");
     let cache_key = rt.cache.primary_key(https, host, req, rules);
     let key = pingora::cache::key::CacheHashKey::combined_bin(&cache_key);
     // Stored here (fresh or not), or known not to be stored: not asked.
     if rt.cache.storage.entries.contains_key(&key) || !rt.cache.predicted_cacheable(&cache_key) {
-        return;
+        return None;
     }
+    let peers = &rt.config.cache.peers;
+    let fill = match rt.cache.fills.begin(key) {
+        Ok(fill) => fill,
+        Err(other) => {
+            // Another request here fills it already: once it has asked the siblings, their
+            // copy is stored, or the cache lock makes this one wait for its fetch.
+            let limit = peers.sibling_timeout + peers.sibling_wait;
+            cache::fills::wait_asked(other, limit).await;
+            return None;
+        }
+    };
     let decodes = rt.config.routes[route].compression.is_some();
     let token = rt.config.admin.token.as_deref().unwrap_or("");
     let variance = |stored: &http::HeaderMap| cache::key::variance_of(stored, req, decodes);
-    let peers = &rt.config.cache.peers;
-    let layout = cache::snapshot::layout(&rt.config);
-    if cache::peers::ask_siblings(&rt.cache, peers, token, (key, layout), variance).await {
+    if cache::peers::ask_siblings(&rt.cache, peers, token, (key, rt.key_layout), variance).await {
         rt.cache
             .counters
             .from_siblings
             .fetch_add(1, Ordering::Relaxed);
+        return None;
     }
+    fill.fetching();
+    Some(Box::new(fill))
 }
 
 async fn decide(
@@ -230,7 +246,7 @@ async fn decide(
             if rt.config.cache.peers.siblings {
                 // Boxed: its state (a peer's connection and buffers) would otherwise be part
                 // of every request's future, and copied with it.
-                Box::pin(from_siblings(session, ctx.https, &rt, route)).await;
+                ctx.fill = Box::pin(from_siblings(session, ctx.https, &rt, route)).await;
             }
             rt.cache.enable(&mut session.cache);
             plan = Plan::Cache;

@@ -51,6 +51,9 @@ pub struct Runtime {
     pub compression: crate::metrics::CompressionMetrics,
     /// When this config was loaded (Unix seconds).
     pub loaded_at: u64,
+    /// How this config makes cache keys (`cache::snapshot::layout`): a snapshot's or a
+    /// peer's objects are taken only when it is the same.
+    pub key_layout: u32,
     /// Increases with every swap; lets background services notice a new config.
     pub generation: u64,
     /// Listener index by the exact local address a connection arrived on.
@@ -292,6 +295,7 @@ fn build(
         rate_limited: metrics.rate_limits(&config),
         compression: metrics.compression(),
         loaded_at: unix_now(),
+        key_layout: crate::cache::snapshot::layout(&config),
         config: Arc::new(config),
         cache,
         generation,

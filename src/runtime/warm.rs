@@ -24,7 +24,7 @@ pub fn keep_warm(shared: std::sync::Weak<super::Shared>) {
                     let interval = peers.warm_interval.max(Duration::from_millis(100));
                     if peers.warm && current.config.cache.enabled {
                         let token = current.config.admin.token.clone().unwrap_or_default();
-                        let layout = crate::cache::snapshot::layout(&current.config);
+                        let layout = current.key_layout;
                         for &peer in &peers.peers {
                             crate::cache::peers::warm_from(
                                 &current.cache,

@@ -293,3 +293,52 @@ async fn peers_need_the_token_even_on_loopback() {
         assert_eq!(r.status(), want, "{path}");
     }
 }
+
+/// A node of a pair of siblings, its admin API on `admin`, the other's on `other`.
+async fn sibling(o: &Origin, admin: std::net::SocketAddr, other: std::net::SocketAddr) -> Proxy {
+    let section = server_section();
+    let own = section
+        .split("[admin]\naddress = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let addr = free_port();
+    let toml = format!(
+        "{}[[listeners]]\naddress = \"{addr}\"\n\n[cache]\npeers = [\"{other}\"]\nsiblings = true\n\n{}[routes.cache]\n",
+        section.replace(&own, &admin.to_string()),
+        one_route(&[o])
+    );
+    let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
+    Proxy {
+        gh: boot_config(config).await,
+        addr,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siblings_missing_at_once_fetch_once() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    o.set_mode(Mode::Delay(Duration::from_millis(600)));
+    let (admin_a, admin_b) = (free_port(), free_port());
+    let a = sibling(&o, admin_a, admin_b).await;
+    let b = sibling(&o, admin_b, admin_a).await;
+    let c = client();
+    for (i, (first, second)) in [(&a, &b), (&b, &a), (&a, &b)].into_iter().enumerate() {
+        let path = format!("/at-once-{i}");
+        let (url_one, url_two) = (first.url(&path), second.url(&path));
+        let (one, two) = tokio::join!(fetch(&c, &url_one, &[]), async {
+            // While the first node fetches from the server.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            fetch(&c, &url_two, &[]).await
+        });
+        assert_eq!((one.status, two.status), (200, 200));
+        assert_eq!(one.x_cache, "MISS");
+        assert_eq!(two.x_cache, "HIT", "the second took the first one's copy");
+        assert_eq!(o.hits(), i + 1, "one fetch from the server between the two");
+    }
+    let copied =
+        cache_event(admin_a, "from_sibling").await + cache_event(admin_b, "from_sibling").await;
+    assert_eq!(copied, 3.0);
+}

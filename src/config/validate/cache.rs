@@ -78,7 +78,7 @@ fn optional_header(
     }
 }
 
-/// `peers`, `warm*`, `siblings`, `sibling_timeout`.
+/// `peers`, `warm*`, `siblings`, `sibling_timeout`, `sibling_wait`.
 fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::config::CachePeers {
     let mut peers = Vec::new();
     for (i, a) in f.peers.iter().enumerate() {
@@ -110,5 +110,6 @@ fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::confi
             &p.key("sibling_timeout"),
             c,
         ),
+        sibling_wait: duration(f.sibling_wait.clone(), "10s", &p.key("sibling_wait"), c),
     }
 }
