@@ -95,7 +95,7 @@ impl ServeHttp for AdminApp {
             Ok(Endpoint::CacheObject { key }) => {
                 let rt = self.shared.current();
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
-                match authorize(rt.config.admin.token.as_deref(), session) {
+                match authorize_peer(&rt.config, session) {
                     Ok(()) => match cache_peers::object(&rt, key, &query).await {
                         Ok(record) => return raw(record),
                         Err(reply) => reply,
@@ -106,7 +106,7 @@ impl ServeHttp for AdminApp {
             Ok(Endpoint::CacheHot) => {
                 let rt = self.shared.current();
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
-                match authorize(rt.config.admin.token.as_deref(), session) {
+                match authorize_peer(&rt.config, session) {
                     // A scan of the whole cache: off the admin API's runtime threads.
                     Ok(()) => tokio::task::spawn_blocking(move || cache_peers::hot(&rt, &query))
                         .await
@@ -314,6 +314,16 @@ fn authorize(token: Option<&str>, session: &ServerSession) -> Result<(), Reply> 
     }
 }
 
+/// A peer's call (`cache_peers`): the fleet's `[cache] peer_token`, which opens only these
+/// endpoints, or the admin token.
+fn authorize_peer(config: &crate::config::Config, session: &ServerSession) -> Result<(), Reply> {
+    let peer_token = config.cache.peers.token.as_deref();
+    if peer_token.is_some() && authorize(peer_token, session).is_ok() {
+        return Ok(());
+    }
+    authorize(config.admin.token.as_deref(), session)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -325,6 +335,11 @@ fn raw(body: Vec<u8>) -> Response<Vec<u8>> {
         .header("Content-Type", "application/x-gatehouse-object")
         .header("Content-Length", body.len())
         .header("Cache-Control", "no-store")
+        // This node's clock, that the object's times are on (`cache::peers::CLOCK`).
+        .header(
+            crate::cache::peers::CLOCK,
+            crate::cache::peers::unix_nanos(std::time::SystemTime::now()),
+        )
         .body(body)
         .unwrap_or_default()
 }

@@ -122,3 +122,40 @@ pub async fn wait_done(mut fill: watch::Receiver<u8>, limit: Duration) {
 pub async fn wait_asked(mut fill: watch::Receiver<u8>, limit: Duration) {
     let _ = tokio::time::timeout(limit, fill.wait_for(|state| *state == FETCHING)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fill_is_waited_for_by_the_lower_ranks_only_until_it_fetches() {
+        let fills = Fills::new();
+        let key = [1; 16];
+        let fill = fills.begin(key).unwrap();
+        // A second request here waits for the first one's asking.
+        let other = fills.begin(key).err().unwrap();
+        let (lower, higher) = (fills.rank.saturating_sub(1), fills.rank.saturating_add(1));
+        assert!(matches!(fills.answer(&key, higher), Answer::Filling(_)));
+        assert!(matches!(fills.answer(&key, lower), Answer::None));
+        assert!(matches!(fills.answer(&[2; 16], higher), Answer::None));
+        let asked = tokio::spawn(wait_asked(other, Duration::from_secs(10)));
+        fill.fetching();
+        tokio::time::timeout(Duration::from_secs(1), asked)
+            .await
+            .expect("woken when the fill goes to the servers")
+            .unwrap();
+        // Fetching: every asker waits, whatever its rank, until the fill is done.
+        let Answer::Filling(done) = fills.answer(&key, lower) else {
+            panic!("a fetching fill is waited for");
+        };
+        let waiter = tokio::spawn(wait_done(done, Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "not done yet");
+        drop(fill);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken when the fill is done")
+            .unwrap();
+        assert!(fills.begin(key).is_ok(), "forgotten once done");
+    }
+}

@@ -155,6 +155,8 @@ pub struct Cache {
     tombstones: tombstones::Tombstones,
     /// The misses being filled here, which siblings may wait for.
     pub fills: Arc<fills::Fills>,
+    /// The peers not asked on a miss for a while (`peers::Unreachable`).
+    pub unreachable: peers::Unreachable,
 }
 
 impl Cache {
@@ -209,6 +211,7 @@ impl Cache {
             counters: shelf.counters.clone(),
             tombstones: Default::default(),
             fills: fills::Fills::new(),
+            unreachable: Default::default(),
         })
     }
 

@@ -13,12 +13,15 @@
 //! a server's answer would be: fresh, and of the request's Vary variant.
 
 use super::snapshot;
+use super::store::Entry;
 use super::store::MokaStorage;
 use super::Cache;
 use crate::config::CachePeers;
 use pingora::cache::key::HashBinary;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The keys of the `n` most hit fresh objects, most hit first.
@@ -65,9 +68,38 @@ pub fn from_hex(s: &str) -> Option<HashBinary> {
     Some(out)
 }
 
-/// `GET path` on a peer's admin API: the status and body, or None (unreachable, too slow,
-/// over `max` bytes).
-async fn get(peer: SocketAddr, path: &str, token: &str, max: usize) -> Option<(u16, Vec<u8>)> {
+/// The response header with the answering node's clock (Unix nanoseconds): the times of the
+/// object it sends are on that clock, and the asker moves them onto its own.
+pub const CLOCK: &str = "x-gatehouse-clock";
+
+pub fn unix_nanos(t: SystemTime) -> u64 {
+    let nanos = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    nanos.min(u128::from(u64::MAX)) as u64
+}
+
+/// A peer's answer.
+struct Fetched {
+    status: u16,
+    body: Vec<u8>,
+    /// How far this node's clock is ahead of the peer's, in nanoseconds, at most: the time
+    /// the request was sent less the peer's clock in its answer (0 without one).
+    ahead: i128,
+}
+
+impl Fetched {
+    /// The object in a 200 answer, on this node's clock.
+    fn object(self) -> Option<(HashBinary, Entry)> {
+        if self.status != 200 {
+            return None;
+        }
+        let (key, entry) = snapshot::decode(self.body.into())?;
+        Some((key, entry.rebased(self.ahead)))
+    }
+}
+
+/// `GET path` on a peer's admin API, or None (unreachable, too slow, over `max` bytes).
+async fn get(peer: SocketAddr, path: &str, token: &str, max: usize) -> Option<Fetched> {
+    let sent = unix_nanos(SystemTime::now());
     let mut conn = tokio::net::TcpStream::connect(peer).await.ok()?;
     let _ = conn.set_nodelay(true);
     let head = format!(
@@ -79,27 +111,67 @@ async fn get(peer: SocketAddr, path: &str, token: &str, max: usize) -> Option<(u
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut fields);
         if let Ok(httparse::Status::Complete(at)) = resp.parse(&buf) {
-            let status = resp.code?;
-            let length = resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| {
-                    std::str::from_utf8(h.value)
-                        .ok()?
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                })?;
+            let field = |name: &str| {
+                let h = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))?;
+                std::str::from_utf8(h.value)
+                    .ok()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            };
+            let length = usize::try_from(field("content-length")?).ok()?;
             if length > max {
                 return None;
             }
             if buf.len() >= at + length {
-                return Some((status, buf[at..at + length].to_vec()));
+                let ahead = field(CLOCK).map_or(0, |theirs| i128::from(sent) - i128::from(theirs));
+                return Some(Fetched {
+                    status: resp.code?,
+                    body: buf[at..at + length].to_vec(),
+                    ahead,
+                });
             }
         }
         if buf.len() > max + 64 * 1024 || conn.read_buf(&mut buf).await.ok()? == 0 {
             return None;
+        }
+    }
+}
+
+/// The peers that did not answer lately: not asked on a miss until `UNREACHABLE_FOR` has
+/// passed, so a node that is down or blackholed does not add `sibling_timeout` to every miss.
+#[derive(Default)]
+pub struct Unreachable(Mutex<HashMap<SocketAddr, Instant>>);
+
+const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
+
+impl Unreachable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Instant>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn skips(&self, peer: SocketAddr) -> bool {
+        let mut down = self.lock();
+        match down.get(&peer) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                down.remove(&peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn failed(&self, peer: SocketAddr) {
+        if self
+            .lock()
+            .insert(peer, Instant::now() + UNREACHABLE_FOR)
+            .is_none()
+        {
+            tracing::warn!(%peer, "cache peer did not answer: not asked for {UNREACHABLE_FOR:?}");
         }
     }
 }
@@ -118,8 +190,8 @@ pub async fn ask_siblings(
 ) -> bool {
     let path = format!("{}&rank={}", object_path(&key, layout), cache.fills.rank);
     let max = cache.config.max_object_size as usize + 64 * 1024;
-    let take = |record: Vec<u8>| {
-        let Some((got, entry)) = snapshot::decode(record.into()) else {
+    let take = |got: Fetched| {
+        let Some((got, entry)) = got.object() else {
             return false;
         };
         let fresh = entry.is_fresh(SystemTime::now());
@@ -129,29 +201,39 @@ pub async fn ask_siblings(
         }
         cache.restore(key, entry)
     };
+    let deadline = tokio::time::Instant::now() + peers.sibling_timeout;
     let ask = async {
         for &peer in &peers.peers {
-            let got = get(peer, &path, token, max).await;
-            if let Some((202, _)) = got {
-                return Asked::Filling(peer);
+            if cache.unreachable.skips(peer) {
+                continue;
             }
-            if got.is_some_and(|(status, record)| status == 200 && take(record)) {
-                return Asked::Copied;
+            match tokio::time::timeout_at(deadline, get(peer, &path, token, max)).await {
+                Ok(Some(got)) if got.status == 202 => return Asked::Filling(peer),
+                Ok(Some(got)) => {
+                    if take(got) {
+                        return Asked::Copied;
+                    }
+                }
+                Ok(None) => cache.unreachable.failed(peer),
+                Err(_) => {
+                    cache.unreachable.failed(peer);
+                    return Asked::Nothing;
+                }
             }
         }
         Asked::Nothing
     };
-    let filling = match tokio::time::timeout(peers.sibling_timeout, ask).await {
-        Ok(Asked::Copied) => return true,
-        Ok(Asked::Filling(peer)) => peer,
-        _ => return false,
+    let filling = match ask.await {
+        Asked::Copied => return true,
+        Asked::Filling(peer) => peer,
+        Asked::Nothing => return false,
     };
     let wait = peers.sibling_wait;
     let path = format!("{path}&wait={}", wait.as_millis());
     // The peer answers when its fill is done: the wait, and the copy's transfer.
     let limit = wait + peers.sibling_timeout;
     match tokio::time::timeout(limit, get(filling, &path, token, max)).await {
-        Ok(Some((200, record))) => take(record),
+        Ok(Some(got)) => take(got),
         _ => false,
     }
 }
@@ -175,7 +257,10 @@ fn object_path(key: &HashBinary, layout: u32) -> String {
 pub async fn warm_from(cache: &Cache, peer: SocketAddr, token: &str, n: usize, layout: u32) {
     let path = format!("/api/cache/hot?limit={n}");
     let listed = tokio::time::timeout(Duration::from_secs(5), get(peer, &path, token, 4 << 20));
-    let Ok(Some((200, body))) = listed.await else {
+    let Ok(Some(Fetched {
+        status: 200, body, ..
+    })) = listed.await
+    else {
         return;
     };
     #[derive(serde::Deserialize)]
@@ -198,14 +283,85 @@ pub async fn warm_from(cache: &Cache, peer: SocketAddr, token: &str, n: usize, l
         }
         let path = object_path(&key, layout);
         let got = tokio::time::timeout(Duration::from_secs(5), get(peer, &path, token, max));
-        let Ok(Some((200, record))) = got.await else {
+        let Ok(Some(got)) = got.await else {
             continue;
         };
-        if let Some((k, entry)) = snapshot::decode(record.into()) {
+        if let Some((k, entry)) = got.object() {
             if k == key && entry.is_fresh(SystemTime::now()) && cache.restore(key, entry) {
                 let warmed = &cache.counters.warmed;
                 warmed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::store::EntryParts;
+
+    /// An object made at `made` on a peer's clock, fresh for 60 s from then.
+    fn made_at(made: SystemTime) -> Vec<u8> {
+        let mut header = pingora::http::ResponseHeader::build(200, None).unwrap();
+        header.append_header("cache-control", "max-age=60").unwrap();
+        let entry = Entry::from_parts(EntryParts {
+            header,
+            fresh_until: made + Duration::from_secs(60),
+            created: made,
+            epoch: made,
+            stale_while_revalidate: 0,
+            stale_if_error: 0,
+            variance: None,
+            body: bytes::Bytes::from_static(b"x"),
+            primary: [7; 16],
+            origin: None,
+            end_of_life: made + Duration::from_secs(120),
+        });
+        let mut out = Vec::new();
+        snapshot::encode(&[7; 16], &entry, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_peers_copy_is_read_on_this_nodes_clock() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        // A peer an hour ahead made it just now, by its clock.
+        let (theirs, sent) = (now + hour, unix_nanos(now));
+        let got = Fetched {
+            status: 200,
+            body: made_at(theirs),
+            ahead: i128::from(sent) - i128::from(unix_nanos(theirs)),
+        };
+        let (_, entry) = got.object().unwrap();
+        assert!(
+            entry.age(now) < Duration::from_secs(1),
+            "{:?}",
+            entry.age(now)
+        );
+        assert!(entry.is_fresh(now + Duration::from_secs(59)));
+        assert!(
+            !entry.is_fresh(now + Duration::from_secs(61)),
+            "not an hour more"
+        );
+        // An hour behind: its fresh copy is not taken for a stale one.
+        let theirs = now - hour;
+        let got = Fetched {
+            status: 200,
+            body: made_at(theirs),
+            ahead: i128::from(sent) - i128::from(unix_nanos(theirs)),
+        };
+        assert!(got
+            .object()
+            .unwrap()
+            .1
+            .is_fresh(now + Duration::from_secs(30)));
+        // Only a 200 carries an object.
+        let got = Fetched {
+            status: 404,
+            body: made_at(now),
+            ahead: 0,
+        };
+        assert!(got.object().is_none());
     }
 }

@@ -207,6 +207,26 @@ impl Entry {
         }
     }
 
+    /// The same object on a clock `ahead` of the one it was made by (negative: behind): a
+    /// peer's copy read on this node's clock.
+    pub fn rebased(&self, ahead: i128) -> Entry {
+        let shift = |t: SystemTime| {
+            let d =
+                std::time::Duration::from_nanos(ahead.unsigned_abs().min(u64::MAX as u128) as u64);
+            if ahead >= 0 {
+                t.checked_add(d).unwrap_or(t)
+            } else {
+                t.checked_sub(d).unwrap_or(std::time::UNIX_EPOCH)
+            }
+        };
+        let mut p = self.parts();
+        p.fresh_until = shift(p.fresh_until);
+        p.created = shift(p.created);
+        p.epoch = shift(p.epoch);
+        p.end_of_life = shift(p.end_of_life);
+        Entry::from_parts(p)
+    }
+
     pub fn from_parts(p: EntryParts) -> Entry {
         let mut meta = CacheMeta::new(
             p.fresh_until,

@@ -201,6 +201,7 @@ pub struct CacheSection {
     pub siblings: Option<bool>,
     pub sibling_timeout: Option<String>,
     pub sibling_wait: Option<String>,
+    pub peer_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

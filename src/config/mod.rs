@@ -353,6 +353,18 @@ pub struct CachePeers {
     pub sibling_timeout: Duration,
     /// How long a node waits for a sibling that fills the URL it missed (`cache::fills`).
     pub sibling_wait: Duration,
+    /// The fleet's token for these calls only (sent instead of the admin token, which can
+    /// change everything); the peer endpoints take either.
+    pub token: Option<String>,
+}
+
+impl crate::config::Config {
+    /// The token this node asks its cache peers with: `[cache] peer_token`, else the admin
+    /// token.
+    pub fn peer_token(&self) -> &str {
+        let peer = self.cache.peers.token.as_deref();
+        peer.or(self.admin.token.as_deref()).unwrap_or("")
+    }
 }
 
 impl CacheConfig {

@@ -210,7 +210,7 @@ async fn from_siblings(
         }
     };
     let decodes = rt.config.routes[route].compression.is_some();
-    let token = rt.config.admin.token.as_deref().unwrap_or("");
+    let token = rt.config.peer_token();
     let variance = |stored: &http::HeaderMap| cache::key::variance_of(stored, req, decodes);
     if cache::peers::ask_siblings(&rt.cache, peers, token, (key, rt.key_layout), variance).await {
         rt.cache

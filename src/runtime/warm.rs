@@ -23,7 +23,7 @@ pub fn keep_warm(shared: std::sync::Weak<super::Shared>) {
                     let peers = &current.config.cache.peers;
                     let interval = peers.warm_interval.max(Duration::from_millis(100));
                     if peers.warm && current.config.cache.enabled {
-                        let token = current.config.admin.token.clone().unwrap_or_default();
+                        let token = current.config.peer_token().to_string();
                         let layout = current.key_layout;
                         for &peer in &peers.peers {
                             crate::cache::peers::warm_from(

@@ -270,7 +270,7 @@ async fn siblings_answer_each_others_misses() {
 async fn peers_need_the_token_even_on_loopback() {
     let o = Origin::start("o").await;
     o.set_headers(&[("cache-control", "max-age=60")]);
-    let gh = crate::common::cache::cached(&o, "", "").await;
+    let gh = crate::common::cache::cached(&o, "", &format!("peer_token = \"{PEER_TOKEN}\"")).await;
     let admin = gh.admin_address();
     for path in [
         "/api/cache/hot",
@@ -282,17 +282,30 @@ async fn peers_need_the_token_even_on_loopback() {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "{path}");
-        let r = client()
-            .get(format!("http://{admin}{path}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        // Without the asker's key layout, no object is handed out.
-        let want = if path.ends_with("hot") { 200 } else { 409 };
-        assert_eq!(r.status(), want, "{path}");
+        for token in [TOKEN, PEER_TOKEN] {
+            let r = client()
+                .get(format!("http://{admin}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            // Without the asker's key layout, no object is handed out.
+            let want = if path.ends_with("hot") { 200 } else { 409 };
+            assert_eq!(r.status(), want, "{path}");
+        }
     }
+    // The peers' token opens nothing else.
+    let r = client()
+        .post(format!("http://{admin}/api/cache/purge"))
+        .bearer_auth(PEER_TOKEN)
+        .json(&serde_json::json!({"host": gh.addr.to_string(), "path": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
+
+const PEER_TOKEN: &str = "peer-token-0123456789";
 
 /// A node of a pair of siblings, its admin API on `admin`, the other's on `other`.
 async fn sibling(o: &Origin, admin: std::net::SocketAddr, other: std::net::SocketAddr) -> Proxy {
@@ -304,9 +317,12 @@ async fn sibling(o: &Origin, admin: std::net::SocketAddr, other: std::net::Socke
         .unwrap()
         .to_string();
     let addr = free_port();
+    // Each its own admin token: they ask each other with the fleet's peer token.
+    let section = section
+        .replace(&own, &admin.to_string())
+        .replace(TOKEN, &format!("{TOKEN}-{}", admin.port()));
     let toml = format!(
-        "{}[[listeners]]\naddress = \"{addr}\"\n\n[cache]\npeers = [\"{other}\"]\nsiblings = true\n\n{}[routes.cache]\n",
-        section.replace(&own, &admin.to_string()),
+        "{section}[[listeners]]\naddress = \"{addr}\"\n\n[cache]\npeers = [\"{other}\"]\nsiblings = true\npeer_token = \"{PEER_TOKEN}\"\n\n{}[routes.cache]\n",
         one_route(&[o])
     );
     let config = gatehouse::config::Config::from_toml(&toml, "test").unwrap();
@@ -341,4 +357,40 @@ async fn siblings_missing_at_once_fetch_once() {
     let copied =
         cache_event(admin_a, "from_sibling").await + cache_event(admin_b, "from_sibling").await;
     assert_eq!(copied, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sibling_that_does_not_answer_is_left_alone_for_a_while() {
+    let o = Origin::start("o").await;
+    o.set_headers(&[("cache-control", "max-age=60")]);
+    // Accepts, and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let gh = crate::common::cache::cached(
+        &o,
+        "",
+        &format!("peers = [\"{peer}\"]\nsiblings = true\nsibling_timeout = \"2s\"\n"),
+    )
+    .await;
+    let c = client();
+    let started = std::time::Instant::now();
+    assert_eq!(fetch(&c, &gh.url("/first"), &[]).await.x_cache, "MISS");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the sibling was waited for"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(fetch(&c, &gh.url("/second"), &[]).await.x_cache, "MISS");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "not asked again at once: {:?}",
+        started.elapsed()
+    );
+    held.abort();
 }

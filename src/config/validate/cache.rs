@@ -78,7 +78,7 @@ fn optional_header(
     }
 }
 
-/// `peers`, `warm*`, `siblings`, `sibling_timeout`, `sibling_wait`.
+/// `peers`, `warm*`, `siblings`, `sibling_timeout`, `sibling_wait`, `peer_token`.
 fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::config::CachePeers {
     let mut peers = Vec::new();
     for (i, a) in f.peers.iter().enumerate() {
@@ -89,6 +89,12 @@ fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::confi
                 format!("{a:?}: write a node's admin address, \"10.0.0.2:9901\""),
             ),
         }
+    }
+    if matches!(&f.peer_token, Some(t) if t.len() < 16) {
+        c.error(
+            &p.key("peer_token"),
+            "too short: use at least 16 characters",
+        );
     }
     let warm = f.warm.unwrap_or(false);
     let siblings = f.siblings.unwrap_or(false);
@@ -111,5 +117,6 @@ fn peers(f: &file::CacheSection, p: &KeyPath, c: &mut Collector) -> crate::confi
             c,
         ),
         sibling_wait: duration(f.sibling_wait.clone(), "10s", &p.key("sibling_wait"), c),
+        token: f.peer_token.clone(),
     }
 }

@@ -98,6 +98,14 @@ fn server_timeouts_limits_and_admin_rules_name_their_key() {
             "admin.token: too short: use at least 16 characters",
         ),
         (
+            "[cache]\npeer_token = \"short\"",
+            "cache.peer_token: too short: use at least 16 characters",
+        ),
+        (
+            "[cache]\nsibling_wait = \"later\"",
+            "cache.sibling_wait: not a duration: \"later\"",
+        ),
+        (
             "[admin]\naddress = \"10.1.2.3:9901\"",
             "admin.address: 10.1.2.3:9901 is not a loopback address",
         ),
