@@ -227,15 +227,14 @@ pub fn run_foreground(
         .unwrap_or_else(|e| e.into_inner())
         .take();
     if let Some(w) = writer {
-        let _ = w.join();
+        w.join();
     }
     Ok(())
 }
 
 /// The cache snapshot's writer, started at a graceful stop or hand-off; the process waits for
 /// it (it stops by itself at `shutdown_timeout`) before exiting.
-static SNAPSHOT_WRITER: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
-    std::sync::Mutex::new(None);
+static SNAPSHOT_WRITER: std::sync::Mutex<Option<SnapshotWriter>> = std::sync::Mutex::new(None);
 
 /// Reads the cache snapshot, if the config keeps one, in the background. After a binary
 /// upgrade the old process writes it before it hands over: waited for, up to a minute.
@@ -260,7 +259,7 @@ fn read_cache_snapshot(shared: &Arc<Shared>, upgrade: bool) {
 
 /// Starts writing the cache snapshot (graceful stop, hand-off), if the config keeps one: the
 /// writer's thread.
-fn write_cache_snapshot(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+fn write_cache_snapshot(shared: &Arc<Shared>) -> Option<SnapshotWriter> {
     let rt = shared.current();
     let config = &rt.config;
     if !config.cache.enabled || !config.cache.snapshot {
@@ -286,7 +285,34 @@ fn write_cache_snapshot(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<
             Err(e) => tracing::warn!("cache snapshot {} not written: {e}", path.display()),
         }
     });
-    Some(writer)
+    Some(SnapshotWriter {
+        thread: writer,
+        // Its records stop at `deadline`; the file's flush to disk gets a few seconds more.
+        waited_until: deadline + Duration::from_secs(5),
+    })
+}
+
+/// The cache snapshot's writer thread, and how long the process waits for it: a disk that
+/// hangs on the final flush does not keep a stopping process alive (the file, renamed into
+/// place only once flushed, is then simply not there).
+struct SnapshotWriter {
+    thread: std::thread::JoinHandle<()>,
+    waited_until: std::time::Instant,
+}
+
+impl SnapshotWriter {
+    fn join(self) {
+        while !self.thread.is_finished() {
+            if std::time::Instant::now() >= self.waited_until {
+                tracing::warn!(
+                    "cache snapshot still being written at its deadline: not waited for"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.thread.join();
+    }
 }
 
 /// pingora's signals (SIGTERM graceful, SIGINT fast, SIGQUIT upgrade hand-off), plus: on a
