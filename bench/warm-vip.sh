@@ -33,6 +33,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+source bench/warm-common.sh
 chmod 755 "$work"
 
 net_up() { # the bridge and client in ns[0], a node in each of ns[1], ns[2]
@@ -55,30 +56,8 @@ node_files() { # i extra-cache-lines: node i's origin, gatehouse and keepalived 
   chmod 755 "$d" "$d/www"
   printf '%*s' 1024 '' | tr ' ' a > "$d/www/1k"
   sed -e "s|__DIR__|$d|g" bench/nginx-origin.conf > "$d/origin.conf"
-  cat > "$d/gh.toml" <<TOML
-[server]
-threads = 1
-state_dir = "$d/state"
-grace_period = "0s"
-shutdown_timeout = "1s"
-[admin]
-address = "0.0.0.0:9100"
-token = "bench-token-0123456789"
-[cache]
-max_size = "1g"
-snapshot = "off"
-$2
-[[listeners]]
-address = "0.0.0.0:8080"
-[pools.web.health]
-enabled = false
-[[pools.web.servers]]
-name = "web1"
-address = "127.0.0.1:19001"
-[[routes]]
-pool = "web"
-[routes.cache]
-TOML
+  gh_toml "$d/state" 0.0.0.0:8080 0.0.0.0:9100 "snapshot = \"off\"
+$2" > "$d/gh.toml"
   cat > "$d/keepalived.conf" <<KA
 global_defs {
   router_id gh$1
@@ -131,7 +110,6 @@ wait_for() { # seconds command...: true once the command succeeds
 load() { # seconds
   in_ns "${ns[0]}" wrk -t1 -c8 -d"${1}s" -s bench/zipf.lua "http://$VIP:8080/" >/dev/null 2>&1 || true
 }
-ratio() { awk -v h="$1" -v m="$2" 'BEGIN { if (h + m == 0) print "-"; else printf "%.3f", h / (h + m) }'; }
 answers() { in_ns "${ns[0]}" curl -fs -m 1 -o /dev/null "http://$VIP:8080/z/1"; }
 
 printf 'failover\twarm\ttook_vip_s\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
@@ -160,10 +138,7 @@ warm_objects = $ZIPF_KEYS"
   read -r h2 m2 < <(counts 2)
   load "$WINDOW"
   read -r h3 m3 < <(counts 2)
-  steady=$(ratio $((h1 - h0)) $((m1 - m0)))
-  after=$(ratio $((h3 - h2)) $((m3 - m2)))
-  rel=$(awk -v a="$after" -v s="$steady" 'BEGIN { if (s == "-" || s == 0) print "-"; else printf "%.2f", a / s }')
-  printf 'failover\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$warm" "$took" "$steady" "$after" "$rel" $((m1 - m0)) $((m3 - m2))
+  report failover "$warm" "$took" "$h0" "$m0" "$h1" "$m1" "$h2" "$m2" "$h3" "$m3"
   for n in "${ns[@]}"; do
     ip netns pids "$n" | xargs -r kill -9 2>/dev/null || true
     ip netns del "$n"

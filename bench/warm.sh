@@ -36,32 +36,10 @@ sed -e "s|__DIR__|$work|g" bench/nginx-origin.conf > "$work/origin.conf"
 nginx -c "$work/origin.conf" >/dev/null 2>&1 &
 sleep 0.5
 
+source bench/warm-common.sh
 conf() { # name listen admin extra-cache-lines: a config with its own state_dir
   mkdir -p "$work/$1"
-  cat > "$work/$1/gh.toml" <<TOML
-[server]
-threads = 1
-state_dir = "$work/$1"
-upgrade_socket = "$work/$1/upgrade.sock"
-pid_file = "$work/$1/gh.pid"
-grace_period = "1s"
-shutdown_timeout = "5s"
-[admin]
-address = "127.0.0.1:$3"
-token = "bench-token-0123456789"
-[cache]
-max_size = "1g"
-$4
-[[listeners]]
-address = "127.0.0.1:$2"
-[pools.web.health]
-enabled = false
-[[pools.web.servers]]
-name = "web1"
-address = "127.0.0.1:19001"
-[[routes]]
-pool = "web"
-TOML
+  gh_toml "$work/$1" "127.0.0.1:$2" "127.0.0.1:$3" "$4" > "$work/$1/gh.toml"
 }
 start() { # name [--upgrade] → pid
   RUST_LOG=warn "$bin" run -c "$work/$1/gh.toml" ${2:-} >/dev/null 2>>"$work/$1/gh.log" &
@@ -79,7 +57,6 @@ load() { # port seconds
   wrk -t1 -c8 -d"${2}s" -s bench/zipf.lua "http://127.0.0.1:$1/" >/dev/null 2>&1
 }
 gone() { for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done; }
-ratio() { awk -v h="$1" -v m="$2" 'BEGIN { if (h + m == 0) print "-"; else printf "%.3f", h / (h + m) }'; }
 
 printf 'event\tsnapshot\tsteady_hit_ratio\tafter_hit_ratio\tafter_vs_steady\tsteady_misses\tafter_misses\n'
 for event in restart upgrade; do
@@ -104,10 +81,7 @@ for event in restart upgrade; do
     read -r h2 m2 < <(counts 19901)
     load 18080 "$WINDOW"
     read -r h3 m3 < <(counts 19901)
-    steady=$(ratio $((h1 - h0)) $((m1 - m0)))
-    after=$(ratio $((h3 - h2)) $((m3 - m2)))
-    rel=$(awk -v a="$after" -v s="$steady" 'BEGIN { if (s == "-" || s == 0) print "-"; else printf "%.2f", a / s }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$event" "$snapshot" "$steady" "$after" "$rel" $((m1 - m0)) $((m3 - m2))
+    report "$event" "$snapshot" "$h0" "$m0" "$h1" "$m1" "$h2" "$m2" "$h3" "$m3"
     kill -TERM "$pid"; gone "$pid"
     sleep 0.5
   done
@@ -134,10 +108,7 @@ snapshot = \"off\""
   read -r h2 m2 < <(counts 19902)
   load 18081 "$WINDOW"
   read -r h3 m3 < <(counts 19902)
-  steady=$(ratio $((h1 - h0)) $((m1 - m0)))
-  after=$(ratio $((h3 - h2)) $((m3 - m2)))
-  rel=$(awk -v a="$after" -v s="$steady" 'BEGIN { if (s == "-" || s == 0) print "-"; else printf "%.2f", a / s }')
-  printf 'failover\t%s\t%s\t%s\t%s\t%s\t%s\n' "$warm" "$steady" "$after" "$rel" $((m1 - m0)) $((m3 - m2))
+  report failover "$warm" "$h0" "$m0" "$h1" "$m1" "$h2" "$m2" "$h3" "$m3"
   kill -TERM "$b"; gone "$b"
   sleep 0.5
 done
