@@ -8,7 +8,7 @@
 //! the head serialized here). A failure writing is the client's side (`into_down`).
 
 use super::failure;
-use super::head_line::put_line;
+use super::head_line::{put_line, RawLines};
 use super::hpack_head::HpackHead;
 use super::upstream::ClientEdits;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -49,28 +49,36 @@ pub enum Client {
     H2,
 }
 
-/// The status line and the server's header lines as they came, less Connection (the client's
-/// session writes its own) and what `edits` removes, plus Date when missing (as pingora's
-/// session adds it) and what `edits` adds.
+/// The status line and the server's header lines as they came (copied from `buf`, where
+/// `resp` was parsed, `RawLines`), less Connection (the client's session writes its own) and
+/// what `edits` removes, plus Date when missing (as pingora's session adds it) and what
+/// `edits` adds.
 pub(super) fn write_client_head(
+    buf: &[u8],
     resp: &httparse::Response,
     status: StatusCode,
     edits: &ClientEdits,
     out: &mut BytesMut,
 ) {
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(status.canonical_reason().unwrap_or_default().as_bytes());
-    out.put_slice(b"\r\n");
+    let code = status.as_str().as_bytes();
+    let reason = status.canonical_reason().unwrap_or_default().as_bytes();
+    let mut raw = RawLines::new(buf);
+    if !raw.lead(&[b"HTTP/1.1 ", code, b" ", reason, b"\r\n"]) {
+        out.put_slice(b"HTTP/1.1 ");
+        out.put_slice(code);
+        out.put_u8(b' ');
+        out.put_slice(reason);
+        out.put_slice(b"\r\n");
+    }
     let mut dated = false;
     for line in resp.headers.iter() {
         let name = line.name.as_bytes();
         if client_keeps(name, edits) {
             dated |= name.eq_ignore_ascii_case(b"date");
-            put_line(out, name, line.value);
+            raw.line(out, name, line.value);
         }
     }
+    raw.flush(out);
     finish_head(out, dated, None, edits);
 }
 

@@ -163,7 +163,7 @@ fn parse(buf: &[u8], relay: Option<&mut RelayTo>) -> Option<Head> {
     let client_head = match to.client {
         Client::H1 => {
             let mut lines = BytesMut::with_capacity(len + 128);
-            client_wire::write_client_head(&resp, framing.status, to.edits, &mut lines);
+            client_wire::write_client_head(buf, &resp, framing.status, to.edits, &mut lines);
             ClientHead::Lines(lines)
         }
         Client::H2 => {
