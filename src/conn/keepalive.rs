@@ -1,8 +1,9 @@
 //! `ClientApp`: the listening service's app. It counts each connection against the limits,
 //! wraps its stream in a `ClientStream`, and runs the HTTP/1 keep-alive loop itself, waiting
 //! for each request's first bytes outside pingora so that an idle connection holds only its
-//! stream. HTTP/2 connections run pingora's handshake and accept loop (vendored patch 12), each
-//! stream offered to the `FastPath` before pingora's proxy.
+//! stream. HTTP/2 connections run pingora's handshake and accept loop (vendored patch 12), their
+//! streams served within the connection's task (`streams::StreamSet`), each offered to the
+//! `FastPath` before pingora's proxy.
 //!
 //! The loop mirrors the HTTP/1 branch of pingora-core 0.9.1's blanket
 //! `impl<T: HttpServerApp> ServerApp for T` (`apps/mod.rs`, `process_new`): one
@@ -15,6 +16,7 @@
 use super::cork::{CorkedStream, Streaming};
 use super::glitches::Glitches;
 use super::stream::{ClientStream, Next};
+use super::streams::StreamSet;
 use super::{ConnPolicy, ConnSettings, ConnState, ConnTracker};
 use crate::telemetry::Misbehaviour;
 use async_trait::async_trait;
@@ -356,8 +358,9 @@ where
     }
 
     /// Serves the streams of one HTTP/2 connection as pingora's blanket `ServerApp` does (the
-    /// handshake, then pingora's accept loop: graceful shutdown, idle timeout, a task per
-    /// stream), each stream offered to the direct exchange first, then to pingora's proxy.
+    /// handshake, then pingora's accept loop: graceful shutdown, idle timeout), each stream
+    /// served within the connection's task (`StreamSet`), offered to the direct exchange
+    /// first, then to pingora's proxy.
     async fn h2_streams(
         self: &Arc<Self>,
         fast: &Arc<dyn FastPath>,
@@ -404,7 +407,9 @@ where
         let glitches = Arc::new(Glitches::default());
         // The accept loop's shutdown signal (`until_closed`).
         let (close, closing) = tokio::sync::watch::channel(false);
-        let streams_loop = Box::pin(crate::pingora_ext::accept_h2_streams(
+        // Declared after everything its streams borrow, so dropped before any of it.
+        let running = StreamSet::new();
+        let accept = crate::pingora_ext::accept_h2_streams(
             conn,
             digest,
             closing,
@@ -414,16 +419,11 @@ where
                 if !seen.swap(true, Relaxed) {
                     waiting.leave(); // a request came: no longer the first to go
                 }
-                self.spawn_stream(
-                    fast,
-                    h2,
-                    guard,
-                    Streaming::new(&streams),
-                    &glitches,
-                    shutdown,
-                );
+                let held = (guard, Streaming::new(&streams));
+                running.push(glitches.serve(self.h2_stream(fast, h2, held, shutdown)));
             },
-        ));
+        );
+        let streams_loop = Box::pin(running.serve(accept));
         let reset_flood = std::pin::pin!(async {
             glitches.exceeded().await;
             crate::telemetry::client_misbehaved(Misbehaviour::ResetFlood);
@@ -437,27 +437,21 @@ where
         until_closed(streams_loop, misbehaving, shutdown.clone(), close).await;
     }
 
-    /// Serves one HTTP/2 stream on a task of its own, in its connection's glitch scope: offered
-    /// to the direct exchange first, then to pingora's proxy.
-    fn spawn_stream(
+    /// One HTTP/2 stream, offered to the direct exchange first, then to pingora's proxy.
+    /// `held` lives while it is served: the accept loop's idle timeout sees the guard, and the
+    /// connection's writes wait for the `Streaming` (`CorkedStream`).
+    async fn h2_stream(
         &self,
         fast: &Arc<dyn FastPath>,
         h2: h2::HttpSession,
-        guard: crate::pingora_ext::StreamGuard,
-        streaming: Streaming,
-        glitches: &Arc<Glitches>,
+        held: (crate::pingora_ext::StreamGuard, Streaming),
         shutdown: &ShutdownWatch,
     ) {
-        let (app, fast, shutdown) = (self.app.clone(), fast.clone(), shutdown.clone());
-        tokio::spawn(glitches.serve(async move {
-            // Held while the stream is served: the accept loop's idle timeout sees it, and the
-            // connection's writes wait for it (`CorkedStream`).
-            let (_guard, _streaming) = (guard, streaming);
-            let session = ServerSession::new_http2(h2);
-            if let Served::Pass(session) = fast.serve_stream(session, &shutdown).await {
-                app.process_new_http(*session, &shutdown).await;
-            }
-        }));
+        let _held = held;
+        let session = ServerSession::new_http2(h2);
+        if let Served::Pass(session) = fast.serve_stream(session, shutdown).await {
+            self.app.process_new_http(*session, shutdown).await;
+        }
     }
 
     /// One request: offered to the direct exchange first, then to pingora's proxy.

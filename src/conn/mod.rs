@@ -30,6 +30,7 @@ mod keepalive;
 mod proxy_accept;
 mod proxy_header;
 mod stream;
+mod streams;
 mod waiting;
 
 pub use admission::Admission;

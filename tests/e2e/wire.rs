@@ -391,3 +391,59 @@ async fn http2_cookie_fields_reach_an_http1_server_as_one_line() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// One HTTP/2 connection's streams are served side by side (all within the connection's task,
+/// `conn::streams`): a stream whose server is slow holds neither its siblings nor the frames
+/// they send, on both paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_stream_does_not_hold_its_siblings_on_one_connection() {
+    let o = ScriptOrigin::start(|req| {
+        let mut acts = Vec::new();
+        if req.start.contains("/slow") {
+            acts.push(Act::Sleep(Duration::from_secs(3)));
+        }
+        acts.push(Act::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ));
+        acts
+    })
+    .await;
+    for direct in [true, false] {
+        let (gh, _ca) = tls_to(o.addr, direct).await;
+        let tls = crate::common::tls_client::handshake(gh.addr, Some("a.test"), &[b"h2"])
+            .await
+            .unwrap();
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let exec = hyper_util::rt::TokioExecutor::new();
+        let (send, conn) = hyper::client::conn::http2::handshake(exec, io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let get = |path: &str| {
+            let url = format!("https://a.test:{}{path}", gh.addr.port());
+            let req = http::Request::get(url)
+                .body(Empty::<Bytes>::new().boxed())
+                .unwrap();
+            let mut send = send.clone();
+            tokio::spawn(async move { send.send_request(req).await.map(|r| r.status()) })
+        };
+        let slow = get("/slow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let fast = tokio::time::timeout(Duration::from_secs(2), get("/fast")).await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(fast, Ok(Ok(Ok(s))) if s == 200),
+            "direct {direct}: the fast stream was held behind the slow one: {fast:?} after {waited:?}"
+        );
+        assert!(
+            !slow.is_finished(),
+            "direct {direct}: the slow stream was not slow"
+        );
+        let slow = tokio::time::timeout(WAIT, slow).await;
+        assert!(
+            matches!(slow, Ok(Ok(Ok(s))) if s == 200),
+            "direct {direct}: {slow:?}"
+        );
+    }
+}
