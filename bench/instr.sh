@@ -8,7 +8,11 @@
 #   bench/instr.sh [SCENARIO ...]     default: pass hit1k tls h2      N=2000 bench/instr.sh
 #   (and on request: close, plain HTTP/1.1 with a new connection per request)
 #
-# BIN=path measures another gatehouse binary (an A/B against an earlier build).
+# BIN=path measures another gatehouse binary (an A/B against an earlier build): both built
+# the same way (`cargo build --release` without CARGO_INCREMENTAL: an incremental build's code
+# runs thousands of instructions more per request).
+# STREAMS=10 runs h2 with 10 concurrent streams per connection (as `bench/run.sh` does); the
+# default is one.
 # GH_EXTRA=file appends that TOML to gatehouse's config (e.g. access rules that never refuse,
 # bench/access-rules.toml, to measure what checking them costs).
 #
@@ -64,7 +68,7 @@ for s in "${scenarios[@]}"; do
   case $s in
     hit1k) cache=true ;;
     tls) url=https://127.0.0.1:18443/1k ;;
-    h2) url=https://127.0.0.1:18443/1k; proto="" ;;
+    h2) url=https://127.0.0.1:18443/1k; proto="-m ${STREAMS:-1}" ;;
     close) proto="--h1 -H connection:close" ;; # a new connection per request
   esac
   render gatehouse.toml "$cache" > "$work/gh.toml"
