@@ -53,28 +53,37 @@ impl<'a> StreamSet<'a> {
     /// streams in progress, until the loop has ended and its last stream is done. The loop is
     /// polled only when it was woken (its own waker, `LoopWaker`): a stream woken by its
     /// server does not poll the connection's frames, timers and shutdown signal for nothing.
-    pub async fn serve(&self, accept: impl Future<Output = ()>) {
-        let mut accept = std::pin::pin!(accept);
-        let mut accepting = true;
-        let woken = Arc::new(LoopWaker::default());
-        let waker = Waker::from(woken.clone());
-        std::future::poll_fn(|cx| {
-            // Every pass: a wake takes the waker it registered.
-            woken.task.register(cx.waker());
-            let mut idle = self.poll_streams(cx);
-            if accepting && woken.flag.swap(false, Relaxed) {
-                let mut loop_cx = Context::from_waker(&waker);
-                accepting = accept.as_mut().poll(&mut loop_cx).is_pending();
-                // The streams the loop has just accepted, and those it woke.
-                idle = self.poll_streams(cx);
-            }
-            if idle && !accepting {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+    ///
+    /// Not an `async fn`: one would hold `accept` twice, as its argument and as its pinned
+    /// local (rust-lang/rust#62958), for the whole life of every HTTP/2 connection.
+    #[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
+    pub fn serve<'s, F: Future<Output = ()> + 's>(
+        &'s self,
+        accept: F,
+    ) -> impl Future<Output = ()> + use<'s, 'a, F> {
+        async move {
+            let mut accept = std::pin::pin!(accept);
+            let mut accepting = true;
+            let woken = Arc::new(LoopWaker::default());
+            let waker = Waker::from(woken.clone());
+            std::future::poll_fn(|cx| {
+                // Every pass: a wake takes the waker it registered.
+                woken.task.register(cx.waker());
+                let mut idle = self.poll_streams(cx);
+                if accepting && woken.flag.swap(false, Relaxed) {
+                    let mut loop_cx = Context::from_waker(&waker);
+                    accepting = accept.as_mut().poll(&mut loop_cx).is_pending();
+                    // The streams the loop has just accepted, and those it woke.
+                    idle = self.poll_streams(cx);
+                }
+                if idle && !accepting {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
     }
 
     /// Polls every stream ready now; true when none is left in progress.

@@ -75,8 +75,8 @@ impl<'b> RawLines<'b> {
     /// name and the value httparse has left only the colon and spaces or tabs.
     fn span(&self, name: &[u8], value: &[u8]) -> Option<Range<usize>> {
         let base = self.buf.as_ptr() as usize;
-        let start = (name.as_ptr() as usize).wrapping_sub(base);
-        let end = (value.as_ptr() as usize).wrapping_sub(base) + value.len();
+        let start = (name.as_ptr() as usize).checked_sub(base)?;
+        let end = (value.as_ptr() as usize).checked_sub(base)? + value.len();
         let crlf = self.buf.get(end..end + 2) == Some(b"\r\n".as_slice());
         (crlf && start < end && !value.is_empty()).then_some(start..end + 2)
     }
