@@ -62,13 +62,10 @@ pub(super) fn write_client_head(
 ) {
     let code = status.as_str().as_bytes();
     let reason = status.canonical_reason().unwrap_or_default().as_bytes();
+    let status_line: [&[u8]; 5] = [b"HTTP/1.1 ", code, b" ", reason, b"\r\n"];
     let mut raw = RawLines::new(buf);
-    if !raw.lead(&[b"HTTP/1.1 ", code, b" ", reason, b"\r\n"]) {
-        out.put_slice(b"HTTP/1.1 ");
-        out.put_slice(code);
-        out.put_u8(b' ');
-        out.put_slice(reason);
-        out.put_slice(b"\r\n");
+    if !raw.lead(&status_line) {
+        status_line.iter().for_each(|part| out.put_slice(part));
     }
     let mut dated = false;
     for line in resp.headers.iter() {
